@@ -1,0 +1,142 @@
+//! cairn's chunk store: immutable, content-addressed chunks on a node's disk.
+//!
+//! [`ChunkStore`] is the seam; [`FsChunkStore`] keeps one file per chunk (see `docs/formats.md`
+//! for its header) and [`MemChunkStore`] keeps chunks in memory for tests. Both pass the same
+//! conformance suite. Invariants: a chunk is stored under the BLAKE3 hash of its bytes, a
+//! stored chunk is never half-visible, and every read is verified against its hash.
+
+mod fs;
+mod mem;
+
+pub use fs::FsChunkStore;
+pub use mem::MemChunkStore;
+
+use cairn_core::{ChunkId, ErrorCode};
+use std::time::SystemTime;
+
+/// Errors of the chunk store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkError {
+    /// No chunk with this id here.
+    #[error("chunk {0} not found")]
+    NotFound(ChunkId),
+    /// The bytes offered do not hash to the id they were offered under.
+    #[error("chunk bytes do not hash to {0}")]
+    HashMismatch(ChunkId),
+    /// A stored chunk failed verification.
+    #[error("chunk {id} is corrupt: {why}")]
+    Corrupt {
+        /// The chunk.
+        id: ChunkId,
+        /// What was wrong.
+        why: String,
+    },
+    /// The disk is full.
+    #[error("no space left on the chunk store's disk")]
+    NoSpace,
+    /// Any other I/O failure.
+    #[error("chunk store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ChunkError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ChunkError::NotFound(_) => ErrorCode::NotFound,
+            ChunkError::HashMismatch(_) => ErrorCode::InvalidArgument,
+            ChunkError::Corrupt { .. } => ErrorCode::Corrupt,
+            ChunkError::NoSpace => ErrorCode::NoSpace,
+            ChunkError::Io(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = ChunkError> = std::result::Result<T, E>;
+
+/// What `put` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The chunk was written.
+    Stored,
+    /// An identical chunk was already there (deduplicated); its age was refreshed.
+    Existed,
+}
+
+/// One stored chunk, as listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Its id.
+    pub id: ChunkId,
+    /// When it was last stored or deduplicated against (the GC's age clock).
+    pub touched: SystemTime,
+}
+
+/// A node's store of immutable chunks. Blocking: call from a blocking thread.
+pub trait ChunkStore: Send + Sync + 'static {
+    /// Stores `data` under `id` durably before returning. Refuses data that does not hash to
+    /// `id`. Storing an existing chunk refreshes its age so a concurrent GC keeps it.
+    fn put(&self, id: &ChunkId, data: &[u8]) -> Result<PutOutcome>;
+    /// Reads a chunk, verified against its id.
+    fn get(&self, id: &ChunkId) -> Result<Vec<u8>>;
+    /// True if the chunk is stored here (not verified).
+    fn contains(&self, id: &ChunkId) -> Result<bool>;
+    /// Deletes a chunk; deleting a missing chunk is not an error.
+    fn delete(&self, id: &ChunkId) -> Result<()>;
+    /// Every chunk stored here.
+    fn list(&self) -> Result<Vec<ChunkInfo>>;
+}
+
+/// Checks that `data` hashes to `id`.
+fn verify(id: &ChunkId, data: &[u8]) -> bool {
+    ChunkId::of(data) == *id
+}
+
+#[cfg(test)]
+mod conformance {
+    //! The one suite every [`ChunkStore`] implementation must pass.
+    use super::*;
+
+    pub fn run(store: &dyn ChunkStore) {
+        let data = b"hello chunk".to_vec();
+        let id = ChunkId::of(&data);
+        assert!(!store.contains(&id).unwrap());
+        assert!(matches!(store.get(&id), Err(ChunkError::NotFound(_))));
+        assert_eq!(store.put(&id, &data).unwrap(), PutOutcome::Stored);
+        assert_eq!(store.put(&id, &data).unwrap(), PutOutcome::Existed);
+        assert!(store.contains(&id).unwrap());
+        assert_eq!(store.get(&id).unwrap(), data);
+
+        let wrong = ChunkId::of(b"other");
+        assert!(matches!(store.put(&wrong, &data), Err(ChunkError::HashMismatch(_))));
+        assert!(!store.contains(&wrong).unwrap());
+
+        let empty = ChunkId::of(&[]);
+        store.put(&empty, &[]).unwrap();
+        assert_eq!(store.get(&empty).unwrap(), Vec::<u8>::new());
+
+        let mut listed: Vec<ChunkId> = store.list().unwrap().into_iter().map(|c| c.id).collect();
+        listed.sort();
+        let mut want = vec![id, empty];
+        want.sort();
+        assert_eq!(listed, want);
+
+        store.delete(&id).unwrap();
+        store.delete(&id).unwrap();
+        assert!(!store.contains(&id).unwrap());
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn mem_store_conforms() {
+        run(&MemChunkStore::default());
+    }
+
+    #[test]
+    fn fs_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        run(&FsChunkStore::open(dir.path()).unwrap());
+    }
+}

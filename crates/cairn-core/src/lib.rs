@@ -1,0 +1,27 @@
+//! cairn's pure core: the vocabulary every other crate speaks.
+//!
+//! Nothing here touches the file system, the network or a runtime: ids ([`ChunkId`]),
+//! validated names and paths ([`FsPath`]), redundancy policies ([`Policy`]), the metadata
+//! commands and replies that travel through Raft and over the wire ([`wire`]), the stable
+//! error codes ([`ErrorCode`]) and the versioned binary codec ([`codec`]).
+
+pub mod chunk;
+pub mod codec;
+pub mod error;
+pub mod path;
+pub mod policy;
+pub mod wire;
+
+pub use chunk::ChunkId;
+pub use error::{ApiError, Error, ErrorCode};
+pub use path::{validate_name, FsPath};
+pub use policy::Policy;
+
+/// Default chunk size: 4 MiB, as in LiteDFS.
+pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
+/// Smallest chunk size a file or directory may ask for.
+pub const MIN_CHUNK_SIZE: u32 = 64 << 10;
+/// Largest chunk size a file or directory may ask for.
+pub const MAX_CHUNK_SIZE: u32 = 64 << 20;
+/// Files up to this size are stored inline in their inode instead of in chunks.
+pub const INLINE_MAX: u64 = 16 << 10;

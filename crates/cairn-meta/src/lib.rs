@@ -1,0 +1,58 @@
+//! cairn's metadata state machine: commands in, deterministic apply, queries out.
+//!
+//! The namespace (inodes, directory entries), chunk reference counts and per-directory
+//! policies live in redb tables (see `docs/formats.md`). [`apply`] executes one
+//! [`Request`] inside a caller-owned write transaction; it is a pure function of the current
+//! tables and the request (the request carries the clock), so every replica that applies the
+//! same log reaches the same state. It knows nothing of Raft or HTTP.
+//!
+//! Invariants kept by every command:
+//! * every inode but the root is named by exactly one directory entry, and its parent is a dir;
+//! * a directory's `size` is its number of entries and its `nlink` is 2 + its subdirectories;
+//! * a chunk's reference count equals the number of times file chunk lists name it;
+//! * a command that fails changes nothing (all checks run before the first write).
+
+mod apply;
+mod query;
+mod snapshot;
+mod tables;
+
+pub use apply::apply;
+pub use query::{chunk_refs, query, unreferenced_chunks};
+pub use snapshot::{export, import};
+pub use tables::{init, ChunkRecord, ROOT_INO};
+
+use cairn_core::ErrorCode;
+
+/// Errors of the metadata store itself (not of the commands it applies, which are answers).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    /// The database failed.
+    #[error("metadata storage error: {0}")]
+    Storage(#[from] redb::Error),
+    /// A stored record could not be decoded.
+    #[error("metadata record unreadable: {0}")]
+    Decode(#[from] cairn_core::Error),
+}
+
+impl MetaError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Internal
+    }
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for MetaError {
+            fn from(e: $t) -> Self {
+                MetaError::Storage(e.into())
+            }
+        }
+    )*};
+}
+storage_from!(redb::TableError, redb::StorageError, redb::CommitError, redb::TransactionError);
+
+/// Result alias of this crate.
+pub type Result<T, E = MetaError> = std::result::Result<T, E>;

@@ -1,0 +1,214 @@
+//! The state machine against a naive oracle: random command sequences must succeed or fail
+//! exactly when the oracle's do, and leave the same tree and the same chunk reference counts.
+
+use cairn_core::wire::{Command, Content, InodeKind, NewAttrs, Query, QueryReply, Request, ChunkRef};
+use cairn_core::{ChunkId, FsPath};
+use proptest::prelude::*;
+use redb::{Database, ReadableDatabase};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Dir,
+    File(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Mkdir(String, bool),
+    Commit(String, Vec<u8>),
+    Remove(String, bool),
+    Rename(String, String),
+}
+
+/// The oracle: a flat map from path to node.
+#[derive(Default)]
+struct Model(BTreeMap<String, Node>);
+
+fn ancestors(p: &str) -> Vec<String> {
+    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+    (0..parts.len()).map(|i| format!("/{}", parts[..i].join("/"))).map(|s| if s == "/" { s } else { s.trim_end_matches('/').to_string() }).collect()
+}
+
+fn under(p: &str, top: &str) -> bool {
+    p == top || p.starts_with(&format!("{top}/")) || top == "/"
+}
+
+impl Model {
+    fn new() -> Self {
+        let mut m = Model::default();
+        m.0.insert("/".into(), Node::Dir);
+        m
+    }
+    fn is_dir(&self, p: &str) -> bool {
+        self.0.get(p) == Some(&Node::Dir)
+    }
+    fn has_file_ancestor(&self, p: &str) -> bool {
+        ancestors(p).iter().any(|a| matches!(self.0.get(a), Some(Node::File(_))))
+    }
+    fn parent_ok(&self, p: &str) -> bool {
+        self.is_dir(ancestors(p).last().unwrap())
+    }
+    fn has_children(&self, p: &str) -> bool {
+        self.0.keys().any(|k| k != p && under(k, p))
+    }
+    fn create_parents(&mut self, p: &str) {
+        for a in ancestors(p) {
+            self.0.entry(a).or_insert(Node::Dir);
+        }
+    }
+    fn apply(&mut self, op: &Op) -> bool {
+        match op {
+            Op::Mkdir(p, parents) => {
+                if p == "/" || self.has_file_ancestor(p) {
+                    return *parents && p == "/";
+                }
+                if let Some(n) = self.0.get(p) {
+                    return *n == Node::Dir && *parents;
+                }
+                if !self.parent_ok(p) && !parents {
+                    return false;
+                }
+                self.create_parents(p);
+                self.0.insert(p.clone(), Node::Dir);
+                true
+            }
+            Op::Commit(p, seeds) => {
+                if p == "/" || self.has_file_ancestor(p) || self.is_dir(p) {
+                    return false;
+                }
+                self.create_parents(p);
+                self.0.insert(p.clone(), Node::File(seeds.clone()));
+                true
+            }
+            Op::Remove(p, recursive) => {
+                if p == "/" || !self.0.contains_key(p) || (self.has_children(p) && !recursive) {
+                    return false;
+                }
+                self.0.retain(|k, _| !under(k, p));
+                true
+            }
+            Op::Rename(f, t) => {
+                if f == "/" || t == "/" || !self.0.contains_key(f) {
+                    return false;
+                }
+                if f == t {
+                    return true;
+                }
+                if under(t, f) || self.has_file_ancestor(t) || !self.parent_ok(t) {
+                    return false;
+                }
+                let src_dir = self.is_dir(f);
+                if let Some(dst) = self.0.get(t) {
+                    if src_dir != (*dst == Node::Dir) || (src_dir && self.has_children(t)) {
+                        return false;
+                    }
+                }
+                self.0.retain(|k, _| !under(k, t));
+                let moved: Vec<(String, Node)> =
+                    self.0.iter().filter(|(k, _)| under(k, f)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                self.0.retain(|k, _| !under(k, f));
+                for (k, v) in moved {
+                    self.0.insert(format!("{t}{}", &k[f.len()..]), v);
+                }
+                true
+            }
+        }
+    }
+}
+
+fn chunk(seed: u8) -> ChunkRef {
+    ChunkRef { id: ChunkId::of(&[seed]), len: 65536 }
+}
+
+fn to_cmd(op: &Op) -> Command {
+    let p = |s: &str| FsPath::parse(s).unwrap();
+    match op {
+        Op::Mkdir(s, parents) => Command::Mkdir { path: p(s), parents: *parents, attrs: NewAttrs::dir() },
+        Op::Commit(s, seeds) => Command::Commit {
+            path: p(s),
+            base_version: None,
+            content: if seeds.is_empty() {
+                Content::None
+            } else {
+                Content::Chunks { chunk_size: 65536, chunks: seeds.iter().map(|&s| chunk(s)).collect() }
+            },
+            size: seeds.len() as u64 * 65536,
+            parents: true,
+            attrs: NewAttrs::file(),
+        },
+        Op::Remove(s, recursive) => Command::Remove { path: p(s), recursive: *recursive },
+        Op::Rename(a, b) => Command::Rename { from: p(a), to: p(b) },
+    }
+}
+
+fn path_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 0..4).prop_map(|v| format!("/{}", v.join("/")))
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (path_strategy(), any::<bool>()).prop_map(|(p, b)| Op::Mkdir(p, b)),
+        (path_strategy(), prop::collection::vec(0u8..4, 0..3)).prop_map(|(p, s)| Op::Commit(p, s)),
+        (path_strategy(), any::<bool>()).prop_map(|(p, b)| Op::Remove(p, b)),
+        (path_strategy(), path_strategy()).prop_map(|(a, b)| Op::Rename(a, b)),
+    ]
+}
+
+/// Reads the whole tree back from the state machine.
+fn dump(db: &Database) -> BTreeMap<String, Node> {
+    let txn = db.begin_read().unwrap();
+    let mut out = BTreeMap::new();
+    let mut stack = vec!["/".to_string()];
+    while let Some(dir) = stack.pop() {
+        out.insert(dir.clone(), Node::Dir);
+        let q = Query::List(FsPath::parse(&dir).unwrap());
+        let Ok(QueryReply::Entries(entries)) = cairn_meta::query(&txn, &q).unwrap() else { panic!("list {dir}") };
+        for e in entries {
+            let child = if dir == "/" { format!("/{}", e.name) } else { format!("{dir}/{}", e.name) };
+            match e.inode.kind {
+                InodeKind::Dir => stack.push(child),
+                _ => {
+                    let seeds = e.inode.chunks().iter().map(|c| (0u8..4).find(|&s| chunk(s).id == c.id).unwrap()).collect();
+                    out.insert(child, Node::File(seeds));
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn state_machine_matches_oracle(ops in prop::collection::vec(op_strategy(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("m.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        cairn_meta::init(&txn).unwrap();
+        txn.commit().unwrap();
+        let mut model = Model::new();
+        for (i, op) in ops.iter().enumerate() {
+            let txn = db.begin_write().unwrap();
+            let got = cairn_meta::apply(&txn, &Request { now: i as i64, cmd: to_cmd(op) }).unwrap();
+            txn.commit().unwrap();
+            let want = model.apply(op);
+            prop_assert_eq!(got.is_ok(), want, "op {:?} gave {:?}", op, got);
+        }
+        prop_assert_eq!(dump(&db), model.0.clone());
+        let txn = db.begin_read().unwrap();
+        for s in 0u8..4 {
+            let want = model.0.values().map(|n| match n { Node::File(v) => v.iter().filter(|&&x| x == s).count() as u64, _ => 0 }).sum::<u64>();
+            let got = cairn_meta::chunk_refs(&txn, &chunk(s).id).unwrap().unwrap_or(0);
+            prop_assert_eq!(got, want, "refs of chunk {}", s);
+        }
+        // A snapshot restores the same tree into a fresh database.
+        let bytes = cairn_meta::export(&txn).unwrap();
+        let db2 = Database::create(dir.path().join("n.redb")).unwrap();
+        let w = db2.begin_write().unwrap();
+        cairn_meta::init(&w).unwrap();
+        cairn_meta::import(&w, &bytes).unwrap();
+        w.commit().unwrap();
+        prop_assert_eq!(dump(&db2), model.0);
+    }
+}
