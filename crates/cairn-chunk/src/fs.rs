@@ -15,6 +15,7 @@ use cairn_core::ChunkId;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Magic bytes at the start of every chunk file.
@@ -27,6 +28,8 @@ const HEADER_LEN: usize = 64;
 /// Chunks as files in a directory tree.
 pub struct FsChunkStore {
     root: PathBuf,
+    /// Orders "touch" against "delete if old": see [`ChunkStore::touch`].
+    age_lock: Mutex<()>,
 }
 
 fn io_err(e: io::Error) -> ChunkError {
@@ -62,7 +65,7 @@ impl FsChunkStore {
             fs::create_dir_all(root.join(format!("{b:02x}")))?;
         }
         fsync_dir(root)?;
-        Ok(FsChunkStore { root: root.to_path_buf() })
+        Ok(FsChunkStore { root: root.to_path_buf(), age_lock: Mutex::new(()) })
     }
 
     fn path_of(&self, id: &ChunkId) -> PathBuf {
@@ -109,9 +112,8 @@ impl ChunkStore for FsChunkStore {
             return Err(ChunkError::HashMismatch(*id));
         }
         let path = self.path_of(id);
-        if let Ok(f) = OpenOptions::new().append(true).open(&path) {
-            // Dedup: refresh the age so a GC racing with this write keeps the chunk.
-            f.set_modified(SystemTime::now()).map_err(io_err)?;
+        // Dedup: refresh the age so a GC racing with this write keeps the chunk.
+        if self.touch(id)? {
             return Ok(PutOutcome::Existed);
         }
         let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
@@ -143,6 +145,33 @@ impl ChunkStore for FsChunkStore {
         match fs::remove_file(&path) {
             Ok(()) => Ok(fsync_dir(path.parent().expect("chunk path has a parent"))?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn touch(&self, id: &ChunkId) -> Result<bool> {
+        let _guard = self.age_lock.lock().expect("age lock");
+        match OpenOptions::new().append(true).open(self.path_of(id)) {
+            Ok(f) => {
+                f.set_modified(SystemTime::now()).map_err(io_err)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn delete_if_untouched_since(&self, id: &ChunkId, cutoff: SystemTime) -> Result<bool> {
+        let _guard = self.age_lock.lock().expect("age lock");
+        let path = self.path_of(id);
+        match fs::metadata(&path) {
+            Ok(m) if m.modified()? < cutoff => {
+                fs::remove_file(&path)?;
+                fsync_dir(path.parent().expect("chunk path has a parent"))?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_err(e)),
         }
     }

@@ -85,6 +85,12 @@ pub trait ChunkStore: Send + Sync + 'static {
     fn contains(&self, id: &ChunkId) -> Result<bool>;
     /// Deletes a chunk; deleting a missing chunk is not an error.
     fn delete(&self, id: &ChunkId) -> Result<()>;
+    /// Refreshes a chunk's age (the intent step of a commit); false if it is not here.
+    /// Serialised with [`ChunkStore::delete_if_untouched_since`], so a chunk touched before a
+    /// commit cannot be collected under it.
+    fn touch(&self, id: &ChunkId) -> Result<bool>;
+    /// Deletes a chunk only if it has not been stored or touched since `cutoff`; true if deleted.
+    fn delete_if_untouched_since(&self, id: &ChunkId, cutoff: SystemTime) -> Result<bool>;
     /// Every chunk stored here.
     fn list(&self) -> Result<Vec<ChunkInfo>>;
 }
@@ -123,6 +129,15 @@ mod conformance {
         want.sort();
         assert_eq!(listed, want);
 
+        assert!(store.touch(&id).unwrap());
+        assert!(!store.touch(&wrong).unwrap());
+        let past = SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert!(!store.delete_if_untouched_since(&id, past).unwrap());
+        assert!(store.contains(&id).unwrap());
+        let future = SystemTime::now() + std::time::Duration::from_secs(3600);
+        assert!(store.delete_if_untouched_since(&empty, future).unwrap());
+        assert!(!store.contains(&empty).unwrap());
+        store.put(&empty, &[]).unwrap();
         store.delete(&id).unwrap();
         store.delete(&id).unwrap();
         assert!(!store.contains(&id).unwrap());

@@ -45,6 +45,20 @@ impl ChunkStore for MemChunkStore {
         Ok(())
     }
 
+    fn touch(&self, id: &ChunkId) -> Result<bool> {
+        let mut map = self.chunks.lock().expect("mem store lock");
+        Ok(map.get_mut(id).map(|e| e.1 = SystemTime::now()).is_some())
+    }
+
+    fn delete_if_untouched_since(&self, id: &ChunkId, cutoff: SystemTime) -> Result<bool> {
+        let mut map = self.chunks.lock().expect("mem store lock");
+        if map.get(id).is_some_and(|e| e.1 < cutoff) {
+            map.remove(id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     fn list(&self) -> Result<Vec<ChunkInfo>> {
         let map = self.chunks.lock().expect("mem store lock");
         Ok(map.iter().map(|(id, (_, t))| ChunkInfo { id: *id, touched: *t }).collect())

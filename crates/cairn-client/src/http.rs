@@ -1,0 +1,112 @@
+//! [`Backend`] over HTTP: the internal binary endpoints of a cairn node.
+//!
+//! Chunks travel as raw bodies; metadata commands and queries as [`cairn_core::codec`] bodies;
+//! errors come back as the JSON error body every endpoint uses.
+
+use crate::{Backend, ClientError, Result};
+use bytes::Bytes;
+use cairn_core::codec::{decode, encode};
+use cairn_core::wire::{ApplyResult, Command, Query, QueryReply, Reply};
+use cairn_core::{ApiError, ChunkId, ErrorCode};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// A connection to one cairn node.
+#[derive(Clone)]
+pub struct HttpBackend {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// The JSON error body: `{"error":{"code":..., "message":...}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ApiError,
+}
+
+impl HttpBackend {
+    /// A backend for the node at `url` (e.g. `http://127.0.0.1:7070`).
+    pub fn new(url: &str) -> Result<Self> {
+        let base = url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::api(ErrorCode::InvalidArgument, format!("node URL {url:?} must start with http://")));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(HttpBackend { base, http })
+    }
+
+    /// The node's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends a request and turns transport failures and error statuses into [`ClientError`]s.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let resp = req.send().await.map_err(|e| transport(&self.base, e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| transport(&self.base, e))?;
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(b) => Err(ClientError::Api(b.error)),
+            Err(_) => Err(ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))),
+        }
+    }
+
+    async fn call(&self, path: &str, body: Vec<u8>) -> Result<Bytes> {
+        let req = self.http.post(format!("{}{path}", self.base)).body(body);
+        self.send(req).await?.bytes().await.map_err(|e| transport(&self.base, e))
+    }
+}
+
+/// Maps a reqwest failure: anything that never reached a node is "unavailable".
+fn transport(base: &str, e: reqwest::Error) -> ClientError {
+    if e.is_connect() || e.is_timeout() || e.is_request() {
+        ClientError::Unavailable(format!("cannot reach {base}: {e}"))
+    } else {
+        ClientError::Protocol(e.to_string())
+    }
+}
+
+impl Backend for HttpBackend {
+    async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
+        let req = self.http.put(format!("{}/v1/chunks/{}", self.base, id.to_hex())).body(data);
+        self.send(req).await.map(drop)
+    }
+
+    async fn get_chunk(&self, id: ChunkId) -> Result<Bytes> {
+        let req = self.http.get(format!("{}/v1/chunks/{}", self.base, id.to_hex()));
+        let data = self.send(req).await?.bytes().await.map_err(|e| transport(&self.base, e))?;
+        let check = data.clone();
+        let ok = tokio::task::spawn_blocking(move || ChunkId::of(&check) == id)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("hashing task failed: {e}")))?;
+        if !ok {
+            return Err(ClientError::api(ErrorCode::Corrupt, format!("chunk {id} arrived corrupt")));
+        }
+        Ok(data)
+    }
+
+    async fn write(&self, cmd: Command) -> Result<Reply> {
+        let bytes = self.call("/v1/meta/write", encode(&cmd)).await?;
+        let r: ApplyResult = decode(&bytes, "write reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(r?)
+    }
+
+    async fn query(&self, q: Query) -> Result<QueryReply> {
+        let bytes = self.call("/v1/meta/query", encode(&q)).await?;
+        let r: std::result::Result<QueryReply, ApiError> =
+            decode(&bytes, "query reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(r?)
+    }
+}
