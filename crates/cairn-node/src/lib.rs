@@ -1,1 +1,2 @@
-//! placeholder
+//! cairn's node daemon.
+pub mod raft;
