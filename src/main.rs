@@ -1,1 +1,141 @@
-fn main() {}
+//! `cairn`: the one binary. Starts nodes (`cairn up`) and talks to a cluster (everything else).
+//!
+//! Exit codes: 0 success, 1 other failure, 2 usage error or invalid argument, 3 not found,
+//! 4 cluster unavailable, 5 already exists / not empty / conflict.
+
+mod bench;
+mod commands;
+mod up;
+
+use cairn_client::ClientError;
+use cairn_core::ErrorCode;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// cairn: a distributed file system.
+#[derive(Parser)]
+#[command(name = "cairn", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// Node to talk to.
+    #[arg(long, global = true, env = "CAIRN_NODE", default_value = "http://127.0.0.1:7070")]
+    node: String,
+    /// Print machine-readable JSON instead of human output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, \
+4 unavailable, 5 exists / not empty / conflict.";
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a node (no flags: ./cairn-data, 127.0.0.1:7070).
+    Up(up::UpArgs),
+    /// Upload a local file (or `-` for stdin; a directory with -r).
+    Put {
+        /// Local source.
+        local: String,
+        /// Destination path in cairn.
+        remote: String,
+        /// Upload a directory tree.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Download a file (to `-` for stdout; a directory with -r).
+    Get {
+        /// Source path in cairn.
+        remote: String,
+        /// Local destination.
+        local: String,
+        /// Download a directory tree.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Print a file to stdout.
+    Cat {
+        /// File in cairn.
+        path: String,
+    },
+    /// List a directory.
+    Ls {
+        /// Directory (default /).
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long format: type, mode, size, mtime.
+        #[arg(short = 'l')]
+        long: bool,
+    },
+    /// Show a file's or directory's attributes.
+    Stat {
+        /// Path in cairn.
+        path: String,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Directory to create.
+        path: String,
+        /// Create missing parents; an existing directory is fine.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Remove a file or an empty directory (a tree with -r).
+    Rm {
+        /// Path to remove.
+        path: String,
+        /// Remove a directory and everything below it.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Rename or move atomically.
+    Mv {
+        /// Source.
+        from: String,
+        /// Destination.
+        to: String,
+    },
+    /// Show the cluster's nodes and health.
+    Status,
+    /// Redundancy policies of directories.
+    Policy {
+        #[command(subcommand)]
+        cmd: commands::PolicyCmd,
+    },
+    /// Measure write and read throughput against a node, beside this disk's raw speed.
+    Bench(bench::BenchArgs),
+}
+
+/// Maps an error to the documented exit code.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let code = e.chain().find_map(|c| c.downcast_ref::<ClientError>().map(ClientError::code));
+    match code {
+        Some(ErrorCode::InvalidArgument) => 2,
+        Some(ErrorCode::NotFound) => 3,
+        Some(ErrorCode::Unavailable) => 4,
+        Some(ErrorCode::Exists | ErrorCode::NotEmpty | ErrorCode::Conflict) => 5,
+        _ if e.chain().any(|c| c.downcast_ref::<commands::UsageError>().is_some()) => 2,
+        _ => 1,
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = if matches!(cli.cmd, Cmd::Up(_)) { "info,openraft=warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.cmd {
+        Cmd::Up(args) => up::run(args).await,
+        Cmd::Bench(args) => bench::run(&cli.node, args).await,
+        cmd => commands::run(&cli.node, cli.json, cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cairn: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

@@ -9,6 +9,7 @@
 //! `std::fs`, so code can swap `std::fs::File` for a cairn file.
 
 pub mod datapath;
+pub mod json;
 mod file;
 mod http;
 mod r#async;
@@ -27,7 +28,7 @@ use std::future::Future;
 #[non_exhaustive]
 pub enum ClientError {
     /// The cluster answered with an error.
-    #[error("{0}")]
+    #[error(transparent)]
     Api(#[from] ApiError),
     /// The cluster could not be reached.
     #[error("unavailable: {0}")]

@@ -42,9 +42,9 @@ pub fn query(txn: &ReadTransaction, q: &Query) -> Result<Result<QueryReply, ApiE
     }
 }
 
-/// The reference count of a chunk, if the metadata knows it.
-pub fn chunk_refs(txn: &ReadTransaction, id: &ChunkId) -> Result<Option<u64>> {
-    Ok(get_chunk(&txn.open_table(CHUNKS)?, id)?.map(|r| r.refs))
+/// What the metadata knows of a chunk, if anything.
+pub fn chunk_record(txn: &ReadTransaction, id: &ChunkId) -> Result<Option<crate::ChunkRecord>> {
+    get_chunk(&txn.open_table(CHUNKS)?, id)
 }
 
 /// Chunks whose reference count has been zero since at or before `before` (ns since epoch).

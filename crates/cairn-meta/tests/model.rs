@@ -199,7 +199,7 @@ proptest! {
         let txn = db.begin_read().unwrap();
         for s in 0u8..4 {
             let want = model.0.values().map(|n| match n { Node::File(v) => v.iter().filter(|&&x| x == s).count() as u64, _ => 0 }).sum::<u64>();
-            let got = cairn_meta::chunk_refs(&txn, &chunk(s).id).unwrap().unwrap_or(0);
+            let got = cairn_meta::chunk_record(&txn, &chunk(s).id).unwrap().map_or(0, |r| r.refs);
             prop_assert_eq!(got, want, "refs of chunk {}", s);
         }
         // A snapshot restores the same tree into a fresh database.

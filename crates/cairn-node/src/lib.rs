@@ -1,2 +1,68 @@
-//! cairn's node daemon.
+//! cairn's node daemon: one process per disk.
+//!
+//! A node owns a chunk store and a replica of the metadata (openraft over redb), serves the
+//! REST API, the internal chunk/metadata/Raft endpoints, and runs background workers. Every
+//! node runs the same code; a single node is a one-voter cluster.
+
+pub mod api;
+pub mod config;
+mod local;
+mod node;
 pub mod raft;
+pub mod worker;
+
+pub use config::NodeConfig;
+pub use local::LocalBackend;
+pub use node::{Node, RunningNode};
+
+use cairn_core::ErrorCode;
+
+/// Errors of the node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The data directory cannot be used.
+    #[error("data directory {path}: {why}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {why}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// Raft failed to start or stopped.
+    #[error("consensus error: {0}")]
+    Raft(String),
+    /// I/O failure.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl NodeError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            NodeError::Config(_) => ErrorCode::InvalidArgument,
+            NodeError::Listen { .. } | NodeError::Raft(_) => ErrorCode::Unavailable,
+            NodeError::DataDir { .. } | NodeError::Io(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,57 @@
+//! The node's HTTP surface: the public REST API (`/v1/fs`, `/v1/cluster`, `/v1/openapi.json`)
+//! and the internal endpoints clients and peers use (`/v1/chunks`, `/v1/meta`, `/v1/raft`).
+
+mod error;
+mod internal;
+mod rest;
+mod status;
+
+pub use error::HttpError;
+
+use crate::{LocalBackend, Node};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use cairn_core::{ApiError, ErrorCode, MAX_CHUNK_SIZE};
+use std::sync::Arc;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub node: Arc<Node>,
+    pub backend: Arc<LocalBackend>,
+}
+
+/// Largest body the internal endpoints accept: one chunk plus framing.
+const INTERNAL_BODY_LIMIT: usize = MAX_CHUNK_SIZE as usize + (1 << 20);
+
+/// Builds the node's router.
+pub fn router(node: Arc<Node>) -> Router {
+    let state = AppState { backend: Arc::new(LocalBackend::new(node.clone())), node };
+    let fs = axum::routing::get(rest::get)
+        .head(rest::head)
+        .put(rest::put)
+        .delete(rest::delete)
+        .post(rest::post)
+        .layer(DefaultBodyLimit::disable());
+    let internal = Router::new()
+        .route("/v1/chunks/{id}", put(internal::put_chunk).get(internal::get_chunk))
+        .route("/v1/meta/write", post(internal::meta_write))
+        .route("/v1/meta/query", post(internal::meta_query))
+        .route("/v1/raft/append", post(internal::raft_append))
+        .route("/v1/raft/vote", post(internal::raft_vote))
+        .route("/v1/raft/snapshot", post(internal::raft_snapshot))
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT));
+    Router::new()
+        .route("/v1/fs", fs.clone())
+        .route("/v1/fs/", fs.clone())
+        .route("/v1/fs/{*path}", fs)
+        .route("/v1/cluster", get(status::cluster))
+        .route("/v1/openapi.json", get(status::openapi))
+        .merge(internal)
+        .fallback(|| async { HttpError(ApiError::new(ErrorCode::NotFound, "no such endpoint")) })
+        .method_not_allowed_fallback(|| async {
+            HttpError(ApiError::new(ErrorCode::InvalidArgument, "method not allowed on this endpoint"))
+        })
+        .with_state(state)
+}

@@ -1,0 +1,228 @@
+//! The public REST file API under `/v1/fs/{path}` (WebHDFS-like). Every handler is a thin
+//! adapter over the client data path run on the node's [`crate::LocalBackend`].
+
+use super::{AppState, HttpError};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cairn_client::datapath::{self, WriteOptions};
+use cairn_client::json::inode_json;
+use cairn_client::Backend;
+use cairn_core::wire::{Command, DirEntry, Inode, InodeKind, NewAttrs, Query as MetaQuery, QueryReply, Reply};
+use cairn_core::{ApiError, ErrorCode, FsPath, Policy};
+use futures::stream::{self, StreamExt};
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Query parameters of `/v1/fs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsParams {
+    op: Option<String>,
+    recursive: Option<bool>,
+    parents: Option<bool>,
+    to: Option<String>,
+    policy: Option<String>,
+}
+
+type Params = Result<Query<FsParams>, QueryRejection>;
+
+fn bad(msg: impl Into<String>) -> HttpError {
+    HttpError(ApiError::new(ErrorCode::InvalidArgument, msg))
+}
+
+fn params(p: Params) -> Result<FsParams, HttpError> {
+    p.map(|Query(p)| p).map_err(|e| bad(format!("bad query string: {}", e.body_text())))
+}
+
+/// The cairn path named by a request URI. Each segment is percent-decoded on its own, so an
+/// encoded `/` (`%2F`) inside a name is refused rather than read as a separator.
+fn fs_path(uri: &Uri) -> Result<FsPath, HttpError> {
+    let raw = uri.path().strip_prefix("/v1/fs").unwrap_or("");
+    let mut path = FsPath::root();
+    for seg in raw.split('/').filter(|s| !s.is_empty()) {
+        let bytes: Vec<u8> = percent_decode_str(seg).collect();
+        let name = std::str::from_utf8(&bytes).map_err(|_| bad("path is not valid UTF-8"))?;
+        path = path.join(name)?;
+    }
+    Ok(path)
+}
+
+fn listing_json(path: &FsPath, entries: &[DirEntry]) -> Result<Value, HttpError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        out.push(inode_json(&path.join(&e.name)?, &e.inode));
+    }
+    Ok(json!({ "path": path.to_string(), "entries": out }))
+}
+
+async fn stat(st: &AppState, path: &FsPath) -> Result<Inode, HttpError> {
+    Ok(datapath::stat(st.backend.as_ref(), path).await?)
+}
+
+/// A parsed `Range` header: `Ok(None)` means serve the whole file.
+fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(v) = headers.get(header::RANGE) else { return Ok(None) };
+    let v = v.to_str().map_err(drop)?;
+    let Some(spec) = v.strip_prefix("bytes=") else { return Ok(None) }; // unknown unit: ignore
+    if spec.contains(',') {
+        return Ok(None); // multiple ranges: allowed to answer with the whole file
+    }
+    let (a, b) = spec.trim().split_once('-').ok_or(())?;
+    let (start, end) = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Err(()),
+        (true, false) => {
+            let n: u64 = b.parse().map_err(drop)?;
+            if n == 0 {
+                return Err(());
+            }
+            (size.saturating_sub(n), size)
+        }
+        (false, _) => {
+            let s: u64 = a.parse().map_err(drop)?;
+            let e = if b.is_empty() { size } else { b.parse::<u64>().map_err(drop)?.saturating_add(1).min(size) };
+            (s, e)
+        }
+    };
+    if start >= size || start >= end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+fn file_headers(inode: &Inode, len: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&inode.etag()) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(cairn_client::json::time(inode.mtime))) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    h.insert("x-cairn-type", HeaderValue::from_static(inode.kind.as_str()));
+    h
+}
+
+/// Serves a file, whole or one range; `head` sends the headers only.
+async fn serve_file(st: &AppState, inode: Inode, headers: &HeaderMap, head: bool) -> Result<Response, HttpError> {
+    let (status, start, end) = match parse_range(headers, inode.size) {
+        Ok(None) => (StatusCode::OK, 0, inode.size),
+        Ok(Some((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Err(()) => {
+            let mut resp = HttpError(ApiError::new(
+                ErrorCode::RangeNotSatisfiable,
+                format!("range not satisfiable for a file of {} bytes", inode.size),
+            ))
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", inode.size)) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+    };
+    let mut h = file_headers(&inode, end - start);
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, inode.size)) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    if head {
+        return Ok((status, h).into_response());
+    }
+    let mut body = Box::pin(datapath::read_stream(st.backend.clone(), &inode, start, end));
+    // Fetch the first piece before answering, so a failure becomes a proper error response.
+    let first = body.next().await.transpose()?;
+    let rest = stream::iter(first.map(Ok)).chain(body).map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+    Ok((status, h, Body::from_stream(rest)).into_response())
+}
+
+/// `GET /v1/fs/{path}`: a file's bytes (with `Range`), a directory's listing, or `?op=stat`.
+pub async fn get(State(st): State<AppState>, uri: Uri, p: Params, headers: HeaderMap) -> Result<Response, HttpError> {
+    let path = fs_path(&uri)?;
+    let p = params(p)?;
+    let inode = stat(&st, &path).await?;
+    match p.op.as_deref() {
+        Some("stat") => return Ok(Json(inode_json(&path, &inode)).into_response()),
+        Some(op) => return Err(bad(format!("unknown GET op {op:?} (expected stat)"))),
+        None => {}
+    }
+    match inode.kind {
+        InodeKind::File => serve_file(&st, inode, &headers, false).await,
+        InodeKind::Dir => match st.backend.query(MetaQuery::List(path.clone())).await? {
+            QueryReply::Entries(entries) => Ok(Json(listing_json(&path, &entries)?).into_response()),
+            _ => Err(HttpError(ApiError::new(ErrorCode::Internal, "unexpected reply to a listing"))),
+        },
+        InodeKind::Symlink => Ok(Json(inode_json(&path, &inode)).into_response()),
+    }
+}
+
+/// `HEAD /v1/fs/{path}`: size, type, mtime and ETag.
+pub async fn head(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, HttpError> {
+    let path = fs_path(&uri)?;
+    let inode = stat(&st, &path).await?;
+    match inode.kind {
+        InodeKind::File => serve_file(&st, inode, &headers, true).await,
+        _ => {
+            let mut h = file_headers(&inode, 0);
+            h.remove(header::CONTENT_LENGTH);
+            h.remove(header::ACCEPT_RANGES);
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert("x-cairn-size", HeaderValue::from(inode.size));
+            Ok((StatusCode::OK, h).into_response())
+        }
+    }
+}
+
+/// `PUT /v1/fs/{path}`: create or atomically replace a file from the streamed body.
+pub async fn put(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -> Result<Response, HttpError> {
+    let path = fs_path(&uri)?;
+    let p = params(p)?;
+    if p.op.is_some() {
+        return Err(bad("PUT takes no op"));
+    }
+    let opts = WriteOptions { parents: p.parents.unwrap_or(true), ..WriteOptions::default() };
+    let inode = datapath::write_stream(&st.backend, &path, body.into_data_stream(), opts).await?;
+    Ok((StatusCode::CREATED, Json(inode_json(&path, &inode))).into_response())
+}
+
+/// `DELETE /v1/fs/{path}[?recursive=true]`.
+pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<StatusCode, HttpError> {
+    let path = fs_path(&uri)?;
+    let p = params(p)?;
+    st.backend.write(Command::Remove { path, recursive: p.recursive.unwrap_or(false) }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/fs/{path}?op=mkdir[&parents=true]`, `?op=rename&to=/new/path`,
+/// `?op=policy&policy=replicas:N`.
+pub async fn post(State(st): State<AppState>, uri: Uri, p: Params) -> Result<Response, HttpError> {
+    let path = fs_path(&uri)?;
+    let p = params(p)?;
+    let (status, cmd, shown) = match p.op.as_deref() {
+        Some("mkdir") => {
+            let cmd = Command::Mkdir { path: path.clone(), parents: p.parents.unwrap_or(false), attrs: NewAttrs::dir() };
+            (StatusCode::CREATED, cmd, path)
+        }
+        Some("rename") => {
+            let to = p.to.ok_or_else(|| bad("rename needs ?to=/new/path"))?;
+            let to = FsPath::parse(&to)?;
+            (StatusCode::OK, Command::Rename { from: path, to: to.clone() }, to)
+        }
+        Some("policy") => {
+            let policy = Policy::parse(p.policy.as_deref().ok_or_else(|| bad("policy needs ?policy=replicas:N"))?)?;
+            (StatusCode::OK, Command::SetDirPolicy { path: path.clone(), policy: Some(policy), chunk_size: None }, path)
+        }
+        Some(op) => return Err(bad(format!("unknown POST op {op:?} (expected mkdir, rename or policy)"))),
+        None => return Err(bad("POST needs ?op=mkdir, ?op=rename or ?op=policy")),
+    };
+    match st.backend.write(cmd).await? {
+        Reply::Inode(inode) => Ok((status, Json(inode_json(&shown, &inode))).into_response()),
+        _ => Ok(status.into_response()),
+    }
+}

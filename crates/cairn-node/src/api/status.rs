@@ -1,0 +1,53 @@
+//! Cluster status and the OpenAPI document.
+
+use super::{AppState, HttpError};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// The OpenAPI description of the public REST API.
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /v1/cluster`: nodes, their health, and the metadata's Raft state.
+pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpError> {
+    let node = &st.node;
+    let m = node.raft().metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let nodes: Vec<Value> = membership
+        .nodes()
+        .map(|(id, n)| {
+            json!({
+                "id": id.to_string(),
+                "url": if *id == node.id { node.url.clone() } else { n.addr.clone() },
+                "state": "up",
+                "voter": voters.contains(id),
+                "this": *id == node.id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "cluster_id": node.cluster_id,
+        "node_id": node.id.to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "healthy": m.current_leader.is_some(),
+        "nodes": nodes,
+        "raft": {
+            "leader": m.current_leader.map(|l| l.to_string()),
+            "term": m.current_term,
+            "state": format!("{:?}", m.state),
+            "last_log_index": m.last_log_index,
+            "last_applied": m.last_applied.map(|l| l.index),
+            "snapshot": m.snapshot.map(|l| l.index),
+        },
+        "workers": node.worker_status(),
+        "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+    })))
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}

@@ -1,0 +1,73 @@
+//! The node's typed configuration, with defaults and validation.
+//!
+//! Sources, lowest priority first: built-in defaults, a TOML file, `CAIRN_*` environment
+//! variables, command-line flags (the binary merges them into one [`NodeConfig`]).
+
+use crate::NodeError;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Data directory: metadata database, chunks, node identity.
+    pub data: PathBuf,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// How long an unreferenced chunk is kept before the garbage collector deletes it.
+    /// Must exceed the longest write (first chunk stored -> commit); see `docs/formats.md`.
+    #[serde(with = "human")]
+    pub gc_grace: Duration,
+    /// How often the garbage collector runs.
+    #[serde(with = "human")]
+    pub gc_interval: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data: PathBuf::from("./cairn-data"),
+            listen: "127.0.0.1:7070".into(),
+            gc_grace: Duration::from_secs(3600),
+            gc_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Checks the values, so a bad config fails at start with a clear message.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |m: String| Err(NodeError::Config(m));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(format!("listen address {:?} is not IP:PORT", self.listen));
+        }
+        if self.data.as_os_str().is_empty() {
+            return bad("data directory must not be empty".into());
+        }
+        if self.gc_grace < Duration::from_secs(1) {
+            return bad("gc_grace must be at least 1s".into());
+        }
+        if self.gc_interval < Duration::from_millis(100) {
+            return bad("gc_interval must be at least 100ms".into());
+        }
+        Ok(())
+    }
+}
+
+/// Durations as humantime strings ("10m", "1h 30m").
+mod human {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}

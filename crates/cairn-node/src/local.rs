@@ -1,0 +1,40 @@
+//! The node's own [`Backend`]: the data path run inside the node over its local chunk store
+//! and its Raft replica. The REST handlers use it, so they share the client's data path.
+
+use crate::Node;
+use bytes::Bytes;
+use cairn_client::{Backend, ClientError, Result};
+use cairn_core::wire::{Command, Query, QueryReply, Reply};
+use cairn_core::{ApiError, ChunkId};
+use std::sync::Arc;
+
+/// A backend over this node's store and metadata.
+#[derive(Clone)]
+pub struct LocalBackend {
+    node: Arc<Node>,
+}
+
+impl LocalBackend {
+    /// A backend for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        LocalBackend { node }
+    }
+}
+
+impl Backend for LocalBackend {
+    async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
+        self.node.put_chunk(id, data).await.map_err(ClientError::Api)
+    }
+
+    async fn get_chunk(&self, id: ChunkId) -> Result<Bytes> {
+        self.node.get_chunk(id).await.map_err(ClientError::Api)
+    }
+
+    async fn write(&self, cmd: Command) -> Result<Reply> {
+        self.node.write(cmd).await.map_err(ClientError::Api)
+    }
+
+    async fn query(&self, q: Query) -> Result<QueryReply> {
+        self.node.query(q).await.map_err(|e: ApiError| ClientError::Api(e))
+    }
+}

@@ -1,0 +1,288 @@
+//! Starting, serving and stopping a node; its write and read paths into Raft and the store.
+
+use crate::raft::log::LogStore;
+use crate::raft::network::Network;
+use crate::raft::sm::StateMachine;
+use crate::raft::Raft;
+use crate::worker::{gc::GcWorker, WorkerHandle};
+use crate::{now_ns, NodeConfig, NodeError};
+use bytes::Bytes;
+use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
+use cairn_core::wire::{Command, Content, Query, QueryReply, Reply, Request};
+use cairn_core::{ApiError, ChunkId, ErrorCode};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use redb::{Database, ReadableDatabase};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+
+/// How long a metadata write may wait for consensus before it is reported unavailable.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start-up waits for this node's Raft to elect a leader.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A node's identity, kept in `<data>/node.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Identity {
+    /// Format version of this file.
+    format: u32,
+    /// This node's id, unique in its cluster.
+    node_id: u64,
+    /// The cluster's id, chosen at its first start.
+    cluster_id: String,
+}
+
+/// A running node's shared state.
+pub struct Node {
+    /// This node's id.
+    pub id: u64,
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// The URL this node is reached at.
+    pub url: String,
+    /// The configuration it runs with.
+    pub config: NodeConfig,
+    /// When it started.
+    pub started: SystemTime,
+    pub(crate) raft: Raft,
+    pub(crate) db: Arc<Database>,
+    pub(crate) chunks: Arc<dyn ChunkStore>,
+    pub(crate) workers: std::sync::Mutex<Vec<WorkerHandle>>,
+}
+
+/// A started node: its state, and the means to stop it.
+pub struct RunningNode {
+    /// The node.
+    pub node: Arc<Node>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+fn chunk_err(e: ChunkError) -> ApiError {
+    ApiError::new(e.code(), e.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Internal, e.to_string())
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, directory fsync.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+fn load_identity(data: &Path) -> Result<(Identity, bool), NodeError> {
+    let path = data.join("node.json");
+    let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let id: Identity = serde_json::from_slice(&bytes).map_err(|e| dir_err(format!("node.json unreadable: {e}")))?;
+            if id.format != 1 {
+                return Err(dir_err(format!("node.json has unknown format {}", id.format)));
+            }
+            Ok((id, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = Identity {
+                format: 1,
+                node_id: rand::random::<u64>() >> 1 | 1,
+                cluster_id: format!("{:032x}", rand::random::<u128>()),
+            };
+            let json = serde_json::to_vec_pretty(&id).expect("identity serializes");
+            write_atomic(&path, &json).map_err(|e| dir_err(format!("cannot write node.json: {e}")))?;
+            Ok((id, true))
+        }
+        Err(e) => Err(dir_err(format!("cannot read node.json: {e}"))),
+    }
+}
+
+impl Node {
+    /// Starts a node: opens (or initialises) its data directory, binds its address, starts
+    /// Raft and the HTTP server, and waits until the metadata has a leader.
+    pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+        config.validate()?;
+        let data: PathBuf = config.data.clone();
+        let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
+        std::fs::create_dir_all(&data).map_err(|e| dir_err(e.to_string()))?;
+        let (identity, fresh) = load_identity(&data)?;
+        let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;
+        let db = Database::create(data.join("meta.redb")).map_err(|e| dir_err(format!("metadata database: {e}")))?;
+        let db = Arc::new(db);
+        let log = LogStore::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
+        let sm = StateMachine::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
+
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| NodeError::Listen { addr: config.listen.clone(), why: e.to_string() })?;
+        let url = format!("http://{}", listener.local_addr()?);
+
+        let raft_config = openraft::Config {
+            cluster_name: identity.cluster_id.clone(),
+            heartbeat_interval: 100,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
+            max_in_snapshot_log_to_keep: 1000,
+            ..Default::default()
+        };
+        let raft_config = Arc::new(raft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
+        let http = reqwest::Client::new();
+        let raft = Raft::new(identity.node_id, raft_config, Network::new(http), log, sm)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !initialized {
+            if !fresh {
+                tracing::warn!("node.json exists but Raft state is empty; initialising a new one-voter cluster");
+            }
+            let members = BTreeMap::from([(identity.node_id, BasicNode { addr: url.clone() })]);
+            raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
+
+        let node = Arc::new(Node {
+            id: identity.node_id,
+            cluster_id: identity.cluster_id,
+            url,
+            config,
+            started: SystemTime::now(),
+            raft,
+            db,
+            chunks: Arc::new(chunks),
+            workers: std::sync::Mutex::new(Vec::new()),
+        });
+
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let app = crate::api::router(node.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+
+        node.raft
+            .wait(Some(LEADER_TIMEOUT))
+            .metrics(|m| m.current_leader.is_some(), "a leader is elected")
+            .await
+            .map_err(|e| NodeError::Raft(format!("no leader elected: {e}")))?;
+
+        let gc = GcWorker::new(node.clone());
+        let handle = WorkerHandle::spawn(Arc::new(gc), node.config.gc_interval, stop.subscribe());
+        node.workers.lock().expect("workers lock").push(handle);
+        Ok(RunningNode { node, server, stop })
+    }
+
+    /// Stores a chunk in the local store (verified against its id, fsync'd before returning).
+    pub async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<(), ApiError> {
+        let store = self.chunks.clone();
+        tokio::task::spawn_blocking(move || store.put(&id, &data))
+            .await
+            .map_err(internal)?
+            .map(drop)
+            .map_err(chunk_err)
+    }
+
+    /// Reads a chunk from the local store, verified.
+    pub async fn get_chunk(&self, id: ChunkId) -> Result<Bytes, ApiError> {
+        let store = self.chunks.clone();
+        tokio::task::spawn_blocking(move || store.get(&id))
+            .await
+            .map_err(internal)?
+            .map(Bytes::from)
+            .map_err(chunk_err)
+    }
+
+    /// Applies a metadata command through Raft.
+    ///
+    /// A commit first refreshes the age of every chunk it references (the intent step): a
+    /// chunk the garbage collector already deleted makes the commit fail with `conflict`
+    /// instead of committing a dangling reference.
+    pub async fn write(&self, cmd: Command) -> Result<Reply, ApiError> {
+        if let Command::Commit { content: Content::Chunks { chunks, .. }, .. } = &cmd {
+            let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
+            let store = self.chunks.clone();
+            let missing = tokio::task::spawn_blocking(move || -> Result<Option<ChunkId>, ChunkError> {
+                for id in ids {
+                    if !store.touch(&id)? {
+                        return Ok(Some(id));
+                    }
+                }
+                Ok(None)
+            })
+            .await
+            .map_err(internal)?
+            .map_err(chunk_err)?;
+            if let Some(id) = missing {
+                return Err(ApiError::new(ErrorCode::Conflict, format!("chunk {id} is not stored (collected?); retry the write")));
+            }
+        }
+        let req = Request { now: now_ns(), cmd };
+        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(req)).await {
+            Err(_) => Err(ApiError::new(ErrorCode::Unavailable, "metadata write timed out waiting for consensus")),
+            Ok(Ok(resp)) => resp.data,
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("this node is not the metadata leader (leader: {:?})", f.leader_id),
+            )),
+            Ok(Err(e)) => Err(ApiError::new(ErrorCode::Unavailable, format!("metadata write failed: {e}"))),
+        }
+    }
+
+    /// Answers a metadata query, linearizably (after a read-index round through the leader).
+    pub async fn query(&self, q: Query) -> Result<QueryReply, ApiError> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.ensure_linearizable()).await {
+            Err(_) => return Err(ApiError::new(ErrorCode::Unavailable, "read timed out waiting for the leader")),
+            Ok(Err(e)) => return Err(ApiError::new(ErrorCode::Unavailable, format!("linearizable read failed: {e}"))),
+            Ok(Ok(_)) => {}
+        }
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(internal)?;
+            cairn_meta::query(&txn, &q).map_err(internal)?
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// The Raft handle, for the RPC endpoints and status.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The metadata database (read-only use).
+    pub fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// The local chunk store.
+    pub fn chunks(&self) -> &Arc<dyn ChunkStore> {
+        &self.chunks
+    }
+
+    /// Status of the background workers.
+    pub fn worker_status(&self) -> Vec<crate::worker::WorkerStatus> {
+        self.workers.lock().expect("workers lock").iter().map(|w| w.status()).collect()
+    }
+}
+
+impl RunningNode {
+    /// Stops the node cleanly: stop accepting requests, finish in-flight ones, stop workers
+    /// and Raft.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let _ = self.stop.send(true);
+        let served = self.server.await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.node.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        served.map_err(NodeError::Io)
+    }
+}

@@ -1,0 +1,83 @@
+//! The garbage collector: deletes chunks no file references any more, after a grace period.
+//!
+//! Why the grace period (`gc_grace`) makes this safe against concurrent writes: a writer stores
+//! its chunks first (each put refreshes the chunk's age), then commits. Before proposing the
+//! commit the node refreshes the age of every referenced chunk again, and fails the commit if
+//! one is gone. The collector deletes a chunk only if the metadata (read linearizably) has no
+//! reference to it, its reference count has been zero for longer than the grace period, and
+//! the chunk file itself has not been touched within the grace period — checked and deleted
+//! under the store's age lock. So a chunk is either touched before the check (kept) or deleted
+//! before the touch (the commit fails and the writer retries); never committed and then lost.
+
+use super::Worker;
+use crate::{now_ns, Node};
+use cairn_core::wire::{Command, Reply};
+use futures::future::BoxFuture;
+use redb::ReadableDatabase;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Collects unreferenced chunks on one node.
+pub struct GcWorker {
+    node: Arc<Node>,
+}
+
+impl GcWorker {
+    /// A collector for `node`'s store.
+    pub fn new(node: Arc<Node>) -> Self {
+        GcWorker { node }
+    }
+
+    async fn run(&self) -> Result<String, String> {
+        let grace = self.node.config.gc_grace;
+        let cutoff = SystemTime::now() - grace;
+        let cutoff_ns = now_ns() - grace.as_nanos() as i64;
+        // A linearizable read point: every commit acknowledged before now is visible below.
+        self.node.raft.ensure_linearizable().await.map_err(|e| e.to_string())?;
+        let node = self.node.clone();
+        let deleted = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            let store = node.chunks.clone();
+            let old: Vec<_> = store.list().map_err(|e| e.to_string())?.into_iter().filter(|c| c.touched < cutoff).collect();
+            let txn = node.db.begin_read().map_err(|e| e.to_string())?;
+            let mut deleted = 0;
+            for c in old {
+                let unreferenced = match cairn_meta::chunk_record(&txn, &c.id).map_err(|e| e.to_string())? {
+                    None => true,
+                    Some(r) => r.refs == 0 && r.zero_since.is_some_and(|t| t <= cutoff_ns),
+                };
+                if unreferenced && store.delete_if_untouched_since(&c.id, cutoff).map_err(|e| e.to_string())? {
+                    deleted += 1;
+                }
+            }
+            Ok(deleted)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        // Forget the metadata records of chunks unreferenced for longer than the grace period.
+        let db = self.node.db.clone();
+        let stale = tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            cairn_meta::unreferenced_chunks(&txn, cutoff_ns).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut forgotten = 0;
+        if !stale.is_empty() {
+            let cmd = Command::ForgetChunks { ids: stale, before: cutoff_ns };
+            if let Reply::Count(n) = self.node.write(cmd).await.map_err(|e| e.to_string())? {
+                forgotten = n;
+            }
+        }
+        Ok(format!("deleted {deleted} chunks, forgot {forgotten} records"))
+    }
+}
+
+impl Worker for GcWorker {
+    fn name(&self) -> &'static str {
+        "gc"
+    }
+
+    fn pass(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(self.run())
+    }
+}

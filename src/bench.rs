@@ -1,0 +1,219 @@
+//! `cairn bench`: write then read N files of size S with concurrency C against a node, and
+//! measure this disk's raw write+fsync and read speed on the same number of bytes in the same
+//! run, so the figures can be judged against the machine's own limit.
+
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use cairn_client::AsyncClient;
+use cairn_node::{Node, NodeConfig};
+use clap::Args;
+use futures::{stream, StreamExt, TryStreamExt};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const MIB: f64 = (1 << 20) as f64;
+
+/// Flags of `cairn bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Number of files (with --size). Without both, runs the two standard scenarios:
+    /// 1 GiB in 64 MiB files, and 10,000 files of 4 KiB.
+    #[arg(long, requires = "size")]
+    files: Option<usize>,
+    /// File size, e.g. 4KiB, 64MiB (with --files).
+    #[arg(long, requires = "files", value_parser = parse_size)]
+    size: Option<u64>,
+    /// Concurrent transfers [default: 4 for files >= 1 MiB, else 32].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Start a temporary node in the scratch directory instead of using --node.
+    #[arg(long)]
+    embedded: bool,
+    /// Directory on the disk to measure (raw speed, embedded node data) [default: .].
+    #[arg(long, default_value = ".")]
+    scratch: PathBuf,
+}
+
+/// Parses sizes like `4096`, `4KiB`, `64MiB`, `1GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("bad size unit in {s:?}")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} too large"))
+}
+
+struct Scenario {
+    name: String,
+    files: usize,
+    size: u64,
+    concurrency: usize,
+}
+
+struct Figures {
+    write: Duration,
+    read: Duration,
+}
+
+fn rate(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / MIB / d.as_secs_f64().max(1e-9)
+}
+
+/// The bytes of file `i`: one random buffer, with `i` stamped into every 64 KiB so no two
+/// files (or chunks) deduplicate.
+fn file_data(base: &Bytes, i: usize) -> Bytes {
+    let mut v = base.to_vec();
+    for block in v.chunks_mut(64 << 10) {
+        let n = block.len().min(8);
+        block[..n].copy_from_slice(&(i as u64).to_le_bytes()[..n]);
+    }
+    Bytes::from(v)
+}
+
+async fn run_scenario(c: &AsyncClient, s: &Scenario, dir: &str) -> Result<Figures> {
+    let base = Bytes::from((0..s.size).map(|_| rand::random::<u8>()).collect::<Vec<u8>>());
+    c.mkdir(dir, true).await?;
+    let t = Instant::now();
+    stream::iter(0..s.files)
+        .map(|i| {
+            let data = file_data(&base, i);
+            async move { c.put_bytes(&format!("{dir}/f{i}"), data).await }
+        })
+        .buffer_unordered(s.concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let write = t.elapsed();
+    let t = Instant::now();
+    let sizes: Vec<usize> = stream::iter(0..s.files)
+        .map(|i| async move { c.get_bytes(&format!("{dir}/f{i}")).await.map(|b| b.len()) })
+        .buffer_unordered(s.concurrency)
+        .try_collect()
+        .await?;
+    let read = t.elapsed();
+    ensure!(sizes.iter().all(|&n| n as u64 == s.size), "a file read back with the wrong size");
+    c.remove(dir, true).await?;
+    Ok(Figures { write, read })
+}
+
+/// Raw disk: write `total` bytes to a temp file with fsync every 64 MiB and at the end, then
+/// read them back.
+fn raw_disk(scratch: &std::path::Path, total: u64) -> Result<Figures> {
+    let piece = vec![0x5au8; 4 << 20];
+    let path = scratch.join(format!(".cairn-bench-raw-{}", rand::random::<u32>()));
+    let t = Instant::now();
+    {
+        let mut f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut done = 0u64;
+        while done < total {
+            let n = (total - done).min(piece.len() as u64) as usize;
+            f.write_all(&piece[..n])?;
+            done += n as u64;
+            if done % (64 << 20) == 0 {
+                f.sync_data()?;
+            }
+        }
+        f.sync_all()?;
+    }
+    let write = t.elapsed();
+    let t = Instant::now();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut f = std::fs::File::open(&path)?;
+    while f.read(&mut buf)? > 0 {}
+    let read = t.elapsed();
+    std::fs::remove_file(&path)?;
+    Ok(Figures { write, read })
+}
+
+/// Runs `cairn bench`.
+pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
+    let scenarios = match (args.files, args.size) {
+        (Some(files), Some(size)) => vec![Scenario {
+            name: format!("{files} x {}", human(size)),
+            files,
+            size,
+            concurrency: args.concurrency.unwrap_or(if size >= 1 << 20 { 4 } else { 32 }),
+        }],
+        _ => vec![
+            Scenario { name: "1 GiB in 64 MiB files".into(), files: 16, size: 64 << 20, concurrency: args.concurrency.unwrap_or(4) },
+            Scenario { name: "10,000 files of 4 KiB".into(), files: 10_000, size: 4 << 10, concurrency: args.concurrency.unwrap_or(32) },
+        ],
+    };
+    let mut embedded = None;
+    let mut _data_dir = None;
+    let url = if args.embedded {
+        let dir = tempfile::Builder::new().prefix(".cairn-bench-node-").tempdir_in(&args.scratch)?;
+        let config = NodeConfig { data: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..NodeConfig::default() };
+        let running = Node::start(config).await?;
+        let url = running.node.url.clone();
+        embedded = Some(running);
+        _data_dir = Some(dir);
+        url
+    } else {
+        node_url.to_string()
+    };
+    let c = AsyncClient::connect(&url)?;
+    println!("cairn bench against {url}{}", if args.embedded { " (embedded node)" } else { "" });
+    println!(
+        "{:<24} {:>10} {:>10} {:>11} {:>11} {:>11} {:>11}",
+        "scenario", "write MiB/s", "write op/s", "read MiB/s", "read op/s", "raw wr MiB/s", "raw rd MiB/s"
+    );
+    let run_id = rand::random::<u32>();
+    for s in &scenarios {
+        let total = s.files as u64 * s.size;
+        let f = run_scenario(&c, s, &format!("/.bench-{run_id:08x}")).await?;
+        let scratch = args.scratch.clone();
+        let raw = tokio::task::spawn_blocking(move || raw_disk(&scratch, total)).await??;
+        println!(
+            "{:<24} {:>10.1} {:>10.0} {:>11.1} {:>11.0} {:>11.1} {:>11.1}",
+            s.name,
+            rate(total, f.write),
+            s.files as f64 / f.write.as_secs_f64(),
+            rate(total, f.read),
+            s.files as f64 / f.read.as_secs_f64(),
+            rate(total, raw.write),
+            rate(total, raw.read),
+        );
+        println!(
+            "{:<24} write {:.0}% of raw write+fsync, read {:.0}% of raw read (concurrency {})",
+            "",
+            100.0 * raw.write.as_secs_f64() / f.write.as_secs_f64(),
+            100.0 * raw.read.as_secs_f64() / f.read.as_secs_f64(),
+            s.concurrency
+        );
+    }
+    if let Some(running) = embedded {
+        running.shutdown().await?;
+    }
+    Ok(())
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("4KiB").unwrap(), 4096);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert!(parse_size("4 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! The client subcommands: thin adapters over `cairn_client::AsyncClient`.
+
+use crate::Cmd;
+use anyhow::{bail, Context, Result};
+use cairn_client::json::inode_json;
+use cairn_client::{AsyncClient, ClientError};
+use cairn_core::wire::{DirEntry, Inode, InodeKind};
+use cairn_core::{FsPath, Policy};
+use clap::Subcommand;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Files at least this big get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN: u64 = 4 << 20;
+
+/// A command-line usage mistake (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `cairn policy ...`.
+#[derive(Subcommand)]
+pub enum PolicyCmd {
+    /// Set a directory's policy, e.g. `cairn policy set /data replicas:2`.
+    Set {
+        /// Directory.
+        path: String,
+        /// Policy: replicas:N.
+        policy: String,
+    },
+    /// Show the policy new files at a path get.
+    Get {
+        /// Directory.
+        path: String,
+    },
+}
+
+/// Runs a client subcommand against `node`.
+pub async fn run(node: &str, json: bool, cmd: Cmd) -> Result<()> {
+    let c = AsyncClient::connect(node)?;
+    match cmd {
+        Cmd::Put { local, remote, recursive } => put(&c, &local, &remote, recursive, json).await,
+        Cmd::Get { remote, local, recursive } => get(&c, &remote, &local, recursive).await,
+        Cmd::Cat { path } => cat(&c, &path).await,
+        Cmd::Ls { path, long } => ls(&c, &path, long, json).await,
+        Cmd::Stat { path } => stat(&c, &path, json).await,
+        Cmd::Mkdir { path, parents } => show(&c.mkdir(&path, parents).await?, &path, json),
+        Cmd::Rm { path, recursive } => Ok(c.remove(&path, recursive).await?),
+        Cmd::Mv { from, to } => show(&c.rename(&from, &to).await?, &to, json),
+        Cmd::Status => status(&c, json).await,
+        Cmd::Policy { cmd: PolicyCmd::Set { path, policy } } => {
+            let p = Policy::parse(&policy).map_err(|e| ClientError::Api(e.into()))?;
+            show(&c.set_policy(&path, p).await?, &path, json)
+        }
+        Cmd::Policy { cmd: PolicyCmd::Get { path } } => {
+            let inode = c.stat(&path).await?;
+            let policy = inode.policy.map(|p| p.to_string()).unwrap_or_else(|| "inherited".into());
+            if json {
+                println!("{}", serde_json::json!({ "path": path, "policy": policy }));
+            } else {
+                println!("{path}: {policy}");
+            }
+            Ok(())
+        }
+        Cmd::Up(_) | Cmd::Bench(_) => unreachable!("dispatched in main"),
+    }
+}
+
+fn fs_path(p: &str) -> Result<FsPath> {
+    Ok(FsPath::parse(p).map_err(|e| ClientError::Api(e.into()))?)
+}
+
+/// Prints an inode in the chosen format (quiet in human mode: the command succeeded).
+fn show(inode: &Inode, path: &str, json: bool) -> Result<()> {
+    if json {
+        println!("{}", inode_json(&fs_path(path)?, inode));
+    }
+    Ok(())
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    if len < PROGRESS_MIN {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Joins a cairn directory path and a name.
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{}", dir.trim_end_matches('/'), name)
+}
+
+async fn put(c: &AsyncClient, local: &str, remote: &str, recursive: bool, json: bool) -> Result<()> {
+    if local == "-" {
+        let inode = c.put_reader(remote, tokio::io::stdin(), |_| {}).await?;
+        return show(&inode, remote, json);
+    }
+    let meta = tokio::fs::metadata(local).await.with_context(|| format!("reading {local}"))?;
+    let name = Path::new(local).file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    // Like cp: a destination that ends in '/' or is an existing directory receives the source.
+    let into_dir = remote.ends_with('/')
+        || matches!(c.stat(remote).await, Ok(i) if i.kind == InodeKind::Dir);
+    let dest = if into_dir { join(remote, name) } else { remote.to_string() };
+    if meta.is_dir() {
+        if !recursive {
+            bail!(UsageError(format!("{local} is a directory (use -r)")));
+        }
+        return put_tree(c, Path::new(local), &dest).await;
+    }
+    let inode = put_file(c, Path::new(local), &dest, meta.len()).await?;
+    show(&inode, &dest, json)
+}
+
+async fn put_file(c: &AsyncClient, local: &Path, remote: &str, len: u64) -> Result<Inode> {
+    let file = tokio::fs::File::open(local).await.with_context(|| format!("opening {}", local.display()))?;
+    let bar = progress(len, remote);
+    let inode = c.put_reader(remote, file, |n| bar.set_position(n)).await;
+    bar.finish_and_clear();
+    Ok(inode?)
+}
+
+async fn put_tree(c: &AsyncClient, local: &Path, remote: &str) -> Result<()> {
+    let mut stack = vec![(local.to_path_buf(), remote.to_string())];
+    while let Some((dir, rdir)) = stack.pop() {
+        c.mkdir(&rdir, true).await?;
+        let mut rd = tokio::fs::read_dir(&dir).await.with_context(|| format!("reading {}", dir.display()))?;
+        while let Some(e) = rd.next_entry().await? {
+            let name = e.file_name().into_string().map_err(|n| UsageError(format!("{n:?} is not UTF-8")))?;
+            let ft = e.file_type().await?;
+            if ft.is_dir() {
+                stack.push((e.path(), join(&rdir, &name)));
+            } else if ft.is_file() {
+                put_file(c, &e.path(), &join(&rdir, &name), e.metadata().await?.len()).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn get(c: &AsyncClient, remote: &str, local: &str, recursive: bool) -> Result<()> {
+    let inode = c.stat(remote).await?;
+    if local == "-" {
+        return cat(c, remote).await;
+    }
+    let name = fs_path(remote)?.name().unwrap_or("root").to_string();
+    let local_path = PathBuf::from(local);
+    let dest = if local.ends_with('/') || local_path.is_dir() { local_path.join(&name) } else { local_path };
+    if inode.kind == InodeKind::Dir {
+        if !recursive {
+            bail!(UsageError(format!("{remote} is a directory (use -r)")));
+        }
+        return get_tree(c, remote, &dest).await;
+    }
+    get_file(c, remote, &dest).await
+}
+
+/// Downloads to a temp file beside `dest`, then renames: no half-written destination.
+async fn get_file(c: &AsyncClient, remote: &str, dest: &Path) -> Result<()> {
+    let (inode, mut stream) = c.read_stream(remote, 0, u64::MAX).await?;
+    let tmp = dest.with_file_name(format!(
+        ".{}.cairn-part",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("download")
+    ));
+    let bar = progress(inode.size, remote);
+    let result = async {
+        let mut f = tokio::fs::File::create(&tmp).await.with_context(|| format!("creating {}", tmp.display()))?;
+        let mut done = 0;
+        while let Some(piece) = stream.next().await {
+            let piece = piece?;
+            f.write_all(&piece).await?;
+            done += piece.len() as u64;
+            bar.set_position(done);
+        }
+        f.sync_all().await?;
+        tokio::fs::rename(&tmp, dest).await.with_context(|| format!("writing {}", dest.display()))
+    }
+    .await;
+    bar.finish_and_clear();
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+async fn get_tree(c: &AsyncClient, remote: &str, local: &Path) -> Result<()> {
+    let mut stack = vec![(remote.to_string(), local.to_path_buf())];
+    while let Some((rdir, ldir)) = stack.pop() {
+        tokio::fs::create_dir_all(&ldir).await.with_context(|| format!("creating {}", ldir.display()))?;
+        for e in c.list(&rdir).await? {
+            let (r, l) = (join(&rdir, &e.name), ldir.join(&e.name));
+            match e.inode.kind {
+                InodeKind::Dir => stack.push((r, l)),
+                InodeKind::File => get_file(c, &r, &l).await?,
+                InodeKind::Symlink => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn cat(c: &AsyncClient, path: &str) -> Result<()> {
+    let (_, mut stream) = c.read_stream(path, 0, u64::MAX).await?;
+    let mut out = tokio::io::stdout();
+    while let Some(piece) = stream.next().await {
+        out.write_all(&piece?).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}
+
+fn long_line(name: &str, i: &Inode) -> String {
+    let kind = match i.kind {
+        InodeKind::File => '-',
+        InodeKind::Dir => 'd',
+        InodeKind::Symlink => 'l',
+    };
+    let mtime = humantime::format_rfc3339_seconds(cairn_client::json::time(i.mtime));
+    format!("{kind}{:04o} {:>12} {mtime} {name}", i.mode, i.size)
+}
+
+async fn ls(c: &AsyncClient, path: &str, long: bool, json: bool) -> Result<()> {
+    let inode = c.stat(path).await?;
+    let entries = if inode.kind == InodeKind::Dir {
+        c.list(path).await?
+    } else {
+        let name = fs_path(path)?.name().unwrap_or("/").to_string();
+        vec![DirEntry { name, inode }]
+    };
+    if json {
+        let base = fs_path(path)?;
+        let items: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                let p = if base.name() == Some(e.name.as_str()) { base.clone() } else { base.join(&e.name)? };
+                Ok(inode_json(&p, &e.inode))
+            })
+            .collect::<Result<_, cairn_core::Error>>()
+            .map_err(|e| ClientError::Api(e.into()))?;
+        println!("{}", serde_json::Value::Array(items));
+        return Ok(());
+    }
+    for e in entries {
+        let shown = if e.inode.kind == InodeKind::Dir { format!("{}/", e.name) } else { e.name.clone() };
+        if long {
+            println!("{}", long_line(&shown, &e.inode));
+        } else {
+            println!("{shown}");
+        }
+    }
+    Ok(())
+}
+
+async fn stat(c: &AsyncClient, path: &str, json: bool) -> Result<()> {
+    let inode = c.stat(path).await?;
+    let v = inode_json(&fs_path(path)?, &inode);
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    if let Some(obj) = v.as_object() {
+        for (k, val) in obj {
+            let shown = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
+            println!("{k:>10}: {shown}");
+        }
+    }
+    Ok(())
+}
+
+async fn status(c: &AsyncClient, json: bool) -> Result<()> {
+    let v = c.cluster().await?;
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    let healthy = v["healthy"].as_bool().unwrap_or(false);
+    println!("cluster {}  {}", v["cluster_id"].as_str().unwrap_or("?"), if healthy { "healthy" } else { "UNHEALTHY" });
+    println!(
+        "raft: leader {}  term {}  last log {}  applied {}",
+        v["raft"]["leader"].as_str().unwrap_or("none"),
+        v["raft"]["term"],
+        v["raft"]["last_log_index"],
+        v["raft"]["last_applied"]
+    );
+    println!("{:<20} {:<8} {:<6} url", "node", "state", "voter");
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:<8} {:<6} {}",
+            n["id"].as_str().unwrap_or("?"),
+            n["state"].as_str().unwrap_or("?"),
+            n["voter"].as_bool().unwrap_or(false),
+            n["url"].as_str().unwrap_or("?")
+        );
+    }
+    for w in v["workers"].as_array().into_iter().flatten() {
+        println!("worker {:<8} passes {}  last: {}", w["name"].as_str().unwrap_or("?"), w["passes"], w["last_result"].as_str().unwrap_or(""));
+    }
+    Ok(())
+}
+

@@ -1,0 +1,84 @@
+//! `cairn up`: merge the configuration (defaults < TOML file < env < flags) and run a node
+//! until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use cairn_node::{Node, NodeConfig};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `cairn up`.
+#[derive(Args)]
+pub struct UpArgs {
+    /// Data directory [default: ./cairn-data].
+    #[arg(long, env = "CAIRN_DATA")]
+    data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070]; port 0 picks a free one.
+    #[arg(long, env = "CAIRN_LISTEN")]
+    listen: Option<String>,
+    /// TOML configuration file (see cairn.example.toml).
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Grace period before unreferenced chunks are deleted, e.g. 1h [default: 1h].
+    #[arg(long, env = "CAIRN_GC_GRACE", value_parser = humantime::parse_duration)]
+    gc_grace: Option<Duration>,
+    /// How often the garbage collector runs, e.g. 1m [default: 1m].
+    #[arg(long, env = "CAIRN_GC_INTERVAL", value_parser = humantime::parse_duration)]
+    gc_interval: Option<Duration>,
+}
+
+/// Reads a TOML config file into a [`NodeConfig`].
+pub fn load_config_file(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+}
+
+/// The merged configuration.
+fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
+    let mut c = match &args.config {
+        Some(path) => load_config_file(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(d) = args.data {
+        c.data = d;
+    }
+    if let Some(l) = args.listen {
+        c.listen = l;
+    }
+    if let Some(g) = args.gc_grace {
+        c.gc_grace = g;
+    }
+    if let Some(i) = args.gc_interval {
+        c.gc_interval = i;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs `cairn up`.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let config = config(args)?;
+    let data = config.data.clone();
+    let running = Node::start(config).await?;
+    let node = running.node.clone();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "cairn: listening on {}", node.url)?;
+    writeln!(out, "cairn: node {} of cluster {}, data in {}", node.id, node.cluster_id, data.display())?;
+    writeln!(out, "try:   echo hello > hello.txt && cairn put hello.txt /hello.txt && cairn cat /hello.txt")?;
+    writeln!(out, "       curl {}/v1/fs/        (Ctrl-C stops the node)", node.url)?;
+    out.flush()?;
+    drop(out);
+    shutdown_signal().await;
+    eprintln!("cairn: shutting down");
+    running.shutdown().await?;
+    Ok(())
+}
