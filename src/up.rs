@@ -82,3 +82,24 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     running.shutdown().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_to_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cairn.example.toml");
+        let c = load_config_file(&path).unwrap();
+        assert_eq!(c, NodeConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<NodeConfig>("colour = \"blue\"").is_err());
+        assert!(toml::from_str::<NodeConfig>("gc_grace = \"soon\"").is_err());
+        let c: NodeConfig = toml::from_str("listen = \"nowhere\"").unwrap();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Shared harness of the black-box tests: real `cairn` processes on free ports in temp dirs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cairn")
+}
+
+/// A running `cairn up` process.
+pub struct TestNode {
+    child: Option<Child>,
+    /// The node's URL.
+    pub url: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// Extra flags it was started with (kept for restarts).
+    args: Vec<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestNode {
+    /// Starts a node in a fresh temp dir.
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut n = Self::start_in(&dir.path().join("data"), extra);
+        n._dir = Some(dir);
+        n
+    }
+
+    /// Starts a node on `data` (created if needed), on a free port.
+    pub fn start_in(data: &Path, extra: &[&str]) -> Self {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn(data, &args);
+        TestNode { child: Some(child), url, data: data.to_path_buf(), args, _dir: None }
+    }
+
+    /// SIGKILLs the node.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERMs the node and waits for a clean exit; returns its exit status success.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return true };
+        Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        c.wait().unwrap().success()
+    }
+
+    /// Starts the node again on the same data dir (new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, url) = spawn(&self.data, &self.args);
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Runs the CLI against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin()).arg("--node").arg(&self.url).args(args).output().unwrap()
+    }
+
+    /// Runs the CLI and asserts success, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "cairn {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `host:port` of the node.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    /// Sends raw bytes on a fresh connection and returns the status code of the answer.
+    pub fn raw(&self, request: &[u8]) -> u16 {
+        let mut s = TcpStream::connect(self.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+
+    /// The number of chunk files in the node's store.
+    pub fn chunk_files(&self) -> usize {
+        let mut n = 0;
+        for d in std::fs::read_dir(self.data.join("chunks")).unwrap() {
+            let d = d.unwrap();
+            if d.file_name() != "tmp" {
+                n += std::fs::read_dir(d.path()).unwrap().count();
+            }
+        }
+        n
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(data: &Path, extra: &[String]) -> (Child, String) {
+    std::fs::create_dir_all(data).unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
+    let mut child = Command::new(bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .env("CAIRN_LOG", "info,openraft=warn")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(url) = line.strip_prefix("cairn: listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(url) => (child, url),
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+            panic!("node did not start; log:\n{log}");
+        }
+    }
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Deterministic pseudo-random bytes for a seed.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A blocking HTTP client for the REST API.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+}
