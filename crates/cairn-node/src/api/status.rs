@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// The OpenAPI description of the public REST API.
-const OPENAPI: &str = include_str!("openapi.json");
+const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 
 /// `GET /v1/cluster`: nodes, their health, and the metadata's Raft state.
 pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpError> {
