@@ -91,6 +91,7 @@ impl TestNode {
         let mut s = TcpStream::connect(self.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(request).unwrap();
+        let _ = s.shutdown(std::net::Shutdown::Write);
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
         let text = String::from_utf8_lossy(&buf);
