@@ -254,20 +254,22 @@ impl File {
         Ok(b)
     }
 
-    /// Reads at `offset` without moving the cursor, like `FileExt::read_at`.
+    /// Reads at `offset` without moving the cursor, like `FileExt::read_at`; fills `buf`
+    /// unless the end of the file comes first.
     pub fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        if offset >= self.size || buf.is_empty() {
-            return Ok(0);
+        let mut done = 0;
+        while done < buf.len() && offset + (done as u64) < self.size {
+            let at = offset + done as u64;
+            let idx = at / self.chunk_size;
+            let within = (at % self.chunk_size) as usize;
+            let n = (buf.len() - done).min(self.logical_len(idx) - within);
+            let data = self.chunk_bytes(idx)?;
+            for (k, out) in buf[done..done + n].iter_mut().enumerate() {
+                *out = data.get(within + k).copied().unwrap_or(0);
+            }
+            done += n;
         }
-        let idx = offset / self.chunk_size;
-        let within = (offset % self.chunk_size) as usize;
-        let avail = self.logical_len(idx) - within;
-        let n = buf.len().min(avail);
-        let data = self.chunk_bytes(idx)?;
-        for (k, out) in buf[..n].iter_mut().enumerate() {
-            *out = data.get(within + k).copied().unwrap_or(0);
-        }
-        Ok(n)
+        Ok(done)
     }
 
     /// Writes at `offset` without moving the cursor, like `FileExt::write_at`. The bytes are
