@@ -116,7 +116,7 @@ fn raw_disk(scratch: &std::path::Path, total: u64) -> Result<Figures> {
             let n = (total - done).min(piece.len() as u64) as usize;
             f.write_all(&piece[..n])?;
             done += n as u64;
-            if done % (64 << 20) == 0 {
+            if done.is_multiple_of(64 << 20) {
                 f.sync_data()?;
             }
         }
@@ -142,15 +142,26 @@ pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
             concurrency: args.concurrency.unwrap_or(if size >= 1 << 20 { 4 } else { 32 }),
         }],
         _ => vec![
-            Scenario { name: "1 GiB in 64 MiB files".into(), files: 16, size: 64 << 20, concurrency: args.concurrency.unwrap_or(4) },
-            Scenario { name: "10,000 files of 4 KiB".into(), files: 10_000, size: 4 << 10, concurrency: args.concurrency.unwrap_or(32) },
+            Scenario {
+                name: "1 GiB in 64 MiB files".into(),
+                files: 16,
+                size: 64 << 20,
+                concurrency: args.concurrency.unwrap_or(4),
+            },
+            Scenario {
+                name: "10,000 files of 4 KiB".into(),
+                files: 10_000,
+                size: 4 << 10,
+                concurrency: args.concurrency.unwrap_or(32),
+            },
         ],
     };
     let mut embedded = None;
     let mut _data_dir = None;
     let url = if args.embedded {
         let dir = tempfile::Builder::new().prefix(".cairn-bench-node-").tempdir_in(&args.scratch)?;
-        let config = NodeConfig { data: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..NodeConfig::default() };
+        let config =
+            NodeConfig { data: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..NodeConfig::default() };
         let running = Node::start(config).await?;
         let url = running.node.url.clone();
         embedded = Some(running);

@@ -107,8 +107,7 @@ async fn put(c: &AsyncClient, local: &str, remote: &str, recursive: bool, json: 
     let meta = tokio::fs::metadata(local).await.with_context(|| format!("reading {local}"))?;
     let name = Path::new(local).file_name().and_then(|n| n.to_str()).unwrap_or("file");
     // Like cp: a destination that ends in '/' or is an existing directory receives the source.
-    let into_dir = remote.ends_with('/')
-        || matches!(c.stat(remote).await, Ok(i) if i.kind == InodeKind::Dir);
+    let into_dir = remote.ends_with('/') || matches!(c.stat(remote).await, Ok(i) if i.kind == InodeKind::Dir);
     let dest = if into_dir { join(remote, name) } else { remote.to_string() };
     if meta.is_dir() {
         if !recursive {
@@ -166,10 +165,8 @@ async fn get(c: &AsyncClient, remote: &str, local: &str, recursive: bool) -> Res
 /// Downloads to a temp file beside `dest`, then renames: no half-written destination.
 async fn get_file(c: &AsyncClient, remote: &str, dest: &Path) -> Result<()> {
     let (inode, mut stream) = c.read_stream(remote, 0, u64::MAX).await?;
-    let tmp = dest.with_file_name(format!(
-        ".{}.cairn-part",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("download")
-    ));
+    let tmp =
+        dest.with_file_name(format!(".{}.cairn-part", dest.file_name().and_then(|n| n.to_str()).unwrap_or("download")));
     let bar = progress(inode.size, remote);
     let result = async {
         let mut f = tokio::fs::File::create(&tmp).await.with_context(|| format!("creating {}", tmp.display()))?;
@@ -301,8 +298,12 @@ async fn status(c: &AsyncClient, json: bool) -> Result<()> {
         );
     }
     for w in v["workers"].as_array().into_iter().flatten() {
-        println!("worker {:<8} passes {}  last: {}", w["name"].as_str().unwrap_or("?"), w["passes"], w["last_result"].as_str().unwrap_or(""));
+        println!(
+            "worker {:<8} passes {}  last: {}",
+            w["name"].as_str().unwrap_or("?"),
+            w["passes"],
+            w["last_result"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }
-

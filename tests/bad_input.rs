@@ -114,11 +114,16 @@ fn malformed_internal_requests_and_garbage_bytes() {
         }
     }
     // Raw garbage and broken HTTP on the socket.
-    for junk in [&b"\x00\x01\x02\xff\xfe garbage\r\n\r\n"[..], b"GET /v1/fs/ HTTP/9.9\r\n\r\n", b"PUT /v1/fs/x HTTP/1.1\r\nContent-Length: 99999\r\n\r\nshort"] {
+    for junk in [
+        &b"\x00\x01\x02\xff\xfe garbage\r\n\r\n"[..],
+        b"GET /v1/fs/ HTTP/9.9\r\n\r\n",
+        b"PUT /v1/fs/x HTTP/1.1\r\nContent-Length: 99999\r\n\r\nshort",
+    ] {
         let _ = node.raw(junk);
     }
     // A body shorter than its Content-Length leaves no file behind.
-    let status = node.raw(b"PUT /v1/fs/partial HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly-some");
+    let status = node
+        .raw(b"PUT /v1/fs/partial HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly-some");
     assert_ne!(status, 201);
     assert_eq!(c.get(u("/v1/fs/partial")).send().unwrap().status(), StatusCode::NOT_FOUND);
     // Still alive, and nothing changed.

@@ -22,7 +22,9 @@ fn put_get_cat_roundtrip_small_large_and_empty() {
     let ls = node.ok(&["ls", "/d"]);
     assert_eq!(ls.lines().collect::<Vec<_>>(), vec!["big", "edge", "empty", "small"]);
     let long = node.ok(&["ls", "-l", "/d"]);
-    assert!(long.lines().any(|l| l.starts_with("-0644") && l.contains(&(9u64 << 20 | 12345).to_string()) && l.ends_with(" big")));
+    assert!(long
+        .lines()
+        .any(|l| l.starts_with("-0644") && l.contains(&(9u64 << 20 | 12345).to_string()) && l.ends_with(" big")));
     let stat: serde_json::Value = serde_json::from_str(&node.ok(&["--json", "stat", "/d/big"])).unwrap();
     assert_eq!(stat["size"], 9 << 20 | 12345);
     assert_eq!(stat["chunks"], 3);

@@ -17,9 +17,9 @@ struct History {
 
 fn size_for(seed: u64) -> usize {
     match seed % 3 {
-        0 => 1000,                  // inline
-        1 => 100 << 10,             // one chunk
-        _ => (5 << 20) + 4321,      // two chunks
+        0 => 1000,             // inline
+        1 => 100 << 10,        // one chunk
+        _ => (5 << 20) + 4321, // two chunks
     }
 }
 
@@ -88,7 +88,8 @@ fn verify(node: &TestNode, history: &BTreeMap<String, History>) {
             }
             None => h.attempted.clone(),
         };
-        let matches = after_ack.iter().any(|&s| body.len() == size_for(s) && body.as_ref() == data(s, size_for(s)).as_slice());
+        let matches =
+            after_ack.iter().any(|&s| body.len() == size_for(s) && body.as_ref() == data(s, size_for(s)).as_slice());
         assert!(matches, "{path}: content is not a whole acknowledged-or-later version ({} bytes)", body.len());
     }
     assert!(acked >= 16, "only {acked} acknowledged files checked");

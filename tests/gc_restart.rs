@@ -75,7 +75,8 @@ fn config_file_env_and_flags_combine() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "colour = \"blue\"\n").unwrap();
-    let out = std::process::Command::new(common::bin()).args(["up", "--config", bad.to_str().unwrap()]).output().unwrap();
+    let out =
+        std::process::Command::new(common::bin()).args(["up", "--config", bad.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
     let out = std::process::Command::new(common::bin())

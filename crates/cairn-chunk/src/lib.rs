@@ -5,6 +5,8 @@
 //! conformance suite. Invariants: a chunk is stored under the BLAKE3 hash of its bytes, a
 //! stored chunk is never half-visible, and every read is verified against its hash.
 
+#![warn(missing_docs)]
+
 mod fs;
 mod mem;
 

@@ -109,7 +109,12 @@ impl AsyncClient {
     }
 
     /// Opens a file for streaming: its inode and a stream of its bytes `start..end`.
-    pub async fn read_stream(&self, path: &str, start: u64, end: u64) -> Result<(Inode, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
+    pub async fn read_stream(
+        &self,
+        path: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<(Inode, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
         let fs_path = parse(path)?;
         let inode = datapath::stat(self.backend.as_ref(), &fs_path).await?;
         datapath::require_file(&inode, &fs_path)?;

@@ -56,7 +56,13 @@ pub async fn plan<B: Backend>(b: &B, path: &FsPath) -> Result<WritePlan> {
 }
 
 /// Commits new content for `path` (the last step of every write).
-pub async fn commit<B: Backend>(b: &B, path: &FsPath, content: Content, size: u64, opts: WriteOptions) -> Result<Inode> {
+pub async fn commit<B: Backend>(
+    b: &B,
+    path: &FsPath,
+    content: Content,
+    size: u64,
+    opts: WriteOptions,
+) -> Result<Inode> {
     let cmd = Command::Commit {
         path: path.clone(),
         base_version: opts.base_version,
@@ -101,7 +107,8 @@ where
         let next = body.next().await;
         let done = next.is_none();
         if let Some(piece) = next {
-            let piece = piece.map_err(|e| ClientError::api(ErrorCode::InvalidArgument, format!("reading the body: {e}")))?;
+            let piece =
+                piece.map_err(|e| ClientError::api(ErrorCode::InvalidArgument, format!("reading the body: {e}")))?;
             size += piece.len() as u64;
             buf.extend_from_slice(&piece);
         }
@@ -140,7 +147,12 @@ where
 
 /// Streams bytes `start..end` of a file's content, fetching up to [`PARALLEL_CHUNKS`] chunks
 /// ahead. Every chunk is verified by the backend.
-pub fn read_stream<B: Backend>(b: Arc<B>, inode: &Inode, start: u64, end: u64) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+pub fn read_stream<B: Backend>(
+    b: Arc<B>,
+    inode: &Inode,
+    start: u64,
+    end: u64,
+) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
     let end = end.min(inode.size);
     let pieces: Vec<(Option<ChunkId>, Bytes, u64, u64)> = match &inode.content {
         Content::Inline(data) if start < end => {

@@ -33,10 +33,7 @@ pub struct Client {
 impl Client {
     /// Connects to the node at `url`, e.g. `http://127.0.0.1:7070`.
     pub fn connect(url: &str) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         Ok(Client { inner: AsyncClient::connect(url)?, rt: Arc::new(rt) })
     }
 
@@ -341,7 +338,7 @@ impl File {
             if let Some(inline) = &mut self.inline {
                 inline.truncate(len as usize);
             }
-            if len % self.chunk_size != 0 {
+            if !len.is_multiple_of(self.chunk_size) {
                 let idx = keep - 1;
                 let mut d = self.chunk_bytes(idx)?.to_vec();
                 d.truncate((len % self.chunk_size) as usize);
@@ -389,7 +386,8 @@ impl File {
         };
         let backend = self.client.inner.backend().clone();
         let (path, size) = (self.path.clone(), self.size);
-        let inode = self.client.block(async move { datapath::commit(backend.as_ref(), &path, content, size, opts).await })?;
+        let inode =
+            self.client.block(async move { datapath::commit(backend.as_ref(), &path, content, size, opts).await })?;
         debug_assert_eq!(inode.kind, InodeKind::File);
         self.base_version = inode.version;
         self.last_writer_wins = false;

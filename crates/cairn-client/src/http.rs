@@ -29,7 +29,10 @@ impl HttpBackend {
     pub fn new(url: &str) -> Result<Self> {
         let base = url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::api(ErrorCode::InvalidArgument, format!("node URL {url:?} must start with http://")));
+            return Err(ClientError::api(
+                ErrorCode::InvalidArgument,
+                format!("node URL {url:?} must start with http://"),
+            ));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))

@@ -42,4 +42,3 @@ pub fn inode_json(path: &FsPath, i: &Inode) -> Value {
     }
     v
 }
-

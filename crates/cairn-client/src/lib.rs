@@ -8,11 +8,13 @@
 //! [`AsyncClient`] is the async API; [`Client`] and [`File`] are the blocking API shaped like
 //! `std::fs`, so code can swap `std::fs::File` for a cairn file.
 
+#![warn(missing_docs)]
+
+mod r#async;
 pub mod datapath;
-pub mod json;
 mod file;
 mod http;
-mod r#async;
+pub mod json;
 
 pub use file::{Client, File, OpenOptions};
 pub use http::HttpBackend;

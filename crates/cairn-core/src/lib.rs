@@ -5,6 +5,8 @@
 //! commands and replies that travel through Raft and over the wire ([`wire`]), the stable
 //! error codes ([`ErrorCode`]) and the versioned binary codec ([`codec`]).
 
+#![warn(missing_docs)]
+
 pub mod chunk;
 pub mod codec;
 pub mod error;

@@ -4,8 +4,13 @@ use crate::tables::{fail, get_chunk, get_inode, lookup, walk, ChunkRecord, Walk,
 use crate::Result;
 use cairn_core::codec::encode;
 use cairn_core::wire::{ApplyResult, Command, Content, Inode, InodeKind, NewAttrs, Reply, Request};
-use cairn_core::{ChunkId, ErrorCode, FsPath, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use redb::{ReadableTable, Table, WriteTransaction};
+
+/// A command's answer before it becomes a reply: a value, or the error the caller gets.
+type Answer<T> = std::result::Result<T, ApiError>;
+/// The existing directories from the root down, and the names of missing ancestors below them.
+type ParentChain = (Vec<Inode>, Vec<String>);
 
 /// The open tables of one write transaction.
 struct Tx<'t> {
@@ -143,13 +148,16 @@ impl Tx<'_> {
 
     /// Finds the parent directory of `path`, or says which ancestors are missing.
     /// Returns (existing chain, missing ancestor names) with an error if the walk is impossible.
-    fn parent_chain(&self, path: &FsPath) -> Result<std::result::Result<(Vec<Inode>, Vec<String>), cairn_core::ApiError>> {
+    fn parent_chain(
+        &self,
+        path: &FsPath,
+    ) -> Result<Answer<ParentChain>> {
         let parent = path.parent().expect("caller checked for root");
         Ok(match walk(&self.inodes, &self.dirents, &parent)? {
             Err(e) => Err(e),
             Ok(Walk::Found(chain)) => {
                 if chain.last().expect("non-empty").kind != InodeKind::Dir {
-                    Err(cairn_core::ApiError::new(ErrorCode::NotADirectory, format!("{parent} is not a directory")))
+                    Err(ApiError::new(ErrorCode::NotADirectory, format!("{parent} is not a directory")))
                 } else {
                     Ok((chain, Vec::new()))
                 }
@@ -219,9 +227,7 @@ impl Tx<'_> {
             (Some(i), Some(v)) if i.version != v => {
                 return Ok(fail(ErrorCode::Conflict, format!("{path} changed: version {} is not {v}", i.version)))
             }
-            (None, Some(v)) if v != 0 => {
-                return Ok(fail(ErrorCode::NotFound, format!("{path} does not exist")))
-            }
+            (None, Some(v)) if v != 0 => return Ok(fail(ErrorCode::NotFound, format!("{path} does not exist"))),
             _ => {}
         }
         self.add_refs(content, 1)?;
@@ -267,7 +273,8 @@ impl Tx<'_> {
             return Ok(fail(ErrorCode::Exists, format!("{path} already exists")));
         }
         let content = Content::Symlink(target.to_string());
-        let inode = self.new_inode(InodeKind::Symlink, NewAttrs { mode: 0o777, uid: 0, gid: 0 }, content, target.len() as u64)?;
+        let inode =
+            self.new_inode(InodeKind::Symlink, NewAttrs { mode: 0o777, uid: 0, gid: 0 }, content, target.len() as u64)?;
         self.link(&mut parent, name, &inode)?;
         Ok(Ok(Reply::Inode(inode)))
     }
@@ -314,10 +321,12 @@ impl Tx<'_> {
     }
 
     /// Resolves `path` to (parent, inode), both existing.
-    fn resolve_with_parent(&self, path: &FsPath) -> Result<std::result::Result<(Inode, Inode), cairn_core::ApiError>> {
+    fn resolve_with_parent(&self, path: &FsPath) -> Result<Answer<(Inode, Inode)>> {
         Ok(match walk(&self.inodes, &self.dirents, path)? {
             Err(e) => Err(e),
-            Ok(Walk::Missing { .. }) => Err(cairn_core::ApiError::new(ErrorCode::NotFound, format!("{path} does not exist"))),
+            Ok(Walk::Missing { .. }) => {
+                Err(ApiError::new(ErrorCode::NotFound, format!("{path} does not exist")))
+            }
             Ok(Walk::Found(mut chain)) => {
                 let inode = chain.pop().expect("non-empty");
                 let parent = chain.pop().expect("not root");
@@ -413,7 +422,10 @@ impl Tx<'_> {
     ) -> Result<ApplyResult> {
         if let Some(cs) = chunk_size {
             if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&cs) {
-                return Ok(fail(ErrorCode::InvalidArgument, format!("chunk size {cs} outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}")));
+                return Ok(fail(
+                    ErrorCode::InvalidArgument,
+                    format!("chunk size {cs} outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}"),
+                ));
             }
         }
         let mut inode = match crate::tables::resolve(&self.inodes, &self.dirents, path)? {

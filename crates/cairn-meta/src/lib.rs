@@ -12,6 +12,8 @@
 //! * a chunk's reference count equals the number of times file chunk lists name it;
 //! * a command that fails changes nothing (all checks run before the first write).
 
+#![warn(missing_docs)]
+
 mod apply;
 mod query;
 mod snapshot;

@@ -55,10 +55,10 @@ pub fn unreferenced_chunks(txn: &ReadTransaction, before: i64) -> Result<Vec<Chu
         let (k, v) = r?;
         let rec: crate::ChunkRecord = decode(v.value(), "chunk record")?;
         if rec.refs == 0 && rec.zero_since.is_some_and(|t| t <= before) {
-            let id: [u8; 32] = k.value().try_into().map_err(|_| cairn_core::Error::InvalidChunkId("stored key".into()))?;
+            let id: [u8; 32] =
+                k.value().try_into().map_err(|_| cairn_core::Error::InvalidChunkId("stored key".into()))?;
             out.push(ChunkId(id));
         }
     }
     Ok(out)
 }
-

@@ -120,7 +120,10 @@ pub(crate) fn resolve(
 }
 
 /// Reads a chunk record.
-pub(crate) fn get_chunk(t: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &ChunkId) -> Result<Option<ChunkRecord>> {
+pub(crate) fn get_chunk(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &ChunkId,
+) -> Result<Option<ChunkRecord>> {
     match t.get(id.0.as_slice())? {
         Some(v) => Ok(Some(decode(v.value(), "chunk record")?)),
         None => Ok(None),

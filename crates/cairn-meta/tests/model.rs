@@ -1,7 +1,7 @@
 //! The state machine against a naive oracle: random command sequences must succeed or fail
 //! exactly when the oracle's do, and leave the same tree and the same chunk reference counts.
 
-use cairn_core::wire::{Command, Content, InodeKind, NewAttrs, Query, QueryReply, Request, ChunkRef};
+use cairn_core::wire::{ChunkRef, Command, Content, InodeKind, NewAttrs, Query, QueryReply, Request};
 use cairn_core::{ChunkId, FsPath};
 use proptest::prelude::*;
 use redb::{Database, ReadableDatabase};
@@ -27,7 +27,10 @@ struct Model(BTreeMap<String, Node>);
 
 fn ancestors(p: &str) -> Vec<String> {
     let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
-    (0..parts.len()).map(|i| format!("/{}", parts[..i].join("/"))).map(|s| if s == "/" { s } else { s.trim_end_matches('/').to_string() }).collect()
+    (0..parts.len())
+        .map(|i| format!("/{}", parts[..i].join("/")))
+        .map(|s| if s == "/" { s } else { s.trim_end_matches('/').to_string() })
+        .collect()
 }
 
 fn under(p: &str, top: &str) -> bool {
@@ -169,7 +172,8 @@ fn dump(db: &Database) -> BTreeMap<String, Node> {
             match e.inode.kind {
                 InodeKind::Dir => stack.push(child),
                 _ => {
-                    let seeds = e.inode.chunks().iter().map(|c| (0u8..4).find(|&s| chunk(s).id == c.id).unwrap()).collect();
+                    let seeds =
+                        e.inode.chunks().iter().map(|c| (0u8..4).find(|&s| chunk(s).id == c.id).unwrap()).collect();
                     out.insert(child, Node::File(seeds));
                 }
             }

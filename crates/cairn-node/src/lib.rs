@@ -4,6 +4,8 @@
 //! REST API, the internal chunk/metadata/Raft endpoints, and runs background workers. Every
 //! node runs the same code; a single node is a one-voter cluster.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod config;
 mod local;
@@ -61,8 +63,5 @@ impl NodeError {
 
 /// Nanoseconds since the Unix epoch, now.
 pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }

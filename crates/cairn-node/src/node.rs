@@ -86,7 +86,8 @@ fn load_identity(data: &Path) -> Result<(Identity, bool), NodeError> {
     let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let id: Identity = serde_json::from_slice(&bytes).map_err(|e| dir_err(format!("node.json unreadable: {e}")))?;
+            let id: Identity =
+                serde_json::from_slice(&bytes).map_err(|e| dir_err(format!("node.json unreadable: {e}")))?;
             if id.format != 1 {
                 return Err(dir_err(format!("node.json has unknown format {}", id.format)));
             }
@@ -186,21 +187,13 @@ impl Node {
     /// Stores a chunk in the local store (verified against its id, fsync'd before returning).
     pub async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<(), ApiError> {
         let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || store.put(&id, &data))
-            .await
-            .map_err(internal)?
-            .map(drop)
-            .map_err(chunk_err)
+        tokio::task::spawn_blocking(move || store.put(&id, &data)).await.map_err(internal)?.map(drop).map_err(chunk_err)
     }
 
     /// Reads a chunk from the local store, verified.
     pub async fn get_chunk(&self, id: ChunkId) -> Result<Bytes, ApiError> {
         let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || store.get(&id))
-            .await
-            .map_err(internal)?
-            .map(Bytes::from)
-            .map_err(chunk_err)
+        tokio::task::spawn_blocking(move || store.get(&id)).await.map_err(internal)?.map(Bytes::from).map_err(chunk_err)
     }
 
     /// Applies a metadata command through Raft.
@@ -224,7 +217,10 @@ impl Node {
             .map_err(internal)?
             .map_err(chunk_err)?;
             if let Some(id) = missing {
-                return Err(ApiError::new(ErrorCode::Conflict, format!("chunk {id} is not stored (collected?); retry the write")));
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("chunk {id} is not stored (collected?); retry the write"),
+                ));
             }
         }
         let req = Request { now: now_ns(), cmd };

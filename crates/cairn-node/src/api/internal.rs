@@ -20,7 +20,11 @@ fn chunk_id(hex: &str) -> Result<ChunkId, HttpError> {
 }
 
 /// `PUT /v1/chunks/{id}`: store a chunk (verified against its id) durably.
-pub async fn put_chunk(State(st): State<AppState>, Path(hex): Path<String>, body: Bytes) -> Result<StatusCode, HttpError> {
+pub async fn put_chunk(
+    State(st): State<AppState>,
+    Path(hex): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, HttpError> {
     st.node.put_chunk(chunk_id(&hex)?, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,8 +3,8 @@
 
 use super::{AppState, HttpError};
 use axum::body::Body;
-use axum::extract::{Query, State};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -206,7 +206,8 @@ pub async fn post(State(st): State<AppState>, uri: Uri, p: Params) -> Result<Res
     let p = params(p)?;
     let (status, cmd, shown) = match p.op.as_deref() {
         Some("mkdir") => {
-            let cmd = Command::Mkdir { path: path.clone(), parents: p.parents.unwrap_or(false), attrs: NewAttrs::dir() };
+            let cmd =
+                Command::Mkdir { path: path.clone(), parents: p.parents.unwrap_or(false), attrs: NewAttrs::dir() };
             (StatusCode::CREATED, cmd, path)
         }
         Some("rename") => {

@@ -255,4 +255,3 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.roundtrip(|tx| Op::Purge(log_id, tx), ErrorSubject::Logs).await
     }
 }
-

@@ -9,6 +9,9 @@
 //! purged after a snapshot, and building a snapshot commits durably, so no entry is purged
 //! before its effect is on disk.
 
+// openraft's trait signatures fix its (large) storage error type; boxing it is not an option.
+#![allow(clippy::result_large_err)]
+
 pub mod log;
 pub mod network;
 pub mod sm;
@@ -40,7 +43,11 @@ pub(crate) const RAFT_LOG: redb::TableDefinition<u64, &[u8]> = redb::TableDefini
 pub(crate) const RAFT_STATE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("raft_state");
 
 /// Wraps any error as an openraft storage error.
-pub(crate) fn sto_err(subject: openraft::ErrorSubject<u64>, verb: openraft::ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+pub(crate) fn sto_err(
+    subject: openraft::ErrorSubject<u64>,
+    verb: openraft::ErrorVerb,
+    e: impl std::fmt::Display,
+) -> StorageError {
     let io = std::io::Error::other(e.to_string());
     openraft::StorageIOError::new(subject, verb, &io).into()
 }

@@ -44,7 +44,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 impl Conn {
-    async fn call<Req, Resp, E>(&self, rpc: &str, req: &Req, opt: &RPCOption) -> Result<Resp, RPCError<u64, BasicNode, E>>
+    async fn call<Req, Resp, E>(
+        &self,
+        rpc: &str,
+        req: &Req,
+        opt: &RPCOption,
+    ) -> Result<Resp, RPCError<u64, BasicNode, E>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -64,7 +69,8 @@ impl Conn {
             return Err(RPCError::Network(NetworkError::new(&io)));
         }
         let bytes = resp.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let result: Result<Resp, E> = decode(&bytes, "raft rpc reply").map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, E> =
+            decode(&bytes, "raft rpc reply").map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -29,7 +29,10 @@ fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     sto_err(ErrorSubject::StateMachine, verb, e)
 }
 
-fn get<T: serde::de::DeserializeOwned>(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<T>, String> {
+fn get<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, String> {
     match table.get(key).map_err(|e| e.to_string())? {
         Some(v) => Ok(Some(decode(v.value(), "raft state").map_err(|e| e.to_string())?)),
         None => Ok(None),
@@ -37,7 +40,10 @@ fn get<T: serde::de::DeserializeOwned>(table: &impl ReadableTable<&'static str, 
 }
 
 /// Runs blocking database work off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static, verb: ErrorVerb) -> Result<T, StorageError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    verb: ErrorVerb,
+) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| sm_err(verb, e))?.map_err(|e| sm_err(verb, e))
 }
 

@@ -37,7 +37,8 @@ impl GcWorker {
         let node = self.node.clone();
         let deleted = tokio::task::spawn_blocking(move || -> Result<u64, String> {
             let store = node.chunks.clone();
-            let old: Vec<_> = store.list().map_err(|e| e.to_string())?.into_iter().filter(|c| c.touched < cutoff).collect();
+            let old: Vec<_> =
+                store.list().map_err(|e| e.to_string())?.into_iter().filter(|c| c.touched < cutoff).collect();
             let txn = node.db.begin_read().map_err(|e| e.to_string())?;
             let mut deleted = 0;
             for c in old {
