@@ -148,10 +148,7 @@ impl Tx<'_> {
 
     /// Finds the parent directory of `path`, or says which ancestors are missing.
     /// Returns (existing chain, missing ancestor names) with an error if the walk is impossible.
-    fn parent_chain(
-        &self,
-        path: &FsPath,
-    ) -> Result<Answer<ParentChain>> {
+    fn parent_chain(&self, path: &FsPath) -> Result<Answer<ParentChain>> {
         let parent = path.parent().expect("caller checked for root");
         Ok(match walk(&self.inodes, &self.dirents, &parent)? {
             Err(e) => Err(e),
@@ -324,9 +321,7 @@ impl Tx<'_> {
     fn resolve_with_parent(&self, path: &FsPath) -> Result<Answer<(Inode, Inode)>> {
         Ok(match walk(&self.inodes, &self.dirents, path)? {
             Err(e) => Err(e),
-            Ok(Walk::Missing { .. }) => {
-                Err(ApiError::new(ErrorCode::NotFound, format!("{path} does not exist")))
-            }
+            Ok(Walk::Missing { .. }) => Err(ApiError::new(ErrorCode::NotFound, format!("{path} does not exist"))),
             Ok(Walk::Found(mut chain)) => {
                 let inode = chain.pop().expect("non-empty");
                 let parent = chain.pop().expect("not root");
