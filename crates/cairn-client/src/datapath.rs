@@ -95,31 +95,37 @@ where
     if path.is_root() {
         return Err(ClientError::api(ErrorCode::IsADirectory, "/ is a directory"));
     }
-    let plan = plan(b.as_ref(), path).await?;
-    let chunk_size = plan.chunk_size as usize;
     let mut body = std::pin::pin!(body);
     let mut buf = BytesMut::new();
+    let mut size = 0u64;
+    let read_err = |e: E| ClientError::api(ErrorCode::InvalidArgument, format!("reading the body: {e}"));
+    // Small files stay inline: read up to the inline limit before deciding anything, so a
+    // small write costs one metadata command and nothing else.
+    let mut done = false;
+    while size <= INLINE_MAX {
+        match body.next().await {
+            Some(piece) => {
+                let piece = piece.map_err(read_err)?;
+                size += piece.len() as u64;
+                buf.extend_from_slice(&piece);
+            }
+            None => {
+                done = true;
+                break;
+            }
+        }
+    }
+    if done {
+        let content = if buf.is_empty() { Content::None } else { Content::Inline(buf.to_vec()) };
+        return commit(b.as_ref(), path, content, size, opts).await;
+    }
+    let plan = plan(b.as_ref(), path).await?;
+    let chunk_size = plan.chunk_size as usize;
     let mut refs = Vec::new();
     let mut in_flight = FuturesOrdered::new();
-    let mut size = 0u64;
-    let mut chunked = false;
     loop {
-        let next = body.next().await;
-        let done = next.is_none();
-        if let Some(piece) = next {
-            let piece =
-                piece.map_err(|e| ClientError::api(ErrorCode::InvalidArgument, format!("reading the body: {e}")))?;
-            size += piece.len() as u64;
-            buf.extend_from_slice(&piece);
-        }
-        // Small files stay inline: do not cut until we know the file is bigger than that.
-        if !chunked && size <= INLINE_MAX && !done {
-            continue;
-        }
-        while buf.len() >= chunk_size || (done && !buf.is_empty() && (chunked || size > INLINE_MAX)) {
-            chunked = true;
-            let take = buf.len().min(chunk_size);
-            let data = buf.split_to(take).freeze();
+        while buf.len() >= chunk_size || (done && !buf.is_empty()) {
+            let data = buf.split_to(buf.len().min(chunk_size)).freeze();
             let b = b.clone();
             in_flight.push_back(async move { put_chunk(b.as_ref(), data).await });
             if in_flight.len() >= PARALLEL_CHUNKS {
@@ -129,19 +135,19 @@ where
         if done {
             break;
         }
+        match body.next().await {
+            Some(piece) => {
+                let piece = piece.map_err(read_err)?;
+                size += piece.len() as u64;
+                buf.extend_from_slice(&piece);
+            }
+            None => done = true,
+        }
     }
     while let Some(r) = in_flight.next().await {
         refs.push(r?);
     }
-    let content = if refs.is_empty() {
-        if buf.is_empty() {
-            Content::None
-        } else {
-            Content::Inline(buf.to_vec())
-        }
-    } else {
-        Content::Chunks { chunk_size: plan.chunk_size, chunks: refs }
-    };
+    let content = Content::Chunks { chunk_size: plan.chunk_size, chunks: refs };
     commit(b.as_ref(), path, content, size, opts).await
 }
 
