@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use cairn_client::datapath::{self, WriteOptions};
 use cairn_client::{Backend, ClientError, Result};
-use cairn_core::wire::{Command, Query, QueryReply, Reply, Request};
+use cairn_core::wire::{Command, Query, QueryReply, Reply};
 use cairn_core::{ChunkId, ErrorCode, FsPath};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -41,7 +41,7 @@ impl Backend for MemBackend {
     }
     async fn write(&self, cmd: Command) -> Result<Reply> {
         let txn = self.db.begin_write().unwrap();
-        let r = cairn_meta::apply(&txn, &Request { now: 1, cmd }).unwrap();
+        let r = cairn_meta::apply(&txn, 1, &cmd).unwrap();
         txn.commit().unwrap();
         Ok(r?)
     }

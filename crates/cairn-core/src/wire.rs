@@ -194,14 +194,15 @@ pub enum Command {
     },
 }
 
-/// A command as proposed to Raft: the command plus the proposer's clock reading, so that
-/// applying it is a pure function of the log.
+/// One Raft log entry's payload: a batch of commands plus the proposer's clock reading, so
+/// that applying it is a pure function of the log. Concurrent writes share one entry (and one
+/// log fsync); each command is still applied atomically on its own, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Wall-clock time at the proposer, nanoseconds since the Unix epoch.
     pub now: i64,
-    /// The mutation.
-    pub cmd: Command,
+    /// The mutations, applied in order.
+    pub cmds: Vec<Command>,
 }
 
 /// What a command returns.

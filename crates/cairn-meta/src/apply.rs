@@ -3,7 +3,7 @@
 use crate::tables::{fail, get_chunk, get_inode, lookup, walk, ChunkRecord, Walk, CHUNKS, COUNTERS, DIRENTS, INODES};
 use crate::Result;
 use cairn_core::codec::encode;
-use cairn_core::wire::{ApplyResult, Command, Content, Inode, InodeKind, NewAttrs, Reply, Request};
+use cairn_core::wire::{ApplyResult, Command, Content, Inode, InodeKind, NewAttrs, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use redb::{ReadableTable, Table, WriteTransaction};
 
@@ -21,17 +21,18 @@ struct Tx<'t> {
     now: i64,
 }
 
-/// Applies one request inside `txn`. The outer `Result` is a storage failure (the batch must be
-/// aborted); the inner one is the command's answer, which is part of the replicated state.
-pub fn apply(txn: &WriteTransaction, req: &Request) -> Result<ApplyResult> {
+/// Applies one command at time `now` inside `txn`. The outer `Result` is a storage failure
+/// (the batch must be aborted); the inner one is the command's answer, which is part of the
+/// replicated state.
+pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyResult> {
     let mut tx = Tx {
         inodes: txn.open_table(INODES)?,
         dirents: txn.open_table(DIRENTS)?,
         chunks: txn.open_table(CHUNKS)?,
         counters: txn.open_table(COUNTERS)?,
-        now: req.now,
+        now,
     };
-    match &req.cmd {
+    match cmd {
         Command::Mkdir { path, parents, attrs } => tx.mkdir(path, *parents, *attrs),
         Command::Commit { path, base_version, content, size, parents, attrs } => {
             tx.commit(path, *base_version, content, *size, *parents, *attrs)

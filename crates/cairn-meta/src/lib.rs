@@ -2,8 +2,8 @@
 //!
 //! The namespace (inodes, directory entries), chunk reference counts and per-directory
 //! policies live in redb tables (see `docs/formats.md`). [`apply`] executes one
-//! [`Request`] inside a caller-owned write transaction; it is a pure function of the current
-//! tables and the request (the request carries the clock), so every replica that applies the
+//! command inside a caller-owned write transaction; it is a pure function of the current
+//! tables, the command and the clock reading carried in the log entry, so every replica that applies the
 //! same log reaches the same state. It knows nothing of Raft or HTTP.
 //!
 //! Invariants kept by every command:

@@ -1,7 +1,7 @@
 //! The state machine against a naive oracle: random command sequences must succeed or fail
 //! exactly when the oracle's do, and leave the same tree and the same chunk reference counts.
 
-use cairn_core::wire::{ChunkRef, Command, Content, InodeKind, NewAttrs, Query, QueryReply, Request};
+use cairn_core::wire::{ChunkRef, Command, Content, InodeKind, NewAttrs, Query, QueryReply};
 use cairn_core::{ChunkId, FsPath};
 use proptest::prelude::*;
 use redb::{Database, ReadableDatabase};
@@ -194,7 +194,7 @@ proptest! {
         let mut model = Model::new();
         for (i, op) in ops.iter().enumerate() {
             let txn = db.begin_write().unwrap();
-            let got = cairn_meta::apply(&txn, &Request { now: i as i64, cmd: to_cmd(op) }).unwrap();
+            let got = cairn_meta::apply(&txn, i as i64, &to_cmd(op)).unwrap();
             txn.commit().unwrap();
             let want = model.apply(op);
             prop_assert_eq!(got.is_ok(), want, "op {:?} gave {:?}", op, got);

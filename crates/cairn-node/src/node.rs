@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 
 /// How long a metadata write may wait for consensus before it is reported unavailable.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +53,62 @@ pub struct Node {
     pub(crate) db: Arc<Database>,
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) workers: std::sync::Mutex<Vec<WorkerHandle>>,
+    proposals: mpsc::Sender<Proposal>,
+}
+
+/// A metadata command waiting to be proposed, and where its answer goes.
+pub(crate) struct Proposal {
+    cmd: Command,
+    tx: oneshot::Sender<Result<Reply, ApiError>>,
+}
+
+/// Most commands proposed in one Raft entry.
+const MAX_BATCH: usize = 512;
+/// Raft entries proposed concurrently by one node.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// Proposes queued commands to Raft in batches: while earlier entries are being made durable,
+/// new commands queue up and go out together in the next entry, sharing one log fsync (group
+/// commit). Each command's answer goes back to its own caller.
+async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
+            let n = cmds.len();
+            let req = Request { now: now_ns(), cmds };
+            let answers = match tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(req)).await {
+                Ok(Ok(resp)) if resp.data.len() == n => resp.data,
+                Ok(Ok(resp)) => vec![Err(internal(format!("{} answers for {n} commands", resp.data.len()))); n],
+                Err(_) => {
+                    vec![
+                        Err(ApiError::new(ErrorCode::Unavailable, "metadata write timed out waiting for consensus"));
+                        n
+                    ]
+                }
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                    let msg = format!("this node is not the metadata leader (leader: {:?})", f.leader_id);
+                    vec![Err(ApiError::new(ErrorCode::Unavailable, msg)); n]
+                }
+                Ok(Err(e)) => {
+                    vec![Err(ApiError::new(ErrorCode::Unavailable, format!("metadata write failed: {e}"))); n]
+                }
+            };
+            for (tx, answer) in txs.into_iter().zip(answers) {
+                let _ = tx.send(answer);
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// A started node: its state, and the means to stop it.
@@ -150,6 +207,8 @@ impl Node {
             raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
         }
 
+        let (proposals, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run_proposer(raft.clone(), queue));
         let node = Arc::new(Node {
             id: identity.node_id,
             cluster_id: identity.cluster_id,
@@ -160,6 +219,7 @@ impl Node {
             db,
             chunks: Arc::new(chunks),
             workers: std::sync::Mutex::new(Vec::new()),
+            proposals,
         });
 
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -223,16 +283,12 @@ impl Node {
                 ));
             }
         }
-        let req = Request { now: now_ns(), cmd };
-        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(req)).await {
-            Err(_) => Err(ApiError::new(ErrorCode::Unavailable, "metadata write timed out waiting for consensus")),
-            Ok(Ok(resp)) => resp.data,
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(ApiError::new(
-                ErrorCode::Unavailable,
-                format!("this node is not the metadata leader (leader: {:?})", f.leader_id),
-            )),
-            Ok(Err(e)) => Err(ApiError::new(ErrorCode::Unavailable, format!("metadata write failed: {e}"))),
-        }
+        let (tx, rx) = oneshot::channel();
+        self.proposals
+            .send(Proposal { cmd, tx })
+            .await
+            .map_err(|_| ApiError::new(ErrorCode::Unavailable, "node is shutting down"))?;
+        rx.await.map_err(|_| ApiError::new(ErrorCode::Unavailable, "node is shutting down"))?
     }
 
     /// Answers a metadata query, linearizably (after a read-index round through the leader).

@@ -111,7 +111,13 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
+        let started = std::time::Instant::now();
         let result = write_batch(&shared.db, &batch).map_err(|e| e.to_string());
+        tracing::trace!(
+            ops = batch.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "raft log batch committed"
+        );
         for op in batch {
             match op {
                 Op::Append(entries, cb) => {
@@ -217,17 +223,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
         read_state(&self.shared.db, "vote").map_err(|e| sto_err(ErrorSubject::Vote, ErrorVerb::Read, e))
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError> {
-        let bytes = encode(&committed);
-        self.roundtrip(|tx| Op::State("committed", bytes, tx), ErrorSubject::Logs).await
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError> {
-        let c: Option<Option<LogId<u64>>> =
-            read_state(&self.shared.db, "committed").map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-        Ok(c.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>

@@ -24,7 +24,7 @@ openraft::declare_raft_types!(
     /// cairn's Raft type configuration.
     pub TypeConfig:
         D = Request,
-        R = ApplyResult,
+        R = Vec<ApplyResult>,
         NodeId = u64,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,

@@ -2,7 +2,7 @@
 
 use super::{sto_err, StorageError, TypeConfig, RAFT_STATE};
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{ApplyResult, Reply};
+use cairn_core::wire::ApplyResult;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, StoredMembership};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -116,7 +116,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         blocking(move || StateMachine::applied(&db), ErrorVerb::Read).await
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResult>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<ApplyResult>>, StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -134,16 +134,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 for e in entries {
                     applied = Some(e.log_id);
                     out.push(match e.payload {
-                        EntryPayload::Blank => Ok(Reply::Done),
-                        EntryPayload::Normal(req) => cairn_meta::apply(&txn, &req).map_err(|e| e.to_string())?,
+                        EntryPayload::Blank => Vec::new(),
+                        EntryPayload::Normal(req) => req
+                            .cmds
+                            .iter()
+                            .map(|cmd| cairn_meta::apply(&txn, req.now, cmd))
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| e.to_string())?,
                         EntryPayload::Membership(m) => {
                             membership = StoredMembership::new(Some(e.log_id), m);
-                            Ok(Reply::Done)
+                            Vec::new()
                         }
                     });
                 }
                 StateMachine::set_applied(&txn, applied, &membership).map_err(|e| e.to_string())?;
                 txn.commit().map_err(|e| e.to_string())?;
+                tracing::trace!(entries = out.len(), "state machine batch applied");
                 Ok(out)
             },
             ErrorVerb::Write,
