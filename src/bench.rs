@@ -33,6 +33,16 @@ pub struct BenchArgs {
     /// Directory on the disk to measure (raw speed, embedded node data) [default: .].
     #[arg(long, default_value = ".")]
     scratch: PathBuf,
+    /// Drop the kernel's page cache before each read phase (cairn's and the raw disk's), so
+    /// reads come from the disk. Needs root; affects the whole machine's cache.
+    #[arg(long)]
+    cold: bool,
+}
+
+/// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
+fn drop_caches() -> Result<()> {
+    std::process::Command::new("sync").status().context("running sync")?;
+    std::fs::write("/proc/sys/vm/drop_caches", "1").context("dropping the page cache (--cold needs root)")
 }
 
 /// Parses sizes like `4096`, `4KiB`, `64MiB`, `1GiB`.
@@ -78,7 +88,7 @@ fn file_data(base: &Bytes, i: usize) -> Bytes {
     Bytes::from(v)
 }
 
-async fn run_scenario(c: &AsyncClient, s: &Scenario, dir: &str) -> Result<Figures> {
+async fn run_scenario(c: &AsyncClient, s: &Scenario, dir: &str, cold: bool) -> Result<Figures> {
     let base = Bytes::from((0..s.size).map(|_| rand::random::<u8>()).collect::<Vec<u8>>());
     c.mkdir(dir, true).await?;
     let t = Instant::now();
@@ -91,6 +101,9 @@ async fn run_scenario(c: &AsyncClient, s: &Scenario, dir: &str) -> Result<Figure
         .try_collect::<Vec<_>>()
         .await?;
     let write = t.elapsed();
+    if cold {
+        drop_caches()?;
+    }
     let t = Instant::now();
     let sizes: Vec<usize> = stream::iter(0..s.files)
         .map(|i| async move { c.get_bytes(&format!("{dir}/f{i}")).await.map(|b| b.len()) })
@@ -105,7 +118,7 @@ async fn run_scenario(c: &AsyncClient, s: &Scenario, dir: &str) -> Result<Figure
 
 /// Raw disk: write `total` bytes to a temp file with fsync every 64 MiB and at the end, then
 /// read them back.
-fn raw_disk(scratch: &std::path::Path, total: u64) -> Result<Figures> {
+fn raw_disk(scratch: &std::path::Path, total: u64, cold: bool) -> Result<Figures> {
     let piece = vec![0x5au8; 4 << 20];
     let path = scratch.join(format!(".cairn-bench-raw-{}", rand::random::<u32>()));
     let t = Instant::now();
@@ -123,6 +136,9 @@ fn raw_disk(scratch: &std::path::Path, total: u64) -> Result<Figures> {
         f.sync_all()?;
     }
     let write = t.elapsed();
+    if cold {
+        drop_caches()?;
+    }
     let t = Instant::now();
     let mut buf = vec![0u8; 4 << 20];
     let mut f = std::fs::File::open(&path)?;
@@ -171,7 +187,11 @@ pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
         node_url.to_string()
     };
     let c = AsyncClient::connect(&url)?;
-    println!("cairn bench against {url}{}", if args.embedded { " (embedded node)" } else { "" });
+    println!(
+        "cairn bench against {url}{}, reads {}",
+        if args.embedded { " (embedded node)" } else { "" },
+        if args.cold { "cold (page cache dropped first)" } else { "warm (page cache)" }
+    );
     println!(
         "{:<24} {:>10} {:>10} {:>11} {:>11} {:>11} {:>11}",
         "scenario", "write MiB/s", "write op/s", "read MiB/s", "read op/s", "raw wr MiB/s", "raw rd MiB/s"
@@ -179,9 +199,9 @@ pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
     let run_id = rand::random::<u32>();
     for s in &scenarios {
         let total = s.files as u64 * s.size;
-        let f = run_scenario(&c, s, &format!("/.bench-{run_id:08x}")).await?;
-        let scratch = args.scratch.clone();
-        let raw = tokio::task::spawn_blocking(move || raw_disk(&scratch, total)).await??;
+        let f = run_scenario(&c, s, &format!("/.bench-{run_id:08x}"), args.cold).await?;
+        let (scratch, cold) = (args.scratch.clone(), args.cold);
+        let raw = tokio::task::spawn_blocking(move || raw_disk(&scratch, total, cold)).await??;
         println!(
             "{:<24} {:>10.1} {:>10.0} {:>11.1} {:>11.0} {:>11.1} {:>11.1}",
             s.name,
