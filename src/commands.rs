@@ -23,12 +23,15 @@ pub struct UsageError(pub String);
 /// `cairn policy ...`.
 #[derive(Subcommand)]
 pub enum PolicyCmd {
-    /// Set a directory's policy, e.g. `cairn policy set /data replicas:2`.
+    /// Set a directory's policy, e.g. `cairn policy set /data replicas:2 --chunk-size 1MiB`.
     Set {
         /// Directory.
         path: String,
         /// Policy: replicas:N.
         policy: String,
+        /// Chunk size for files created below, e.g. 1MiB (64KiB..=64MiB).
+        #[arg(long, value_parser = crate::bench::parse_size)]
+        chunk_size: Option<u64>,
     },
     /// Show the policy new files at a path get.
     Get {
@@ -50,17 +53,21 @@ pub async fn run(node: &str, json: bool, cmd: Cmd) -> Result<()> {
         Cmd::Rm { path, recursive } => Ok(c.remove(&path, recursive).await?),
         Cmd::Mv { from, to } => show(&c.rename(&from, &to).await?, &to, json),
         Cmd::Status => status(&c, json).await,
-        Cmd::Policy { cmd: PolicyCmd::Set { path, policy } } => {
+        Cmd::Policy { cmd: PolicyCmd::Set { path, policy, chunk_size } } => {
             let p = Policy::parse(&policy).map_err(|e| ClientError::Api(e.into()))?;
-            show(&c.set_policy(&path, p).await?, &path, json)
+            let cs = chunk_size
+                .map(|n| u32::try_from(n).map_err(|_| UsageError(format!("chunk size {n} is too large"))))
+                .transpose()?;
+            show(&c.set_policy(&path, p, cs).await?, &path, json)
         }
         Cmd::Policy { cmd: PolicyCmd::Get { path } } => {
             let inode = c.stat(&path).await?;
             let policy = inode.policy.map(|p| p.to_string()).unwrap_or_else(|| "inherited".into());
+            let chunk = inode.chunk_size.map(|c| c.to_string()).unwrap_or_else(|| "inherited".into());
             if json {
-                println!("{}", serde_json::json!({ "path": path, "policy": policy }));
+                println!("{}", serde_json::json!({ "path": path, "policy": policy, "chunk_size": chunk }));
             } else {
-                println!("{path}: {policy}");
+                println!("{path}: {policy}, chunk size {chunk}");
             }
             Ok(())
         }

@@ -98,6 +98,15 @@ fn status_and_policy() {
     assert!(human.contains("healthy") && human.contains(&node.url));
     node.ok(&["mkdir", "/p"]);
     node.ok(&["policy", "set", "/p", "replicas:2"]);
-    assert_eq!(node.ok(&["policy", "get", "/p"]), "/p: replicas:2\n");
+    assert_eq!(node.ok(&["policy", "get", "/p"]), "/p: replicas:2, chunk size inherited\n");
+    node.ok(&["policy", "set", "/p", "replicas:1", "--chunk-size", "64KiB"]);
+    assert_eq!(node.ok(&["policy", "get", "/p"]), "/p: replicas:1, chunk size 65536\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, data(5, 200_000)).unwrap();
+    node.ok(&["put", f.to_str().unwrap(), "/p/f"]);
+    let stat: serde_json::Value = serde_json::from_str(&node.ok(&["--json", "stat", "/p/f"])).unwrap();
+    assert_eq!((stat["chunk_size"].as_u64(), stat["chunks"].as_u64()), (Some(65536), Some(4)), "inherited chunk size");
+    assert_eq!(node.cli(&["policy", "set", "/p", "replicas:1", "--chunk-size", "1KiB"]).status.code(), Some(2));
     assert_eq!(node.cli(&["policy", "set", "/p", "replicas:0"]).status.code(), Some(2));
 }

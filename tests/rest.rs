@@ -89,7 +89,24 @@ fn directories_stat_delete_mkdir_rename() {
     assert_eq!(c.get(fs("/z/b/one")).send().unwrap().text().unwrap(), "1");
     assert_eq!(c.get(fs("/a")).send().unwrap().status(), StatusCode::NOT_FOUND);
 
-    let r = c.delete(fs("/z")).send().unwrap();
+    // Per-file chunk size, and symlinks.
+    let r = c.put(fs("/z/small-chunks?chunk_size=65536")).body(data(2, 300_000)).send().unwrap();
+    let stat: Value = r.json().unwrap();
+    assert_eq!((stat["chunk_size"].as_u64(), stat["chunks"].as_u64()), (Some(65536), Some(5)));
+    assert_eq!(c.get(fs("/z/small-chunks")).send().unwrap().bytes().unwrap().as_ref(), data(2, 300_000).as_slice());
+    assert_eq!(
+        c.put(fs("/z/bad?chunk_size=10")).body(data(2, 30_000)).send().unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let r = c.post(fs("/z/link?op=symlink&target=/z/two")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let link: Value = c.get(fs("/z/link?op=stat")).send().unwrap().json().unwrap();
+    assert_eq!((link["type"].as_str(), link["target"].as_str()), (Some("symlink"), Some("/z/two")));
+    c.delete(fs("/z/link")).send().unwrap();
+    c.delete(fs("/z/small-chunks")).send().unwrap();
+
+    let r = c.delete(fs("/z"));
+    let r = r.send().unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(r), "not_empty");
     assert_eq!(c.delete(fs("/z/two")).send().unwrap().status(), StatusCode::NO_CONTENT);

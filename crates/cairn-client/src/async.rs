@@ -69,9 +69,10 @@ impl AsyncClient {
         self.write_inode(Command::Rename { from: parse(from)?, to: parse(to)? }).await
     }
 
-    /// Sets a directory's redundancy policy.
-    pub async fn set_policy(&self, path: &str, policy: Policy) -> Result<Inode> {
-        self.write_inode(Command::SetDirPolicy { path: parse(path)?, policy: Some(policy), chunk_size: None }).await
+    /// Sets a directory's redundancy policy and, optionally, the chunk size of files created
+    /// below it.
+    pub async fn set_policy(&self, path: &str, policy: Policy, chunk_size: Option<u32>) -> Result<Inode> {
+        self.write_inode(Command::SetDirPolicy { path: parse(path)?, policy: Some(policy), chunk_size }).await
     }
 
     /// Writes a whole file from an async reader, replacing any file there atomically.

@@ -8,7 +8,7 @@
 use crate::{Backend, ClientError, Result};
 use bytes::{Bytes, BytesMut};
 use cairn_core::wire::{ChunkRef, Command, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, WritePlan};
-use cairn_core::{ChunkId, ErrorCode, FsPath, INLINE_MAX};
+use cairn_core::{ChunkId, ErrorCode, FsPath, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use futures::stream::{self, FuturesOrdered, Stream, StreamExt};
 use std::sync::Arc;
 
@@ -24,11 +24,13 @@ pub struct WriteOptions {
     pub base_version: Option<u64>,
     /// Attributes if the file is created.
     pub attrs: NewAttrs,
+    /// Chunk size for this file, overriding the one inherited from its directory.
+    pub chunk_size: Option<u32>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { parents: true, base_version: None, attrs: NewAttrs::file() }
+        WriteOptions { parents: true, base_version: None, attrs: NewAttrs::file(), chunk_size: None }
     }
 }
 
@@ -119,13 +121,20 @@ where
         let content = if buf.is_empty() { Content::None } else { Content::Inline(buf.to_vec()) };
         return commit(b.as_ref(), path, content, size, opts).await;
     }
-    let plan = plan(b.as_ref(), path).await?;
-    let chunk_size = plan.chunk_size as usize;
+    let chunk_size = match opts.chunk_size {
+        Some(cs) => cs,
+        None => plan(b.as_ref(), path).await?.chunk_size,
+    };
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+        let msg = format!("chunk size {chunk_size} outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}");
+        return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
+    }
+    let cut = chunk_size as usize;
     let mut refs = Vec::new();
     let mut in_flight = FuturesOrdered::new();
     loop {
-        while buf.len() >= chunk_size || (done && !buf.is_empty()) {
-            let data = buf.split_to(buf.len().min(chunk_size)).freeze();
+        while buf.len() >= cut || (done && !buf.is_empty()) {
+            let data = buf.split_to(buf.len().min(cut)).freeze();
             let b = b.clone();
             in_flight.push_back(async move { put_chunk(b.as_ref(), data).await });
             if in_flight.len() >= PARALLEL_CHUNKS {
@@ -147,7 +156,7 @@ where
     while let Some(r) = in_flight.next().await {
         refs.push(r?);
     }
-    let content = Content::Chunks { chunk_size: plan.chunk_size, chunks: refs };
+    let content = Content::Chunks { chunk_size, chunks: refs };
     commit(b.as_ref(), path, content, size, opts).await
 }
 

@@ -27,6 +27,8 @@ pub struct FsParams {
     parents: Option<bool>,
     to: Option<String>,
     policy: Option<String>,
+    chunk_size: Option<u32>,
+    target: Option<String>,
 }
 
 type Params = Result<Query<FsParams>, QueryRejection>;
@@ -186,7 +188,7 @@ pub async fn put(State(st): State<AppState>, uri: Uri, p: Params, body: Body) ->
     if p.op.is_some() {
         return Err(bad("PUT takes no op"));
     }
-    let opts = WriteOptions { parents: p.parents.unwrap_or(true), ..WriteOptions::default() };
+    let opts = WriteOptions { parents: p.parents.unwrap_or(true), chunk_size: p.chunk_size, ..WriteOptions::default() };
     let inode = datapath::write_stream(&st.backend, &path, body.into_data_stream(), opts).await?;
     Ok((StatusCode::CREATED, Json(inode_json(&path, &inode))).into_response())
 }
@@ -200,7 +202,7 @@ pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<S
 }
 
 /// `POST /v1/fs/{path}?op=mkdir[&parents=true]`, `?op=rename&to=/new/path`,
-/// `?op=policy&policy=replicas:N`.
+/// `?op=policy[&policy=replicas:N][&chunk_size=BYTES]`, `?op=symlink&target=T`.
 pub async fn post(State(st): State<AppState>, uri: Uri, p: Params) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
     let p = params(p)?;
@@ -216,11 +218,18 @@ pub async fn post(State(st): State<AppState>, uri: Uri, p: Params) -> Result<Res
             (StatusCode::OK, Command::Rename { from: path, to: to.clone() }, to)
         }
         Some("policy") => {
-            let policy = Policy::parse(p.policy.as_deref().ok_or_else(|| bad("policy needs ?policy=replicas:N"))?)?;
-            (StatusCode::OK, Command::SetDirPolicy { path: path.clone(), policy: Some(policy), chunk_size: None }, path)
+            if p.policy.is_none() && p.chunk_size.is_none() {
+                return Err(bad("policy needs ?policy=replicas:N and/or ?chunk_size=BYTES"));
+            }
+            let policy = p.policy.as_deref().map(Policy::parse).transpose()?;
+            (StatusCode::OK, Command::SetDirPolicy { path: path.clone(), policy, chunk_size: p.chunk_size }, path)
         }
-        Some(op) => return Err(bad(format!("unknown POST op {op:?} (expected mkdir, rename or policy)"))),
-        None => return Err(bad("POST needs ?op=mkdir, ?op=rename or ?op=policy")),
+        Some("symlink") => {
+            let target = p.target.ok_or_else(|| bad("symlink needs ?target=..."))?;
+            (StatusCode::CREATED, Command::Symlink { path: path.clone(), target }, path)
+        }
+        Some(op) => return Err(bad(format!("unknown POST op {op:?} (expected mkdir, rename, policy or symlink)"))),
+        None => return Err(bad("POST needs ?op=mkdir, ?op=rename, ?op=policy or ?op=symlink")),
     };
     match st.backend.write(cmd).await? {
         Reply::Inode(inode) => Ok((status, Json(inode_json(&shown, &inode))).into_response()),
