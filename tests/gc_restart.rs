@@ -18,6 +18,9 @@ fn deleted_and_orphaned_chunks_are_collected_after_the_grace_period() {
     c.put(fs("/keep")).body(data(1, 5 << 20)).send().unwrap();
     c.put(fs("/drop")).body(data(2, 9 << 20)).send().unwrap();
     assert_eq!(node.chunk_files(), 5);
+    // Identical content is stored once.
+    c.put(fs("/keep-copy")).body(data(1, 5 << 20)).send().unwrap();
+    assert_eq!(node.chunk_files(), 5, "deduplicated");
     // An uploaded chunk that no commit ever references (a writer that died mid-write).
     let orphan = data(3, 70_000);
     let id = blake3::hash(&orphan).to_hex().to_string();
@@ -34,6 +37,12 @@ fn deleted_and_orphaned_chunks_are_collected_after_the_grace_period() {
     wait_for("three more gc passes", Duration::from_secs(30), || gc_passes(&node) >= passes + 3);
     assert_eq!(node.chunk_files(), 4);
     assert_eq!(c.get(fs("/keep")).send().unwrap().bytes().unwrap().as_ref(), data(1, 5 << 20).as_slice());
+    // Deleting one of two files sharing chunks keeps the chunks for the other.
+    c.delete(fs("/keep")).send().unwrap();
+    let passes = gc_passes(&node);
+    wait_for("three more gc passes", Duration::from_secs(30), || gc_passes(&node) >= passes + 3);
+    assert_eq!(c.get(fs("/keep-copy")).send().unwrap().bytes().unwrap().as_ref(), data(1, 5 << 20).as_slice());
+    assert_eq!(node.chunk_files(), 4);
     assert_eq!(c.get(fs("/keep2")).send().unwrap().bytes().unwrap().as_ref(), data(5, 5 << 20).as_slice());
 }
 
