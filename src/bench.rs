@@ -105,13 +105,27 @@ async fn run_scenario(c: &AsyncClient, s: &Scenario, dir: &str, cold: bool) -> R
         drop_caches()?;
     }
     let t = Instant::now();
-    let sizes: Vec<usize> = stream::iter(0..s.files)
-        .map(|i| async move { c.get_bytes(&format!("{dir}/f{i}")).await.map(|b| b.len()) })
+    // Stream each file through (as `cairn cat > /dev/null` would): every chunk is verified
+    // by the client; the bench checks lengths and each file's stamp.
+    stream::iter(0..s.files)
+        .map(|i| async move {
+            let (_, mut body) = c.read_stream(&format!("{dir}/f{i}"), 0, u64::MAX).await?;
+            let (mut len, mut stamp) = (0u64, None);
+            while let Some(piece) = body.next().await {
+                let piece = piece?;
+                if stamp.is_none() && piece.len() >= 8 {
+                    stamp = Some(u64::from_le_bytes(piece[..8].try_into().expect("8 bytes")));
+                }
+                len += piece.len() as u64;
+            }
+            ensure!(stamp.is_none_or(|st| st == i as u64), "file {i} read back with another file's content");
+            ensure!(len == s.size, "file {i} read back with {len} bytes, not {}", s.size);
+            Ok(())
+        })
         .buffer_unordered(s.concurrency)
-        .try_collect()
+        .try_collect::<Vec<()>>()
         .await?;
     let read = t.elapsed();
-    ensure!(sizes.iter().all(|&n| n as u64 == s.size), "a file read back with the wrong size");
     c.remove(dir, true).await?;
     Ok(Figures { write, read })
 }

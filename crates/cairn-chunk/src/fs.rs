@@ -7,8 +7,10 @@
 //! 3. `rename` it to its final name — atomic, so readers see the whole chunk or nothing;
 //! 4. `fsync` the directory — the new name itself survives a power cut.
 //!
-//! Every file starts with a 64-byte header (magic, version, length, BLAKE3 hash) so scrub can
-//! verify a chunk file on its own.
+//! Every file starts with a 64-byte header (magic, version, length, BLAKE3 hash, CRC32C of the
+//! data) so scrub can verify a chunk file on its own. Local reads check the BLAKE3; reads for
+//! transfer check the CRC32C (the receiver checks the BLAKE3), as HDFS clients verify
+//! checksums end to end.
 
 use crate::{verify, ChunkError, ChunkInfo, ChunkStore, PutOutcome, Result};
 use cairn_core::ChunkId;
@@ -24,6 +26,8 @@ const MAGIC: &[u8; 8] = b"CAIRNCHK";
 const VERSION: u16 = 1;
 /// Header length in bytes.
 const HEADER_LEN: usize = 64;
+/// Reads are hashed in slices of this size, while each slice is still in cache.
+const READ_SLICE: usize = 256 << 10;
 
 /// Chunks as files in a directory tree.
 pub struct FsChunkStore {
@@ -44,13 +48,23 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn header(id: &ChunkId, len: u64) -> [u8; HEADER_LEN] {
+fn header(id: &ChunkId, data: &[u8]) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    h[16..24].copy_from_slice(&len.to_le_bytes());
+    h[16..24].copy_from_slice(&(data.len() as u64).to_le_bytes());
     h[24..56].copy_from_slice(&id.0);
+    h[56..60].copy_from_slice(&crc32c::crc32c(data).to_le_bytes());
     h
+}
+
+/// How thoroughly a read checks the bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// BLAKE3 of the content against the id.
+    Hash,
+    /// CRC32C of the content against the header.
+    Crc,
 }
 
 impl FsChunkStore {
@@ -74,7 +88,7 @@ impl FsChunkStore {
     }
 
     /// Reads and checks a chunk file's header and body.
-    fn read_file(&self, id: &ChunkId, path: &Path) -> Result<Vec<u8>> {
+    fn read_file(&self, id: &ChunkId, path: &Path, check: Check) -> Result<Vec<u8>> {
         let mut f = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ChunkError::NotFound(*id)),
@@ -94,13 +108,29 @@ impl FsChunkStore {
             return Err(corrupt("header names another chunk"));
         }
         let len = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
-        let mut data = Vec::with_capacity(len.min(1 << 30) as usize);
-        f.read_to_end(&mut data).map_err(io_err)?;
-        if data.len() as u64 != len {
+        let actual = f.metadata().map_err(io_err)?.len().saturating_sub(HEADER_LEN as u64);
+        if actual != len {
             return Err(corrupt("length differs from header"));
         }
-        if !verify(id, &data) {
-            return Err(corrupt("content does not match its hash"));
+        // Read in slices and check each while it is still in cache: one pass over the bytes.
+        let mut data = vec![0u8; len as usize];
+        let mut hasher = blake3::Hasher::new();
+        let mut crc = 0u32;
+        for slice in data.chunks_mut(READ_SLICE) {
+            f.read_exact(slice).map_err(|_| corrupt("shorter than its header says"))?;
+            match check {
+                Check::Hash => {
+                    hasher.update(slice);
+                }
+                Check::Crc => crc = crc32c::crc32c_append(crc, slice),
+            }
+        }
+        let ok = match check {
+            Check::Hash => hasher.finalize().as_bytes() == &id.0,
+            Check::Crc => crc.to_le_bytes() == h[56..60],
+        };
+        if !ok {
+            return Err(corrupt("content does not match its checksum"));
         }
         Ok(data)
     }
@@ -119,7 +149,7 @@ impl ChunkStore for FsChunkStore {
         let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
         let result = (|| {
             let mut f = File::create(&tmp)?;
-            f.write_all(&header(id, data.len() as u64))?;
+            f.write_all(&header(id, data))?;
             f.write_all(data)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -133,7 +163,11 @@ impl ChunkStore for FsChunkStore {
     }
 
     fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        self.read_file(id, &self.path_of(id))
+        self.read_file(id, &self.path_of(id), Check::Hash)
+    }
+
+    fn get_for_transfer(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        self.read_file(id, &self.path_of(id), Check::Crc)
     }
 
     fn contains(&self, id: &ChunkId) -> Result<bool> {
@@ -207,6 +241,7 @@ mod tests {
         raw[HEADER_LEN + 10] ^= 0xff;
         fs::write(&path, &raw).unwrap();
         assert!(matches!(store.get(&id), Err(ChunkError::Corrupt { .. })));
+        assert!(matches!(store.get_for_transfer(&id), Err(ChunkError::Corrupt { .. })));
         raw.truncate(HEADER_LEN + 5);
         fs::write(&path, &raw).unwrap();
         assert!(matches!(store.get(&id), Err(ChunkError::Corrupt { .. })));

@@ -81,8 +81,11 @@ pub trait ChunkStore: Send + Sync + 'static {
     /// Stores `data` under `id` durably before returning. Refuses data that does not hash to
     /// `id`. Storing an existing chunk refreshes its age so a concurrent GC keeps it.
     fn put(&self, id: &ChunkId, data: &[u8]) -> Result<PutOutcome>;
-    /// Reads a chunk, verified against its id.
+    /// Reads a chunk, verified against its id (BLAKE3 of the content).
     fn get(&self, id: &ChunkId) -> Result<Vec<u8>>;
+    /// Reads a chunk checking only its stored length and CRC32C (bit rot on this disk, at
+    /// memory speed), for transfers whose receiver verifies the BLAKE3 content hash end to end.
+    fn get_for_transfer(&self, id: &ChunkId) -> Result<Vec<u8>>;
     /// True if the chunk is stored here (not verified).
     fn contains(&self, id: &ChunkId) -> Result<bool>;
     /// Deletes a chunk; deleting a missing chunk is not an error.
@@ -116,6 +119,7 @@ mod conformance {
         assert_eq!(store.put(&id, &data).unwrap(), PutOutcome::Existed);
         assert!(store.contains(&id).unwrap());
         assert_eq!(store.get(&id).unwrap(), data);
+        assert_eq!(store.get_for_transfer(&id).unwrap(), data);
 
         let wrong = ChunkId::of(b"other");
         assert!(matches!(store.put(&wrong, &data), Err(ChunkError::HashMismatch(_))));

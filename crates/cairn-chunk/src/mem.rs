@@ -36,6 +36,10 @@ impl ChunkStore for MemChunkStore {
         map.get(id).map(|(d, _)| d.clone()).ok_or(ChunkError::NotFound(*id))
     }
 
+    fn get_for_transfer(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        self.get(id)
+    }
+
     fn contains(&self, id: &ChunkId) -> Result<bool> {
         Ok(self.chunks.lock().expect("mem store lock").contains_key(id))
     }

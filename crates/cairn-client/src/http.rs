@@ -4,7 +4,7 @@
 //! errors come back as the JSON error body every endpoint uses.
 
 use crate::{Backend, ClientError, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
@@ -89,15 +89,22 @@ impl Backend for HttpBackend {
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Bytes> {
         let req = self.http.get(format!("{}/v1/chunks/{}", self.base, id.to_hex()));
-        let data = self.send(req).await?.bytes().await.map_err(|e| transport(&self.base, e))?;
-        let check = data.clone();
-        let ok = tokio::task::spawn_blocking(move || ChunkId::of(&check) == id)
-            .await
-            .map_err(|e| ClientError::Protocol(format!("hashing task failed: {e}")))?;
-        if !ok {
+        let mut resp = self.send(req).await?;
+        let expected = resp.content_length().unwrap_or(0).min(cairn_core::MAX_CHUNK_SIZE as u64) as usize;
+        let mut data = BytesMut::with_capacity(expected);
+        // Hash each frame as it arrives, while it is still in cache: no second pass.
+        let mut hasher = blake3::Hasher::new();
+        while let Some(frame) = resp.chunk().await.map_err(|e| transport(&self.base, e))? {
+            if data.len() + frame.len() > cairn_core::MAX_CHUNK_SIZE as usize {
+                return Err(ClientError::Protocol(format!("chunk {id} is larger than any chunk may be")));
+            }
+            hasher.update(&frame);
+            data.extend_from_slice(&frame);
+        }
+        if ChunkId(*hasher.finalize().as_bytes()) != id {
             return Err(ClientError::api(ErrorCode::Corrupt, format!("chunk {id} arrived corrupt")));
         }
-        Ok(data)
+        Ok(data.freeze())
     }
 
     async fn write(&self, cmd: Command) -> Result<Reply> {

@@ -250,10 +250,21 @@ impl Node {
         tokio::task::spawn_blocking(move || store.put(&id, &data)).await.map_err(internal)?.map(drop).map_err(chunk_err)
     }
 
-    /// Reads a chunk from the local store, verified.
+    /// Reads a chunk from the local store, verified against its BLAKE3 id.
     pub async fn get_chunk(&self, id: ChunkId) -> Result<Bytes, ApiError> {
         let store = self.chunks.clone();
         tokio::task::spawn_blocking(move || store.get(&id)).await.map_err(internal)?.map(Bytes::from).map_err(chunk_err)
+    }
+
+    /// Reads a chunk for sending to a reader that verifies the BLAKE3 itself: the store checks
+    /// the chunk's CRC32C only.
+    pub async fn get_chunk_for_transfer(&self, id: ChunkId) -> Result<Bytes, ApiError> {
+        let store = self.chunks.clone();
+        tokio::task::spawn_blocking(move || store.get_for_transfer(&id))
+            .await
+            .map_err(internal)?
+            .map(Bytes::from)
+            .map_err(chunk_err)
     }
 
     /// Applies a metadata command through Raft.

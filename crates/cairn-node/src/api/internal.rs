@@ -29,9 +29,9 @@ pub async fn put_chunk(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/chunks/{id}`: a chunk's bytes, verified.
+/// `GET /v1/chunks/{id}`: a chunk's bytes, CRC-checked here; the reader checks the BLAKE3.
 pub async fn get_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> Result<Response, HttpError> {
-    let data = st.node.get_chunk(chunk_id(&hex)?).await?;
+    let data = st.node.get_chunk_for_transfer(chunk_id(&hex)?).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
