@@ -112,12 +112,19 @@ impl FsChunkStore {
         if actual != len {
             return Err(corrupt("length differs from header"));
         }
-        // Read in slices and check each while it is still in cache: one pass over the bytes.
-        let mut data = vec![0u8; len as usize];
+        // Read in slices (into uninitialised capacity: no zeroing pass) and check each while it
+        // is still in cache: one pass over the bytes.
+        let mut data = Vec::with_capacity(len as usize);
         let mut hasher = blake3::Hasher::new();
         let mut crc = 0u32;
-        for slice in data.chunks_mut(READ_SLICE) {
-            f.read_exact(slice).map_err(|_| corrupt("shorter than its header says"))?;
+        while (data.len() as u64) < len {
+            let start = data.len();
+            let want = (len - start as u64).min(READ_SLICE as u64);
+            let got = (&mut f).take(want).read_to_end(&mut data).map_err(io_err)?;
+            if got as u64 != want {
+                return Err(corrupt("shorter than its header says"));
+            }
+            let slice = &data[start..];
             match check {
                 Check::Hash => {
                     hasher.update(slice);
