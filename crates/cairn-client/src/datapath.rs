@@ -161,7 +161,7 @@ where
 }
 
 /// Streams bytes `start..end` of a file's content, fetching up to [`PARALLEL_CHUNKS`] chunks
-/// ahead. Every chunk is verified by the backend.
+/// ahead. Every chunk is verified by the backend before any of its bytes is yielded.
 pub fn read_stream<B: Backend>(
     b: Arc<B>,
     inode: &Inode,
@@ -193,12 +193,16 @@ pub fn read_stream<B: Backend>(
             let b = b.clone();
             async move {
                 match id {
-                    None => Ok(inline),
-                    Some(id) => Ok(b.get_chunk(id).await?.slice(from as usize..to as usize)),
+                    None => Ok(vec![inline]),
+                    Some(id) => Ok(b.get_chunk(id).await?.slice(from as usize, to as usize)),
                 }
             }
         })
         .buffered(PARALLEL_CHUNKS)
+        .flat_map(|r: Result<Vec<Bytes>>| match r {
+            Ok(views) => stream::iter(views.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => stream::iter(vec![Err(e)]),
+        })
 }
 
 /// Checks that `inode` is a regular file.

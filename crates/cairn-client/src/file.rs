@@ -246,7 +246,7 @@ impl File {
             }
         }
         let backend = self.client.inner.backend().clone();
-        let b = self.client.block(async move { backend.get_chunk(r.id).await })?;
+        let b = self.client.block(async move { backend.get_chunk(r.id).await })?.into_contiguous();
         self.cache = Some((idx, b.clone()));
         Ok(b)
     }

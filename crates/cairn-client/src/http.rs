@@ -3,8 +3,8 @@
 //! Chunks travel as raw bodies; metadata commands and queries as [`cairn_core::codec`] bodies;
 //! errors come back as the JSON error body every endpoint uses.
 
-use crate::{Backend, ClientError, Result};
-use bytes::{Bytes, BytesMut};
+use crate::{Backend, ClientError, Frames, Result};
+use bytes::Bytes;
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
@@ -87,24 +87,25 @@ impl Backend for HttpBackend {
         self.send(req).await.map(drop)
     }
 
-    async fn get_chunk(&self, id: ChunkId) -> Result<Bytes> {
+    async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
         let req = self.http.get(format!("{}/v1/chunks/{}", self.base, id.to_hex()));
         let mut resp = self.send(req).await?;
-        let expected = resp.content_length().unwrap_or(0).min(cairn_core::MAX_CHUNK_SIZE as u64) as usize;
-        let mut data = BytesMut::with_capacity(expected);
-        // Hash each frame as it arrives, while it is still in cache: no second pass.
+        // Hash each frame as it arrives, while it is still in cache (no second pass), and keep
+        // the frames as they are (no reassembly copy).
         let mut hasher = blake3::Hasher::new();
+        let (mut frames, mut len) = (Vec::new(), 0usize);
         while let Some(frame) = resp.chunk().await.map_err(|e| transport(&self.base, e))? {
-            if data.len() + frame.len() > cairn_core::MAX_CHUNK_SIZE as usize {
+            len += frame.len();
+            if len > cairn_core::MAX_CHUNK_SIZE as usize {
                 return Err(ClientError::Protocol(format!("chunk {id} is larger than any chunk may be")));
             }
             hasher.update(&frame);
-            data.extend_from_slice(&frame);
+            frames.push(frame);
         }
         if ChunkId(*hasher.finalize().as_bytes()) != id {
             return Err(ClientError::api(ErrorCode::Corrupt, format!("chunk {id} arrived corrupt")));
         }
-        Ok(data.freeze())
+        Ok(Frames(frames))
     }
 
     async fn write(&self, cmd: Command) -> Result<Reply> {

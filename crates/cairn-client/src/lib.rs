@@ -91,6 +91,52 @@ impl From<ClientError> for std::io::Error {
     }
 }
 
+/// A chunk's bytes as the buffers they arrived in (network frames), so reading a chunk never
+/// copies it just to make it contiguous.
+#[derive(Debug, Clone, Default)]
+pub struct Frames(pub Vec<Bytes>);
+
+impl Frames {
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// True if there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Bytes::is_empty)
+    }
+
+    /// Bytes `from..to` as views into the frames (no copy).
+    pub fn slice(&self, from: usize, to: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for f in &self.0 {
+            let (start, end) = (at, at + f.len());
+            at = end;
+            if end <= from || start >= to {
+                continue;
+            }
+            out.push(f.slice(from.max(start) - start..to.min(end) - start));
+        }
+        out
+    }
+
+    /// The bytes as one buffer (copies only if there is more than one frame).
+    pub fn into_contiguous(self) -> Bytes {
+        match <[Bytes; 1]>::try_from(self.0) {
+            Ok([one]) => one,
+            Err(frames) => frames.concat().into(),
+        }
+    }
+}
+
+impl From<Bytes> for Frames {
+    fn from(b: Bytes) -> Self {
+        Frames(vec![b])
+    }
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -99,7 +145,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Stores a chunk durably (on every replica the policy asks for) before returning.
     fn put_chunk(&self, id: ChunkId, data: Bytes) -> impl Future<Output = Result<()>> + Send;
     /// Fetches a chunk; the bytes returned are verified against `id`.
-    fn get_chunk(&self, id: ChunkId) -> impl Future<Output = Result<Bytes>> + Send;
+    fn get_chunk(&self, id: ChunkId) -> impl Future<Output = Result<Frames>> + Send;
     /// Applies a metadata command through consensus.
     fn write(&self, cmd: Command) -> impl Future<Output = Result<Reply>> + Send;
     /// Answers a metadata query (linearizable).

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use cairn_client::datapath::{self, WriteOptions};
-use cairn_client::{Backend, ClientError, Result};
+use cairn_client::{Backend, ClientError, Frames, Result};
 use cairn_core::wire::{Command, Query, QueryReply, Reply};
 use cairn_core::{ChunkId, ErrorCode, FsPath};
 use futures::StreamExt;
@@ -35,9 +35,12 @@ impl Backend for MemBackend {
         self.chunks.lock().unwrap().insert(id, data);
         Ok(())
     }
-    async fn get_chunk(&self, id: ChunkId) -> Result<Bytes> {
+    async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
         let c = self.chunks.lock().unwrap().get(&id).cloned();
-        c.ok_or_else(|| ClientError::api(ErrorCode::NotFound, "no chunk"))
+        // Hand the chunk back in uneven frames, as a network would.
+        let c = c.ok_or_else(|| ClientError::api(ErrorCode::NotFound, "no chunk"))?;
+        let cut = c.len() / 3;
+        Ok(Frames(vec![c.slice(..cut), c.slice(cut..cut + 1.min(c.len() - cut)), c.slice((cut + 1).min(c.len())..)]))
     }
     async fn write(&self, cmd: Command) -> Result<Reply> {
         let txn = self.db.begin_write().unwrap();

@@ -3,7 +3,7 @@
 
 use crate::Node;
 use bytes::Bytes;
-use cairn_client::{Backend, ClientError, Result};
+use cairn_client::{Backend, ClientError, Frames, Result};
 use cairn_core::wire::{Command, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId};
 use std::sync::Arc;
@@ -26,8 +26,8 @@ impl Backend for LocalBackend {
         self.node.put_chunk(id, data).await.map_err(ClientError::Api)
     }
 
-    async fn get_chunk(&self, id: ChunkId) -> Result<Bytes> {
-        self.node.get_chunk(id).await.map_err(ClientError::Api)
+    async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
+        self.node.get_chunk(id).await.map(Frames::from).map_err(ClientError::Api)
     }
 
     async fn write(&self, cmd: Command) -> Result<Reply> {
