@@ -5,7 +5,7 @@ use crate::Node;
 use bytes::Bytes;
 use cairn_client::{Backend, ClientError, Frames, Result};
 use cairn_core::wire::{Command, Query, QueryReply, Reply};
-use cairn_core::{ApiError, ChunkId};
+use cairn_core::ChunkId;
 use std::sync::Arc;
 
 /// A backend over this node's store and metadata.
@@ -35,6 +35,6 @@ impl Backend for LocalBackend {
     }
 
     async fn query(&self, q: Query) -> Result<QueryReply> {
-        self.node.query(q).await.map_err(|e: ApiError| ClientError::Api(e))
+        self.node.query(q).await.map_err(ClientError::Api)
     }
 }
