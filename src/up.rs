@@ -26,6 +26,9 @@ pub struct UpArgs {
     /// How often the garbage collector runs, e.g. 1m [default: 1m].
     #[arg(long, env = "CAIRN_GC_INTERVAL", value_parser = humantime::parse_duration)]
     gc_interval: Option<Duration>,
+    /// Snapshot the metadata every this many Raft log entries [default: 5000].
+    #[arg(long, env = "CAIRN_SNAPSHOT_EVERY")]
+    snapshot_every: Option<u64>,
 }
 
 /// Reads a TOML config file into a [`NodeConfig`].
@@ -51,6 +54,9 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(i) = args.gc_interval {
         c.gc_interval = i;
+    }
+    if let Some(n) = args.snapshot_every {
+        c.snapshot_every = n;
     }
     c.validate()?;
     Ok(c)

@@ -68,6 +68,38 @@ fn state_and_identity_survive_clean_restarts() {
 }
 
 #[test]
+fn snapshots_and_log_purges_survive_restarts() {
+    let mut node = TestNode::start(&["--snapshot-every", "20"]);
+    let c = http();
+    let mut written = Vec::new();
+    for round in 0..3u64 {
+        for i in 0..40u64 {
+            let (path, seed) = (format!("/s{round}/f{i}"), round * 100 + i);
+            c.put(format!("{}/v1/fs{path}", node.url)).body(data(seed, 100 + i as usize * 700)).send().unwrap();
+            written.push((path, seed, 100 + i as usize * 700));
+        }
+        c.delete(format!("{}/v1/fs/s{round}/f0", node.url)).send().unwrap();
+        written.retain(|(p, _, _)| *p != format!("/s{round}/f0"));
+        let v: Value = c.get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap();
+        assert!(v["raft"]["snapshot"].as_u64().is_some(), "a snapshot was taken: {}", v["raft"]);
+        assert!(v["raft"]["purged"].as_u64().is_some(), "old log entries were purged: {}", v["raft"]);
+        if round == 1 {
+            node.kill();
+            node.restart();
+        } else {
+            assert!(node.stop());
+            node.restart();
+        }
+        for (path, seed, len) in &written {
+            let got = c.get(format!("{}/v1/fs{path}", node.url)).send().unwrap().bytes().unwrap();
+            assert_eq!(got.as_ref(), data(*seed, *len).as_slice(), "{path} after restart {round}");
+        }
+        let gone = c.get(format!("{}/v1/fs/s{round}/f0", node.url)).send().unwrap();
+        assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
+    }
+}
+
+#[test]
 fn config_file_env_and_flags_combine() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cairn.toml");

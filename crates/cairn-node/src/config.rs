@@ -24,6 +24,9 @@ pub struct NodeConfig {
     /// How often the garbage collector runs.
     #[serde(with = "human")]
     pub gc_interval: Duration,
+    /// Take a metadata snapshot (and let older Raft log entries be purged) every this many
+    /// log entries.
+    pub snapshot_every: u64,
 }
 
 impl Default for NodeConfig {
@@ -33,6 +36,7 @@ impl Default for NodeConfig {
             listen: "127.0.0.1:7070".into(),
             gc_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(60),
+            snapshot_every: 5000,
         }
     }
 }
@@ -52,6 +56,9 @@ impl NodeConfig {
         }
         if self.gc_interval < Duration::from_millis(100) {
             return bad("gc_interval must be at least 100ms".into());
+        }
+        if self.snapshot_every < 10 {
+            return bad("snapshot_every must be at least 10".into());
         }
         Ok(())
     }

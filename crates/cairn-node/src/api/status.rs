@@ -41,6 +41,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             "last_log_index": m.last_log_index,
             "last_applied": m.last_applied.map(|l| l.index),
             "snapshot": m.snapshot.map(|l| l.index),
+            "purged": m.purged.map(|l| l.index),
         },
         "workers": node.worker_status(),
         "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
