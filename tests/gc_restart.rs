@@ -100,6 +100,28 @@ fn snapshots_and_log_purges_survive_restarts() {
 }
 
 #[test]
+fn a_second_node_on_the_same_data_dir_is_refused() {
+    let node = TestNode::start(&[]);
+    let c = http();
+    c.put(format!("{}/v1/fs/mine", node.url)).body(data(1, 6 << 20)).send().unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&node.data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already in use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        c.get(format!("{}/v1/fs/mine", node.url)).send().unwrap().bytes().unwrap().as_ref(),
+        data(1, 6 << 20).as_slice()
+    );
+}
+
+#[test]
 fn config_file_env_and_flags_combine() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cairn.toml");

@@ -172,10 +172,15 @@ impl Node {
         let data: PathBuf = config.data.clone();
         let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
         std::fs::create_dir_all(&data).map_err(|e| dir_err(e.to_string()))?;
+        // The database is opened first: it locks the directory against a second node, before
+        // anything (like clearing the chunk store's temp files) touches it.
+        let db = Database::create(data.join("meta.redb")).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => dir_err("already in use by another cairn node".into()),
+            e => dir_err(format!("metadata database: {e}")),
+        })?;
+        let db = Arc::new(db);
         let (identity, fresh) = load_identity(&data)?;
         let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;
-        let db = Database::create(data.join("meta.redb")).map_err(|e| dir_err(format!("metadata database: {e}")))?;
-        let db = Arc::new(db);
         let log = LogStore::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
         let sm = StateMachine::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
 
