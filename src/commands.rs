@@ -52,7 +52,12 @@ pub async fn run(node: &str, json: bool, cmd: Cmd) -> Result<()> {
         Cmd::Mkdir { path, parents } => show(&c.mkdir(&path, parents).await?, &path, json),
         Cmd::Rm { path, recursive } => Ok(c.remove(&path, recursive).await?),
         Cmd::Mv { from, to } => show(&c.rename(&from, &to).await?, &to, json),
-        Cmd::Status => status(&c, json).await,
+        Cmd::Status { secret: true } => {
+            let v = c.cluster_secret().await?;
+            println!("{v}");
+            Ok(())
+        }
+        Cmd::Status { secret: false } => status(&c, json).await,
         Cmd::Policy { cmd: PolicyCmd::Set { path, policy, chunk_size } } => {
             let p = Policy::parse(&policy).map_err(|e| ClientError::Api(e.into()))?;
             let cs = chunk_size

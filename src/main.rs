@@ -96,7 +96,11 @@ enum Cmd {
         to: String,
     },
     /// Show the cluster's nodes and health.
-    Status,
+    Status {
+        /// Print the cluster secret new nodes join with (works on the node's own machine).
+        #[arg(long)]
+        secret: bool,
+    },
     /// Redundancy policies of directories.
     Policy {
         #[command(subcommand)]

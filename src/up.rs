@@ -29,6 +29,12 @@ pub struct UpArgs {
     /// Snapshot the metadata every this many Raft log entries [default: 5000].
     #[arg(long, env = "CAIRN_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
+    /// Join the cluster of this member (any node's URL) at first start.
+    #[arg(long, env = "CAIRN_JOIN")]
+    join: Option<String>,
+    /// The cluster secret (`cairn status --secret` on a member shows it).
+    #[arg(long, env = "CAIRN_SECRET", hide_env_values = true)]
+    secret: Option<String>,
 }
 
 /// Reads a TOML config file into a [`NodeConfig`].
@@ -58,6 +64,12 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     if let Some(n) = args.snapshot_every {
         c.snapshot_every = n;
     }
+    if args.join.is_some() {
+        c.join = args.join;
+    }
+    if args.secret.is_some() {
+        c.secret = args.secret;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -78,7 +90,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let node = running.node.clone();
     let mut out = std::io::stdout().lock();
     writeln!(out, "cairn: listening on {}", node.url)?;
-    writeln!(out, "cairn: node {} of cluster {}, data in {}", node.id, node.cluster_id, data.display())?;
+    writeln!(out, "cairn: node {} of cluster {}, data in {}", node.id, node.cluster_id(), data.display())?;
     writeln!(out, "try:   echo hello > hello.txt && cairn put hello.txt /hello.txt && cairn cat /hello.txt")?;
     writeln!(out, "       curl {}/v1/fs/        (Ctrl-C stops the node)", node.url)?;
     out.flush()?;

@@ -37,7 +37,7 @@ impl TestNode {
     /// Starts a node on `data` (created if needed), on a free port.
     pub fn start_in(data: &Path, extra: &[&str]) -> Self {
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn(data, &args);
+        let (child, url) = spawn(data, &args, "127.0.0.1:0");
         TestNode { child: Some(child), url, data: data.to_path_buf(), args, _dir: None }
     }
 
@@ -59,7 +59,17 @@ impl TestNode {
     /// Starts the node again on the same data dir (new port).
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url) = spawn(&self.data, &self.args);
+        let (child, url) = spawn(&self.data, &self.args, "127.0.0.1:0");
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    /// Starts the node again on the same data dir and the same port, without its first-start
+    /// flags (it must find its cluster by itself).
+    pub fn restart_same_port(&mut self) {
+        self.kill();
+        self.args.retain(|a| !a.starts_with("--join") && !a.starts_with("--secret"));
+        let (child, url) = spawn(&self.data, &self.args, &self.addr());
         self.child = Some(child);
         self.url = url;
     }
@@ -117,11 +127,11 @@ impl Drop for TestNode {
     }
 }
 
-fn spawn(data: &Path, extra: &[String]) -> (Child, String) {
+fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String) {
     std::fs::create_dir_all(data).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
     let mut child = Command::new(bin())
-        .args(["up", "--listen", "127.0.0.1:0", "--data"])
+        .args(["up", "--listen", listen, "--data"])
         .arg(data)
         .args(extra)
         .env("CAIRN_LOG", "info,openraft=warn")

@@ -88,7 +88,33 @@ impl Backend for HttpBackend {
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
-        let req = self.http.get(format!("{}/v1/chunks/{}", self.base, id.to_hex()));
+        self.fetch_chunk(id, false).await
+    }
+
+    async fn write(&self, cmd: Command) -> Result<Reply> {
+        let bytes = self.call("/v1/meta/write", encode(&cmd)).await?;
+        let r: ApplyResult = decode(&bytes, "write reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(r?)
+    }
+
+    async fn query(&self, q: Query) -> Result<QueryReply> {
+        let bytes = self.call("/v1/meta/query", encode(&q)).await?;
+        let r: std::result::Result<QueryReply, ApiError> =
+            decode(&bytes, "query reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(r?)
+    }
+}
+
+impl HttpBackend {
+    /// Fetches a chunk only if this node holds it itself (no fetching from its peers): how
+    /// nodes ask each other.
+    pub async fn get_chunk_local(&self, id: ChunkId) -> Result<Frames> {
+        self.fetch_chunk(id, true).await
+    }
+
+    async fn fetch_chunk(&self, id: ChunkId, local: bool) -> Result<Frames> {
+        let local = if local { "?local=true" } else { "" };
+        let req = self.http.get(format!("{}/v1/chunks/{}{local}", self.base, id.to_hex()));
         let mut resp = self.send(req).await?;
         // Hash each frame as it arrives, while it is still in cache (no second pass), and keep
         // the frames as they are (no reassembly copy).
@@ -106,18 +132,5 @@ impl Backend for HttpBackend {
             return Err(ClientError::api(ErrorCode::Corrupt, format!("chunk {id} arrived corrupt")));
         }
         Ok(Frames(frames))
-    }
-
-    async fn write(&self, cmd: Command) -> Result<Reply> {
-        let bytes = self.call("/v1/meta/write", encode(&cmd)).await?;
-        let r: ApplyResult = decode(&bytes, "write reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(r?)
-    }
-
-    async fn query(&self, q: Query) -> Result<QueryReply> {
-        let bytes = self.call("/v1/meta/query", encode(&q)).await?;
-        let r: std::result::Result<QueryReply, ApiError> =
-            decode(&bytes, "query reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(r?)
     }
 }

@@ -27,6 +27,10 @@ pub struct NodeConfig {
     /// Take a metadata snapshot (and let older Raft log entries be purged) every this many
     /// log entries.
     pub snapshot_every: u64,
+    /// URL of any member of a cluster to join at first start (none: start a new cluster).
+    pub join: Option<String>,
+    /// The cluster secret to present when joining.
+    pub secret: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -37,6 +41,8 @@ impl Default for NodeConfig {
             gc_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(60),
             snapshot_every: 5000,
+            join: None,
+            secret: None,
         }
     }
 }
@@ -56,6 +62,9 @@ impl NodeConfig {
         }
         if self.gc_interval < Duration::from_millis(100) {
             return bad("gc_interval must be at least 100ms".into());
+        }
+        if self.join.is_some() && self.secret.as_deref().unwrap_or("").is_empty() {
+            return bad("joining a cluster needs its secret (--secret or CAIRN_SECRET; `cairn status --secret` on a member shows it)".into());
         }
         if self.snapshot_every < 10 {
             return bad("snapshot_every must be at least 10".into());

@@ -7,12 +7,15 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod cluster;
 pub mod config;
+mod identity;
 mod local;
 mod node;
 pub mod raft;
 pub mod worker;
 
+pub use cluster::{JoinReply, JoinRequest};
 pub use config::NodeConfig;
 pub use local::LocalBackend;
 pub use node::{Node, RunningNode};

@@ -1,48 +1,34 @@
 //! Starting, serving and stopping a node; its write and read paths into Raft and the store.
 
+use crate::identity::Identity;
 use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
 use crate::raft::Raft;
 use crate::worker::{gc::GcWorker, WorkerHandle};
-use crate::{now_ns, NodeConfig, NodeError};
+use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
-use cairn_core::wire::{Command, Content, Query, QueryReply, Reply, Request};
+use cairn_core::wire::{Command, Content, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use redb::{Database, ReadableDatabase};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-/// How long a metadata write may wait for consensus before it is reported unavailable.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long start-up waits for this node's Raft to elect a leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A node's identity, kept in `<data>/node.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Identity {
-    /// Format version of this file.
-    format: u32,
-    /// This node's id, unique in its cluster.
-    node_id: u64,
-    /// The cluster's id, chosen at its first start.
-    cluster_id: String,
-}
 
 /// A running node's shared state.
 pub struct Node {
     /// This node's id.
     pub id: u64,
-    /// The cluster's id.
-    pub cluster_id: String,
+    /// Its identity on disk (cluster id and secret may change when it joins a cluster).
+    identity: std::sync::Mutex<Identity>,
     /// The URL this node is reached at.
     pub url: String,
     /// The configuration it runs with.
@@ -70,10 +56,11 @@ const MAX_IN_FLIGHT: usize = 2;
 /// Proposes queued commands to Raft in batches: while earlier entries are being made durable,
 /// new commands queue up and go out together in the next entry, sharing one log fsync (group
 /// commit). Each command's answer goes back to its own caller.
-async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
+async fn run_proposer(node: std::sync::Weak<Node>, mut rx: mpsc::Receiver<Proposal>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Some(node) = node.upgrade() else { return };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -81,27 +68,12 @@ async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
         tokio::spawn(async move {
             let (cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
             let n = cmds.len();
-            let req = Request { now: now_ns(), cmds };
-            let answers = match tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(req)).await {
-                Ok(Ok(resp)) if resp.data.len() == n => resp.data,
-                Ok(Ok(resp)) => vec![Err(internal(format!("{} answers for {n} commands", resp.data.len()))); n],
-                Err(_) => {
-                    vec![
-                        Err(ApiError::new(ErrorCode::Unavailable, "metadata write timed out waiting for consensus"));
-                        n
-                    ]
-                }
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                    let msg = format!("this node is not the metadata leader (leader: {:?})", f.leader_id);
-                    vec![Err(ApiError::new(ErrorCode::Unavailable, msg)); n]
-                }
-                Ok(Err(e)) => {
-                    vec![Err(ApiError::new(ErrorCode::Unavailable, format!("metadata write failed: {e}"))); n]
-                }
+            let answers = match node.propose(cmds).await {
+                Ok(answers) => answers,
+                Err(e) => vec![Err(e); n],
             };
             for (tx, answer) in txs.into_iter().zip(answers) {
                 let _ = tx.send(answer);
@@ -127,43 +99,6 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Internal, e.to_string())
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename, directory fsync.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
-}
-
-fn load_identity(data: &Path) -> Result<(Identity, bool), NodeError> {
-    let path = data.join("node.json");
-    let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let id: Identity =
-                serde_json::from_slice(&bytes).map_err(|e| dir_err(format!("node.json unreadable: {e}")))?;
-            if id.format != 1 {
-                return Err(dir_err(format!("node.json has unknown format {}", id.format)));
-            }
-            Ok((id, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = Identity {
-                format: 1,
-                node_id: rand::random::<u64>() >> 1 | 1,
-                cluster_id: format!("{:032x}", rand::random::<u128>()),
-            };
-            let json = serde_json::to_vec_pretty(&id).expect("identity serializes");
-            write_atomic(&path, &json).map_err(|e| dir_err(format!("cannot write node.json: {e}")))?;
-            Ok((id, true))
-        }
-        Err(e) => Err(dir_err(format!("cannot read node.json: {e}"))),
-    }
-}
-
 impl Node {
     /// Starts a node: opens (or initialises) its data directory, binds its address, starts
     /// Raft and the HTTP server, and waits until the metadata has a leader.
@@ -179,7 +114,7 @@ impl Node {
             e => dir_err(format!("metadata database: {e}")),
         })?;
         let db = Arc::new(db);
-        let (identity, fresh) = load_identity(&data)?;
+        let (identity, fresh) = Identity::load_or_create(&data)?;
         let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;
         let log = LogStore::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
         let sm = StateMachine::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
@@ -204,7 +139,8 @@ impl Node {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
-        if !initialized {
+        let join = config.join.clone();
+        if !initialized && join.is_none() {
             if !fresh {
                 tracing::warn!("node.json exists but Raft state is empty; initialising a new one-voter cluster");
             }
@@ -213,10 +149,9 @@ impl Node {
         }
 
         let (proposals, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_proposer(raft.clone(), queue));
         let node = Arc::new(Node {
             id: identity.node_id,
-            cluster_id: identity.cluster_id,
+            identity: std::sync::Mutex::new(identity),
             url,
             config,
             started: SystemTime::now(),
@@ -227,16 +162,19 @@ impl Node {
             proposals,
         });
 
+        tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
+
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = crate::api::router(node.clone());
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await
         });
 
+        node.join_or_rejoin(join, initialized).await?;
         node.raft
             .wait(Some(LEADER_TIMEOUT))
             .metrics(|m| m.current_leader.is_some(), "a leader is elected")
@@ -249,27 +187,80 @@ impl Node {
         Ok(RunningNode { node, server, stop })
     }
 
+    /// Joins the cluster at `join` (first start), or, when restarted at a new address, tells
+    /// the cluster where this node is now.
+    async fn join_or_rejoin(&self, join: Option<String>, initialized: bool) -> Result<(), NodeError> {
+        let refused = |e: ApiError| NodeError::Raft(format!("joining the cluster failed: {e}"));
+        if !initialized {
+            let Some(url) = join else { return Ok(()) };
+            let secret = self.config.secret.clone().unwrap_or_default();
+            let reply = self.join(&url, &secret).await.map_err(refused)?;
+            let mut identity = self.identity.lock().expect("identity lock");
+            identity.cluster_id = reply.cluster_id;
+            identity.secret = secret;
+            return identity.save(&self.config.data);
+        }
+        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        let moved = membership.get_node(&self.id).is_some_and(|n| n.addr != self.url);
+        if moved {
+            let secret = self.secret();
+            for (_, peer) in membership.nodes().filter(|(id, _)| **id != self.id) {
+                if self.join(&peer.addr, &secret).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            tracing::warn!("restarted at {} but could not tell the cluster", self.url);
+        }
+        Ok(())
+    }
+
+    /// The cluster's id.
+    pub fn cluster_id(&self) -> String {
+        self.identity.lock().expect("identity lock").cluster_id.clone()
+    }
+
+    /// The cluster secret a joining node must present.
+    pub fn secret(&self) -> String {
+        self.identity.lock().expect("identity lock").secret.clone()
+    }
+
     /// Stores a chunk in the local store (verified against its id, fsync'd before returning).
     pub async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<(), ApiError> {
         let store = self.chunks.clone();
         tokio::task::spawn_blocking(move || store.put(&id, &data)).await.map_err(internal)?.map(drop).map_err(chunk_err)
     }
 
-    /// Reads a chunk from the local store, verified against its BLAKE3 id.
-    pub async fn get_chunk(&self, id: ChunkId) -> Result<Bytes, ApiError> {
-        let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || store.get(&id)).await.map_err(internal)?.map(Bytes::from).map_err(chunk_err)
+    /// Reads a chunk, verified against its BLAKE3 id: from the local store, else (unless
+    /// `local_only`) from another node.
+    pub async fn get_chunk(&self, id: ChunkId, local_only: bool) -> Result<Bytes, ApiError> {
+        self.read_chunk(id, false, local_only).await
     }
 
-    /// Reads a chunk for sending to a reader that verifies the BLAKE3 itself: the store checks
-    /// the chunk's CRC32C only.
-    pub async fn get_chunk_for_transfer(&self, id: ChunkId) -> Result<Bytes, ApiError> {
+    /// Reads a chunk for sending to a reader that verifies the BLAKE3 itself: the local store
+    /// checks the chunk's CRC32C only. Falls back to other nodes unless `local_only`.
+    pub async fn get_chunk_for_transfer(&self, id: ChunkId, local_only: bool) -> Result<Bytes, ApiError> {
+        self.read_chunk(id, true, local_only).await
+    }
+
+    async fn read_chunk(&self, id: ChunkId, for_transfer: bool, local_only: bool) -> Result<Bytes, ApiError> {
         let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || store.get_for_transfer(&id))
+        let local =
+            tokio::task::spawn_blocking(
+                move || {
+                    if for_transfer {
+                        store.get_for_transfer(&id)
+                    } else {
+                        store.get(&id)
+                    }
+                },
+            )
             .await
-            .map_err(internal)?
-            .map(Bytes::from)
-            .map_err(chunk_err)
+            .map_err(internal)?;
+        match local {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(ChunkError::NotFound(_)) if !local_only => self.fetch_from_peers(id).await,
+            Err(e) => Err(chunk_err(e)),
+        }
     }
 
     /// Applies a metadata command through Raft.
@@ -307,13 +298,9 @@ impl Node {
         rx.await.map_err(|_| ApiError::new(ErrorCode::Unavailable, "node is shutting down"))?
     }
 
-    /// Answers a metadata query, linearizably (after a read-index round through the leader).
+    /// Answers a metadata query linearizably, on any node (see [`Node::read_barrier`]).
     pub async fn query(&self, q: Query) -> Result<QueryReply, ApiError> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.ensure_linearizable()).await {
-            Err(_) => return Err(ApiError::new(ErrorCode::Unavailable, "read timed out waiting for the leader")),
-            Ok(Err(e)) => return Err(ApiError::new(ErrorCode::Unavailable, format!("linearizable read failed: {e}"))),
-            Ok(Ok(_)) => {}
-        }
+        self.read_barrier().await?;
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(internal)?;

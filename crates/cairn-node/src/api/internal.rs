@@ -3,13 +3,17 @@
 //! (bad id, undecodable body) are JSON errors.
 
 use super::{AppState, HttpError};
+use crate::JoinRequest;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{Command, Query};
-use cairn_core::{ApiError, ChunkId};
+use cairn_core::wire::{Command, Query as MetaQuery};
+use cairn_core::{ApiError, ChunkId, ErrorCode};
+use serde::Deserialize;
+use std::net::SocketAddr;
 
 fn binary(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
@@ -29,9 +33,23 @@ pub async fn put_chunk(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/chunks/{id}`: a chunk's bytes, CRC-checked here; the reader checks the BLAKE3.
-pub async fn get_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> Result<Response, HttpError> {
-    let data = st.node.get_chunk_for_transfer(chunk_id(&hex)?).await?;
+/// Query of `GET /v1/chunks/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkParams {
+    /// Only this node's own store: do not fetch from other nodes (how nodes ask each other).
+    local: Option<bool>,
+}
+
+/// `GET /v1/chunks/{id}[?local=true]`: a chunk's bytes, CRC-checked here; the reader checks
+/// the BLAKE3. A chunk this node lacks is fetched from the other nodes unless `local`.
+pub async fn get_chunk(
+    State(st): State<AppState>,
+    Path(hex): Path<String>,
+    q: Result<Query<ChunkParams>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let local = q.map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, e.body_text())))?.0.local;
+    let data = st.node.get_chunk_for_transfer(chunk_id(&hex)?, local.unwrap_or(false)).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
@@ -43,9 +61,43 @@ pub async fn meta_write(State(st): State<AppState>, body: Bytes) -> Result<Respo
 
 /// `POST /v1/meta/query`: answer a codec-encoded [`Query`].
 pub async fn meta_query(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
-    let q: Query = decode(&body, "query")?;
+    let q: MetaQuery = decode(&body, "query")?;
     let answer: Result<_, ApiError> = st.node.query(q).await;
     Ok(binary(encode(&answer)))
+}
+
+/// `POST /v1/meta/propose`: propose a codec-encoded batch of commands as one Raft entry
+/// (how followers forward writes to the leader; chunks were already checked where the write
+/// arrived).
+pub async fn meta_propose(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
+    let cmds: Vec<Command> = decode(&body, "command batch")?;
+    Ok(binary(encode(&st.node.propose(cmds).await)))
+}
+
+/// `POST /v1/raft/read-index`: the leader's read index, for linearizable reads on followers.
+pub async fn raft_read_index(State(st): State<AppState>) -> Response {
+    binary(encode(&st.node.read_index().await))
+}
+
+/// `POST /v1/cluster/join`: admit a node that presents the cluster secret.
+pub async fn cluster_join(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
+    let req: JoinRequest = serde_json::from_slice(&body)
+        .map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("bad join request: {e}"))))?;
+    Ok(axum::Json(st.node.handle_join(req).await?).into_response())
+}
+
+/// `GET /v1/cluster/secret`: the cluster secret, to callers on this machine only.
+pub async fn cluster_secret(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Response, HttpError> {
+    if !peer.ip().is_loopback() {
+        return Err(HttpError(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the secret is only shown on the node's own machine",
+        )));
+    }
+    Ok(axum::Json(serde_json::json!({ "secret": st.node.secret() })).into_response())
 }
 
 /// `POST /v1/raft/append`.

@@ -22,14 +22,14 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             json!({
                 "id": id.to_string(),
                 "url": if *id == node.id { node.url.clone() } else { n.addr.clone() },
-                "state": "up",
+                "state": if *id == node.id { "up" } else { "unknown" },
                 "voter": voters.contains(id),
                 "this": *id == node.id,
             })
         })
         .collect();
     Ok(Json(json!({
-        "cluster_id": node.cluster_id,
+        "cluster_id": node.cluster_id(),
         "node_id": node.id.to_string(),
         "version": env!("CARGO_PKG_VERSION"),
         "healthy": m.current_leader.is_some(),

@@ -33,7 +33,7 @@ impl GcWorker {
         let cutoff = SystemTime::now() - grace;
         let cutoff_ns = now_ns() - grace.as_nanos() as i64;
         // A linearizable read point: every commit acknowledged before now is visible below.
-        self.node.raft.ensure_linearizable().await.map_err(|e| e.to_string())?;
+        self.node.read_barrier().await.map_err(|e| e.to_string())?;
         let node = self.node.clone();
         let deleted = tokio::task::spawn_blocking(move || -> Result<u64, String> {
             let store = node.chunks.clone();

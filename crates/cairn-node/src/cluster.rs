@@ -1,0 +1,225 @@
+//! Many nodes, one metadata: joining a cluster, forwarding writes to the Raft leader,
+//! linearizable reads on any node (read index from the leader), and fetching chunks that
+//! live on other nodes.
+//!
+//! Every node accepts every request. A metadata write that reaches a follower is forwarded,
+//! in the batch it was proposed in, to the leader's `/v1/meta/propose`; a read on a follower
+//! first asks the leader for its read index and waits until the local replica has applied
+//! it, then reads locally.
+
+use crate::now_ns;
+use crate::Node;
+use cairn_client::HttpBackend;
+use cairn_core::codec::{decode, encode};
+use cairn_core::wire::{ApplyResult, Command, Request};
+use cairn_core::{ApiError, ChunkId, ErrorCode};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// How long a write or read keeps trying to reach a leader before it reports `unavailable`.
+pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Pause between attempts while no leader is known.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Most metadata voters; further nodes stay learners.
+const MAX_VOTERS: usize = 5;
+
+/// `POST /v1/cluster/join` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The joining node's id.
+    pub node_id: u64,
+    /// The URL it is reached at.
+    pub url: String,
+    /// The cluster secret.
+    pub secret: String,
+}
+
+/// `POST /v1/cluster/join` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinReply {
+    /// The cluster's id, which the joining node adopts.
+    pub cluster_id: String,
+}
+
+fn unavailable(msg: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, msg)
+}
+
+/// Where the leader is, when a Raft call says "not me".
+fn leader_of(f: &ForwardToLeader<u64, BasicNode>) -> Option<String> {
+    f.leader_node.as_ref().map(|n| n.addr.clone())
+}
+
+impl Node {
+    /// A connection to another node.
+    fn peer(&self, url: &str) -> Result<HttpBackend, ApiError> {
+        HttpBackend::new(url).map_err(ApiError::from)
+    }
+
+    /// Proposes a batch of commands as one Raft entry, on the leader wherever it is; waits for
+    /// a leader while there is none. Returns one answer per command.
+    pub(crate) async fn propose(&self, cmds: Vec<Command>) -> Result<Vec<ApplyResult>, ApiError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        let n = cmds.len();
+        loop {
+            let req = Request { now: now_ns(), cmds: cmds.clone() };
+            let leader = match self.raft.client_write(req).await {
+                Ok(resp) if resp.data.len() == n => return Ok(resp.data),
+                Ok(resp) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Internal,
+                        format!("{} answers for {n} commands", resp.data.len()),
+                    ))
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => leader_of(&f),
+                Err(e) => return Err(unavailable(format!("metadata write failed: {e}"))),
+            };
+            if let Some(url) = leader.filter(|u| *u != self.url) {
+                let peer = self.peer(&url)?;
+                let req = peer.http().post(format!("{url}/v1/meta/propose")).body(encode(&cmds));
+                match peer.send(req).await {
+                    Ok(resp) => {
+                        let bytes = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+                        return decode::<Result<Vec<ApplyResult>, ApiError>>(&bytes, "propose reply")?;
+                    }
+                    // Not sent at all: safe to try again (the leader may have moved).
+                    Err(cairn_client::ClientError::Unavailable(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable("no metadata leader reachable (is a majority of voters up?)"));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Waits until this node's replica reflects every write acknowledged before the call:
+    /// on the leader a read-index round, on a follower the leader's read index, then waiting
+    /// until it is applied locally.
+    pub(crate) async fn read_barrier(&self) -> Result<(), ApiError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = match self.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => leader_of(&f),
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
+                Err(e) => return Err(unavailable(format!("linearizable read failed: {e}"))),
+            };
+            if let Some(url) = leader.filter(|u| *u != self.url) {
+                let peer = self.peer(&url)?;
+                let req = peer.http().post(format!("{url}/v1/raft/read-index"));
+                if let Ok(resp) = peer.send(req).await {
+                    let bytes = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+                    let index: Option<u64> = decode::<Result<Option<u64>, ApiError>>(&bytes, "read index")??;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    return self
+                        .raft
+                        .wait(Some(left))
+                        .applied_index_at_least(index, "read index applied")
+                        .await
+                        .map(drop)
+                        .map_err(|e| unavailable(format!("replica did not catch up: {e}")));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable("no metadata leader reachable (is a majority of voters up?)"));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// The leader's read index, for followers' reads (`POST /v1/raft/read-index`).
+    pub(crate) async fn read_index(&self) -> Result<Option<u64>, ApiError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(id) => Ok(id.map(|l| l.index)),
+            Err(e) => Err(unavailable(format!("not the leader: {e}"))),
+        }
+    }
+
+    /// Adds a node to the cluster (`POST /v1/cluster/join`), on the leader wherever it is.
+    pub(crate) async fn handle_join(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
+        if req.secret != self.secret() {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "wrong cluster secret"));
+        }
+        cairn_client::HttpBackend::new(&req.url)?;
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => return self.admit(req).await,
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    if let Some(url) = leader_of(&f).filter(|u| *u != self.url) {
+                        let peer = self.peer(&url)?;
+                        let resp = peer.send(peer.http().post(format!("{url}/v1/cluster/join")).json(&req)).await?;
+                        return resp.json().await.map_err(|e| unavailable(e.to_string()));
+                    }
+                }
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable("no metadata leader to admit the node"));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// On the leader: make the node a learner (catching it up), then a voter while there are
+    /// fewer than five; a known node that moved gets its new address.
+    async fn admit(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
+        let err =
+            |e: RaftError<u64, ClientWriteError<u64, BasicNode>>| unavailable(format!("membership change failed: {e}"));
+        let node = BasicNode { addr: req.url.clone() };
+        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        match membership.get_node(&req.node_id) {
+            Some(known) if known.addr == req.url => {}
+            Some(_) => {
+                let change: ChangeMembers<u64, BasicNode> =
+                    ChangeMembers::SetNodes(BTreeMap::from([(req.node_id, node)]));
+                self.raft.change_membership(change, true).await.map_err(err)?;
+            }
+            None => {
+                self.raft.add_learner(req.node_id, node, true).await.map_err(err)?;
+            }
+        }
+        let voters: BTreeSet<u64> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        if !voters.contains(&req.node_id) && voters.len() < MAX_VOTERS {
+            let change: ChangeMembers<u64, BasicNode> = ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id]));
+            self.raft.change_membership(change, true).await.map_err(err)?;
+        }
+        Ok(JoinReply { cluster_id: self.cluster_id() })
+    }
+
+    /// Asks the cluster at `url` to admit this node.
+    pub(crate) async fn join(&self, url: &str, secret: &str) -> Result<JoinReply, ApiError> {
+        let peer = self.peer(url)?;
+        let req = JoinRequest { node_id: self.id, url: self.url.clone(), secret: secret.to_string() };
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            match peer.send(peer.http().post(format!("{}/v1/cluster/join", peer.url())).json(&req)).await {
+                Ok(resp) => return resp.json().await.map_err(|e| unavailable(e.to_string())),
+                Err(cairn_client::ClientError::Unavailable(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Fetches a chunk this node does not hold from the other members, verified.
+    pub(crate) async fn fetch_from_peers(&self, id: ChunkId) -> Result<bytes::Bytes, ApiError> {
+        let members: Vec<String> = {
+            let m = self.raft.metrics().borrow().membership_config.membership().clone();
+            m.nodes().filter(|(nid, _)| **nid != self.id).map(|(_, n)| n.addr.clone()).collect()
+        };
+        for url in members {
+            let Ok(peer) = self.peer(&url) else { continue };
+            if let Ok(frames) = peer.get_chunk_local(id).await {
+                return Ok(frames.into_contiguous());
+            }
+        }
+        Err(ApiError::new(ErrorCode::NotFound, format!("chunk {id} is on no reachable node")))
+    }
+}

@@ -1,0 +1,76 @@
+//! A node's identity on disk: `<data>/node.json` (format 1), written atomically.
+
+use crate::NodeError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Who this node is and which cluster it belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Identity {
+    /// Format version of this file.
+    pub format: u32,
+    /// This node's id, unique in its cluster.
+    pub node_id: u64,
+    /// The cluster's id, chosen at its first start (adopted from the cluster when joining).
+    pub cluster_id: String,
+    /// The shared cluster secret a joining node must present.
+    #[serde(default)]
+    pub secret: String,
+}
+
+/// A fresh random secret (128 bits, hex).
+pub(crate) fn new_secret() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, directory fsync.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+impl Identity {
+    /// Saves the identity to `<data>/node.json`.
+    pub fn save(&self, data: &Path) -> Result<(), NodeError> {
+        let json = serde_json::to_vec_pretty(self).expect("identity serializes");
+        write_atomic(&data.join("node.json"), &json).map_err(|e| NodeError::DataDir {
+            path: data.display().to_string(),
+            why: format!("cannot write node.json: {e}"),
+        })
+    }
+
+    /// Loads the identity, or creates and saves a new one; true if it was created.
+    pub fn load_or_create(data: &Path) -> Result<(Identity, bool), NodeError> {
+        let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
+        match std::fs::read(data.join("node.json")) {
+            Ok(bytes) => {
+                let mut id: Identity =
+                    serde_json::from_slice(&bytes).map_err(|e| dir_err(format!("node.json unreadable: {e}")))?;
+                if id.format != 1 {
+                    return Err(dir_err(format!("node.json has unknown format {}", id.format)));
+                }
+                if id.secret.is_empty() {
+                    id.secret = new_secret();
+                    id.save(data)?;
+                }
+                Ok((id, false))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = Identity {
+                    format: 1,
+                    node_id: rand::random::<u64>() >> 1 | 1,
+                    cluster_id: format!("{:032x}", rand::random::<u128>()),
+                    secret: new_secret(),
+                };
+                id.save(data)?;
+                Ok((id, true))
+            }
+            Err(e) => Err(dir_err(format!("cannot read node.json: {e}"))),
+        }
+    }
+}
