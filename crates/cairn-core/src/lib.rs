@@ -11,6 +11,7 @@ pub mod chunk;
 pub mod codec;
 pub mod error;
 pub mod path;
+pub mod placement;
 pub mod policy;
 pub mod wire;
 
