@@ -131,7 +131,9 @@ fn tune_malloc() {
     // starts any other thread.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        // Few arenas: each one keeps up to the trim threshold of freed memory.
+        libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }
 

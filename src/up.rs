@@ -29,6 +29,12 @@ pub struct UpArgs {
     /// Snapshot the metadata every this many Raft log entries [default: 5000].
     #[arg(long, env = "CAIRN_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
+    /// This node's zone (failure domain) [default: default].
+    #[arg(long, env = "CAIRN_ZONE")]
+    zone: Option<String>,
+    /// Bytes this node may hold, e.g. 100GiB [default: its disk's size].
+    #[arg(long, env = "CAIRN_CAPACITY", value_parser = crate::bench::parse_size)]
+    capacity: Option<u64>,
     /// Join the cluster of this member (any node's URL) at first start.
     #[arg(long, env = "CAIRN_JOIN")]
     join: Option<String>,
@@ -66,6 +72,12 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if args.join.is_some() {
         c.join = args.join;
+    }
+    if let Some(z) = args.zone {
+        c.zone = z;
+    }
+    if args.capacity.is_some() {
+        c.capacity = args.capacity;
     }
     if args.secret.is_some() {
         c.secret = args.secret;

@@ -14,6 +14,15 @@ fn voters(node: &TestNode) -> usize {
     cluster(node)["nodes"].as_array().unwrap().iter().filter(|n| n["voter"] == true).count()
 }
 
+/// Waits until `node` sees every member up.
+fn all_up(node: &TestNode, n: usize) {
+    wait_for("every node to be seen up", Duration::from_secs(30), || {
+        let v = cluster(node);
+        let nodes = v["nodes"].as_array().unwrap();
+        nodes.len() == n && nodes.iter().all(|x| x["state"] == "up")
+    });
+}
+
 /// Starts a first node and `n - 1` nodes that join it.
 fn start_cluster(n: usize) -> Vec<TestNode> {
     let first = TestNode::start(&[]);
@@ -23,7 +32,10 @@ fn start_cluster(n: usize) -> Vec<TestNode> {
         let join = nodes[0].url.clone();
         nodes.push(TestNode::start(&["--join", &join, "--secret", &secret]));
     }
-    wait_for("all nodes to be voters", Duration::from_secs(30), || voters(&nodes[0]) == n);
+    wait_for("all nodes to be voters", Duration::from_secs(30), || voters(&nodes[0]) == n.min(5));
+    for node in &nodes {
+        all_up(node, n);
+    }
     nodes
 }
 
@@ -92,4 +104,88 @@ fn losing_the_leader_keeps_the_cluster_writable_and_the_node_rejoins() {
         data(2, 5 << 20).as_slice()
     );
     assert_eq!(voters(back), 3);
+}
+
+#[test]
+fn chunks_are_replicated_by_policy() {
+    let nodes = start_cluster(3);
+    let c = http();
+    let counts = |nodes: &[TestNode]| nodes.iter().map(TestNode::chunk_files).collect::<Vec<_>>();
+    // Default policy replicas:3 on three nodes: every chunk on every node, uploaded once.
+    c.put(format!("{}/v1/fs/three", nodes[0].url)).body(data(3, 9 << 20)).send().unwrap();
+    assert_eq!(counts(&nodes), vec![3, 3, 3]);
+    // replicas:2 below /two: each chunk on exactly two nodes.
+    nodes[1].ok(&["mkdir", "/two"]);
+    nodes[1].ok(&["policy", "set", "/two", "replicas:2"]);
+    c.put(format!("{}/v1/fs/two/f", nodes[2].url)).body(data(4, 9 << 20)).send().unwrap();
+    let total: usize = counts(&nodes).iter().sum();
+    assert_eq!(total, 9 + 6);
+    let status: Value = cluster(&nodes[0]);
+    for n in status["nodes"].as_array().unwrap() {
+        assert!(n["capacity"].as_u64().unwrap() > 0 && n["zone"] == "default", "{n}");
+    }
+}
+
+#[test]
+fn zones_spread_copies_and_reads_survive_losing_all_but_one_copy() {
+    // Five nodes in three zones; replicas:3 puts one copy in each zone.
+    let first = TestNode::start(&["--zone", "z0"]);
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    let mut nodes = vec![first];
+    for i in 1..5 {
+        let (join, zone) = (nodes[0].url.clone(), format!("z{}", i % 3));
+        nodes.push(TestNode::start(&["--join", &join, "--secret", &secret, "--zone", &zone]));
+    }
+    wait_for("five voters", Duration::from_secs(30), || voters(&nodes[0]) == 5);
+    all_up(&nodes[0], 5);
+    let c = http();
+    let body = data(5, 13 << 20);
+    assert!(c.put(format!("{}/v1/fs/spread", nodes[0].url)).body(body.clone()).send().unwrap().status().is_success());
+    let per_zone =
+        |z: usize| nodes.iter().enumerate().filter(|(i, _)| i % 3 == z).map(|(_, n)| n.chunk_files()).sum::<usize>();
+    assert_eq!((per_zone(0), per_zone(1), per_zone(2)), (4, 4, 4), "one copy of each of 4 chunks per zone");
+    // Kill two nodes (a minority of voters); every chunk keeps at least one copy.
+    nodes[1].kill();
+    nodes[2].kill();
+    for reader in [0, 3, 4] {
+        let got = c.get(format!("{}/v1/fs/spread", nodes[reader].url)).send().unwrap().bytes().unwrap();
+        assert_eq!(got.as_ref(), body.as_slice(), "read through node {reader}");
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_repeated_minority_crashes() {
+    let mut nodes = start_cluster(5);
+    let c = http();
+    let mut acked: Vec<(String, u64)> = Vec::new();
+    let mut seed = 100;
+    for round in 0..3 {
+        // Kill two nodes, the leader among them.
+        let leader = cluster(&nodes[0])["raft"]["leader"].as_str().unwrap_or("").to_string();
+        let li = nodes.iter().position(|n| cluster(n)["node_id"] == leader.as_str()).unwrap_or(0);
+        let other = (li + 1 + round) % 5;
+        nodes[li].kill();
+        nodes[other].kill();
+        let alive: Vec<usize> = (0..5).filter(|&i| i != li && i != other).collect();
+        for k in 0..6 {
+            seed += 1;
+            let path = format!("/r{round}/f{k}");
+            let via = &nodes[alive[k % alive.len()]];
+            let r = c.put(format!("{}/v1/fs{path}", via.url)).body(data(seed, 1000 + k * 1_500_000)).send().unwrap();
+            assert!(r.status().is_success(), "write with a minority down: {}", r.text().unwrap());
+            acked.push((path, seed));
+        }
+        nodes[li].restart_same_port();
+        nodes[other].restart_same_port();
+        for n in &nodes {
+            all_up(n, 5);
+        }
+    }
+    for n in &nodes {
+        for (i, (path, seed)) in acked.iter().enumerate() {
+            let len = 1000 + (i % 6) * 1_500_000;
+            let got = c.get(format!("{}/v1/fs{path}", n.url)).send().unwrap().bytes().unwrap();
+            assert_eq!(got.as_ref(), data(*seed, len).as_slice(), "{path} via {}", n.url);
+        }
+    }
 }

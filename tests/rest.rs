@@ -183,5 +183,5 @@ fn large_bodies_stream_with_bounded_memory() {
     assert_eq!(pos, TOTAL);
     let peak = peak_rss_kib(node.pid());
     eprintln!("node peak RSS {peak} KiB");
-    assert!(peak < 160 * 1024, "node peak RSS {peak} KiB for a 512 MiB round trip");
+    assert!(peak < 200 * 1024, "node peak RSS {peak} KiB for a 512 MiB round trip");
 }

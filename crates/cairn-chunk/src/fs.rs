@@ -17,6 +17,7 @@ use cairn_core::ChunkId;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -34,6 +35,8 @@ pub struct FsChunkStore {
     root: PathBuf,
     /// Orders "touch" against "delete if old": see [`ChunkStore::touch`].
     age_lock: Mutex<()>,
+    /// Bytes of chunk data stored (counted at open, kept up to date).
+    used: AtomicU64,
 }
 
 fn io_err(e: io::Error) -> ChunkError {
@@ -79,7 +82,13 @@ impl FsChunkStore {
             fs::create_dir_all(root.join(format!("{b:02x}")))?;
         }
         fsync_dir(root)?;
-        Ok(FsChunkStore { root: root.to_path_buf(), age_lock: Mutex::new(()) })
+        let store = FsChunkStore { root: root.to_path_buf(), age_lock: Mutex::new(()), used: AtomicU64::new(0) };
+        let mut used = 0;
+        for c in store.list()? {
+            used += fs::metadata(store.path_of(&c.id))?.len().saturating_sub(HEADER_LEN as u64);
+        }
+        store.used.store(used, Ordering::Relaxed);
+        Ok(store)
     }
 
     fn path_of(&self, id: &ChunkId) -> PathBuf {
@@ -166,6 +175,7 @@ impl ChunkStore for FsChunkStore {
             let _ = fs::remove_file(&tmp);
             return Err(io_err(e));
         }
+        self.used.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(PutOutcome::Stored)
     }
 
@@ -183,8 +193,12 @@ impl ChunkStore for FsChunkStore {
 
     fn delete(&self, id: &ChunkId) -> Result<()> {
         let path = self.path_of(id);
+        let size = fs::metadata(&path).map(|m| m.len().saturating_sub(HEADER_LEN as u64)).unwrap_or(0);
         match fs::remove_file(&path) {
-            Ok(()) => Ok(fsync_dir(path.parent().expect("chunk path has a parent"))?),
+            Ok(()) => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+                Ok(fsync_dir(path.parent().expect("chunk path has a parent"))?)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(e)),
         }
@@ -208,6 +222,7 @@ impl ChunkStore for FsChunkStore {
         match fs::metadata(&path) {
             Ok(m) if m.modified()? < cutoff => {
                 fs::remove_file(&path)?;
+                self.used.fetch_sub(m.len().saturating_sub(HEADER_LEN as u64), Ordering::Relaxed);
                 fsync_dir(path.parent().expect("chunk path has a parent"))?;
                 Ok(true)
             }
@@ -215,6 +230,10 @@ impl ChunkStore for FsChunkStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_err(e)),
         }
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
     }
 
     fn list(&self) -> Result<Vec<ChunkInfo>> {

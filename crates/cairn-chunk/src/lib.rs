@@ -98,6 +98,8 @@ pub trait ChunkStore: Send + Sync + 'static {
     fn delete_if_untouched_since(&self, id: &ChunkId, cutoff: SystemTime) -> Result<bool>;
     /// Every chunk stored here.
     fn list(&self) -> Result<Vec<ChunkInfo>>;
+    /// Bytes of chunk data stored here.
+    fn used_bytes(&self) -> u64;
 }
 
 /// Checks that `data` hashes to `id`.
@@ -129,6 +131,7 @@ mod conformance {
         store.put(&empty, &[]).unwrap();
         assert_eq!(store.get(&empty).unwrap(), Vec::<u8>::new());
 
+        assert_eq!(store.used_bytes(), data.len() as u64);
         let mut listed: Vec<ChunkId> = store.list().unwrap().into_iter().map(|c| c.id).collect();
         listed.sort();
         let mut want = vec![id, empty];
@@ -147,6 +150,7 @@ mod conformance {
         store.delete(&id).unwrap();
         store.delete(&id).unwrap();
         assert!(!store.contains(&id).unwrap());
+        assert_eq!(store.used_bytes(), 0);
         assert_eq!(store.list().unwrap().len(), 1);
     }
 

@@ -63,6 +63,10 @@ impl ChunkStore for MemChunkStore {
         Ok(false)
     }
 
+    fn used_bytes(&self) -> u64 {
+        self.chunks.lock().expect("mem store lock").values().map(|(d, _)| d.len() as u64).sum()
+    }
+
     fn list(&self) -> Result<Vec<ChunkInfo>> {
         let map = self.chunks.lock().expect("mem store lock");
         Ok(map.iter().map(|(id, (_, t))| ChunkInfo { id: *id, touched: *t }).collect())

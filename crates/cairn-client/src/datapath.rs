@@ -8,7 +8,7 @@
 use crate::{Backend, ClientError, Result};
 use bytes::{Bytes, BytesMut};
 use cairn_core::wire::{ChunkRef, Command, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, WritePlan};
-use cairn_core::{ChunkId, ErrorCode, FsPath, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use cairn_core::{ChunkId, ErrorCode, FsPath, Policy, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use futures::stream::{self, FuturesOrdered, Stream, StreamExt};
 use std::sync::Arc;
 
@@ -76,13 +76,13 @@ pub async fn commit<B: Backend>(
     expect_inode(b.write(cmd).await?)
 }
 
-/// Hashes and stores one chunk, returning its reference.
-pub async fn put_chunk<B: Backend>(b: &B, data: Bytes) -> Result<ChunkRef> {
+/// Hashes and stores one chunk with `policy`, returning its reference.
+pub async fn put_chunk<B: Backend>(b: &B, data: Bytes, policy: Policy) -> Result<ChunkRef> {
     let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
         .await
         .map_err(|e| ClientError::Protocol(format!("hashing task failed: {e}")))?;
     let len = data.len() as u32;
-    b.put_chunk(id, data).await?;
+    b.put_chunk(id, data, policy).await?;
     Ok(ChunkRef { id, len })
 }
 
@@ -121,10 +121,8 @@ where
         let content = if buf.is_empty() { Content::None } else { Content::Inline(buf.to_vec()) };
         return commit(b.as_ref(), path, content, size, opts).await;
     }
-    let chunk_size = match opts.chunk_size {
-        Some(cs) => cs,
-        None => plan(b.as_ref(), path).await?.chunk_size,
-    };
+    let plan = plan(b.as_ref(), path).await?;
+    let chunk_size = opts.chunk_size.unwrap_or(plan.chunk_size);
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
         let msg = format!("chunk size {chunk_size} outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}");
         return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
@@ -136,7 +134,7 @@ where
         while buf.len() >= cut || (done && !buf.is_empty()) {
             let data = buf.split_to(buf.len().min(cut)).freeze();
             let b = b.clone();
-            in_flight.push_back(async move { put_chunk(b.as_ref(), data).await });
+            in_flight.push_back(async move { put_chunk(b.as_ref(), data, plan.policy).await });
             if in_flight.len() >= PARALLEL_CHUNKS {
                 refs.push(in_flight.next().await.expect("non-empty")?);
             }

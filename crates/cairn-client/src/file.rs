@@ -15,7 +15,7 @@ use crate::r#async::parse;
 use crate::{AsyncClient, Backend, ClientError, Result};
 use bytes::Bytes;
 use cairn_core::wire::{ChunkRef, Content, DirEntry, Inode, InodeKind};
-use cairn_core::{ErrorCode, FsPath, INLINE_MAX};
+use cairn_core::{ErrorCode, FsPath, Policy, INLINE_MAX};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -153,9 +153,10 @@ impl OpenOptions {
             }
             datapath::require_file(i, &fs_path)?;
         }
+        let plan = client.block(datapath::plan(backend.as_ref(), &fs_path))?;
         let plan_cs = match &existing {
             Some(Inode { content: Content::Chunks { chunk_size, .. }, .. }) => *chunk_size,
-            _ => client.block(datapath::plan(backend.as_ref(), &fs_path))?.chunk_size,
+            _ => plan.chunk_size,
         };
         let mut f = File {
             client: client.clone(),
@@ -165,6 +166,7 @@ impl OpenOptions {
             base_version: existing.as_ref().map(|i| i.version).unwrap_or(0),
             size: existing.as_ref().map(|i| i.size).unwrap_or(0),
             chunk_size: plan_cs as u64,
+            policy: plan.policy,
             chunks: existing.as_ref().map(|i| i.chunks().to_vec()).unwrap_or_default(),
             inline: match existing.as_ref().map(|i| &i.content) {
                 Some(Content::Inline(d)) => Some(d.clone()),
@@ -199,6 +201,8 @@ pub struct File {
     base_version: u64,
     size: u64,
     chunk_size: u64,
+    /// Redundancy policy new chunks are stored with.
+    policy: Policy,
     /// The committed chunk list this view is based on.
     chunks: Vec<ChunkRef>,
     /// The committed inline content, for read-only handles of small files (writable handles
@@ -323,7 +327,8 @@ impl File {
 
     fn put(&self, data: Bytes) -> Result<ChunkRef> {
         let backend = self.client.inner.backend().clone();
-        self.client.block(async move { datapath::put_chunk(backend.as_ref(), data).await })
+        let policy = self.policy;
+        self.client.block(async move { datapath::put_chunk(backend.as_ref(), data, policy).await })
     }
 
     /// Truncates or extends (with zeros) the file to `len` bytes.

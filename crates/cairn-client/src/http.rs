@@ -7,7 +7,7 @@ use crate::{Backend, ClientError, Frames, Result};
 use bytes::Bytes;
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, Query, QueryReply, Reply};
-use cairn_core::{ApiError, ChunkId, ErrorCode};
+use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -82,8 +82,9 @@ fn transport(base: &str, e: reqwest::Error) -> ClientError {
 }
 
 impl Backend for HttpBackend {
-    async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
-        let req = self.http.put(format!("{}/v1/chunks/{}", self.base, id.to_hex())).body(data);
+    async fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> Result<()> {
+        let n = policy.copies();
+        let req = self.http.put(format!("{}/v1/chunks/{}?replicas={n}", self.base, id.to_hex())).body(data);
         self.send(req).await.map(drop)
     }
 
@@ -106,6 +107,21 @@ impl Backend for HttpBackend {
 }
 
 impl HttpBackend {
+    /// Stores a chunk on this node only (no replication by it): how nodes hand each other
+    /// copies.
+    pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes) -> Result<()> {
+        let req = self.http.put(format!("{}/v1/chunks/{}?local=true", self.base, id.to_hex())).body(data);
+        self.send(req).await.map(drop)
+    }
+
+    /// Refreshes a chunk's age on this node only; false if it does not hold the chunk.
+    pub async fn touch_chunk_local(&self, id: ChunkId) -> Result<bool> {
+        let req = self.http.post(format!("{}/v1/chunks/{}/touch", self.base, id.to_hex()));
+        let v: serde_json::Value =
+            self.send(req).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(v["present"].as_bool().unwrap_or(false))
+    }
+
     /// Fetches a chunk only if this node holds it itself (no fetching from its peers): how
     /// nodes ask each other.
     pub async fn get_chunk_local(&self, id: ChunkId) -> Result<Frames> {

@@ -22,7 +22,7 @@ pub use r#async::AsyncClient;
 
 use bytes::Bytes;
 use cairn_core::wire::{Command, Query, QueryReply, Reply};
-use cairn_core::{ApiError, ChunkId, ErrorCode};
+use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use std::future::Future;
 
 /// Errors of the client and data path.
@@ -142,8 +142,9 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// What the data path needs from a cluster.
 pub trait Backend: Send + Sync + 'static {
-    /// Stores a chunk durably (on every replica the policy asks for) before returning.
-    fn put_chunk(&self, id: ChunkId, data: Bytes) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a chunk durably on the nodes placement picks for `policy` (all of them, or a
+    /// majority when some are down) before returning.
+    fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> impl Future<Output = Result<()>> + Send;
     /// Fetches a chunk; the bytes returned are verified against `id`.
     fn get_chunk(&self, id: ChunkId) -> impl Future<Output = Result<Frames>> + Send;
     /// Applies a metadata command through consensus.

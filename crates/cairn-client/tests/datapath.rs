@@ -5,7 +5,7 @@ use bytes::Bytes;
 use cairn_client::datapath::{self, WriteOptions};
 use cairn_client::{Backend, ClientError, Frames, Result};
 use cairn_core::wire::{Command, Query, QueryReply, Reply};
-use cairn_core::{ChunkId, ErrorCode, FsPath};
+use cairn_core::{ChunkId, ErrorCode, FsPath, Policy};
 use futures::StreamExt;
 use proptest::prelude::*;
 use redb::ReadableDatabase;
@@ -30,7 +30,7 @@ impl MemBackend {
 }
 
 impl Backend for MemBackend {
-    async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
+    async fn put_chunk(&self, id: ChunkId, data: Bytes, _policy: Policy) -> Result<()> {
         assert_eq!(ChunkId::of(&data), id, "data path sends chunks under their hash");
         self.chunks.lock().unwrap().insert(id, data);
         Ok(())

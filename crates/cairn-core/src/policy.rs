@@ -33,6 +33,13 @@ impl Policy {
         Ok(Policy::Replicas(n))
     }
 
+    /// How many copies this policy wants on a large enough cluster.
+    pub fn copies(self) -> usize {
+        match self {
+            Policy::Replicas(n) => n as usize,
+        }
+    }
+
     /// How many copies this policy wants on a cluster of `nodes` nodes.
     pub fn effective_replicas(self, nodes: usize) -> usize {
         match self {

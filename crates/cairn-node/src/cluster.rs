@@ -223,3 +223,69 @@ impl Node {
         Err(ApiError::new(ErrorCode::NotFound, format!("chunk {id} is on no reachable node")))
     }
 }
+
+impl Node {
+    /// Stores a chunk on the nodes placement picks among those up: all `replicas` of them
+    /// (clipped to the cluster's size), or at least a majority when too few can be reached.
+    /// A target that fails is replaced by the next node in placement order. The client
+    /// uploads once; this node fans the copies out.
+    pub async fn put_chunk(&self, id: ChunkId, data: bytes::Bytes, replicas: usize) -> Result<(), ApiError> {
+        let members: BTreeMap<u64, String> = self.members().into_iter().collect();
+        let wanted = replicas.clamp(1, members.len().max(1));
+        let candidates = self.candidates();
+        let mut ranked = cairn_core::placement::place(&id, &candidates, candidates.len()).into_iter();
+        let (mut stored, mut last_error) = (0, None);
+        loop {
+            let round: Vec<u64> = ranked.by_ref().take(wanted - stored).collect();
+            if round.is_empty() {
+                break;
+            }
+            let puts = round.iter().map(|t| {
+                let data = data.clone();
+                let url = members.get(t).cloned();
+                async move {
+                    if *t == self.id {
+                        return self.put_chunk_local(id, data).await;
+                    }
+                    let url = url.ok_or_else(|| unavailable("target left the cluster"))?;
+                    self.peer(&url)?.put_chunk_local(id, data).await.map_err(ApiError::from)
+                }
+            });
+            for r in futures::future::join_all(puts).await {
+                match r {
+                    Ok(()) => stored += 1,
+                    // Bad bytes are refused by every node alike: no point trying others.
+                    Err(e) if e.code == ErrorCode::InvalidArgument => return Err(e),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            if stored == wanted {
+                return Ok(());
+            }
+        }
+        if stored > wanted / 2 {
+            // Durable on a majority of the copies asked for; the repair worker restores the rest.
+            tracing::warn!(chunk = %id, stored, wanted, "chunk stored under-replicated");
+            return Ok(());
+        }
+        Err(last_error.filter(|e| e.code == ErrorCode::NoSpace).unwrap_or_else(|| {
+            unavailable(format!("chunk {id} reached {stored} of {wanted} nodes; fewer than a majority are up"))
+        }))
+    }
+
+    /// Refreshes a chunk's age wherever it is held (the intent step of a commit); true if at
+    /// least one holder has it.
+    pub(crate) async fn touch_chunk(&self, id: ChunkId) -> bool {
+        let members = self.members();
+        let touches = members.iter().map(|(nid, url)| async move {
+            if *nid == self.id {
+                return self.touch_chunk_local(id).await.unwrap_or(false);
+            }
+            match self.peer(url) {
+                Ok(p) => p.touch_chunk_local(id).await.unwrap_or(false),
+                Err(_) => false,
+            }
+        });
+        futures::future::join_all(touches).await.into_iter().any(|present| present)
+    }
+}

@@ -29,6 +29,11 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// URL of any member of a cluster to join at first start (none: start a new cluster).
     pub join: Option<String>,
+    /// This node's zone (failure domain): copies of a chunk go to distinct zones first.
+    pub zone: String,
+    /// Bytes this node may hold (default: the size of its disk). Set it when several nodes
+    /// share one disk.
+    pub capacity: Option<u64>,
     /// The cluster secret to present when joining.
     pub secret: Option<String>,
 }
@@ -42,6 +47,8 @@ impl Default for NodeConfig {
             gc_interval: Duration::from_secs(60),
             snapshot_every: 5000,
             join: None,
+            zone: "default".into(),
+            capacity: None,
             secret: None,
         }
     }
@@ -65,6 +72,12 @@ impl NodeConfig {
         }
         if self.join.is_some() && self.secret.as_deref().unwrap_or("").is_empty() {
             return bad("joining a cluster needs its secret (--secret or CAIRN_SECRET; `cairn status --secret` on a member shows it)".into());
+        }
+        if self.zone.is_empty() || self.zone.len() > 64 {
+            return bad("zone must be 1 to 64 bytes".into());
+        }
+        if self.capacity == Some(0) {
+            return bad("capacity must be positive".into());
         }
         if self.snapshot_every < 10 {
             return bad("snapshot_every must be at least 10".into());

@@ -12,6 +12,7 @@ pub mod config;
 mod identity;
 mod local;
 mod node;
+pub mod peers;
 pub mod raft;
 pub mod worker;
 

@@ -5,7 +5,7 @@ use crate::Node;
 use bytes::Bytes;
 use cairn_client::{Backend, ClientError, Frames, Result};
 use cairn_core::wire::{Command, Query, QueryReply, Reply};
-use cairn_core::ChunkId;
+use cairn_core::{ChunkId, Policy};
 use std::sync::Arc;
 
 /// A backend over this node's store and metadata.
@@ -22,8 +22,8 @@ impl LocalBackend {
 }
 
 impl Backend for LocalBackend {
-    async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
-        self.node.put_chunk(id, data).await.map_err(ClientError::Api)
+    async fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> Result<()> {
+        self.node.put_chunk(id, data, policy.copies()).await.map_err(ClientError::Api)
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {

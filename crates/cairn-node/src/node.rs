@@ -1,6 +1,7 @@
 //! Starting, serving and stopping a node; its write and read paths into Raft and the store.
 
 use crate::identity::Identity;
+use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
 use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
@@ -9,6 +10,7 @@ use crate::worker::{gc::GcWorker, WorkerHandle};
 use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
+use cairn_core::placement::Candidate;
 use cairn_core::wire::{Command, Content, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::BasicNode;
@@ -20,6 +22,8 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+/// How often every node polls every other member.
+const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long start-up waits for this node's Raft to elect a leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,6 +44,10 @@ pub struct Node {
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) workers: std::sync::Mutex<Vec<WorkerHandle>>,
     proposals: mpsc::Sender<Proposal>,
+    /// The HTTP client for talking to other nodes.
+    pub(crate) http: reqwest::Client,
+    /// What this node knows of the others.
+    pub(crate) peers: Peers,
 }
 
 /// A metadata command waiting to be proposed, and where its answer goes.
@@ -134,8 +142,11 @@ impl Node {
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
-        let http = reqwest::Client::new();
-        let raft = Raft::new(identity.node_id, raft_config, Network::new(http), log, sm)
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft = Raft::new(identity.node_id, raft_config, Network::new(http.clone()), log, sm)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -160,6 +171,8 @@ impl Node {
             chunks: Arc::new(chunks),
             workers: std::sync::Mutex::new(Vec::new()),
             proposals,
+            http,
+            peers: Peers::default(),
         });
 
         tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
@@ -182,8 +195,12 @@ impl Node {
             .map_err(|e| NodeError::Raft(format!("no leader elected: {e}")))?;
 
         let gc = GcWorker::new(node.clone());
-        let handle = WorkerHandle::spawn(Arc::new(gc), node.config.gc_interval, stop.subscribe());
-        node.workers.lock().expect("workers lock").push(handle);
+        let liveness = LivenessWorker::new(Arc::downgrade(&node));
+        let handles = [
+            WorkerHandle::spawn(Arc::new(gc), node.config.gc_interval, stop.subscribe()),
+            WorkerHandle::spawn(Arc::new(liveness), LIVENESS_INTERVAL, stop.subscribe()),
+        ];
+        node.workers.lock().expect("workers lock").extend(handles);
         Ok(RunningNode { node, server, stop })
     }
 
@@ -214,6 +231,46 @@ impl Node {
         Ok(())
     }
 
+    /// Every member of the cluster: (id, URL), this node with its current URL.
+    pub fn members(&self) -> Vec<(u64, String)> {
+        let m = self.raft.metrics().borrow().membership_config.membership().clone();
+        m.nodes().map(|(id, n)| (*id, if *id == self.id { self.url.clone() } else { n.addr.clone() })).collect()
+    }
+
+    /// What this node reports about itself: zone and space.
+    pub fn info(&self) -> NodeInfo {
+        let (total, avail) = disk_space(&self.config.data).unwrap_or((0, 0));
+        let (capacity, used, free) = match self.config.capacity {
+            Some(cap) => {
+                let used = self.chunks.used_bytes();
+                (cap, used, cap.saturating_sub(used).min(avail))
+            }
+            None => (total, total.saturating_sub(avail), avail),
+        };
+        NodeInfo { id: self.id, url: self.url.clone(), zone: self.config.zone.clone(), capacity, used, free }
+    }
+
+    /// The nodes chunks may be placed on now: this one and every peer that is up, weighted
+    /// by free space.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        let me = self.info();
+        let mut out = vec![Candidate { id: me.id, zone: me.zone, weight: me.free.max(1) as f64 }];
+        for (id, _) in self.members() {
+            if id == self.id {
+                continue;
+            }
+            if self.peers.usable(id) {
+                // Until a peer has reported, assume it is like this node.
+                let (zone, free) = match self.peers.get(id).1 {
+                    Some(info) => (info.zone, info.free),
+                    None => (self.config.zone.clone(), 1 << 30),
+                };
+                out.push(Candidate { id, zone, weight: free.max(1) as f64 });
+            }
+        }
+        out
+    }
+
     /// The cluster's id.
     pub fn cluster_id(&self) -> String {
         self.identity.lock().expect("identity lock").cluster_id.clone()
@@ -224,10 +281,17 @@ impl Node {
         self.identity.lock().expect("identity lock").secret.clone()
     }
 
-    /// Stores a chunk in the local store (verified against its id, fsync'd before returning).
-    pub async fn put_chunk(&self, id: ChunkId, data: Bytes) -> Result<(), ApiError> {
+    /// Stores a chunk in this node's own store (verified against its id, fsync'd before
+    /// returning).
+    pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes) -> Result<(), ApiError> {
         let store = self.chunks.clone();
         tokio::task::spawn_blocking(move || store.put(&id, &data)).await.map_err(internal)?.map(drop).map_err(chunk_err)
+    }
+
+    /// Refreshes a chunk's age in this node's own store; false if it is not here.
+    pub async fn touch_chunk_local(&self, id: ChunkId) -> Result<bool, ApiError> {
+        let store = self.chunks.clone();
+        tokio::task::spawn_blocking(move || store.touch(&id)).await.map_err(internal)?.map_err(chunk_err)
     }
 
     /// Reads a chunk, verified against its BLAKE3 id: from the local store, else (unless
@@ -270,20 +334,9 @@ impl Node {
     /// instead of committing a dangling reference.
     pub async fn write(&self, cmd: Command) -> Result<Reply, ApiError> {
         if let Command::Commit { content: Content::Chunks { chunks, .. }, .. } = &cmd {
-            let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
-            let store = self.chunks.clone();
-            let missing = tokio::task::spawn_blocking(move || -> Result<Option<ChunkId>, ChunkError> {
-                for id in ids {
-                    if !store.touch(&id)? {
-                        return Ok(Some(id));
-                    }
-                }
-                Ok(None)
-            })
-            .await
-            .map_err(internal)?
-            .map_err(chunk_err)?;
-            if let Some(id) = missing {
+            let ids: std::collections::BTreeSet<ChunkId> = chunks.iter().map(|c| c.id).collect();
+            let touched = futures::future::join_all(ids.iter().map(|id| self.touch_chunk(*id))).await;
+            if let Some((id, _)) = ids.iter().zip(touched).find(|(_, present)| !present) {
                 return Err(ApiError::new(
                     ErrorCode::Conflict,
                     format!("chunk {id} is not stored (collected?); retry the write"),

@@ -23,14 +23,42 @@ fn chunk_id(hex: &str) -> Result<ChunkId, HttpError> {
     Ok(ChunkId::from_hex(hex)?)
 }
 
-/// `PUT /v1/chunks/{id}`: store a chunk (verified against its id) durably.
+/// Query of `PUT /v1/chunks/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutChunkParams {
+    /// Store on this node only (how nodes hand each other copies).
+    local: Option<bool>,
+    /// Copies wanted (the file's policy); default 1.
+    replicas: Option<u8>,
+}
+
+/// `PUT /v1/chunks/{id}[?replicas=N | ?local=true]`: store a chunk (verified against its id)
+/// durably on the nodes placement picks, or on this node only.
 pub async fn put_chunk(
     State(st): State<AppState>,
     Path(hex): Path<String>,
+    q: Result<Query<PutChunkParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<StatusCode, HttpError> {
-    st.node.put_chunk(chunk_id(&hex)?, body).await?;
+    let p = q.map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, e.body_text())))?.0;
+    let id = chunk_id(&hex)?;
+    if p.local.unwrap_or(false) {
+        st.node.put_chunk_local(id, body).await?;
+    } else {
+        let n = p.replicas.unwrap_or(1);
+        if n == 0 || n > cairn_core::policy::MAX_REPLICAS {
+            return Err(HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("replicas {n} outside 1..=16"))));
+        }
+        st.node.put_chunk(id, body, n as usize).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/chunks/{id}/touch`: refresh a chunk's age here; says whether it is here.
+pub async fn touch_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> Result<Response, HttpError> {
+    let present = st.node.touch_chunk_local(chunk_id(&hex)?).await?;
+    Ok(axum::Json(serde_json::json!({ "present": present })).into_response())
 }
 
 /// Query of `GET /v1/chunks/{id}`.

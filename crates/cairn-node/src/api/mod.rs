@@ -36,6 +36,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .layer(DefaultBodyLimit::disable());
     let internal = Router::new()
         .route("/v1/chunks/{id}", put(internal::put_chunk).get(internal::get_chunk))
+        .route("/v1/chunks/{id}/touch", post(internal::touch_chunk))
         .route("/v1/meta/write", post(internal::meta_write))
         .route("/v1/meta/query", post(internal::meta_query))
         .route("/v1/meta/propose", post(internal::meta_propose))
@@ -51,6 +52,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/fs/", fs.clone())
         .route("/v1/fs/{*path}", fs)
         .route("/v1/cluster", get(status::cluster))
+        .route("/v1/node", get(status::node))
         .route("/v1/openapi.json", get(status::openapi))
         .merge(internal)
         .fallback(|| async { HttpError(ApiError::new(ErrorCode::NotFound, "no such endpoint")) })

@@ -1,6 +1,7 @@
 //! Cluster status and the OpenAPI document.
 
 use super::{AppState, HttpError};
+use crate::peers::{NodeInfo, PeerState};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -19,13 +20,22 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
     let nodes: Vec<Value> = membership
         .nodes()
         .map(|(id, n)| {
-            json!({
+            let (state, info) = if *id == node.id { (PeerState::Up, Some(node.info())) } else { node.peers.get(*id) };
+            let mut v = json!({
                 "id": id.to_string(),
                 "url": if *id == node.id { node.url.clone() } else { n.addr.clone() },
-                "state": if *id == node.id { "up" } else { "unknown" },
+                "state": state,
                 "voter": voters.contains(id),
                 "this": *id == node.id,
-            })
+                "log_index": m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index),
+            });
+            if let Some(i) = info {
+                v["zone"] = json!(i.zone);
+                v["capacity"] = json!(i.capacity);
+                v["used"] = json!(i.used);
+                v["free"] = json!(i.free);
+            }
+            v
         })
         .collect();
     Ok(Json(json!({
@@ -46,6 +56,11 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
         "workers": node.worker_status(),
         "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
     })))
+}
+
+/// `GET /v1/node`: this node's id, URL, zone and space (what peers poll for liveness).
+pub async fn node(State(st): State<AppState>) -> Json<NodeInfo> {
+    Json(st.node.info())
 }
 
 /// `GET /v1/openapi.json`.
