@@ -5,6 +5,7 @@
 
 mod bench;
 mod commands;
+mod local_cluster;
 mod up;
 
 use cairn_client::ClientError;

@@ -35,6 +35,9 @@ pub struct UpArgs {
     /// Bytes this node may hold, e.g. 100GiB [default: its disk's size].
     #[arg(long, env = "CAIRN_CAPACITY", value_parser = crate::bench::parse_size)]
     capacity: Option<u64>,
+    /// Start a local cluster of this many nodes (node K in <data>/node-K on the base port + K).
+    #[arg(long, env = "CAIRN_NODES")]
+    nodes: Option<usize>,
     /// Join the cluster of this member (any node's URL) at first start.
     #[arg(long, env = "CAIRN_JOIN")]
     join: Option<String>,
@@ -86,7 +89,8 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     Ok(c)
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -96,7 +100,11 @@ async fn shutdown_signal() {
 
 /// Runs `cairn up`.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let nodes = args.nodes;
     let config = config(args)?;
+    if let Some(n) = nodes {
+        return crate::local_cluster::run(&config.data, &config.listen, &config.zone, n).await;
+    }
     let data = config.data.clone();
     let running = Node::start(config).await?;
     let node = running.node.clone();

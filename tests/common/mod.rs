@@ -170,6 +170,23 @@ fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String) {
     }
 }
 
+/// A base port with `n` consecutive ports free right now (for `cairn up --nodes`).
+pub fn free_port_block(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (rand_u16() % 40_000);
+        let held: Vec<_> = (0..n).map_while(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).ok()).collect();
+        if held.len() == n as usize {
+            return base;
+        }
+    }
+    panic!("no block of {n} free ports");
+}
+
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    (nanos ^ std::process::id().rotate_left(16)) as u16
+}
+
 /// Waits until `cond` holds, polling; panics with `what` after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();

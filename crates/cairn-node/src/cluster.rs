@@ -66,7 +66,14 @@ impl Node {
         let n = cmds.len();
         loop {
             let req = Request { now: now_ns(), cmds: cmds.clone() };
-            let leader = match self.raft.client_write(req).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // A leader cut off from its majority never commits: give up at the deadline. The
+            // outcome is then unknown (the entry may still commit once the majority is back),
+            // which is what `unavailable` means.
+            let Ok(written) = tokio::time::timeout(left, self.raft.client_write(req)).await else {
+                return Err(unavailable("metadata write timed out: no majority of voters reachable"));
+            };
+            let leader = match written {
                 Ok(resp) if resp.data.len() == n => return Ok(resp.data),
                 Ok(resp) => {
                     return Err(ApiError::new(
@@ -103,7 +110,11 @@ impl Node {
     pub(crate) async fn read_barrier(&self) -> Result<(), ApiError> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
-            let leader = match self.raft.ensure_linearizable().await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(checked) = tokio::time::timeout(left, self.raft.ensure_linearizable()).await else {
+                return Err(unavailable("read timed out: no majority of voters reachable"));
+            };
+            let leader = match checked {
                 Ok(_) => return Ok(()),
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => leader_of(&f),
                 Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
@@ -134,9 +145,10 @@ impl Node {
 
     /// The leader's read index, for followers' reads (`POST /v1/raft/read-index`).
     pub(crate) async fn read_index(&self) -> Result<Option<u64>, ApiError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(id) => Ok(id.map(|l| l.index)),
-            Err(e) => Err(unavailable(format!("not the leader: {e}"))),
+        match tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(id)) => Ok(id.map(|l| l.index)),
+            Ok(Err(e)) => Err(unavailable(format!("not the leader: {e}"))),
+            Err(_) => Err(unavailable("read index timed out: no majority of voters reachable")),
         }
     }
 
@@ -148,7 +160,9 @@ impl Node {
         cairn_client::HttpBackend::new(&req.url)?;
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
-            match self.raft.ensure_linearizable().await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let checked = tokio::time::timeout(left, self.raft.ensure_linearizable()).await;
+            match checked.unwrap_or(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) {
                 Ok(_) => return self.admit(req).await,
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                     if let Some(url) = leader_of(&f).filter(|u| *u != self.url) {

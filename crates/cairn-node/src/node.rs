@@ -322,7 +322,8 @@ impl Node {
             .map_err(internal)?;
         match local {
             Ok(data) => Ok(Bytes::from(data)),
-            Err(ChunkError::NotFound(_)) if !local_only => self.fetch_from_peers(id).await,
+            // A missing or corrupt local copy falls over to the other holders.
+            Err(ChunkError::NotFound(_) | ChunkError::Corrupt { .. }) if !local_only => self.fetch_from_peers(id).await,
             Err(e) => Err(chunk_err(e)),
         }
     }

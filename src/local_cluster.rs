@@ -1,0 +1,100 @@
+//! `cairn up --nodes N`: a whole local cluster in one command, for trying redundancy.
+//!
+//! Node K keeps its data in `<data>/node-K` and listens on the base port + K. Node 0 starts
+//! (or resumes) the cluster; the others join it with its secret at their first start, and
+//! find it by themselves afterwards. Ctrl-C (or SIGTERM) stops them all.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Environment variables of the parent that must not reach the children (flags decide).
+const PRIVATE_ENV: [&str; 6] =
+    ["CAIRN_DATA", "CAIRN_LISTEN", "CAIRN_JOIN", "CAIRN_SECRET", "CAIRN_CONFIG", "CAIRN_NODES"];
+
+/// Starts one child node and waits for the URL it listens on.
+fn start_child(data: &Path, listen: &SocketAddr, extra: &[String]) -> Result<(Child, String)> {
+    let mut cmd = Command::new(std::env::current_exe().context("locating the cairn binary")?);
+    cmd.arg("up").arg("--data").arg(data).arg("--listen").arg(listen.to_string()).args(extra);
+    for var in PRIVATE_ENV {
+        cmd.env_remove(var);
+    }
+    if std::env::var_os("CAIRN_LOG").is_none() {
+        cmd.env("CAIRN_LOG", "warn");
+    }
+    let mut child = cmd.stdout(Stdio::piped()).spawn().context("starting a node")?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("cairn: listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(url) => Ok((child, url)),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            bail!("node in {} did not start ({status:?}); see the messages above", data.display())
+        }
+    }
+}
+
+/// Sends SIGTERM to a child and waits for it.
+fn stop_child(child: &mut Child) {
+    // SAFETY: kill(2) on our own child's pid; no memory is touched.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = child.wait();
+}
+
+/// Runs `n` nodes under `data` from port `listen.port()` up, until a signal.
+pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> {
+    let base: SocketAddr = listen.parse().with_context(|| format!("--listen {listen:?} is not IP:PORT"))?;
+    if n == 0 || n > 64 || base.port() as usize + n > 65536 {
+        bail!(crate::commands::UsageError(format!("--nodes {n} does not fit above port {}", base.port())));
+    }
+    let mut children: Vec<Child> = Vec::new();
+    let mut urls: Vec<String> = Vec::new();
+    let started = (|| -> Result<()> {
+        for k in 0..n {
+            let dir = data.join(format!("node-{k}"));
+            let addr = SocketAddr::new(base.ip(), base.port() + k as u16);
+            let mut extra = vec!["--zone".to_string(), zone.to_string()];
+            if k > 0 && !dir.join("node.json").exists() {
+                let identity =
+                    std::fs::read(data.join("node-0").join("node.json")).context("reading node 0's identity")?;
+                let v: serde_json::Value = serde_json::from_slice(&identity).context("parsing node 0's identity")?;
+                let secret = v["secret"].as_str().context("node 0 has no secret")?;
+                extra.extend(["--join".into(), urls[0].clone(), "--secret".into(), secret.into()]);
+            }
+            let (child, url) = start_child(&dir, &addr, &extra)?;
+            children.push(child);
+            urls.push(url);
+        }
+        Ok(())
+    })();
+    if let Err(e) = started {
+        children.iter_mut().for_each(stop_child);
+        return Err(e);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "cairn: cluster of {n} nodes ready")?;
+    for (k, url) in urls.iter().enumerate() {
+        writeln!(out, "  node {k}: {url}   data in {}", data.join(format!("node-{k}")).display())?;
+    }
+    writeln!(out, "try:   cairn --node {} status     (Ctrl-C stops every node)", urls[0])?;
+    out.flush()?;
+    drop(out);
+    crate::up::shutdown_signal().await;
+    eprintln!("cairn: stopping {n} nodes");
+    children.iter_mut().for_each(stop_child);
+    Ok(())
+}
