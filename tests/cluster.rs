@@ -242,3 +242,31 @@ fn a_local_cluster_in_one_command() {
         assert!(c.get(format!("{url}/v1/cluster")).send().is_err(), "{url} stopped with the parent");
     }
 }
+
+#[test]
+fn beyond_five_nodes_new_ones_are_learners_and_voters_spread_over_zones() {
+    let first = TestNode::start(&["--zone", "a"]);
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    let mut nodes = vec![first];
+    for zone in ["a", "a", "a", "a", "a"] {
+        let join = nodes[0].url.clone();
+        nodes.push(TestNode::start(&["--join", &join, "--secret", &secret, "--zone", zone]));
+    }
+    wait_for("five voters and a learner", Duration::from_secs(30), || {
+        let v = cluster(&nodes[0]);
+        let all = v["nodes"].as_array().unwrap();
+        all.len() == 6 && all.iter().filter(|n| n["voter"] == true).count() == 5
+    });
+    all_up(&nodes[0], 6);
+    // A node from a new zone takes a voter seat from the crowded zone.
+    let join = nodes[0].url.clone();
+    nodes.push(TestNode::start(&["--join", &join, "--secret", &secret, "--zone", "b"]));
+    wait_for("the zone-b node to become a voter", Duration::from_secs(30), || {
+        let v = cluster(&nodes[0]);
+        let all = v["nodes"].as_array().unwrap();
+        all.len() == 7
+            && all.iter().filter(|n| n["voter"] == true).count() == 5
+            && all.iter().any(|n| n["voter"] == true && n["url"] == nodes[6].url.as_str())
+    });
+    assert!(nodes[3].ok(&["mkdir", "-p", "/still/writable"]).is_empty());
+}

@@ -35,6 +35,9 @@ pub struct JoinRequest {
     pub url: String,
     /// The cluster secret.
     pub secret: String,
+    /// The joining node's zone.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 /// `POST /v1/cluster/join` answer.
@@ -199,17 +202,55 @@ impl Node {
             }
         }
         let voters: BTreeSet<u64> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-        if !voters.contains(&req.node_id) && voters.len() < MAX_VOTERS {
-            let change: ChangeMembers<u64, BasicNode> = ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id]));
-            self.raft.change_membership(change, true).await.map_err(err)?;
+        if !voters.contains(&req.node_id) {
+            if voters.len() < MAX_VOTERS {
+                let change: ChangeMembers<u64, BasicNode> = ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id]));
+                self.raft.change_membership(change, true).await.map_err(err)?;
+            } else if let Some(out) = self.voter_to_swap(&voters, req.zone.as_deref()) {
+                // Spread voters over zones: the newcomer's zone has none, another has several.
+                let mut new_voters = voters.clone();
+                new_voters.remove(&out);
+                new_voters.insert(req.node_id);
+                self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new_voters), true).await.map_err(err)?;
+            }
         }
         Ok(JoinReply { cluster_id: self.cluster_id() })
+    }
+
+    /// A voter to demote in favour of a node from `zone`, if `zone` has no voter and some
+    /// other zone has more than one (never the leader itself).
+    fn voter_to_swap(&self, voters: &BTreeSet<u64>, zone: Option<&str>) -> Option<u64> {
+        let zone = zone?;
+        let zone_of = |id: u64| {
+            if id == self.id {
+                Some(self.config.zone.clone())
+            } else {
+                self.peers.get(id).1.map(|i| i.zone)
+            }
+        };
+        let mut by_zone: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for v in voters {
+            by_zone.entry(zone_of(*v)?).or_default().push(*v);
+        }
+        if by_zone.contains_key(zone) {
+            return None;
+        }
+        let (_, crowded) = by_zone.into_iter().max_by_key(|(_, ids)| ids.len())?;
+        if crowded.len() < 2 {
+            return None;
+        }
+        crowded.into_iter().rev().find(|id| *id != self.id)
     }
 
     /// Asks the cluster at `url` to admit this node.
     pub(crate) async fn join(&self, url: &str, secret: &str) -> Result<JoinReply, ApiError> {
         let peer = self.peer(url)?;
-        let req = JoinRequest { node_id: self.id, url: self.url.clone(), secret: secret.to_string() };
+        let req = JoinRequest {
+            node_id: self.id,
+            url: self.url.clone(),
+            secret: secret.to_string(),
+            zone: Some(self.config.zone.clone()),
+        };
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             match peer.send(peer.http().post(format!("{}/v1/cluster/join", peer.url())).json(&req)).await {
