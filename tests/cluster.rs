@@ -154,38 +154,78 @@ fn zones_spread_copies_and_reads_survive_losing_all_but_one_copy() {
 }
 
 #[test]
-fn acknowledged_writes_survive_repeated_minority_crashes() {
+fn acknowledged_writes_survive_repeated_minority_crashes_under_load() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
     let mut nodes = start_cluster(5);
-    let c = http();
-    let mut acked: Vec<(String, u64)> = Vec::new();
-    let mut seed = 100;
+    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    let size = |seed: u64| if seed % 2 == 0 { 1000 } else { (5 << 20) + 17 };
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Three writers put new files through every node in turn, whatever is up or down.
+    let writers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (urls, acked, count, stop) = (urls.clone(), acked.clone(), count.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c = http();
+                let mut k = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let (path, seed) = (format!("/load/w{t}/f{k}"), t * 1_000_000 + k);
+                    let url = &urls[(k as usize + t as usize) % urls.len()];
+                    let ok = c
+                        .put(format!("{url}/v1/fs{path}"))
+                        .body(data(seed, size(seed)))
+                        .send()
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false);
+                    if ok {
+                        acked.lock().unwrap().push((path, seed));
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    k += 1;
+                }
+            })
+        })
+        .collect();
     for round in 0..3 {
-        // Kill two nodes, the leader among them.
-        let leader = cluster(&nodes[0])["raft"]["leader"].as_str().unwrap_or("").to_string();
+        let before = count.load(Ordering::SeqCst);
+        wait_for("writes before the crash", Duration::from_secs(60), || count.load(Ordering::SeqCst) >= before + 4);
+        // SIGKILL two of five nodes, the leader among them.
+        let leader = cluster(&nodes[(round + 2) % 5])["raft"]["leader"].as_str().unwrap_or("").to_string();
         let li = nodes.iter().position(|n| cluster(n)["node_id"] == leader.as_str()).unwrap_or(0);
         let other = (li + 1 + round) % 5;
         nodes[li].kill();
         nodes[other].kill();
-        let alive: Vec<usize> = (0..5).filter(|&i| i != li && i != other).collect();
-        for k in 0..6 {
-            seed += 1;
-            let path = format!("/r{round}/f{k}");
-            let via = &nodes[alive[k % alive.len()]];
-            let r = c.put(format!("{}/v1/fs{path}", via.url)).body(data(seed, 1000 + k * 1_500_000)).send().unwrap();
-            assert!(r.status().is_success(), "write with a minority down: {}", r.text().unwrap());
-            acked.push((path, seed));
-        }
+        let during = count.load(Ordering::SeqCst);
+        wait_for("writes with a minority down", Duration::from_secs(60), || count.load(Ordering::SeqCst) >= during + 4);
         nodes[li].restart_same_port();
         nodes[other].restart_same_port();
         for n in &nodes {
             all_up(n, 5);
         }
     }
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let c = http();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 24, "only {} writes acknowledged", acked.len());
     for n in &nodes {
-        for (i, (path, seed)) in acked.iter().enumerate() {
-            let len = 1000 + (i % 6) * 1_500_000;
+        for (path, seed) in &acked {
             let got = c.get(format!("{}/v1/fs{path}", n.url)).send().unwrap().bytes().unwrap();
-            assert_eq!(got.as_ref(), data(*seed, len).as_slice(), "{path} via {}", n.url);
+            assert_eq!(got.as_ref(), data(*seed, size(*seed)).as_slice(), "{path} via {}", n.url);
+        }
+    }
+    // Every file that is visible at all is whole, acknowledged or not.
+    for t in 0..3u64 {
+        let v: Value = c.get(format!("{}/v1/fs/load/w{t}", nodes[0].url)).send().unwrap().json().unwrap();
+        for e in v["entries"].as_array().unwrap() {
+            let k: u64 = e["name"].as_str().unwrap()[1..].parse().unwrap();
+            let seed = t * 1_000_000 + k;
+            let got = c.get(format!("{}/v1/fs/load/w{t}/f{k}", nodes[0].url)).send().unwrap().bytes().unwrap();
+            assert_eq!(got.as_ref(), data(seed, size(seed)).as_slice(), "/load/w{t}/f{k} is half-visible");
         }
     }
 }
