@@ -159,7 +159,7 @@ fn acknowledged_writes_survive_repeated_minority_crashes_under_load() {
     use std::sync::{Arc, Mutex};
     let mut nodes = start_cluster(5);
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
-    let size = |seed: u64| if seed % 2 == 0 { 1000 } else { (5 << 20) + 17 };
+    let size = |seed: u64| if seed.is_multiple_of(2) { 1000 } else { (5 << 20) + 17 };
     let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
