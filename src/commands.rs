@@ -319,6 +319,7 @@ async fn status(c: &AsyncClient, json: bool) -> Result<()> {
             n["url"].as_str().unwrap_or("?")
         );
     }
+    println!("chunks under-replicated: {}", v["chunks"]["under_replicated"]);
     for w in v["workers"].as_array().into_iter().flatten() {
         println!(
             "worker {:<8} passes {}  last: {}",

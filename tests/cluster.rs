@@ -310,3 +310,21 @@ fn beyond_five_nodes_new_ones_are_learners_and_voters_spread_over_zones() {
     });
     assert!(nodes[3].ok(&["mkdir", "-p", "/still/writable"]).is_empty());
 }
+
+#[test]
+fn writes_with_a_copy_missing_are_acknowledged_and_recorded_under_replicated() {
+    let mut nodes = start_cluster(3);
+    let c = http();
+    assert_eq!(cluster(&nodes[0])["chunks"]["under_replicated"], 0);
+    nodes[2].kill();
+    // Right after the kill the others still count node 2 as up: its copy fails, two of three
+    // copies (a majority) are stored, and the write is acknowledged.
+    let r = c.put(format!("{}/v1/fs/two-of-three", nodes[0].url)).body(data(6, 5 << 20)).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    wait_for("the under-replicated chunks to be recorded", Duration::from_secs(10), || {
+        cluster(&nodes[1])["chunks"]["under_replicated"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(nodes[1].ok(&["status"]).contains("chunks under-replicated:"));
+    let got = c.get(format!("{}/v1/fs/two-of-three", nodes[1].url)).send().unwrap().bytes().unwrap();
+    assert_eq!(got.as_ref(), data(6, 5 << 20).as_slice());
+}

@@ -184,6 +184,16 @@ pub enum Command {
         /// New chunk size, if changing.
         chunk_size: Option<u32>,
     },
+    /// Record that a chunk was stored on fewer nodes than its policy asks for (the write was
+    /// acknowledged by a majority); the repair worker restores the missing copies.
+    ReportUnderReplicated {
+        /// The chunk.
+        id: ChunkId,
+        /// Copies stored.
+        stored: u8,
+        /// Copies wanted.
+        wanted: u8,
+    },
     /// Forget chunk records whose reference count has been zero since before `before`
     /// (the garbage collector deletes their bytes afterwards).
     ForgetChunks {

@@ -1,6 +1,8 @@
 //! Applying commands: every check first, then the writes, so a refused command changes nothing.
 
-use crate::tables::{fail, get_chunk, get_inode, lookup, walk, ChunkRecord, Walk, CHUNKS, COUNTERS, DIRENTS, INODES};
+use crate::tables::{
+    fail, get_chunk, get_inode, lookup, walk, ChunkRecord, Walk, CHUNKS, COUNTERS, DIRENTS, INODES, UNDER_REPLICATED,
+};
 use crate::Result;
 use cairn_core::codec::encode;
 use cairn_core::wire::{ApplyResult, Command, Content, Inode, InodeKind, NewAttrs, Reply};
@@ -42,6 +44,11 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
         Command::Rename { from, to } => tx.rename(from, to),
         Command::SetDirPolicy { path, policy, chunk_size } => tx.set_dir_policy(path, *policy, *chunk_size),
         Command::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
+        Command::ReportUnderReplicated { id, stored, wanted } => {
+            let mut t = txn.open_table(UNDER_REPLICATED)?;
+            t.insert(id.0.as_slice(), encode(&(*stored, *wanted)).as_slice())?;
+            Ok(Ok(Reply::Done))
+        }
     }
 }
 

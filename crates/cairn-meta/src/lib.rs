@@ -20,7 +20,7 @@ mod snapshot;
 mod tables;
 
 pub use apply::apply;
-pub use query::{chunk_record, query, unreferenced_chunks};
+pub use query::{chunk_record, query, under_replicated_count, unreferenced_chunks};
 pub use snapshot::{export, import};
 pub use tables::{init, ChunkRecord, ROOT_INO};
 

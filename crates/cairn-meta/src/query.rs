@@ -1,11 +1,11 @@
 //! Read-only queries over a consistent read transaction.
 
-use crate::tables::{get_chunk, get_inode, resolve, walk, Walk, CHUNKS, DIRENTS, INODES};
+use crate::tables::{get_chunk, get_inode, resolve, walk, Walk, CHUNKS, DIRENTS, INODES, UNDER_REPLICATED};
 use crate::Result;
 use cairn_core::codec::decode;
 use cairn_core::wire::{DirEntry, InodeKind, Query, QueryReply, WritePlan};
 use cairn_core::{ApiError, ChunkId, ErrorCode, DEFAULT_CHUNK_SIZE};
-use redb::{ReadTransaction, ReadableTable};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 /// Answers a query. The outer `Result` is a storage failure, the inner one the answer.
 pub fn query(txn: &ReadTransaction, q: &Query) -> Result<Result<QueryReply, ApiError>> {
@@ -45,6 +45,11 @@ pub fn query(txn: &ReadTransaction, q: &Query) -> Result<Result<QueryReply, ApiE
 /// What the metadata knows of a chunk, if anything.
 pub fn chunk_record(txn: &ReadTransaction, id: &ChunkId) -> Result<Option<crate::ChunkRecord>> {
     get_chunk(&txn.open_table(CHUNKS)?, id)
+}
+
+/// How many chunks are recorded as stored below their policy.
+pub fn under_replicated_count(txn: &ReadTransaction) -> Result<u64> {
+    Ok(txn.open_table(UNDER_REPLICATED)?.len()?)
 }
 
 /// Chunks whose reference count has been zero since at or before `before` (ns since epoch).

@@ -16,6 +16,8 @@ pub(crate) const INODES: TableDefinition<u64, &[u8]> = TableDefinition::new("ino
 pub(crate) const DIRENTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("dirents");
 /// chunk id (32 bytes) -> encoded [`ChunkRecord`].
 pub(crate) const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
+/// chunk id (32 bytes) -> encoded (copies stored, copies wanted): chunks written below policy.
+pub(crate) const UNDER_REPLICATED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("under_replicated");
 /// Counters and settings of the state machine ("next_ino").
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
@@ -33,6 +35,7 @@ pub fn init(txn: &WriteTransaction) -> Result<()> {
     let mut inodes = txn.open_table(INODES)?;
     txn.open_table(DIRENTS)?;
     txn.open_table(CHUNKS)?;
+    txn.open_table(UNDER_REPLICATED)?;
     let mut counters = txn.open_table(COUNTERS)?;
     if inodes.get(ROOT_INO)?.is_none() {
         let root = Inode {

@@ -319,8 +319,13 @@ impl Node {
             }
         }
         if stored > wanted / 2 {
-            // Durable on a majority of the copies asked for; the repair worker restores the rest.
+            // Durable on a majority of the copies asked for; recorded so that the repair
+            // worker restores the rest.
             tracing::warn!(chunk = %id, stored, wanted, "chunk stored under-replicated");
+            let report = Command::ReportUnderReplicated { id, stored: stored as u8, wanted: wanted as u8 };
+            if let Err(e) = self.write(report).await {
+                tracing::warn!(chunk = %id, "could not record the chunk as under-replicated: {e}");
+            }
             return Ok(());
         }
         Err(last_error.filter(|e| e.code == ErrorCode::NoSpace).unwrap_or_else(|| {

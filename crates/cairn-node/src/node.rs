@@ -364,6 +364,17 @@ impl Node {
         .map_err(internal)?
     }
 
+    /// How many chunks are recorded as stored below their policy (as of this replica).
+    pub async fn under_replicated(&self) -> Result<u64, ApiError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(internal)?;
+            cairn_meta::under_replicated_count(&txn).map_err(internal)
+        })
+        .await
+        .map_err(internal)?
+    }
+
     /// The Raft handle, for the RPC endpoints and status.
     pub fn raft(&self) -> &Raft {
         &self.raft

@@ -53,6 +53,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             "snapshot": m.snapshot.map(|l| l.index),
             "purged": m.purged.map(|l| l.index),
         },
+        "chunks": { "under_replicated": node.under_replicated().await? },
         "workers": node.worker_status(),
         "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
     })))
