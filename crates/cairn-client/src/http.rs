@@ -27,18 +27,22 @@ struct ErrorBody {
 impl HttpBackend {
     /// A backend for the node at `url` (e.g. `http://127.0.0.1:7070`).
     pub fn new(url: &str) -> Result<Self> {
-        let base = url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::api(
-                ErrorCode::InvalidArgument,
-                format!("node URL {url:?} must start with http://"),
-            ));
-        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Self::with_client(url, http)
+    }
+
+    /// A backend for the node at `url` sharing an existing HTTP client (and its connection
+    /// pool), as nodes do when talking to each other.
+    pub fn with_client(url: &str, http: reqwest::Client) -> Result<Self> {
+        let base = url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            let msg = format!("node URL {url:?} must start with http://");
+            return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
+        }
         Ok(HttpBackend { base, http })
     }
 

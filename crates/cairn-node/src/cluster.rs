@@ -57,9 +57,9 @@ fn leader_of(f: &ForwardToLeader<u64, BasicNode>) -> Option<String> {
 }
 
 impl Node {
-    /// A connection to another node.
+    /// A connection to another node (sharing this node's connection pool).
     fn peer(&self, url: &str) -> Result<HttpBackend, ApiError> {
-        HttpBackend::new(url).map_err(ApiError::from)
+        HttpBackend::with_client(url, self.http.clone()).map_err(ApiError::from)
     }
 
     /// Proposes a batch of commands as one Raft entry, on the leader wherever it is; waits for
@@ -160,7 +160,7 @@ impl Node {
         if req.secret != self.secret() {
             return Err(ApiError::new(ErrorCode::PermissionDenied, "wrong cluster secret"));
         }
-        cairn_client::HttpBackend::new(&req.url)?;
+        self.peer(&req.url)?;
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
