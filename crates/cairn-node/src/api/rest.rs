@@ -189,8 +189,32 @@ pub async fn put(State(st): State<AppState>, uri: Uri, p: Params, body: Body) ->
         return Err(bad("PUT takes no op"));
     }
     let opts = WriteOptions { parents: p.parents.unwrap_or(true), chunk_size: p.chunk_size, ..WriteOptions::default() };
-    let inode = datapath::write_stream(&st.backend, &path, body.into_data_stream(), opts).await?;
-    Ok((StatusCode::CREATED, Json(inode_json(&path, &inode))).into_response())
+    let mut body = body.into_data_stream();
+    match datapath::write_stream(&st.backend, &path, &mut body, opts).await {
+        Ok(inode) => Ok((StatusCode::CREATED, Json(inode_json(&path, &inode))).into_response()),
+        Err(e) => {
+            drain(&mut body).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Most of a refused upload's remaining body read (and dropped) before answering.
+const DRAIN_MAX: u64 = 64 << 20;
+
+/// Reads what is left of a refused upload (up to [`DRAIN_MAX`], for at most a few seconds)
+/// so the client, still sending, gets to read the error instead of a reset connection.
+async fn drain(body: &mut axum::body::BodyDataStream) {
+    let mut left = DRAIN_MAX;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(piece)) = body.next().await {
+            left = left.saturating_sub(piece.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// `DELETE /v1/fs/{path}[?recursive=true]`.
