@@ -80,7 +80,15 @@ pub struct ChunkInfo {
 pub trait ChunkStore: Send + Sync + 'static {
     /// Stores `data` under `id` durably before returning. Refuses data that does not hash to
     /// `id`. Storing an existing chunk refreshes its age so a concurrent GC keeps it.
-    fn put(&self, id: &ChunkId, data: &[u8]) -> Result<PutOutcome>;
+    fn put(&self, id: &ChunkId, data: &[u8]) -> Result<PutOutcome> {
+        if !verify(id, data) {
+            return Err(ChunkError::HashMismatch(*id));
+        }
+        self.put_hashed(id, data)
+    }
+    /// Like [`ChunkStore::put`] for bytes whose `id` the caller computed from these very
+    /// bytes in this process: skips hashing them a second time.
+    fn put_hashed(&self, id: &ChunkId, data: &[u8]) -> Result<PutOutcome>;
     /// Reads a chunk, verified against its id (BLAKE3 of the content).
     fn get(&self, id: &ChunkId) -> Result<Vec<u8>>;
     /// Reads a chunk checking only its stored length and CRC32C (bit rot on this disk, at

@@ -283,8 +283,15 @@ impl Node {
     /// Stores a chunk on the nodes placement picks among those up: all `replicas` of them
     /// (clipped to the cluster's size), or at least a majority when too few can be reached.
     /// A target that fails is replaced by the next node in placement order. The client
-    /// uploads once; this node fans the copies out.
-    pub async fn put_chunk(&self, id: ChunkId, data: bytes::Bytes, replicas: usize) -> Result<(), ApiError> {
+    /// uploads once; this node fans the copies out. `hashed_here`: see
+    /// [`Node::put_chunk_local`] (peers always verify what they receive).
+    pub async fn put_chunk(
+        &self,
+        id: ChunkId,
+        data: bytes::Bytes,
+        replicas: usize,
+        hashed_here: bool,
+    ) -> Result<(), ApiError> {
         let members: BTreeMap<u64, String> = self.members().into_iter().collect();
         let wanted = replicas.clamp(1, members.len().max(1));
         let candidates = self.candidates();
@@ -300,7 +307,7 @@ impl Node {
                 let url = members.get(t).cloned();
                 async move {
                     if *t == self.id {
-                        return self.put_chunk_local(id, data).await;
+                        return self.put_chunk_local(id, data, hashed_here).await;
                     }
                     let url = url.ok_or_else(|| unavailable("target left the cluster"))?;
                     self.peer(&url)?.put_chunk_local(id, data).await.map_err(ApiError::from)

@@ -281,11 +281,12 @@ impl Node {
         self.identity.lock().expect("identity lock").secret.clone()
     }
 
-    /// Stores a chunk in this node's own store (verified against its id, fsync'd before
-    /// returning).
-    pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes) -> Result<(), ApiError> {
+    /// Stores a chunk in this node's own store, fsync'd before returning. Its bytes are
+    /// verified against `id` unless `hashed_here` (this process computed `id` from them).
+    pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes, hashed_here: bool) -> Result<(), ApiError> {
         let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || store.put(&id, &data)).await.map_err(internal)?.map(drop).map_err(chunk_err)
+        let put = move || if hashed_here { store.put_hashed(&id, &data) } else { store.put(&id, &data) };
+        tokio::task::spawn_blocking(put).await.map_err(internal)?.map(drop).map_err(chunk_err)
     }
 
     /// Refreshes a chunk's age in this node's own store; false if it is not here.

@@ -44,13 +44,13 @@ pub async fn put_chunk(
     let p = q.map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, e.body_text())))?.0;
     let id = chunk_id(&hex)?;
     if p.local.unwrap_or(false) {
-        st.node.put_chunk_local(id, body).await?;
+        st.node.put_chunk_local(id, body, false).await?;
     } else {
         let n = p.replicas.unwrap_or(1);
         if n == 0 || n > cairn_core::policy::MAX_REPLICAS {
             return Err(HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("replicas {n} outside 1..=16"))));
         }
-        st.node.put_chunk(id, body, n as usize).await?;
+        st.node.put_chunk(id, body, n as usize, false).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
