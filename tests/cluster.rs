@@ -328,3 +328,23 @@ fn writes_with_a_copy_missing_are_acknowledged_and_recorded_under_replicated() {
     let got = c.get(format!("{}/v1/fs/two-of-three", nodes[1].url)).send().unwrap().bytes().unwrap();
     assert_eq!(got.as_ref(), data(6, 5 << 20).as_slice());
 }
+
+#[test]
+fn large_files_are_read_from_every_node_at_once() {
+    let nodes = start_cluster(3);
+    let body = data(7, 40 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big");
+    std::fs::write(&src, &body).unwrap();
+    nodes[0].ok(&["put", src.to_str().unwrap(), "/big"]);
+    let served = |n: &TestNode| -> u64 {
+        let v: Value = http().get(format!("{}/v1/node", n.url)).send().unwrap().json().unwrap();
+        v["chunks_served"].as_u64().unwrap()
+    };
+    let before: Vec<u64> = nodes.iter().map(served).collect();
+    let back = dir.path().join("back");
+    nodes[0].ok(&["get", "/big", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), body);
+    let helped = nodes.iter().zip(&before).filter(|(n, b)| served(n) > **b).count();
+    assert!(helped >= 2, "the 10 chunks were served by {helped} node(s)");
+}

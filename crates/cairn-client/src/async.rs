@@ -119,6 +119,9 @@ impl AsyncClient {
         let fs_path = parse(path)?;
         let inode = datapath::stat(self.backend.as_ref(), &fs_path).await?;
         datapath::require_file(&inode, &fs_path)?;
+        if inode.chunks().len() > 1 {
+            self.backend.spread_reads().await;
+        }
         let s = datapath::read_stream(self.backend.clone(), &inode, start, end);
         Ok((inode, s))
     }

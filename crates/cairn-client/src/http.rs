@@ -9,6 +9,7 @@ use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use serde::Deserialize;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// A connection to one cairn node.
@@ -16,6 +17,10 @@ use std::time::Duration;
 pub struct HttpBackend {
     base: String,
     http: reqwest::Client,
+    /// Nodes chunk reads are spread over (the swarm); starts as just `base`.
+    readers: Arc<RwLock<Vec<String>>>,
+    /// Set once the cluster's nodes have been looked up for spreading reads.
+    discovered: Arc<tokio::sync::OnceCell<()>>,
 }
 
 /// The JSON error body: `{"error":{"code":..., "message":...}}`.
@@ -43,7 +48,8 @@ impl HttpBackend {
             let msg = format!("node URL {url:?} must start with http://");
             return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
         }
-        Ok(HttpBackend { base, http })
+        let readers = Arc::new(RwLock::new(vec![base.clone()]));
+        Ok(HttpBackend { base, http, readers, discovered: Arc::default() })
     }
 
     /// The node's base URL.
@@ -93,6 +99,17 @@ impl Backend for HttpBackend {
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
+        // Spread chunk reads over the cluster's nodes (each serves its copy or fetches one);
+        // any failure falls back to the node this client talks to.
+        let reader = {
+            let readers = self.readers.read().expect("readers lock");
+            readers[usize::from(id.0[0]) % readers.len()].clone()
+        };
+        if reader != self.base {
+            if let Ok(frames) = self.with_base(&reader).fetch_chunk(id, false).await {
+                return Ok(frames);
+            }
+        }
         self.fetch_chunk(id, false).await
     }
 
@@ -111,6 +128,34 @@ impl Backend for HttpBackend {
 }
 
 impl HttpBackend {
+    /// The same connection pool aimed at another node.
+    fn with_base(&self, url: &str) -> HttpBackend {
+        HttpBackend { base: url.to_string(), ..self.clone() }
+    }
+
+    /// Looks up the cluster's nodes (once per client) so that chunk reads of large files are
+    /// spread over every node that is up. Failing to look them up is not an error: reads
+    /// then all go to this client's node.
+    pub async fn spread_reads(&self) {
+        self.discovered
+            .get_or_init(|| async {
+                let req = self.http.get(format!("{}/v1/cluster", self.base));
+                let Ok(resp) = self.send(req).await else { return };
+                let Ok(v) = resp.json::<serde_json::Value>().await else { return };
+                let up: Vec<String> = v["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|n| n["state"] == "up")
+                    .filter_map(|n| n["url"].as_str().map(str::to_string))
+                    .collect();
+                if !up.is_empty() {
+                    *self.readers.write().expect("readers lock") = up;
+                }
+            })
+            .await;
+    }
+
     /// Stores a chunk on this node only (no replication by it): how nodes hand each other
     /// copies.
     pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes) -> Result<()> {

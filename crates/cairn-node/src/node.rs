@@ -48,6 +48,8 @@ pub struct Node {
     pub(crate) http: reqwest::Client,
     /// What this node knows of the others.
     pub(crate) peers: Peers,
+    /// Chunk reads served over `GET /v1/chunks`.
+    pub(crate) chunks_served: std::sync::atomic::AtomicU64,
 }
 
 /// A metadata command waiting to be proposed, and where its answer goes.
@@ -173,6 +175,7 @@ impl Node {
             proposals,
             http,
             peers: Peers::default(),
+            chunks_served: Default::default(),
         });
 
         tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
@@ -247,7 +250,16 @@ impl Node {
             }
             None => (total, total.saturating_sub(avail), avail),
         };
-        NodeInfo { id: self.id, url: self.url.clone(), zone: self.config.zone.clone(), capacity, used, free }
+        let chunks_served = self.chunks_served.load(std::sync::atomic::Ordering::Relaxed);
+        NodeInfo {
+            id: self.id,
+            url: self.url.clone(),
+            zone: self.config.zone.clone(),
+            capacity,
+            used,
+            free,
+            chunks_served,
+        }
     }
 
     /// The nodes chunks may be placed on now: this one and every peer that is up, weighted

@@ -34,6 +34,9 @@ pub struct NodeInfo {
     pub used: u64,
     /// Bytes still free for chunks.
     pub free: u64,
+    /// Chunk reads served to clients and peers since the node started.
+    #[serde(default)]
+    pub chunks_served: u64,
 }
 
 /// A node's liveness as seen from here.

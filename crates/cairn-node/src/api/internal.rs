@@ -78,6 +78,7 @@ pub async fn get_chunk(
 ) -> Result<Response, HttpError> {
     let local = q.map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, e.body_text())))?.0.local;
     let data = st.node.get_chunk_for_transfer(chunk_id(&hex)?, local.unwrap_or(false)).await?;
+    st.node.chunks_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
