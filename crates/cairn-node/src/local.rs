@@ -28,7 +28,7 @@ impl Backend for LocalBackend {
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
-        self.node.get_chunk(id, false).await.map(Frames::from).map_err(ClientError::Api)
+        self.node.get_chunk(id).await.map(Frames::from).map_err(ClientError::Api)
     }
 
     async fn write(&self, cmd: Command) -> Result<Reply> {

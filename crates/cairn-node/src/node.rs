@@ -307,10 +307,10 @@ impl Node {
         tokio::task::spawn_blocking(move || store.touch(&id)).await.map_err(internal)?.map_err(chunk_err)
     }
 
-    /// Reads a chunk, verified against its BLAKE3 id: from the local store, else (unless
-    /// `local_only`) from another node.
-    pub async fn get_chunk(&self, id: ChunkId, local_only: bool) -> Result<Bytes, ApiError> {
-        self.read_chunk(id, false, local_only).await
+    /// Reads a chunk, verified against its BLAKE3 id: from the local store, else from
+    /// another node.
+    pub async fn get_chunk(&self, id: ChunkId) -> Result<Bytes, ApiError> {
+        self.read_chunk(id, false, false).await
     }
 
     /// Reads a chunk for sending to a reader that verifies the BLAKE3 itself: the local store

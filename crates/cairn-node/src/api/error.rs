@@ -1,6 +1,8 @@
 //! The one mapping from cairn errors to HTTP responses: status from the code, JSON body
 //! `{"error":{"code":"...","message":"..."}}`.
 
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -33,4 +35,12 @@ impl From<cairn_core::Error> for HttpError {
     fn from(e: cairn_core::Error) -> Self {
         HttpError(e.into())
     }
+}
+
+/// A query string as parsed by axum, or the `invalid_argument` error every endpoint answers
+/// for a bad one.
+pub(crate) fn query_params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
+    q.map(|Query(p)| p).map_err(|e| {
+        HttpError(ApiError::new(cairn_core::ErrorCode::InvalidArgument, format!("bad query string: {}", e.body_text())))
+    })
 }

@@ -2,7 +2,7 @@
 //! Raft RPCs. Command failures are encoded answers (HTTP 200); transport-level problems
 //! (bad id, undecodable body) are JSON errors.
 
-use super::{AppState, HttpError};
+use super::{query_params, AppState, HttpError};
 use crate::JoinRequest;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -41,7 +41,7 @@ pub async fn put_chunk(
     q: Result<Query<PutChunkParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<StatusCode, HttpError> {
-    let p = q.map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, e.body_text())))?.0;
+    let p = query_params(q)?;
     let id = chunk_id(&hex)?;
     if p.local.unwrap_or(false) {
         st.node.put_chunk_local(id, body, false).await?;
@@ -76,7 +76,7 @@ pub async fn get_chunk(
     Path(hex): Path<String>,
     q: Result<Query<ChunkParams>, QueryRejection>,
 ) -> Result<Response, HttpError> {
-    let local = q.map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, e.body_text())))?.0.local;
+    let local = query_params(q)?.local;
     let data = st.node.get_chunk_for_transfer(chunk_id(&hex)?, local.unwrap_or(false)).await?;
     st.node.chunks_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())

@@ -6,6 +6,7 @@ mod internal;
 mod rest;
 mod status;
 
+use error::query_params;
 pub use error::HttpError;
 
 use crate::{LocalBackend, Node};

@@ -1,7 +1,7 @@
 //! The public REST file API under `/v1/fs/{path}` (WebHDFS-like). Every handler is a thin
 //! adapter over the client data path run on the node's [`crate::LocalBackend`].
 
-use super::{AppState, HttpError};
+use super::{query_params, AppState, HttpError};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -35,10 +35,6 @@ type Params = Result<Query<FsParams>, QueryRejection>;
 
 fn bad(msg: impl Into<String>) -> HttpError {
     HttpError(ApiError::new(ErrorCode::InvalidArgument, msg))
-}
-
-fn params(p: Params) -> Result<FsParams, HttpError> {
-    p.map(|Query(p)| p).map_err(|e| bad(format!("bad query string: {}", e.body_text())))
 }
 
 /// The cairn path named by a request URI. Each segment is percent-decoded on its own, so an
@@ -147,7 +143,7 @@ async fn serve_file(st: &AppState, inode: Inode, headers: &HeaderMap, head: bool
 /// `GET /v1/fs/{path}`: a file's bytes (with `Range`), a directory's listing, or `?op=stat`.
 pub async fn get(State(st): State<AppState>, uri: Uri, p: Params, headers: HeaderMap) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
-    let p = params(p)?;
+    let p = query_params(p)?;
     let inode = stat(&st, &path).await?;
     match p.op.as_deref() {
         Some("stat") => return Ok(Json(inode_json(&path, &inode)).into_response()),
@@ -184,7 +180,7 @@ pub async fn head(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> R
 /// `PUT /v1/fs/{path}`: create or atomically replace a file from the streamed body.
 pub async fn put(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
-    let p = params(p)?;
+    let p = query_params(p)?;
     if p.op.is_some() {
         return Err(bad("PUT takes no op"));
     }
@@ -220,7 +216,7 @@ async fn drain(body: &mut axum::body::BodyDataStream) {
 /// `DELETE /v1/fs/{path}[?recursive=true]`.
 pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<StatusCode, HttpError> {
     let path = fs_path(&uri)?;
-    let p = params(p)?;
+    let p = query_params(p)?;
     st.backend.write(Command::Remove { path, recursive: p.recursive.unwrap_or(false) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -229,7 +225,7 @@ pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<S
 /// `?op=policy[&policy=replicas:N][&chunk_size=BYTES]`, `?op=symlink&target=T`.
 pub async fn post(State(st): State<AppState>, uri: Uri, p: Params) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
-    let p = params(p)?;
+    let p = query_params(p)?;
     let (status, cmd, shown) = match p.op.as_deref() {
         Some("mkdir") => {
             let cmd =

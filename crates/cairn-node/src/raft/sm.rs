@@ -68,10 +68,17 @@ impl StateMachine {
         Ok((get(&t, "applied")?.flatten(), get(&t, "membership")?.unwrap_or_default()))
     }
 
-    fn set_applied(txn: &WriteTransaction, applied: Option<LogId<u64>>, m: &Membership) -> Result<(), redb::Error> {
+    /// Records the last applied log id and, if it changed, the membership.
+    fn set_applied(
+        txn: &WriteTransaction,
+        applied: Option<LogId<u64>>,
+        m: Option<&Membership>,
+    ) -> Result<(), redb::Error> {
         let mut t = txn.open_table(RAFT_STATE)?;
         t.insert("applied", encode(&applied).as_slice())?;
-        t.insert("membership", encode(m).as_slice())?;
+        if let Some(m) = m {
+            t.insert("membership", encode(m).as_slice())?;
+        }
         Ok(())
     }
 
@@ -125,7 +132,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let db = self.db.clone();
         blocking(
             move || {
-                let (_, mut membership) = StateMachine::applied(&db)?;
+                let mut membership = None;
                 let mut txn = db.begin_write().map_err(|e| e.to_string())?;
                 // Durable with the next log append or snapshot; see the module docs.
                 txn.set_durability(Durability::None).map_err(|e| e.to_string())?;
@@ -142,12 +149,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             .collect::<Result<_, _>>()
                             .map_err(|e| e.to_string())?,
                         EntryPayload::Membership(m) => {
-                            membership = StoredMembership::new(Some(e.log_id), m);
+                            membership = Some(StoredMembership::new(Some(e.log_id), m));
                             Vec::new()
                         }
                     });
                 }
-                StateMachine::set_applied(&txn, applied, &membership).map_err(|e| e.to_string())?;
+                StateMachine::set_applied(&txn, applied, membership.as_ref()).map_err(|e| e.to_string())?;
                 txn.commit().map_err(|e| e.to_string())?;
                 tracing::trace!(entries = out.len(), "state machine batch applied");
                 Ok(out)
@@ -177,7 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let mut txn = db.begin_write().map_err(|e| e.to_string())?;
                 txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
                 cairn_meta::import(&txn, &stored.data).map_err(|e| e.to_string())?;
-                StateMachine::set_applied(&txn, stored.meta.last_log_id, &stored.meta.last_membership)
+                StateMachine::set_applied(&txn, stored.meta.last_log_id, Some(&stored.meta.last_membership))
                     .map_err(|e| e.to_string())?;
                 txn.open_table(RAFT_STATE)
                     .map_err(|e| e.to_string())?
