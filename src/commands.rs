@@ -20,6 +20,60 @@ const PROGRESS_MIN: u64 = 4 << 20;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// `cairn fsck` found files below policy (exit code 6).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} files have chunks below policy")]
+pub struct BelowPolicy(pub usize);
+
+/// `cairn node ...`.
+#[derive(Subcommand)]
+pub enum NodeCmd {
+    /// Move every chunk off a node; it keeps serving reads until removed.
+    Drain {
+        /// Node id (see `cairn status`).
+        id: String,
+    },
+    /// Undo a drain: the node takes chunks again.
+    Activate {
+        /// Node id.
+        id: String,
+    },
+    /// Remove a node from the cluster; refused while chunks would drop below policy.
+    Remove {
+        /// Node id.
+        id: String,
+        /// Remove even if chunks drop below policy.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `cairn worker ...`.
+#[derive(Subcommand)]
+pub enum WorkerCmd {
+    /// Show every worker on the node talked to.
+    List,
+    /// Pause a worker on every node.
+    Pause {
+        /// repair, scrub, rebalance or gc.
+        name: String,
+    },
+    /// Resume a paused worker.
+    Resume {
+        /// repair, scrub, rebalance or gc.
+        name: String,
+    },
+    /// Limit a worker's bandwidth, e.g. `cairn worker throttle repair 50MiB` (per second;
+    /// `0` restores the default).
+    Throttle {
+        /// repair, scrub, rebalance or gc.
+        name: String,
+        /// Bytes per second, e.g. 50MiB.
+        #[arg(value_parser = crate::bench::parse_size)]
+        rate: u64,
+    },
+}
+
 /// `cairn policy ...`.
 #[derive(Subcommand)]
 pub enum PolicyCmd {
@@ -58,6 +112,25 @@ pub async fn run(node: &str, json: bool, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Status { secret: false } => status(&c, json).await,
+        Cmd::Fsck { path } => fsck(&c, &path, json).await,
+        Cmd::Node { cmd } => {
+            let v = match cmd {
+                NodeCmd::Drain { id } => c.node_op(&id, "drain", false).await?,
+                NodeCmd::Activate { id } => c.node_op(&id, "activate", false).await?,
+                NodeCmd::Remove { id, force } => c.node_op(&id, "remove", force).await?,
+            };
+            message(&v, json)
+        }
+        Cmd::Worker { cmd: WorkerCmd::List } => workers(&c, json).await,
+        Cmd::Worker { cmd } => {
+            let v = match cmd {
+                WorkerCmd::Pause { name } => c.worker_op(&name, "pause", None).await?,
+                WorkerCmd::Resume { name } => c.worker_op(&name, "resume", None).await?,
+                WorkerCmd::Throttle { name, rate } => c.worker_op(&name, "throttle", Some(rate)).await?,
+                WorkerCmd::List => unreachable!("handled above"),
+            };
+            message(&v, json)
+        }
         Cmd::Policy { cmd: PolicyCmd::Set { path, policy, chunk_size } } => {
             let p = Policy::parse(&policy).map_err(|e| ClientError::Api(e.into()))?;
             let cs = chunk_size
@@ -319,14 +392,80 @@ async fn status(c: &AsyncClient, json: bool) -> Result<()> {
             n["url"].as_str().unwrap_or("?")
         );
     }
-    println!("chunks under-replicated: {}", v["chunks"]["under_replicated"]);
+    let ch = &v["chunks"];
+    println!(
+        "chunks: {} healthy, {} under-replicated, {} unavailable, {} bytes at risk",
+        ch["healthy"], ch["under_replicated"], ch["unavailable"], ch["bytes_at_risk"]
+    );
+    print_workers(&v);
+    Ok(())
+}
+
+fn print_workers(v: &serde_json::Value) {
     for w in v["workers"].as_array().into_iter().flatten() {
+        let rate = match w["rate"].as_u64() {
+            Some(0) | None => String::new(),
+            Some(r) => format!("  limit {:.1} MiB/s", r as f64 / (1 << 20) as f64),
+        };
         println!(
-            "worker {:<8} passes {}  last: {}",
+            "worker {:<9} {:<7} passes {:<6} items {:<8} bytes {:<12}{rate}  last: {}",
             w["name"].as_str().unwrap_or("?"),
+            if w["paused"].as_bool().unwrap_or(false) { "paused" } else { "running" },
             w["passes"],
+            w["items"],
+            w["bytes"],
             w["last_result"].as_str().unwrap_or("")
         );
     }
+}
+
+async fn workers(c: &AsyncClient, json: bool) -> Result<()> {
+    let v = c.cluster().await?;
+    if json {
+        println!("{}", v["workers"]);
+    } else {
+        print_workers(&v);
+    }
     Ok(())
+}
+
+fn message(v: &serde_json::Value, json: bool) -> Result<()> {
+    if json {
+        println!("{v}");
+    } else {
+        println!("{}", v["message"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+async fn fsck(c: &AsyncClient, path: &str, json: bool) -> Result<()> {
+    let v = c.fsck(path).await?;
+    let files = v["files"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{v}");
+    } else {
+        for f in &files {
+            println!(
+                "{}: {} of {} chunks below policy ({} unavailable); worst {}/{} copies",
+                f["path"].as_str().unwrap_or("?"),
+                f["under_replicated"].as_u64().unwrap_or(0) + f["unavailable"].as_u64().unwrap_or(0),
+                f["chunks"],
+                f["unavailable"],
+                f["worst"][0],
+                f["worst"][1]
+            );
+        }
+        println!(
+            "{}: {} files, {} chunks checked; {}",
+            v["path"].as_str().unwrap_or(path),
+            v["files_checked"],
+            v["chunks_checked"],
+            if files.is_empty() { "all at policy".to_string() } else { format!("{} files below policy", files.len()) }
+        );
+    }
+    if files.is_empty() {
+        Ok(())
+    } else {
+        Err(BelowPolicy(files.len()).into())
+    }
 }

@@ -1,7 +1,8 @@
 //! `cairn`: the one binary. Starts nodes (`cairn up`) and talks to a cluster (everything else).
 //!
 //! Exit codes: 0 success, 1 other failure, 2 usage error or invalid argument, 3 not found,
-//! 4 cluster unavailable, 5 already exists / not empty / conflict.
+//! 4 cluster unavailable, 5 already exists / not empty / conflict, 6 `fsck` found chunks below
+//! policy.
 
 mod bench;
 mod commands;
@@ -28,12 +29,12 @@ struct Cli {
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, \
-4 unavailable, 5 exists / not empty / conflict.";
+4 unavailable, 5 exists / not empty / conflict, 6 fsck: chunks below policy.";
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Start a node (no flags: ./cairn-data, 127.0.0.1:7070).
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Upload a local file (or `-` for stdin; a directory with -r).
     Put {
         /// Local source.
@@ -109,6 +110,22 @@ enum Cmd {
     },
     /// Measure write and read throughput against a node, beside this disk's raw speed.
     Bench(bench::BenchArgs),
+    /// List files with chunks below their policy; exit code 6 if there are any.
+    Fsck {
+        /// Subtree to check (default /).
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Drain, re-activate or remove nodes.
+    Node {
+        #[command(subcommand)]
+        cmd: commands::NodeCmd,
+    },
+    /// Pause, resume or throttle background workers (repair, scrub, rebalance, gc) cluster-wide.
+    Worker {
+        #[command(subcommand)]
+        cmd: commands::WorkerCmd,
+    },
 }
 
 /// Maps an error to the documented exit code.
@@ -120,6 +137,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ErrorCode::Unavailable) => 4,
         Some(ErrorCode::Exists | ErrorCode::NotEmpty | ErrorCode::Conflict) => 5,
         _ if e.chain().any(|c| c.downcast_ref::<commands::UsageError>().is_some()) => 2,
+        _ if e.chain().any(|c| c.downcast_ref::<commands::BelowPolicy>().is_some()) => 6,
         _ => 1,
     }
 }
@@ -157,7 +175,7 @@ async fn run() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.cmd {
-        Cmd::Up(args) => up::run(args).await,
+        Cmd::Up(args) => up::run(*args).await,
         Cmd::Bench(args) => bench::run(&cli.node, args).await,
         cmd => commands::run(&cli.node, cli.json, cmd).await,
     };

@@ -44,6 +44,19 @@ pub struct UpArgs {
     /// The cluster secret (`cairn status --secret` on a member shows it).
     #[arg(long, env = "CAIRN_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// How long a node may be down before its chunks are copied elsewhere, e.g. 10m [default: 10m].
+    #[arg(long, env = "CAIRN_REPAIR_DELAY", value_parser = humantime::parse_duration)]
+    repair_delay: Option<Duration>,
+    /// How often repair and rebalance look for work, e.g. 5s [default: 5s].
+    #[arg(long, env = "CAIRN_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
+    repair_interval: Option<Duration>,
+    /// How often every local chunk is re-read and re-hashed, e.g. 24h [default: 24h].
+    #[arg(long, env = "CAIRN_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
+    scrub_interval: Option<Duration>,
+    /// Rejoin as node ID after its disk was replaced (empty data dir; needs --join): the
+    /// node gets the chunks placement assigns to it back from the others.
+    #[arg(long, env = "CAIRN_RECOVER", value_name = "ID")]
+    recover: Option<u64>,
 }
 
 /// Reads a TOML config file into a [`NodeConfig`].
@@ -84,6 +97,18 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if args.secret.is_some() {
         c.secret = args.secret;
+    }
+    if let Some(d) = args.repair_delay {
+        c.repair_delay = d;
+    }
+    if let Some(i) = args.repair_interval {
+        c.repair_interval = i;
+    }
+    if let Some(i) = args.scrub_interval {
+        c.scrub_interval = i;
+    }
+    if args.recover.is_some() {
+        c.recover = args.recover;
     }
     c.validate()?;
     Ok(c)

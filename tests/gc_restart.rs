@@ -12,7 +12,11 @@ fn gc_passes(node: &TestNode) -> u64 {
 
 #[test]
 fn deleted_and_orphaned_chunks_are_collected_after_the_grace_period() {
-    let node = TestNode::start(&["--gc-grace", "1s", "--gc-interval", "200ms"]);
+    let node = TestNode::start(&["--gc-grace", "1s", "--gc-interval", "200ms", "--capacity", "1GiB"]);
+    let used = || -> u64 {
+        let v: Value = http().get(format!("{}/v1/node", node.url)).send().unwrap().json().unwrap();
+        v["used"].as_u64().unwrap()
+    };
     let c = http();
     let fs = |p: &str| format!("{}/v1/fs{p}", node.url);
     c.put(fs("/keep")).body(data(1, 5 << 20)).send().unwrap();
@@ -31,7 +35,10 @@ fn deleted_and_orphaned_chunks_are_collected_after_the_grace_period() {
     c.put(fs("/keep2")).body(data(5, 5 << 20)).send().unwrap();
     c.delete(fs("/drop")).send().unwrap();
 
+    assert_eq!(used(), ((5 + 9 + 5 + 5) << 20) + 70_000);
     wait_for("gc to delete unreferenced chunks", Duration::from_secs(30), || node.chunk_files() == 4);
+    // The space comes back: /keep (and /keep-copy) and the new /keep2 remain.
+    assert_eq!(used(), 10 << 20);
     // A few more passes change nothing: referenced chunks stay.
     let passes = gc_passes(&node);
     wait_for("three more gc passes", Duration::from_secs(30), || gc_passes(&node) >= passes + 3);

@@ -119,12 +119,12 @@ impl TestNode {
         text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
     }
 
-    /// The number of chunk files in the node's store.
+    /// The number of chunk files in the node's store (not counting temp or quarantined files).
     pub fn chunk_files(&self) -> usize {
         let mut n = 0;
         for d in std::fs::read_dir(self.data.join("chunks")).unwrap() {
             let d = d.unwrap();
-            if d.file_name() != "tmp" {
+            if d.file_name().len() == 2 {
                 n += std::fs::read_dir(d.path()).unwrap().count();
             }
         }

@@ -10,7 +10,7 @@
 //! Every file starts with a 64-byte header (magic, version, length, BLAKE3 hash, CRC32C of the
 //! data) so scrub can verify a chunk file on its own. Local reads check the BLAKE3; reads for
 //! transfer check the CRC32C (the receiver checks the BLAKE3), as HDFS clients verify
-//! checksums end to end.
+//! checksums end to end. Files that fail verification are moved to `<root>/quarantine/`.
 
 use crate::{ChunkError, ChunkInfo, ChunkStore, PutOutcome, Result};
 use cairn_core::ChunkId;
@@ -27,6 +27,8 @@ const MAGIC: &[u8; 8] = b"CAIRNCHK";
 const VERSION: u16 = 1;
 /// Header length in bytes.
 const HEADER_LEN: usize = 64;
+/// Directory under the root where chunk files that failed verification are moved.
+const QUARANTINE: &str = "quarantine";
 /// Reads are hashed in slices of this size, while each slice is still in cache.
 const READ_SLICE: usize = 256 << 10;
 
@@ -78,6 +80,7 @@ impl FsChunkStore {
             fs::remove_dir_all(&tmp)?;
         }
         fs::create_dir_all(&tmp)?;
+        fs::create_dir_all(root.join(QUARANTINE))?;
         for b in 0..=255u8 {
             fs::create_dir_all(root.join(format!("{b:02x}")))?;
         }
@@ -195,6 +198,25 @@ impl ChunkStore for FsChunkStore {
         let path = self.path_of(id);
         let size = fs::metadata(&path).map(|m| m.len().saturating_sub(HEADER_LEN as u64)).unwrap_or(0);
         match fs::remove_file(&path) {
+            Ok(()) => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+                Ok(fsync_dir(path.parent().expect("chunk path has a parent"))?)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn quarantine(&self, id: &ChunkId) -> Result<()> {
+        let path = self.path_of(id);
+        let size = match fs::metadata(&path) {
+            Ok(m) => m.len().saturating_sub(HEADER_LEN as u64),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(e)),
+        };
+        let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let aside = self.root.join(QUARANTINE).join(format!("{}-{stamp}", id.to_hex()));
+        match fs::rename(&path, aside) {
             Ok(()) => {
                 self.used.fetch_sub(size, Ordering::Relaxed);
                 Ok(fsync_dir(path.parent().expect("chunk path has a parent"))?)

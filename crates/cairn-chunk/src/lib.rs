@@ -98,6 +98,9 @@ pub trait ChunkStore: Send + Sync + 'static {
     fn contains(&self, id: &ChunkId) -> Result<bool>;
     /// Deletes a chunk; deleting a missing chunk is not an error.
     fn delete(&self, id: &ChunkId) -> Result<()>;
+    /// Moves a chunk that failed verification out of the store: no longer served or listed,
+    /// kept aside (where the store can) for inspection. A missing chunk is not an error.
+    fn quarantine(&self, id: &ChunkId) -> Result<()>;
     /// Refreshes a chunk's age (the intent step of a commit); false if it is not here.
     /// Serialised with [`ChunkStore::delete_if_untouched_since`], so a chunk touched before a
     /// commit cannot be collected under it.
@@ -155,6 +158,12 @@ mod conformance {
         assert!(store.delete_if_untouched_since(&empty, future).unwrap());
         assert!(!store.contains(&empty).unwrap());
         store.put(&empty, &[]).unwrap();
+        let bad = ChunkId::of(b"bad");
+        store.put(&bad, b"bad").unwrap();
+        store.quarantine(&bad).unwrap();
+        store.quarantine(&bad).unwrap();
+        assert!(!store.contains(&bad).unwrap());
+        assert!(matches!(store.get(&bad), Err(ChunkError::NotFound(_))));
         store.delete(&id).unwrap();
         store.delete(&id).unwrap();
         assert!(!store.contains(&id).unwrap());

@@ -46,6 +46,10 @@ impl ChunkStore for MemChunkStore {
         Ok(())
     }
 
+    fn quarantine(&self, id: &ChunkId) -> Result<()> {
+        self.delete(id)
+    }
+
     fn touch(&self, id: &ChunkId) -> Result<bool> {
         let mut map = self.chunks.lock().expect("mem store lock");
         Ok(map.get_mut(id).map(|e| e.1 = SystemTime::now()).is_some())

@@ -4,7 +4,7 @@ use crate::datapath::{self, WriteOptions};
 use crate::{Backend, ClientError, HttpBackend, Result};
 use bytes::Bytes;
 use cairn_core::wire::{Command, DirEntry, Inode, NewAttrs, Query, QueryReply, Reply};
-use cairn_core::{FsPath, Policy};
+use cairn_core::{ErrorCode, FsPath, Policy};
 use futures::stream::{self, Stream, StreamExt};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -149,5 +149,39 @@ impl AsyncClient {
         let req = self.backend.http().get(format!("{}/v1/cluster", self.backend.url()));
         let resp = self.backend.send(req).await?;
         resp.json().await.map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Files below `path` with chunks under their policy (`GET /v1/fsck`).
+    pub async fn fsck(&self, path: &str) -> Result<serde_json::Value> {
+        let path = parse(path)?.to_string();
+        let url = self.url("/v1/fsck", &[("path", &path)])?;
+        self.json(self.backend.http().get(url)).await
+    }
+
+    /// Drains, re-activates or removes a node (`op`: `drain`, `activate`, `remove`).
+    pub async fn node_op(&self, id: &str, op: &str, force: bool) -> Result<serde_json::Value> {
+        let url = self.url(&format!("/v1/nodes/{id}"), &[("op", op), ("force", &force.to_string())])?;
+        self.json(self.backend.http().post(url)).await
+    }
+
+    /// Pauses, resumes or throttles a worker on every node (`op`: `pause`, `resume`,
+    /// `throttle` with `rate` in bytes per second).
+    pub async fn worker_op(&self, name: &str, op: &str, rate: Option<u64>) -> Result<serde_json::Value> {
+        let rate = rate.map(|r| r.to_string());
+        let mut params = vec![("op", op)];
+        if let Some(r) = &rate {
+            params.push(("rate", r));
+        }
+        let url = self.url(&format!("/v1/workers/{name}"), &params)?;
+        self.json(self.backend.http().post(url)).await
+    }
+
+    fn url(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<reqwest::Url> {
+        reqwest::Url::parse_with_params(&format!("{}{endpoint}", self.backend.url()), params)
+            .map_err(|e| ClientError::api(ErrorCode::InvalidArgument, format!("bad request: {e}")))
+    }
+
+    async fn json(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value> {
+        self.backend.send(req).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))
     }
 }

@@ -184,15 +184,32 @@ pub enum Command {
         /// New chunk size, if changing.
         chunk_size: Option<u32>,
     },
-    /// Record that a chunk was stored on fewer nodes than its policy asks for (the write was
-    /// acknowledged by a majority); the repair worker restores the missing copies.
-    ReportUnderReplicated {
-        /// The chunk.
-        id: ChunkId,
-        /// Copies stored.
-        stored: u8,
-        /// Copies wanted.
-        wanted: u8,
+    /// Verified facts about where chunk copies are (the durability ledger): a node that
+    /// stored and verified a copy, or found one missing or corrupt, says so here.
+    ChunkHolders {
+        /// The changes, applied in order.
+        changes: Vec<HolderChange>,
+    },
+    /// Drop a node from every chunk's holders (its disk was replaced, or it left for good).
+    ForgetNode {
+        /// The node.
+        node: u64,
+    },
+    /// Set a node's administrative state (drain it, or retire it once removed).
+    SetNodeState {
+        /// The node.
+        node: u64,
+        /// Its new state.
+        state: NodeState,
+    },
+    /// Pause, resume or throttle a background worker on every node.
+    SetWorker {
+        /// The worker's name (`repair`, `scrub`, `rebalance`, `gc`).
+        name: String,
+        /// Pause (true) or resume (false); unchanged if `None`.
+        paused: Option<bool>,
+        /// Bandwidth limit in bytes per second (0: unlimited); unchanged if `None`.
+        rate: Option<u64>,
     },
     /// Forget chunk records whose reference count has been zero since before `before`
     /// (the garbage collector deletes their bytes afterwards).
@@ -202,6 +219,53 @@ pub enum Command {
         /// Only forget chunks unreferenced since before this time (ns since epoch).
         before: i64,
     },
+}
+
+/// One fact for the durability ledger: `node` holds a verified copy of chunk `id` of `len`
+/// bytes (`held`), or no longer holds a usable one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderChange {
+    /// The chunk.
+    pub id: ChunkId,
+    /// The node the fact is about.
+    pub node: u64,
+    /// The chunk's length in bytes.
+    pub len: u32,
+    /// True: the node holds a verified copy; false: it has none (missing or corrupt).
+    pub held: bool,
+}
+
+/// A node's administrative state, kept in the metadata (liveness is not: it is observed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Takes new chunks and counts towards every chunk's policy.
+    #[default]
+    Active,
+    /// Being emptied: still serves reads, takes no new chunks, its copies do not count.
+    Draining,
+    /// Removed from the cluster.
+    Retired,
+}
+
+impl NodeState {
+    /// Lowercase name used in JSON and CLI output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Active => "active",
+            NodeState::Draining => "draining",
+            NodeState::Retired => "retired",
+        }
+    }
+}
+
+/// A background worker's settings, kept in the metadata so they hold cluster-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerSettings {
+    /// The worker skips its passes.
+    pub paused: bool,
+    /// Bandwidth limit in bytes per second; 0 means the worker's default.
+    pub rate: u64,
 }
 
 /// One Raft log entry's payload: a batch of commands plus the proposer's clock reading, so

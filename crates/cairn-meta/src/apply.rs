@@ -1,11 +1,12 @@
 //! Applying commands: every check first, then the writes, so a refused command changes nothing.
 
 use crate::tables::{
-    fail, get_chunk, get_inode, lookup, walk, ChunkRecord, Walk, CHUNKS, COUNTERS, DIRENTS, INODES, UNDER_REPLICATED,
+    fail, get_chunk, get_inode, get_worker, lookup, walk, ChunkRecord, Walk, CHUNKS, COUNTERS, DIRENTS, INODES, NODES,
+    WORKERS, WORKER_NAMES,
 };
 use crate::Result;
 use cairn_core::codec::encode;
-use cairn_core::wire::{ApplyResult, Command, Content, Inode, InodeKind, NewAttrs, Reply};
+use cairn_core::wire::{ApplyResult, Command, Content, HolderChange, Inode, InodeKind, NewAttrs, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use redb::{ReadableTable, Table, WriteTransaction};
 
@@ -44,9 +45,22 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
         Command::Rename { from, to } => tx.rename(from, to),
         Command::SetDirPolicy { path, policy, chunk_size } => tx.set_dir_policy(path, *policy, *chunk_size),
         Command::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
-        Command::ReportUnderReplicated { id, stored, wanted } => {
-            let mut t = txn.open_table(UNDER_REPLICATED)?;
-            t.insert(id.0.as_slice(), encode(&(*stored, *wanted)).as_slice())?;
+        Command::ChunkHolders { changes } => tx.chunk_holders(changes),
+        Command::ForgetNode { node } => tx.forget_node(*node),
+        Command::SetNodeState { node, state } => {
+            txn.open_table(NODES)?.insert(*node, encode(state).as_slice())?;
+            Ok(Ok(Reply::Done))
+        }
+        Command::SetWorker { name, paused, rate } => {
+            if !WORKER_NAMES.contains(&name.as_str()) {
+                let known = WORKER_NAMES.join(", ");
+                return Ok(fail(ErrorCode::InvalidArgument, format!("no worker named {name:?} (known: {known})")));
+            }
+            let mut t = txn.open_table(WORKERS)?;
+            let mut w = get_worker(&t, name)?;
+            w.paused = paused.unwrap_or(w.paused);
+            w.rate = rate.unwrap_or(w.rate);
+            t.insert(name.as_str(), encode(&w).as_slice())?;
             Ok(Ok(Reply::Done))
         }
     }
@@ -126,21 +140,71 @@ impl Tx<'_> {
         self.touch_parent(parent, 1, inode.kind == InodeKind::Dir)
     }
 
-    fn add_refs(&mut self, content: &Content, delta: i64) -> Result<()> {
+    /// Adds `delta` references to each chunk of `content`; a commit also raises each chunk's
+    /// wanted copies to `want`.
+    fn add_refs(&mut self, content: &Content, delta: i64, want: u8) -> Result<()> {
         if let Content::Chunks { chunks, .. } = content {
             for c in chunks {
-                self.add_ref(&c.id, delta)?;
+                let mut rec = get_chunk(&self.chunks, &c.id)?.unwrap_or_else(|| ChunkRecord::new(self.now));
+                rec.refs = rec.refs.saturating_add_signed(delta);
+                rec.zero_since = if rec.refs == 0 { Some(self.now) } else { None };
+                rec.len = c.len;
+                rec.want = rec.want.max(want);
+                self.put_chunk(&c.id, &rec)?;
             }
         }
         Ok(())
     }
 
-    fn add_ref(&mut self, id: &ChunkId, delta: i64) -> Result<()> {
-        let mut rec = get_chunk(&self.chunks, id)?.unwrap_or(ChunkRecord { refs: 0, zero_since: None });
-        rec.refs = rec.refs.saturating_add_signed(delta);
-        rec.zero_since = if rec.refs == 0 { Some(self.now) } else { None };
-        self.chunks.insert(id.0.as_slice(), encode(&rec).as_slice())?;
+    fn put_chunk(&mut self, id: &ChunkId, rec: &ChunkRecord) -> Result<()> {
+        self.chunks.insert(id.0.as_slice(), encode(rec).as_slice())?;
         Ok(())
+    }
+
+    /// Records holders gained and lost. A chunk reported stored before any commit names it
+    /// gets a record with no references, which the garbage collector forgets after the grace
+    /// period if no commit follows.
+    fn chunk_holders(&mut self, changes: &[HolderChange]) -> Result<ApplyResult> {
+        let mut changed = 0;
+        for c in changes {
+            let existing = get_chunk(&self.chunks, &c.id)?;
+            let mut rec = match (existing, c.held) {
+                (Some(rec), _) => rec,
+                (None, true) => ChunkRecord::new(self.now),
+                (None, false) => continue,
+            };
+            let at = rec.holders.binary_search(&c.node);
+            match (at, c.held) {
+                (Err(i), true) => rec.holders.insert(i, c.node),
+                (Ok(i), false) => {
+                    rec.holders.remove(i);
+                }
+                _ => continue,
+            }
+            if c.held {
+                rec.len = c.len;
+            }
+            self.put_chunk(&c.id, &rec)?;
+            changed += 1;
+        }
+        Ok(Ok(Reply::Count(changed)))
+    }
+
+    /// Drops `node` from every chunk's holders.
+    fn forget_node(&mut self, node: u64) -> Result<ApplyResult> {
+        let mut touched = Vec::new();
+        for r in self.chunks.iter()? {
+            let (k, v) = r?;
+            let mut rec: ChunkRecord = cairn_core::codec::decode(v.value(), "chunk record")?;
+            if let Ok(i) = rec.holders.binary_search(&node) {
+                rec.holders.remove(i);
+                touched.push((k.value().to_vec(), rec));
+            }
+        }
+        for (k, rec) in &touched {
+            self.chunks.insert(k.as_slice(), encode(rec).as_slice())?;
+        }
+        Ok(Ok(Reply::Count(touched.len() as u64)))
     }
 
     /// Ensures the directories of `existing` + `missing` names exist, creating the missing ones.
@@ -235,10 +299,12 @@ impl Tx<'_> {
             (None, Some(v)) if v != 0 => return Ok(fail(ErrorCode::NotFound, format!("{path} does not exist"))),
             _ => {}
         }
-        self.add_refs(content, 1)?;
+        // The chunks must be kept at the file's policy: the nearest ancestor's, else the default.
+        let want = chain.iter().rev().find_map(|i| i.policy).unwrap_or_default().copies() as u8;
+        self.add_refs(content, 1, want)?;
         let inode = match current {
             Some(mut inode) => {
-                self.add_refs(&inode.content, -1)?;
+                self.add_refs(&inode.content, -1, 0)?;
                 inode.kind = InodeKind::File;
                 inode.content = content.clone();
                 inode.size = size;
@@ -308,7 +374,7 @@ impl Tx<'_> {
     /// Deletes `inode` (and, for a directory, its whole tree) and unlinks it from `parent`.
     fn unlink_tree(&mut self, parent: &mut Inode, name: &str, inode: &Inode) -> Result<()> {
         for victim in self.subtree(inode)? {
-            self.add_refs(&victim.content, -1)?;
+            self.add_refs(&victim.content, -1, 0)?;
             if victim.kind == InodeKind::Dir {
                 let names: Vec<String> = self
                     .dirents

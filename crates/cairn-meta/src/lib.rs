@@ -1,7 +1,8 @@
 //! cairn's metadata state machine: commands in, deterministic apply, queries out.
 //!
-//! The namespace (inodes, directory entries), chunk reference counts and per-directory
-//! policies live in redb tables (see `docs/formats.md`). [`apply`] executes one
+//! The namespace (inodes, directory entries), chunk reference counts with the durability
+//! ledger (which nodes hold a verified copy of each chunk), per-directory policies, node
+//! states and worker settings live in redb tables (see `docs/formats.md`). [`apply`] executes one
 //! command inside a caller-owned write transaction; it is a pure function of the current
 //! tables, the command and the clock reading carried in the log entry, so every replica that applies the
 //! same log reaches the same state. It knows nothing of Raft or HTTP.
@@ -10,6 +11,7 @@
 //! * every inode but the root is named by exactly one directory entry, and its parent is a dir;
 //! * a directory's `size` is its number of entries and its `nlink` is 2 + its subdirectories;
 //! * a chunk's reference count equals the number of times file chunk lists name it;
+//! * a chunk's holders are exactly the nodes whose latest report about it said "held";
 //! * a command that fails changes nothing (all checks run before the first write).
 
 #![warn(missing_docs)]
@@ -20,9 +22,11 @@ mod snapshot;
 mod tables;
 
 pub use apply::apply;
-pub use query::{chunk_record, query, under_replicated_count, unreferenced_chunks};
+pub use query::{
+    chunk_record, files_below, ledger, node_state, query, unreferenced_chunks, worker_settings, FileChunks,
+};
 pub use snapshot::{export, import};
-pub use tables::{init, ChunkRecord, ROOT_INO};
+pub use tables::{init, ChunkRecord, ROOT_INO, WORKER_NAMES};
 
 use cairn_core::ErrorCode;
 

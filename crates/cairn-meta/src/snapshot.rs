@@ -3,7 +3,7 @@
 //! Snapshots are built from a read transaction (redb's MVCC gives a consistent view while
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
-use crate::tables::{CHUNKS, COUNTERS, DIRENTS, INODES, UNDER_REPLICATED};
+use crate::tables::{CHUNKS, COUNTERS, DIRENTS, INODES, NODES, WORKERS};
 use crate::Result;
 use cairn_core::codec::{decode, encode};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -14,13 +14,15 @@ struct Dump {
     inodes: Vec<(u64, Vec<u8>)>,
     dirents: Vec<(u64, String, u64)>,
     chunks: Vec<(Vec<u8>, Vec<u8>)>,
-    under_replicated: Vec<(Vec<u8>, Vec<u8>)>,
+    nodes: Vec<(u64, Vec<u8>)>,
+    workers: Vec<(String, Vec<u8>)>,
     counters: Vec<(String, u64)>,
 }
 
 /// Serializes the whole state machine.
 pub fn export(txn: &ReadTransaction) -> Result<Vec<u8>> {
-    let mut d = Dump { inodes: vec![], dirents: vec![], chunks: vec![], under_replicated: vec![], counters: vec![] };
+    let mut d =
+        Dump { inodes: vec![], dirents: vec![], chunks: vec![], nodes: vec![], workers: vec![], counters: vec![] };
     for r in txn.open_table(INODES)?.iter()? {
         let (k, v) = r?;
         d.inodes.push((k.value(), v.value().to_vec()));
@@ -34,9 +36,13 @@ pub fn export(txn: &ReadTransaction) -> Result<Vec<u8>> {
         let (k, v) = r?;
         d.chunks.push((k.value().to_vec(), v.value().to_vec()));
     }
-    for r in txn.open_table(UNDER_REPLICATED)?.iter()? {
+    for r in txn.open_table(NODES)?.iter()? {
         let (k, v) = r?;
-        d.under_replicated.push((k.value().to_vec(), v.value().to_vec()));
+        d.nodes.push((k.value(), v.value().to_vec()));
+    }
+    for r in txn.open_table(WORKERS)?.iter()? {
+        let (k, v) = r?;
+        d.workers.push((k.value().to_string(), v.value().to_vec()));
     }
     for r in txn.open_table(COUNTERS)?.iter()? {
         let (k, v) = r?;
@@ -63,10 +69,15 @@ pub fn import(txn: &WriteTransaction, bytes: &[u8]) -> Result<()> {
     for (k, v) in &d.chunks {
         chunks.insert(k.as_slice(), v.as_slice())?;
     }
-    let mut under = txn.open_table(UNDER_REPLICATED)?;
-    under.retain(|_, _| false)?;
-    for (k, v) in &d.under_replicated {
-        under.insert(k.as_slice(), v.as_slice())?;
+    let mut nodes = txn.open_table(NODES)?;
+    nodes.retain(|_, _| false)?;
+    for (k, v) in &d.nodes {
+        nodes.insert(*k, v.as_slice())?;
+    }
+    let mut workers = txn.open_table(WORKERS)?;
+    workers.retain(|_, _| false)?;
+    for (k, v) in &d.workers {
+        workers.insert(k.as_str(), v.as_slice())?;
     }
     let mut counters = txn.open_table(COUNTERS)?;
     counters.retain(|_, _| false)?;

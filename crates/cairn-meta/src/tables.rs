@@ -2,7 +2,7 @@
 
 use crate::Result;
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{ApplyResult, Content, Inode, InodeKind};
+use cairn_core::wire::{ApplyResult, Content, Inode, InodeKind, NodeState, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -16,26 +16,47 @@ pub(crate) const INODES: TableDefinition<u64, &[u8]> = TableDefinition::new("ino
 pub(crate) const DIRENTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("dirents");
 /// chunk id (32 bytes) -> encoded [`ChunkRecord`].
 pub(crate) const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
-/// chunk id (32 bytes) -> encoded (copies stored, copies wanted): chunks written below policy.
-pub(crate) const UNDER_REPLICATED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("under_replicated");
+/// node id -> encoded [`NodeState`] (nodes never set are active).
+pub(crate) const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
+/// worker name -> encoded [`WorkerSettings`] (workers never set run unthrottled).
+pub(crate) const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("workers");
 /// Counters and settings of the state machine ("next_ino").
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
-/// What the metadata knows about one chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What the metadata knows about one chunk: its references and its entry in the durability
+/// ledger (which nodes hold a verified copy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRecord {
     /// How many times file chunk lists name this chunk.
     pub refs: u64,
-    /// When `refs` last dropped to zero (ns since epoch), if it is zero.
+    /// When `refs` last dropped to zero (ns since epoch), if it is zero (also set when a
+    /// chunk is first reported stored, before any commit names it).
     pub zero_since: Option<i64>,
+    /// Length in bytes, as reported by its holders.
+    pub len: u32,
+    /// Copies wanted: the largest policy of any file that committed it.
+    pub want: u8,
+    /// Nodes that reported a verified copy and have not reported losing it, ascending.
+    pub holders: Vec<u64>,
 }
+
+impl ChunkRecord {
+    /// A record for a chunk nothing references yet, as of `now`.
+    pub(crate) fn new(now: i64) -> Self {
+        ChunkRecord { refs: 0, zero_since: Some(now), len: 0, want: 0, holders: Vec::new() }
+    }
+}
+
+/// The workers whose settings may be changed.
+pub const WORKER_NAMES: [&str; 4] = ["repair", "scrub", "rebalance", "gc"];
 
 /// Creates the tables and the root directory if they do not exist yet. Deterministic.
 pub fn init(txn: &WriteTransaction) -> Result<()> {
     let mut inodes = txn.open_table(INODES)?;
     txn.open_table(DIRENTS)?;
     txn.open_table(CHUNKS)?;
-    txn.open_table(UNDER_REPLICATED)?;
+    txn.open_table(NODES)?;
+    txn.open_table(WORKERS)?;
     let mut counters = txn.open_table(COUNTERS)?;
     if inodes.get(ROOT_INO)?.is_none() {
         let root = Inode {
@@ -130,5 +151,21 @@ pub(crate) fn get_chunk(
     match t.get(id.0.as_slice())? {
         Some(v) => Ok(Some(decode(v.value(), "chunk record")?)),
         None => Ok(None),
+    }
+}
+
+/// Reads a node's administrative state.
+pub(crate) fn get_node_state(t: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<NodeState> {
+    match t.get(id)? {
+        Some(v) => Ok(decode(v.value(), "node state")?),
+        None => Ok(NodeState::Active),
+    }
+}
+
+/// Reads a worker's settings.
+pub(crate) fn get_worker(t: &impl ReadableTable<&'static str, &'static [u8]>, name: &str) -> Result<WorkerSettings> {
+    match t.get(name)? {
+        Some(v) => Ok(decode(v.value(), "worker settings")?),
+        None => Ok(WorkerSettings::default()),
     }
 }

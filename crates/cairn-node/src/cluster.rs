@@ -11,7 +11,7 @@ use crate::now_ns;
 use crate::Node;
 use cairn_client::HttpBackend;
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{ApplyResult, Command, Request};
+use cairn_core::wire::{ApplyResult, Command, HolderChange, Request};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ChangeMembers};
@@ -58,7 +58,7 @@ fn leader_of(f: &ForwardToLeader<u64, BasicNode>) -> Option<String> {
 
 impl Node {
     /// A connection to another node (sharing this node's connection pool).
-    fn peer(&self, url: &str) -> Result<HttpBackend, ApiError> {
+    pub(crate) fn peer(&self, url: &str) -> Result<HttpBackend, ApiError> {
         HttpBackend::with_client(url, self.http.clone()).map_err(ApiError::from)
     }
 
@@ -283,8 +283,10 @@ impl Node {
     /// Stores a chunk on the nodes placement picks among those up: all `replicas` of them
     /// (clipped to the cluster's size), or at least a majority when too few can be reached.
     /// A target that fails is replaced by the next node in placement order. The client
-    /// uploads once; this node fans the copies out. `hashed_here`: see
-    /// [`Node::put_chunk_local`] (peers always verify what they receive).
+    /// uploads once; this node fans the copies out. Before acknowledging, the nodes that
+    /// stored a verified copy are recorded in the durability ledger; a chunk stored on fewer
+    /// than `replicas` nodes thereby shows as under-replicated until repair adds the rest.
+    /// `hashed_here`: see [`Node::put_chunk_local`] (peers always verify what they receive).
     pub async fn put_chunk(
         &self,
         id: ChunkId,
@@ -294,11 +296,11 @@ impl Node {
     ) -> Result<(), ApiError> {
         let members: BTreeMap<u64, String> = self.members().into_iter().collect();
         let wanted = replicas.clamp(1, members.len().max(1));
-        let candidates = self.candidates();
+        let candidates = self.candidates(None);
         let mut ranked = cairn_core::placement::place(&id, &candidates, candidates.len()).into_iter();
-        let (mut stored, mut last_error) = (0, None);
+        let (mut stored, mut last_error) = (Vec::new(), None);
         loop {
-            let round: Vec<u64> = ranked.by_ref().take(wanted - stored).collect();
+            let round: Vec<u64> = ranked.by_ref().take(wanted - stored.len()).collect();
             if round.is_empty() {
                 break;
             }
@@ -313,31 +315,31 @@ impl Node {
                     self.peer(&url)?.put_chunk_local(id, data).await.map_err(ApiError::from)
                 }
             });
-            for r in futures::future::join_all(puts).await {
+            for (t, r) in round.iter().zip(futures::future::join_all(puts).await) {
                 match r {
-                    Ok(()) => stored += 1,
+                    Ok(()) => stored.push(*t),
                     // Bad bytes are refused by every node alike: no point trying others.
                     Err(e) if e.code == ErrorCode::InvalidArgument => return Err(e),
                     Err(e) => last_error = Some(e),
                 }
             }
-            if stored == wanted {
-                return Ok(());
+            if stored.len() == wanted {
+                break;
             }
         }
-        if stored > wanted / 2 {
-            // Durable on a majority of the copies asked for; recorded so that the repair
-            // worker restores the rest.
-            tracing::warn!(chunk = %id, stored, wanted, "chunk stored under-replicated");
-            let report = Command::ReportUnderReplicated { id, stored: stored as u8, wanted: wanted as u8 };
-            if let Err(e) = self.write(report).await {
-                tracing::warn!(chunk = %id, "could not record the chunk as under-replicated: {e}");
-            }
-            return Ok(());
+        if stored.len() < wanted && stored.len() <= wanted / 2 {
+            return Err(last_error.filter(|e| e.code == ErrorCode::NoSpace).unwrap_or_else(|| {
+                unavailable(format!(
+                    "chunk {id} reached {} of {wanted} nodes; fewer than a majority are up",
+                    stored.len()
+                ))
+            }));
         }
-        Err(last_error.filter(|e| e.code == ErrorCode::NoSpace).unwrap_or_else(|| {
-            unavailable(format!("chunk {id} reached {stored} of {wanted} nodes; fewer than a majority are up"))
-        }))
+        if stored.len() < wanted {
+            tracing::warn!(chunk = %id, stored = stored.len(), wanted, "chunk stored under-replicated");
+        }
+        let len = data.len() as u32;
+        self.report(stored.into_iter().map(|node| HolderChange { id, node, len, held: true }).collect()).await
     }
 
     /// Refreshes a chunk's age wherever it is held (the intent step of a commit); true if at

@@ -36,6 +36,23 @@ pub struct NodeConfig {
     pub capacity: Option<u64>,
     /// The cluster secret to present when joining.
     pub secret: Option<String>,
+    /// How long a node may be down before its chunks are copied elsewhere.
+    #[serde(with = "human")]
+    pub repair_delay: Duration,
+    /// How often the repair and rebalance workers look for work.
+    #[serde(with = "human")]
+    pub repair_interval: Duration,
+    /// How often the scrub worker re-reads every local chunk.
+    #[serde(with = "human")]
+    pub scrub_interval: Duration,
+    /// Rebalancing stops once every node's fill is within this many percentage points of
+    /// the mean.
+    pub rebalance_band: f64,
+    /// Repair and rebalance never fill a node past this percentage.
+    pub fill_limit: f64,
+    /// Start as the node with this id whose disk was replaced: join the cluster (with
+    /// `join`) under the old id, and get its chunks back from the other nodes.
+    pub recover: Option<u64>,
 }
 
 impl Default for NodeConfig {
@@ -50,6 +67,12 @@ impl Default for NodeConfig {
             zone: "default".into(),
             capacity: None,
             secret: None,
+            repair_delay: Duration::from_secs(600),
+            repair_interval: Duration::from_secs(5),
+            scrub_interval: Duration::from_secs(24 * 3600),
+            rebalance_band: 5.0,
+            fill_limit: 95.0,
+            recover: None,
         }
     }
 }
@@ -78,6 +101,15 @@ impl NodeConfig {
         }
         if self.capacity == Some(0) {
             return bad("capacity must be positive".into());
+        }
+        if self.repair_interval < Duration::from_millis(100) || self.scrub_interval < Duration::from_millis(100) {
+            return bad("repair_interval and scrub_interval must be at least 100ms".into());
+        }
+        if !(0.0..=100.0).contains(&self.rebalance_band) || !(1.0..=100.0).contains(&self.fill_limit) {
+            return bad("rebalance_band must be 0..=100 and fill_limit 1..=100 (percent)".into());
+        }
+        if self.recover.is_some() && self.join.is_none() {
+            return bad("--recover needs --join: the node gets its id's chunks back from a cluster".into());
         }
         if self.snapshot_every < 10 {
             return bad("snapshot_every must be at least 10".into());

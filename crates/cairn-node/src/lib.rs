@@ -6,10 +6,12 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod api;
 mod cluster;
 pub mod config;
 mod identity;
+pub mod ledger;
 mod local;
 mod node;
 pub mod peers;

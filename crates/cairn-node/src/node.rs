@@ -1,18 +1,20 @@
 //! Starting, serving and stopping a node; its write and read paths into Raft and the store.
 
 use crate::identity::Identity;
+use crate::ledger::{Summary, View};
 use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
 use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
 use crate::raft::Raft;
-use crate::worker::{gc::GcWorker, WorkerHandle};
+use crate::worker::{gc::GcWorker, repair::RepairWorker, scrub::ScrubWorker, WorkerHandle};
 use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
-use cairn_core::wire::{Command, Content, Query, QueryReply, Reply};
+use cairn_core::wire::{Command, Content, HolderChange, NodeState, Query, QueryReply, Reply, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
+use cairn_meta::ChunkRecord;
 use openraft::BasicNode;
 use redb::{Database, ReadableDatabase};
 use std::collections::BTreeMap;
@@ -26,6 +28,14 @@ use tokio::sync::{mpsc, oneshot};
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long start-up waits for this node's Raft to elect a leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `used` as a percentage of `capacity`.
+pub(crate) fn fill_percent(used: u64, capacity: u64) -> f64 {
+    if capacity == 0 {
+        return 100.0;
+    }
+    used as f64 * 100.0 / capacity as f64
+}
 
 /// A running node's shared state.
 pub struct Node {
@@ -197,11 +207,16 @@ impl Node {
             .await
             .map_err(|e| NodeError::Raft(format!("no leader elected: {e}")))?;
 
-        let gc = GcWorker::new(node.clone());
-        let liveness = LivenessWorker::new(Arc::downgrade(&node));
+        let c = &node.config;
         let handles = [
-            WorkerHandle::spawn(Arc::new(gc), node.config.gc_interval, stop.subscribe()),
-            WorkerHandle::spawn(Arc::new(liveness), LIVENESS_INTERVAL, stop.subscribe()),
+            WorkerHandle::spawn(
+                Arc::new(LivenessWorker::new(Arc::downgrade(&node))),
+                LIVENESS_INTERVAL,
+                stop.subscribe(),
+            ),
+            WorkerHandle::spawn(Arc::new(GcWorker::new(node.clone())), c.gc_interval, stop.subscribe()),
+            WorkerHandle::spawn(Arc::new(RepairWorker::new(node.clone())), c.repair_interval, stop.subscribe()),
+            WorkerHandle::spawn(Arc::new(ScrubWorker::new(node.clone())), c.scrub_interval, stop.subscribe()),
         ];
         node.workers.lock().expect("workers lock").extend(handles);
         Ok(RunningNode { node, server, stop })
@@ -262,25 +277,50 @@ impl Node {
         }
     }
 
-    /// The nodes chunks may be placed on now: this one and every peer that is up, weighted
-    /// by free space.
-    pub fn candidates(&self) -> Vec<Candidate> {
-        let me = self.info();
-        let mut out = vec![Candidate { id: me.id, zone: me.zone, weight: me.free.max(1) as f64 }];
+    /// The nodes chunks may be placed on now: active members that are up (this one
+    /// included), weighted by free space. With `fill_limit` (percent), nodes filled past it
+    /// are left out (repair and rebalance never fill a node to the brim).
+    pub fn candidates(&self, fill_limit: Option<f64>) -> Vec<Candidate> {
+        let states = self.node_states();
+        let mut out = Vec::new();
         for (id, _) in self.members() {
-            if id == self.id {
+            if states.get(&id).is_some_and(|s| *s != NodeState::Active) {
                 continue;
             }
-            if self.peers.usable(id) {
-                // Until a peer has reported, assume it is like this node.
-                let (zone, free) = match self.peers.get(id).1 {
-                    Some(info) => (info.zone, info.free),
-                    None => (self.config.zone.clone(), 1 << 30),
-                };
-                out.push(Candidate { id, zone, weight: free.max(1) as f64 });
+            let info = if id == self.id {
+                Some(self.info())
+            } else if self.peers.usable(id) {
+                self.peers.get(id).1
+            } else {
+                continue;
+            };
+            // Until a peer has reported, assume it is like this node.
+            let (zone, free, fill) = match info {
+                Some(i) => (i.zone, i.free, fill_percent(i.used, i.capacity)),
+                None => (self.config.zone.clone(), 1 << 30, 0.0),
+            };
+            if fill_limit.is_some_and(|limit| fill >= limit) {
+                continue;
             }
+            out.push(Candidate { id, zone, weight: free.max(1) as f64 });
         }
         out
+    }
+
+    /// Administrative states of the nodes that have one set (others are active).
+    pub fn node_states(&self) -> BTreeMap<u64, NodeState> {
+        let read = || -> Result<BTreeMap<u64, NodeState>, String> {
+            let txn = self.db.begin_read().map_err(|e| e.to_string())?;
+            let mut out = BTreeMap::new();
+            for (id, _) in self.members() {
+                out.insert(id, cairn_meta::node_state(&txn, id).map_err(|e| e.to_string())?);
+            }
+            Ok(out)
+        };
+        read().unwrap_or_else(|e| {
+            tracing::warn!("reading node states: {e}");
+            BTreeMap::new()
+        })
     }
 
     /// The cluster's id.
@@ -333,6 +373,9 @@ impl Node {
             )
             .await
             .map_err(internal)?;
+        if let Err(ChunkError::Corrupt { why, .. }) = &local {
+            self.quarantine(id, why).await;
+        }
         match local {
             Ok(data) => Ok(Bytes::from(data)),
             // A missing or corrupt local copy falls over to the other holders.
@@ -377,15 +420,95 @@ impl Node {
         .map_err(internal)?
     }
 
-    /// How many chunks are recorded as stored below their policy (as of this replica).
-    pub async fn under_replicated(&self) -> Result<u64, ApiError> {
-        let db = self.db.clone();
+    /// True if this node is the metadata leader now.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    /// A worker's settings as of this replica (`cairn worker ...` changes them through Raft).
+    pub fn worker_settings(&self, name: &str) -> WorkerSettings {
+        let read = || -> Result<WorkerSettings, String> {
+            let txn = self.db.begin_read().map_err(|e| e.to_string())?;
+            cairn_meta::worker_settings(&txn, name).map_err(|e| e.to_string())
+        };
+        read().unwrap_or_else(|e| {
+            tracing::warn!(worker = name, "reading worker settings: {e}");
+            WorkerSettings::default()
+        })
+    }
+
+    /// The durability ledger (every referenced chunk) and the view of the members to judge it
+    /// by, read linearizably.
+    pub async fn ledger(self: &Arc<Self>) -> Result<(View, Vec<(ChunkId, ChunkRecord)>), ApiError> {
+        self.read_barrier().await?;
+        let node = self.clone();
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(internal)?;
-            cairn_meta::under_replicated_count(&txn).map_err(internal)
+            let txn = node.db.begin_read().map_err(internal)?;
+            let view = View::of(&node, &txn).map_err(internal)?;
+            Ok((view, cairn_meta::ledger(&txn).map_err(internal)?))
         })
         .await
         .map_err(internal)?
+    }
+
+    /// Counts of chunks at policy, below it and unreadable, read linearizably.
+    pub async fn ledger_summary(self: &Arc<Self>) -> Result<Summary, ApiError> {
+        let (view, ledger) = self.ledger().await?;
+        Ok(view.summarize(ledger.iter().map(|(_, r)| r)))
+    }
+
+    /// Records facts for the durability ledger through Raft.
+    pub(crate) async fn report(&self, changes: Vec<HolderChange>) -> Result<(), ApiError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.write(Command::ChunkHolders { changes }).await.map(drop)
+    }
+
+    /// Stores a verified copy of chunk `id` here, fetched from the first of `sources` (node
+    /// URLs) that has a good one. Returns its length.
+    pub async fn copy_chunk_from(&self, id: ChunkId, sources: &[String]) -> Result<u32, ApiError> {
+        let mut last = ApiError::new(ErrorCode::NotFound, format!("chunk {id}: no source given"));
+        for url in sources {
+            let fetched = match self.peer(url) {
+                Ok(p) => p.get_chunk_local(id).await.map_err(ApiError::from),
+                Err(e) => Err(e),
+            };
+            match fetched {
+                Ok(frames) => {
+                    let data = frames.into_contiguous();
+                    let len = data.len() as u32;
+                    // Verified again as it is stored: the copy counts only once it is checked.
+                    self.put_chunk_local(id, data, false).await?;
+                    return Ok(len);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Deletes this node's copy of a chunk, then tells the ledger it is gone.
+    pub async fn delete_chunk_local(&self, id: ChunkId) -> Result<(), ApiError> {
+        let store = self.chunks.clone();
+        tokio::task::spawn_blocking(move || store.delete(&id)).await.map_err(internal)?.map_err(chunk_err)?;
+        self.report(vec![HolderChange { id, node: self.id, len: 0, held: false }]).await
+    }
+
+    /// Takes a chunk file that failed verification out of service and tells the ledger this
+    /// node no longer holds a good copy.
+    pub(crate) async fn quarantine(&self, id: ChunkId, why: &str) {
+        tracing::warn!(chunk = %id, "quarantining a corrupt copy: {why}");
+        let store = self.chunks.clone();
+        match tokio::task::spawn_blocking(move || store.quarantine(&id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
+            Err(e) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
+        }
+        let lost = HolderChange { id, node: self.id, len: 0, held: false };
+        if let Err(e) = self.report(vec![lost]).await {
+            tracing::warn!(chunk = %id, "could not report the corrupt copy: {e}");
+        }
     }
 
     /// The Raft handle, for the RPC endpoints and status.

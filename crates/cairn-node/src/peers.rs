@@ -5,7 +5,7 @@
 //! down. Placement uses nodes that are up (or not polled yet); this node always counts
 //! itself as up.
 
-use crate::worker::Worker;
+use crate::worker::{PassReport, Worker};
 use crate::Node;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -58,9 +58,15 @@ struct Seen {
 }
 
 /// The last answer of every peer.
-#[derive(Default)]
 pub struct Peers {
     seen: Mutex<HashMap<u64, Seen>>,
+    since: Instant,
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Peers { seen: Mutex::new(HashMap::new()), since: Instant::now() }
+    }
 }
 
 impl Peers {
@@ -78,12 +84,22 @@ impl Peers {
         }
     }
 
+    /// How long peer `id` has been silent: since its last answer, or since this node started
+    /// polling if it never answered (a fresh node does not declare everyone long dead).
+    pub fn silent_for(&self, id: u64) -> Duration {
+        match self.seen.lock().expect("peers lock").get(&id) {
+            Some(s) => s.at.elapsed(),
+            None => self.since.elapsed(),
+        }
+    }
+
     /// The state and last report of peer `id`.
     pub fn get(&self, id: u64) -> (PeerState, Option<NodeInfo>) {
         match self.seen.lock().expect("peers lock").get(&id) {
             Some(s) if s.at.elapsed() <= UP_WITHIN => (PeerState::Up, Some(s.info.clone())),
             Some(s) if s.at.elapsed() <= SUSPECT_WITHIN => (PeerState::Suspect, Some(s.info.clone())),
             Some(s) => (PeerState::Down, Some(s.info.clone())),
+            None if self.since.elapsed() <= SUSPECT_WITHIN => (PeerState::Suspect, None),
             None => (PeerState::Down, None),
         }
     }
@@ -141,7 +157,7 @@ impl Worker for LivenessWorker {
         "liveness"
     }
 
-    fn pass(&self) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(self.run())
+    fn pass(&self) -> BoxFuture<'_, Result<PassReport, String>> {
+        Box::pin(async { self.run().await.map(PassReport::note) })
     }
 }

@@ -61,6 +61,35 @@ pub async fn touch_chunk(State(st): State<AppState>, Path(hex): Path<String>) ->
     Ok(axum::Json(serde_json::json!({ "present": present })).into_response())
 }
 
+/// `POST /v1/chunks/{id}/copy` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRequest {
+    /// URLs of nodes holding the chunk, tried in order.
+    from: Vec<String>,
+}
+
+/// `POST /v1/chunks/{id}/copy`: fetch a chunk from one of the given nodes and store it here,
+/// verified (how repair, drain and rebalance make copies). Answers `{"len": N}`.
+pub async fn copy_chunk(
+    State(st): State<AppState>,
+    Path(hex): Path<String>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let id = chunk_id(&hex)?;
+    let req: CopyRequest = serde_json::from_slice(&body)
+        .map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("bad copy request: {e}"))))?;
+    let len = st.node.copy_chunk_from(id, &req.from).await?;
+    Ok(axum::Json(serde_json::json!({ "len": len })).into_response())
+}
+
+/// `DELETE /v1/chunks/{id}`: delete this node's copy and tell the ledger (how rebalance
+/// moves a copy away once the new one is recorded).
+pub async fn delete_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> Result<StatusCode, HttpError> {
+    st.node.delete_chunk_local(chunk_id(&hex)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Query of `GET /v1/chunks/{id}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

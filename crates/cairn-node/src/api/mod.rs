@@ -1,6 +1,8 @@
-//! The node's HTTP surface: the public REST API (`/v1/fs`, `/v1/cluster`, `/v1/openapi.json`)
+//! The node's HTTP surface: the public REST API (`/v1/fs`, `/v1/cluster`, `/v1/openapi.json`),
+//! operator endpoints (`/v1/fsck`, `/v1/nodes`, `/v1/workers`, `/metrics`)
 //! and the internal endpoints clients and peers use (`/v1/chunks`, `/v1/meta`, `/v1/raft`).
 
+mod admin;
 mod error;
 mod internal;
 mod rest;
@@ -36,8 +38,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .post(rest::post)
         .layer(DefaultBodyLimit::disable());
     let internal = Router::new()
-        .route("/v1/chunks/{id}", put(internal::put_chunk).get(internal::get_chunk))
+        .route("/v1/chunks/{id}", put(internal::put_chunk).get(internal::get_chunk).delete(internal::delete_chunk))
         .route("/v1/chunks/{id}/touch", post(internal::touch_chunk))
+        .route("/v1/chunks/{id}/copy", post(internal::copy_chunk))
         .route("/v1/meta/write", post(internal::meta_write))
         .route("/v1/meta/query", post(internal::meta_query))
         .route("/v1/meta/propose", post(internal::meta_propose))
@@ -55,6 +58,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/cluster", get(status::cluster))
         .route("/v1/node", get(status::node))
         .route("/v1/openapi.json", get(status::openapi))
+        .route("/v1/fsck", get(admin::fsck))
+        .route("/v1/nodes/{id}", post(admin::node_op))
+        .route("/v1/workers/{name}", post(admin::worker_op))
+        .route("/metrics", get(admin::metrics))
         .merge(internal)
         .fallback(|| async { HttpError(ApiError::new(ErrorCode::NotFound, "no such endpoint")) })
         .method_not_allowed_fallback(|| async {

@@ -17,6 +17,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
     let m = node.raft().metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
+    let states = node.node_states();
     let nodes: Vec<Value> = membership
         .nodes()
         .map(|(id, n)| {
@@ -25,6 +26,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
                 "id": id.to_string(),
                 "url": if *id == node.id { node.url.clone() } else { n.addr.clone() },
                 "state": state,
+                "admin_state": states.get(id).copied().unwrap_or_default().as_str(),
                 "voter": voters.contains(id),
                 "this": *id == node.id,
                 "log_index": m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index),
@@ -53,7 +55,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             "snapshot": m.snapshot.map(|l| l.index),
             "purged": m.purged.map(|l| l.index),
         },
-        "chunks": { "under_replicated": node.under_replicated().await? },
+        "chunks": node.ledger_summary().await?,
         "workers": node.worker_status(),
         "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
     })))

@@ -9,9 +9,10 @@
 //! under the store's age lock. So a chunk is either touched before the check (kept) or deleted
 //! before the touch (the commit fails and the writer retries); never committed and then lost.
 
-use super::Worker;
+use super::{PassReport, Worker};
 use crate::{now_ns, Node};
-use cairn_core::wire::{Command, Reply};
+use cairn_core::wire::{Command, HolderChange, Reply, WorkerSettings};
+use cairn_core::ChunkId;
 use futures::future::BoxFuture;
 use redb::ReadableDatabase;
 use std::sync::Arc;
@@ -28,32 +29,39 @@ impl GcWorker {
         GcWorker { node }
     }
 
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<PassReport, String> {
         let grace = self.node.config.gc_grace;
         let cutoff = SystemTime::now() - grace;
         let cutoff_ns = now_ns() - grace.as_nanos() as i64;
         // A linearizable read point: every commit acknowledged before now is visible below.
         self.node.read_barrier().await.map_err(|e| e.to_string())?;
         let node = self.node.clone();
-        let deleted = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        let deleted = tokio::task::spawn_blocking(move || -> Result<Vec<ChunkId>, String> {
             let store = node.chunks.clone();
             let old: Vec<_> =
                 store.list().map_err(|e| e.to_string())?.into_iter().filter(|c| c.touched < cutoff).collect();
             let txn = node.db.begin_read().map_err(|e| e.to_string())?;
-            let mut deleted = 0;
+            let mut deleted = Vec::new();
             for c in old {
+                if node.worker_settings("gc").paused {
+                    break;
+                }
                 let unreferenced = match cairn_meta::chunk_record(&txn, &c.id).map_err(|e| e.to_string())? {
                     None => true,
                     Some(r) => r.refs == 0 && r.zero_since.is_some_and(|t| t <= cutoff_ns),
                 };
                 if unreferenced && store.delete_if_untouched_since(&c.id, cutoff).map_err(|e| e.to_string())? {
-                    deleted += 1;
+                    deleted.push(c.id);
                 }
             }
             Ok(deleted)
         })
         .await
         .map_err(|e| e.to_string())??;
+        // The ledger learns the copies are gone (records of unreferenced chunks, if any).
+        let me = self.node.id;
+        let lost = deleted.iter().map(|id| HolderChange { id: *id, node: me, len: 0, held: false }).collect();
+        self.node.report(lost).await.map_err(|e| e.to_string())?;
         // Forget the metadata records of chunks unreferenced for longer than the grace period.
         let db = self.node.db.clone();
         let stale = tokio::task::spawn_blocking(move || {
@@ -69,7 +77,8 @@ impl GcWorker {
                 forgotten = n;
             }
         }
-        Ok(format!("deleted {deleted} chunks, forgot {forgotten} records"))
+        let summary = format!("deleted {} chunks, forgot {forgotten} records", deleted.len());
+        Ok(PassReport { summary, items: deleted.len() as u64, bytes: 0 })
     }
 }
 
@@ -78,7 +87,11 @@ impl Worker for GcWorker {
         "gc"
     }
 
-    fn pass(&self) -> BoxFuture<'_, Result<String, String>> {
+    fn pass(&self) -> BoxFuture<'_, Result<PassReport, String>> {
         Box::pin(self.run())
+    }
+
+    fn settings(&self) -> WorkerSettings {
+        self.node.worker_settings(self.name())
     }
 }

@@ -1,0 +1,109 @@
+//! The durability ledger, node states and worker settings: what each command records.
+
+use cairn_core::wire::{ChunkRef, Command, Content, HolderChange, NewAttrs, NodeState, Reply};
+use cairn_core::{ChunkId, FsPath, Policy};
+use redb::{Database, ReadableDatabase};
+
+fn db() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("meta.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    cairn_meta::init(&txn).unwrap();
+    txn.commit().unwrap();
+    (dir, db)
+}
+
+fn run(db: &Database, now: i64, cmd: Command) -> Reply {
+    let txn = db.begin_write().unwrap();
+    let reply = cairn_meta::apply(&txn, now, &cmd).unwrap().expect("command succeeds");
+    txn.commit().unwrap();
+    reply
+}
+
+fn path(p: &str) -> FsPath {
+    FsPath::parse(p).unwrap()
+}
+
+fn held(id: ChunkId, node: u64, held: bool) -> HolderChange {
+    HolderChange { id, node, len: 100, held }
+}
+
+/// Commits a one-chunk file of 100 bytes.
+fn commit(db: &Database, p: &str, id: ChunkId) {
+    let content = Content::Chunks { chunk_size: cairn_core::MIN_CHUNK_SIZE, chunks: vec![ChunkRef { id, len: 100 }] };
+    let cmd = Command::Commit {
+        path: path(p),
+        base_version: None,
+        content,
+        size: 100,
+        parents: true,
+        attrs: NewAttrs::file(),
+    };
+    run(db, 1, cmd);
+}
+
+#[test]
+fn holders_are_recorded_and_dropped_and_survive_snapshots() {
+    let (_d, db) = db();
+    let (a, b) = (ChunkId::of(b"a"), ChunkId::of(b"b"));
+    // Stored before any commit: a record with no references, collectable after the grace.
+    run(&db, 5, Command::ChunkHolders { changes: vec![held(a, 2, true), held(a, 1, true), held(a, 2, true)] });
+    let rec = cairn_meta::chunk_record(&db.begin_read().unwrap(), &a).unwrap().unwrap();
+    assert_eq!((rec.refs, rec.zero_since, rec.holders.clone()), (0, Some(5), vec![1, 2]));
+    assert!(
+        cairn_meta::ledger(&db.begin_read().unwrap()).unwrap().is_empty(),
+        "unreferenced chunks are not in the ledger"
+    );
+    // Committing references it and records the policy's copies.
+    run(&db, 6, Command::SetDirPolicy { path: path("/"), policy: Some(Policy::Replicas(2)), chunk_size: None });
+    commit(&db, "/f", a);
+    let ledger = cairn_meta::ledger(&db.begin_read().unwrap()).unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!((ledger[0].1.refs, ledger[0].1.want, ledger[0].1.zero_since), (1, 2, None));
+    // A loss report removes only that holder; a report about an unknown chunk is ignored.
+    let r = run(&db, 7, Command::ChunkHolders { changes: vec![held(a, 1, false), held(b, 1, false)] });
+    assert_eq!(r, Reply::Count(1));
+    run(&db, 8, Command::ChunkHolders { changes: vec![held(b, 3, true)] });
+    commit(&db, "/g", b);
+    // Forgetting a node drops it everywhere.
+    assert_eq!(run(&db, 9, Command::ForgetNode { node: 2 }), Reply::Count(1));
+    let snap = cairn_meta::export(&db.begin_read().unwrap()).unwrap();
+    let (_d2, other) = self::db();
+    let txn = other.begin_write().unwrap();
+    cairn_meta::import(&txn, &snap).unwrap();
+    txn.commit().unwrap();
+    let holders: Vec<Vec<u64>> =
+        cairn_meta::ledger(&other.begin_read().unwrap()).unwrap().into_iter().map(|(_, r)| r.holders).collect();
+    assert_eq!(holders.len(), 2);
+    assert!(holders.contains(&vec![]) && holders.contains(&vec![3]));
+}
+
+#[test]
+fn node_states_and_worker_settings_are_kept() {
+    let (_d, db) = db();
+    assert_eq!(cairn_meta::node_state(&db.begin_read().unwrap(), 7).unwrap(), NodeState::Active);
+    run(&db, 1, Command::SetNodeState { node: 7, state: NodeState::Draining });
+    assert_eq!(cairn_meta::node_state(&db.begin_read().unwrap(), 7).unwrap(), NodeState::Draining);
+    run(&db, 2, Command::SetWorker { name: "repair".into(), paused: Some(true), rate: None });
+    run(&db, 3, Command::SetWorker { name: "repair".into(), paused: None, rate: Some(1 << 20) });
+    let w = cairn_meta::worker_settings(&db.begin_read().unwrap(), "repair").unwrap();
+    assert!(w.paused);
+    assert_eq!(w.rate, 1 << 20);
+    let txn = db.begin_write().unwrap();
+    let answer =
+        cairn_meta::apply(&txn, 4, &Command::SetWorker { name: "nope".into(), paused: Some(true), rate: None });
+    assert!(answer.unwrap().is_err(), "unknown workers are refused");
+}
+
+#[test]
+fn files_below_lists_chunked_files_in_order() {
+    let (_d, db) = db();
+    let (a, b) = (ChunkId::of(b"a"), ChunkId::of(b"b"));
+    commit(&db, "/d/x", a);
+    commit(&db, "/d/e/y", b);
+    commit(&db, "/z", a);
+    let files = cairn_meta::files_below(&db.begin_read().unwrap(), &path("/d")).unwrap().unwrap();
+    let names: Vec<String> = files.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(names, ["/d/e/y", "/d/x"]);
+    assert!(cairn_meta::files_below(&db.begin_read().unwrap(), &path("/missing")).unwrap().is_err());
+}

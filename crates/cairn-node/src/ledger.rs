@@ -1,0 +1,193 @@
+//! The durability ledger read against what is known of the nodes: which chunks are at
+//! policy, which are degraded, which cannot be read at all.
+//!
+//! The ledger (in the metadata) lists, per chunk, the nodes that reported a verified copy and
+//! have not reported losing it. Whether such a copy counts also depends on its node:
+//! * it is **readable** if the node is a member, not retired, and not down;
+//! * it **counts** towards the policy if, besides, the node is active (a draining node's
+//!   copies are still read, but must be replaced);
+//! * it is **kept** by repair (not replaced yet) if the node is an active member that has
+//!   been silent for less than the repair delay.
+//!
+//! A chunk's target is its wanted copies clipped to the number of active members. Nothing
+//! is assumed: a copy counts only if its node said it verified it and is heard from now.
+
+use crate::peers::PeerState;
+use crate::Node;
+use cairn_core::wire::NodeState;
+use cairn_meta::ChunkRecord;
+use redb::ReadTransaction;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What is known of one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Its administrative state (metadata).
+    pub state: NodeState,
+    /// Its liveness (observed).
+    pub peer: PeerState,
+    /// How long it has been silent.
+    pub silent_for: Duration,
+}
+
+/// The members as seen from one node at one moment.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Every member by id.
+    pub members: HashMap<u64, Member>,
+    /// Down longer than this, a node's copies are replaced.
+    pub repair_delay: Duration,
+}
+
+/// How one chunk stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Copies the policy asks for, clipped to the active members.
+    pub target: usize,
+    /// Copies that count towards it now.
+    pub counted: usize,
+    /// Copies that can be read now.
+    pub readable: usize,
+    /// Copies repair does not replace (yet).
+    pub kept: usize,
+}
+
+impl Standing {
+    /// At policy.
+    pub fn healthy(&self) -> bool {
+        self.counted >= self.target
+    }
+
+    /// No copy can be read.
+    pub fn unavailable(&self) -> bool {
+        self.readable == 0
+    }
+}
+
+/// How one copy stands (see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyState {
+    /// It can be read now.
+    pub readable: bool,
+    /// It counts towards the policy.
+    pub counts: bool,
+    /// Repair does not replace it (yet).
+    pub kept: bool,
+}
+
+/// Counts over the whole ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Chunks referenced by files.
+    pub total: u64,
+    /// At policy.
+    pub healthy: u64,
+    /// Readable but below policy.
+    pub under_replicated: u64,
+    /// No readable copy.
+    pub unavailable: u64,
+    /// Bytes of the chunks below policy or unavailable.
+    pub bytes_at_risk: u64,
+}
+
+impl View {
+    /// The view of `node` now: membership from Raft, states from the metadata in `txn`,
+    /// liveness from its own polls.
+    pub fn of(node: &Node, txn: &ReadTransaction) -> Result<View, cairn_meta::MetaError> {
+        let mut members = HashMap::new();
+        for (id, _) in node.members() {
+            let state = cairn_meta::node_state(txn, id)?;
+            let (peer, silent_for) = if id == node.id {
+                (PeerState::Up, Duration::ZERO)
+            } else {
+                (node.peers.get(id).0, node.peers.silent_for(id))
+            };
+            members.insert(id, Member { state, peer, silent_for });
+        }
+        Ok(View { members, repair_delay: node.config.repair_delay })
+    }
+
+    /// Active members: how many distinct nodes a chunk can be kept on.
+    pub fn active(&self) -> usize {
+        self.members.values().filter(|m| m.state == NodeState::Active).count()
+    }
+
+    /// How the chunk with ledger record `rec` stands.
+    pub fn assess(&self, rec: &ChunkRecord) -> Standing {
+        let target = (rec.want.max(1) as usize).min(self.active().max(1));
+        let mut s = Standing { target, counted: 0, readable: 0, kept: 0 };
+        for h in &rec.holders {
+            let c = self.copy_on(*h);
+            s.readable += c.readable as usize;
+            s.counted += c.counts as usize;
+            s.kept += c.kept as usize;
+        }
+        s
+    }
+
+    /// How a copy on node `id` stands.
+    pub fn copy_on(&self, id: u64) -> CopyState {
+        let Some(m) = self.members.get(&id) else { return CopyState::default() };
+        let readable = m.state != NodeState::Retired && m.peer != PeerState::Down;
+        let active = m.state == NodeState::Active;
+        CopyState { readable, counts: readable && active, kept: active && m.silent_for < self.repair_delay }
+    }
+
+    /// Counts over `ledger`.
+    pub fn summarize<'a>(&self, ledger: impl IntoIterator<Item = &'a ChunkRecord>) -> Summary {
+        let mut sum = Summary::default();
+        for rec in ledger {
+            let s = self.assess(rec);
+            sum.total += 1;
+            if s.healthy() {
+                sum.healthy += 1;
+                continue;
+            }
+            sum.bytes_at_risk += rec.len as u64;
+            if s.unavailable() {
+                sum.unavailable += 1;
+            } else {
+                sum.under_replicated += 1;
+            }
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(state: NodeState, peer: PeerState, silent: u64) -> Member {
+        Member { state, peer, silent_for: Duration::from_secs(silent) }
+    }
+
+    fn rec(want: u8, holders: &[u64]) -> ChunkRecord {
+        ChunkRecord { refs: 1, zero_since: None, len: 10, want, holders: holders.to_vec() }
+    }
+
+    #[test]
+    fn copies_count_only_on_live_active_members() {
+        let view = View {
+            members: HashMap::from([
+                (1, member(NodeState::Active, PeerState::Up, 0)),
+                (2, member(NodeState::Active, PeerState::Down, 30)),
+                (3, member(NodeState::Draining, PeerState::Up, 0)),
+                (4, member(NodeState::Active, PeerState::Down, 900)),
+                (5, member(NodeState::Active, PeerState::Suspect, 5)),
+            ]),
+            repair_delay: Duration::from_secs(60),
+        };
+        // Four active members: replicas:5 is clipped to 4.
+        assert_eq!(view.assess(&rec(5, &[1])).target, 4);
+        let s = view.assess(&rec(3, &[1, 2, 3, 4, 5, 9]));
+        assert_eq!(s, Standing { target: 3, counted: 2, readable: 3, kept: 3 });
+        assert!(!s.healthy() && !s.unavailable());
+        assert!(view.assess(&rec(2, &[1, 5])).healthy());
+        assert!(view.assess(&rec(2, &[2, 4])).unavailable());
+        let sum = view.summarize(&[rec(2, &[1, 5]), rec(2, &[1]), rec(1, &[4])]);
+        assert_eq!(sum, Summary { total: 3, healthy: 1, under_replicated: 1, unavailable: 1, bytes_at_risk: 20 });
+    }
+}

@@ -1,0 +1,206 @@
+//! The repair worker: brings every chunk back to its policy.
+//!
+//! It runs on the metadata leader only (one node decides, so two nodes never race to make the
+//! same copy; when the leader dies the next one takes over). Each pass reads the durability
+//! ledger linearizably and picks the chunks with fewer *kept* copies than their target (see
+//! [`crate::ledger`]): copies on nodes down for longer than `repair_delay`, on draining nodes,
+//! or reported missing or corrupt do not count. Most endangered chunks go first. For each, the
+//! nodes placement ranks highest among those up, active and below the fill limit, and not
+//! already holding the chunk, fetch it from a readable holder and verify it as they store it;
+//! only then is the new copy recorded in the ledger, so a chunk counts as healthy again only
+//! once its new copy is verified. Transfers are paced by the worker's bandwidth setting.
+//! Copies on draining nodes are deleted once their chunk is at policy without them, so a
+//! drain ends with the node holding nothing.
+
+use super::{PassReport, Throttle, Worker};
+use crate::ledger::{Standing, View};
+use crate::Node;
+use cairn_core::placement::{place, Candidate};
+use cairn_core::wire::{HolderChange, WorkerSettings};
+use cairn_core::{ApiError, ChunkId, ErrorCode};
+use cairn_meta::ChunkRecord;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Chunks repaired concurrently.
+const PARALLEL: usize = 4;
+/// Longest a node may take to fetch and store one chunk.
+const COPY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Restores missing copies (leader only).
+pub struct RepairWorker {
+    node: Arc<Node>,
+}
+
+/// What one pass works with.
+struct Plan {
+    view: View,
+    urls: BTreeMap<u64, String>,
+    candidates: Vec<Candidate>,
+    throttle: Mutex<Throttle>,
+}
+
+impl RepairWorker {
+    /// A repair worker for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        RepairWorker { node }
+    }
+
+    async fn run(&self) -> Result<PassReport, String> {
+        if !self.node.is_leader() {
+            return Ok(PassReport::note("idle: runs on the metadata leader"));
+        }
+        let (view, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;
+        let released = self.release_drained(&view, &ledger).await;
+        let mut work: Vec<(Standing, ChunkId, ChunkRecord)> = ledger
+            .into_iter()
+            .map(|(id, rec)| (view.assess(&rec), id, rec))
+            .filter(|(s, _, _)| s.kept < s.target)
+            .collect();
+        let lost = work.iter().filter(|(s, _, _)| s.unavailable()).count();
+        work.retain(|(s, _, _)| !s.unavailable());
+        if work.is_empty() {
+            let summary =
+                format!("nothing to repair; released {released} drained copies; {lost} chunks have no readable copy");
+            return Ok(PassReport { summary, items: released, bytes: 0 });
+        }
+        // Most endangered first: fewest copies that count now, then fewest kept.
+        work.sort_by_key(|(s, _, _)| (s.counted, s.kept));
+        let plan = Plan {
+            urls: self.node.members().into_iter().collect(),
+            candidates: self.node.candidates(Some(self.node.config.fill_limit)),
+            throttle: Mutex::new(Throttle::new(self.settings().rate)),
+            view,
+        };
+        let total = work.len();
+        let results: Vec<(u64, u64)> = futures::stream::iter(work)
+            .map(|(s, id, rec)| self.repair(&plan, s, id, rec))
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        let copies: u64 = results.iter().map(|r| r.0).sum();
+        let bytes: u64 = results.iter().map(|r| r.1).sum();
+        let summary = format!(
+            "{total} chunks below policy: made {copies} verified copies ({bytes} bytes); released {released} drained copies; {lost} chunks have no readable copy"
+        );
+        Ok(PassReport { summary, items: copies + released, bytes })
+    }
+
+    /// Deletes the copies draining nodes hold of chunks that are at policy without them:
+    /// draining moves data off a node, and it keeps serving reads (from its peers) meanwhile.
+    async fn release_drained(&self, view: &View, ledger: &[(ChunkId, ChunkRecord)]) -> u64 {
+        let urls: BTreeMap<u64, String> = self.node.members().into_iter().collect();
+        let mut released = 0;
+        for (id, rec) in ledger {
+            if self.settings().paused {
+                break;
+            }
+            if !view.assess(rec).healthy() {
+                continue;
+            }
+            for h in &rec.holders {
+                let copy = view.copy_on(*h);
+                if !copy.readable || copy.counts {
+                    continue;
+                }
+                let deleted = match urls.get(h) {
+                    Some(_) if *h == self.node.id => self.node.delete_chunk_local(*id).await,
+                    Some(url) => delete_on(&self.node, url, *id).await,
+                    None => continue,
+                };
+                match deleted {
+                    Ok(()) => released += 1,
+                    Err(e) => tracing::warn!(chunk = %id, node = h, "releasing a drained copy failed: {e}"),
+                }
+            }
+        }
+        released
+    }
+
+    /// Adds the copies one chunk lacks; returns (copies made, bytes copied).
+    async fn repair(&self, plan: &Plan, s: Standing, id: ChunkId, rec: ChunkRecord) -> (u64, u64) {
+        if self.settings().paused {
+            return (0, 0);
+        }
+        // Sources: readable holders, those that count (active, up) first.
+        let mut sources: Vec<(bool, String)> = Vec::new();
+        for h in &rec.holders {
+            let copy = plan.view.copy_on(*h);
+            if let (true, Some(url)) = (copy.readable, plan.urls.get(h)) {
+                sources.push((!copy.counts, url.clone()));
+            }
+        }
+        sources.sort();
+        let sources: Vec<String> = sources.into_iter().map(|(_, u)| u).collect();
+        let need = s.target - s.kept;
+        let mut added = Vec::new();
+        for target in place(&id, &plan.candidates, plan.candidates.len()) {
+            if added.len() == need {
+                break;
+            }
+            if rec.holders.contains(&target) {
+                continue;
+            }
+            plan.throttle.lock().await.take(rec.len as u64).await;
+            match self.copy_to(target, plan, id, &sources).await {
+                Ok(len) => added.push(HolderChange { id, node: target, len, held: true }),
+                Err(e) => tracing::warn!(chunk = %id, target, "repair copy failed: {e}"),
+            }
+        }
+        let made = added.len() as u64;
+        let bytes = added.iter().map(|c| c.len as u64).sum();
+        if let Err(e) = self.node.report(added).await {
+            tracing::warn!(chunk = %id, "could not record repaired copies: {e}");
+            return (0, 0);
+        }
+        (made, bytes)
+    }
+
+    /// Has node `target` fetch chunk `id` from `sources` and store it verified.
+    async fn copy_to(&self, target: u64, plan: &Plan, id: ChunkId, sources: &[String]) -> Result<u32, ApiError> {
+        if target == self.node.id {
+            return self.node.copy_chunk_from(id, sources).await;
+        }
+        let url = plan.urls.get(&target).ok_or_else(|| ApiError::new(ErrorCode::NotFound, "target left"))?;
+        copy_on(&self.node, url, id, sources).await
+    }
+}
+
+/// Asks the node at `url` to fetch chunk `id` from `sources` and store it verified
+/// (`POST /v1/chunks/{id}/copy`); returns the chunk's length.
+pub(crate) async fn copy_on(node: &Node, url: &str, id: ChunkId, sources: &[String]) -> Result<u32, ApiError> {
+    let peer = node.peer(url)?;
+    let req = peer
+        .http()
+        .post(format!("{url}/v1/chunks/{id}/copy"))
+        .json(&serde_json::json!({ "from": sources }))
+        .timeout(COPY_TIMEOUT);
+    let resp = peer.send(req).await?;
+    let v: serde_json::Value = resp.json().await.map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+    v["len"].as_u64().map(|l| l as u32).ok_or_else(|| ApiError::new(ErrorCode::Internal, "copy answer without len"))
+}
+
+/// Asks the node at `url` to delete its copy of chunk `id` (`DELETE /v1/chunks/{id}`).
+async fn delete_on(node: &Node, url: &str, id: ChunkId) -> Result<(), ApiError> {
+    let peer = node.peer(url)?;
+    peer.send(peer.http().delete(format!("{url}/v1/chunks/{id}")).timeout(COPY_TIMEOUT)).await.map(drop)?;
+    Ok(())
+}
+
+impl Worker for RepairWorker {
+    fn name(&self) -> &'static str {
+        "repair"
+    }
+
+    fn pass(&self) -> BoxFuture<'_, Result<PassReport, String>> {
+        Box::pin(self.run())
+    }
+
+    fn settings(&self) -> WorkerSettings {
+        self.node.worker_settings(self.name())
+    }
+}

@@ -1,0 +1,217 @@
+//! Self-healing with real node processes: a node lost for good, corrupt copies, draining and
+//! removing a node, pausing workers; `cairn fsck` must agree with what is on the disks.
+
+mod common;
+use common::{data, http, wait_for, TestNode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Fast workers for tests.
+const FAST: &[&str] = &["--repair-delay", "2s", "--repair-interval", "500ms", "--scrub-interval", "1s"];
+
+fn cluster(node: &TestNode) -> Value {
+    http().get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap()
+}
+
+/// Starts `n` nodes with the fast worker settings, all up and seen by each other.
+fn start_cluster(n: usize) -> Vec<TestNode> {
+    let first = TestNode::start(FAST);
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let mut args = vec!["--join", nodes[0].url.as_str(), "--secret", secret.as_str()];
+        args.extend_from_slice(FAST);
+        let node = TestNode::start(&args);
+        nodes.push(node);
+    }
+    for node in &nodes {
+        wait_for("every node to be seen up", Duration::from_secs(30), || {
+            let v = cluster(node);
+            let all = v["nodes"].as_array().unwrap();
+            all.len() == n && all.iter().all(|x| x["state"] == "up")
+        });
+    }
+    nodes
+}
+
+fn node_id(node: &TestNode) -> String {
+    cluster(node)["node_id"].as_str().unwrap().to_string()
+}
+
+/// `cairn fsck` exit code (0: all at policy, 6: some below).
+fn fsck(node: &TestNode) -> i32 {
+    node.cli(&["fsck"]).status.code().unwrap()
+}
+
+fn put(node: &TestNode, path: &str, body: Vec<u8>) {
+    let r = http().put(format!("{}/v1/fs{path}", node.url)).body(body).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+}
+
+fn get(node: &TestNode, path: &str) -> Vec<u8> {
+    let r = http().get(format!("{}/v1/fs{path}", node.url)).send().unwrap();
+    assert!(r.status().is_success(), "GET {path}: {}", r.status());
+    r.bytes().unwrap().to_vec()
+}
+
+fn chunk_paths(node: &TestNode) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(node.data.join("chunks")).unwrap() {
+        let d = d.unwrap();
+        if d.file_name().len() == 2 {
+            out.extend(std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn quarantined(node: &TestNode) -> usize {
+    std::fs::read_dir(node.data.join("chunks").join("quarantine")).unwrap().count()
+}
+
+fn flip_a_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[64 + 1000] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn worker(node: &TestNode, name: &str) -> Value {
+    cluster(node)["workers"].as_array().unwrap().iter().find(|w| w["name"] == name).unwrap().clone()
+}
+
+#[test]
+fn a_node_lost_for_good_is_re_protected_without_help() {
+    let mut nodes = start_cluster(4);
+    let files: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("/f{i}"), data(100 + i, 5 << 20))).collect();
+    for (p, body) in &files {
+        put(&nodes[0], p, body.clone());
+    }
+    assert_eq!(fsck(&nodes[0]), 0, "every chunk is at policy right after the writes");
+    let summary = cluster(&nodes[1])["chunks"].clone();
+    assert_eq!((summary["total"].as_u64(), summary["healthy"].as_u64()), (Some(8), Some(8)), "{summary}");
+
+    // Paused, repair leaves the lost copies alone: fsck reports them.
+    nodes[0].ok(&["worker", "pause", "repair"]);
+    for n in &nodes {
+        wait_for("repair to show paused", Duration::from_secs(10), || worker(n, "repair")["paused"] == true);
+    }
+    let lost = node_id(&nodes[3]);
+    nodes[3].kill();
+    wait_for("fsck to report the lost copies", Duration::from_secs(30), || fsck(&nodes[1]) == 6);
+    let out = nodes[1].cli(&["fsck"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("below policy"), "{}", String::from_utf8_lossy(&out.stdout));
+    let v = cluster(&nodes[1]);
+    assert!(v["chunks"]["under_replicated"].as_u64().unwrap() > 0, "{}", v["chunks"]);
+    assert!(v["chunks"]["bytes_at_risk"].as_u64().unwrap() > 0);
+    let metrics = http().get(format!("{}/metrics", nodes[1].url)).send().unwrap().text().unwrap();
+    assert!(metrics.contains("cairn_chunks{state=\"under_replicated\"}"), "{metrics}");
+
+    // Resumed, repair copies every chunk to the three nodes left; nobody had to say which.
+    nodes[2].ok(&["worker", "resume", "repair"]);
+    wait_for("fsck to be clean again", Duration::from_secs(60), || fsck(&nodes[1]) == 0);
+    let v = cluster(&nodes[2]);
+    assert_eq!((v["chunks"]["healthy"].as_u64(), v["chunks"]["bytes_at_risk"].as_u64()), (Some(8), Some(0)));
+    for n in &nodes[..3] {
+        assert_eq!(chunk_paths(n).len(), 8, "each survivor holds a copy of every chunk");
+    }
+    assert!(cluster(&nodes[0])["nodes"].as_array().unwrap().iter().any(|n| n["id"] == lost.as_str()));
+    for (p, body) in &files {
+        assert_eq!(&get(&nodes[1], p), body);
+    }
+}
+
+#[test]
+fn corrupt_copies_on_two_nodes_are_quarantined_and_repaired() {
+    let nodes = start_cluster(3);
+    let body = data(7, 6 << 20);
+    put(&nodes[0], "/f", body.clone());
+    assert_eq!(fsck(&nodes[0]), 0);
+    // Bit rot: the first chunk on node 1, the second on node 2.
+    let (c1, c2) = (chunk_paths(&nodes[1]), chunk_paths(&nodes[2]));
+    assert_eq!((c1.len(), c2.len()), (2, 2));
+    flip_a_byte(&c1[0]);
+    flip_a_byte(&c2[1]);
+    wait_for("scrub to quarantine both copies", Duration::from_secs(30), || {
+        quarantined(&nodes[1]) == 1 && quarantined(&nodes[2]) == 1
+    });
+    wait_for("repair to restore both copies", Duration::from_secs(60), || {
+        fsck(&nodes[0]) == 0 && chunk_paths(&nodes[1]).len() == 2 && chunk_paths(&nodes[2]).len() == 2
+    });
+    // The restored files are good copies: every node reads the file from its own disk.
+    for n in &nodes {
+        for p in chunk_paths(n) {
+            let bytes = std::fs::read(&p).unwrap();
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            assert_eq!(blake3::hash(&bytes[64..]).to_hex().to_string(), name, "{}", p.display());
+        }
+        assert_eq!(get(n, "/f"), body);
+    }
+    let scrub = worker(&nodes[1], "scrub");
+    assert!(scrub["items"].as_u64().unwrap() >= 2, "{scrub}");
+}
+
+#[test]
+fn a_drained_node_is_emptied_under_read_load_and_removed() {
+    let nodes = start_cluster(4);
+    let files: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("/d/f{i}"), data(200 + i, 5 << 20))).collect();
+    for (p, body) in &files {
+        put(&nodes[0], p, body.clone());
+    }
+    let victim = node_id(&nodes[3]);
+    // Removing it now would leave chunks below policy: refused, nothing changes.
+    let out = nodes[0].cli(&["node", "remove", &victim]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("below policy"));
+
+    // Readers through the draining node itself must never see an error.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reads, errors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let reader = {
+        let (stop, reads, errors) = (stop.clone(), reads.clone(), errors.clone());
+        let (url, files) = (nodes[3].url.clone(), files.clone());
+        std::thread::spawn(move || {
+            let c = http();
+            while !stop.load(Ordering::Relaxed) {
+                for (p, body) in &files {
+                    match c.get(format!("{url}/v1/fs{p}")).send().and_then(|r| r.error_for_status()?.bytes()) {
+                        Ok(b) if b.as_ref() == body.as_slice() => reads.fetch_add(1, Ordering::Relaxed),
+                        _ => errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }
+        })
+    };
+    nodes[1].ok(&["node", "drain", &victim]);
+    let state = |n: &TestNode| -> String {
+        let v = cluster(n);
+        let me = v["nodes"].as_array().unwrap().iter().find(|x| x["id"] == victim.as_str()).unwrap().clone();
+        me["admin_state"].as_str().unwrap().to_string()
+    };
+    assert_eq!(state(&nodes[2]), "draining");
+    wait_for("the drain to finish", Duration::from_secs(60), || {
+        fsck(&nodes[0]) == 0
+            && nodes[..3].iter().all(|n| chunk_paths(n).len() == 6)
+            && chunk_paths(&nodes[3]).is_empty()
+    });
+    wait_for("some reads during the drain", Duration::from_secs(30), || reads.load(Ordering::Relaxed) >= 6);
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert_eq!(errors.load(Ordering::Relaxed), 0, "reads failed during the drain");
+
+    let out = nodes[0].ok(&["node", "remove", &victim]);
+    assert!(out.contains("removed"), "{out}");
+    wait_for("the node to leave the membership", Duration::from_secs(30), || {
+        cluster(&nodes[1])["nodes"].as_array().unwrap().len() == 3
+    });
+    assert_eq!(fsck(&nodes[1]), 0);
+    for (p, body) in &files {
+        assert_eq!(&get(&nodes[2], p), body);
+    }
+    // Bad operator input is refused without changing anything.
+    assert_eq!(nodes[0].cli(&["node", "drain", "12345"]).status.code(), Some(3));
+    assert_eq!(nodes[0].cli(&["worker", "pause", "nonsense"]).status.code(), Some(2));
+}
