@@ -215,3 +215,85 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     assert_eq!(nodes[0].cli(&["node", "drain", "12345"]).status.code(), Some(3));
     assert_eq!(nodes[0].cli(&["worker", "pause", "nonsense"]).status.code(), Some(2));
 }
+
+/// Each node's fill in percent, as it reports it.
+fn fills(nodes: &[TestNode]) -> Vec<f64> {
+    nodes
+        .iter()
+        .map(|n| {
+            let v: Value = http().get(format!("{}/v1/node", n.url)).send().unwrap().json().unwrap();
+            v["used"].as_f64().unwrap() * 100.0 / v["capacity"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn new_empty_nodes_fill_until_every_node_is_within_the_band() {
+    let cap = ["--capacity", "200MiB"];
+    let mut nodes = Vec::new();
+    let first = TestNode::start(&[FAST, &cap[..]].concat());
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    let join = first.url.clone();
+    nodes.push(first);
+    let joiner = |nodes: &mut Vec<TestNode>| {
+        let args = [&["--join", join.as_str(), "--secret", secret.as_str()][..], FAST, &cap[..]].concat();
+        nodes.push(TestNode::start(&args));
+    };
+    joiner(&mut nodes);
+    joiner(&mut nodes);
+    wait_for("three nodes up", Duration::from_secs(30), || {
+        cluster(&nodes[0])["nodes"].as_array().unwrap().iter().filter(|n| n["state"] == "up").count() == 3
+    });
+    let files: Vec<(String, Vec<u8>)> = (0..15).map(|i| (format!("/r/f{i}"), data(300 + i, 4 << 20))).collect();
+    for (p, body) in &files {
+        put(&nodes[0], p, body.clone());
+    }
+    assert!(nodes.iter().all(|n| chunk_paths(n).len() == 15));
+    joiner(&mut nodes);
+    joiner(&mut nodes);
+    // Converged: every fill within 5 points of the mean, three copies of each chunk, all at
+    // policy (a move in flight briefly has a fourth copy).
+    wait_for("fill to converge within 5 points of the mean", Duration::from_secs(90), || {
+        let f = fills(&nodes);
+        let mean = f.iter().sum::<f64>() / f.len() as f64;
+        let copies: usize = nodes.iter().map(|n| chunk_paths(n).len()).sum();
+        f.iter().all(|x| (x - mean).abs() <= 5.0) && copies == 45 && fsck(&nodes[0]) == 0
+    });
+    let on_disk: Vec<usize> = nodes.iter().map(|n| chunk_paths(n).len()).collect();
+    assert!(on_disk[3] >= 7 && on_disk[4] >= 7, "{on_disk:?}");
+    for (p, body) in &files {
+        assert_eq!(&get(&nodes[4], p), body);
+    }
+}
+
+#[test]
+fn a_node_whose_disk_was_replaced_gets_its_chunks_back() {
+    let mut nodes = start_cluster(4);
+    let files: Vec<(String, Vec<u8>)> = (0..6).map(|i| (format!("/g/f{i}"), data(400 + i, 4 << 20))).collect();
+    for (p, body) in &files {
+        put(&nodes[0], p, body.clone());
+    }
+    let names = |n: &TestNode| -> Vec<String> {
+        chunk_paths(n).iter().map(|p| p.file_name().unwrap().to_string_lossy().to_string()).collect()
+    };
+    let before = names(&nodes[3]);
+    assert!(!before.is_empty());
+    let id = node_id(&nodes[3]);
+    let secret = nodes[0].ok(&["status", "--secret"]).trim().to_string();
+    // Repair waits while the disk is swapped, so the refill is the recovery's doing.
+    nodes[0].ok(&["worker", "pause", "repair"]);
+    nodes[3].kill();
+    let fresh = tempfile::tempdir().unwrap();
+    let args =
+        [&["--recover", id.as_str(), "--join", nodes[0].url.as_str(), "--secret", secret.as_str()][..], FAST].concat();
+    let recovered = TestNode::start_in(&fresh.path().join("data"), &args);
+    assert_eq!(node_id(&recovered), id, "it came back under its old id");
+    wait_for("the ledger to forget the lost copies", Duration::from_secs(30), || fsck(&nodes[0]) == 6);
+    nodes[0].ok(&["worker", "resume", "repair"]);
+    wait_for("the refill", Duration::from_secs(60), || fsck(&nodes[0]) == 0);
+    assert_eq!(names(&recovered), before, "placement gives it back exactly the chunks it had");
+    assert_eq!(cluster(&nodes[1])["nodes"].as_array().unwrap().len(), 4);
+    for (p, body) in &files {
+        assert_eq!(&get(&recovered, p), body);
+    }
+}

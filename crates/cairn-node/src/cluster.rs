@@ -38,6 +38,9 @@ pub struct JoinRequest {
     /// The joining node's zone.
     #[serde(default)]
     pub zone: Option<String>,
+    /// The node lost its disk and rejoins under its old id with empty state.
+    #[serde(default)]
+    pub recover: bool,
 }
 
 /// `POST /v1/cluster/join` answer.
@@ -189,7 +192,19 @@ impl Node {
         let err =
             |e: RaftError<u64, ClientWriteError<u64, BasicNode>>| unavailable(format!("membership change failed: {e}"));
         let node = BasicNode { addr: req.url.clone() };
-        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        let mut membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        if req.recover && membership.get_node(&req.node_id).is_some() {
+            // Its Raft log and vote went with its disk. It leaves the membership and comes
+            // back as a new learner: it must not vote before it has caught up, and the leader
+            // must not mistake its empty log for a log that went backwards.
+            let gone = BTreeSet::from([req.node_id]);
+            let change: ChangeMembers<u64, BasicNode> = match membership.voter_ids().any(|v| v == req.node_id) {
+                true => ChangeMembers::RemoveVoters(gone),
+                false => ChangeMembers::RemoveNodes(gone),
+            };
+            self.raft.change_membership(change, false).await.map_err(err)?;
+            membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        }
         match membership.get_node(&req.node_id) {
             Some(known) if known.addr == req.url => {}
             Some(_) => {
@@ -250,6 +265,7 @@ impl Node {
             url: self.url.clone(),
             secret: secret.to_string(),
             zone: Some(self.config.zone.clone()),
+            recover: self.config.recover.is_some(),
         };
         let deadline = Instant::now() + LEADER_WAIT;
         loop {

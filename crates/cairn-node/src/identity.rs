@@ -44,13 +44,20 @@ impl Identity {
         })
     }
 
-    /// Loads the identity, or creates and saves a new one; true if it was created.
-    pub fn load_or_create(data: &Path) -> Result<(Identity, bool), NodeError> {
+    /// Loads the identity, or creates and saves a new one (with node id `recover` if given:
+    /// a node whose disk was replaced takes its old id back); true if it was created.
+    pub fn load_or_create(data: &Path, recover: Option<u64>) -> Result<(Identity, bool), NodeError> {
         let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
         match std::fs::read(data.join("node.json")) {
             Ok(bytes) => {
                 let mut id: Identity =
                     serde_json::from_slice(&bytes).map_err(|e| dir_err(format!("node.json unreadable: {e}")))?;
+                if recover.is_some_and(|r| r != id.node_id) {
+                    return Err(dir_err(format!(
+                        "--recover given, but this data dir already belongs to node {}",
+                        id.node_id
+                    )));
+                }
                 if id.format != 1 {
                     return Err(dir_err(format!("node.json has unknown format {}", id.format)));
                 }
@@ -63,7 +70,7 @@ impl Identity {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = Identity {
                     format: 1,
-                    node_id: rand::random::<u64>() >> 1 | 1,
+                    node_id: recover.unwrap_or_else(|| rand::random::<u64>() >> 1 | 1),
                     cluster_id: format!("{:032x}", rand::random::<u128>()),
                     secret: new_secret(),
                 };

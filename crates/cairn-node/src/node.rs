@@ -7,7 +7,7 @@ use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
 use crate::raft::Raft;
-use crate::worker::{gc::GcWorker, repair::RepairWorker, scrub::ScrubWorker, WorkerHandle};
+use crate::worker::{gc::GcWorker, rebalance::RebalanceWorker, repair::RepairWorker, scrub::ScrubWorker, WorkerHandle};
 use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
@@ -134,7 +134,7 @@ impl Node {
             e => dir_err(format!("metadata database: {e}")),
         })?;
         let db = Arc::new(db);
-        let (identity, fresh) = Identity::load_or_create(&data)?;
+        let (identity, fresh) = Identity::load_or_create(&data, config.recover)?;
         let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;
         let log = LogStore::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
         let sm = StateMachine::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
@@ -217,6 +217,7 @@ impl Node {
             WorkerHandle::spawn(Arc::new(GcWorker::new(node.clone())), c.gc_interval, stop.subscribe()),
             WorkerHandle::spawn(Arc::new(RepairWorker::new(node.clone())), c.repair_interval, stop.subscribe()),
             WorkerHandle::spawn(Arc::new(ScrubWorker::new(node.clone())), c.scrub_interval, stop.subscribe()),
+            WorkerHandle::spawn(Arc::new(RebalanceWorker::new(node.clone())), c.repair_interval, stop.subscribe()),
         ];
         node.workers.lock().expect("workers lock").extend(handles);
         Ok(RunningNode { node, server, stop })
@@ -230,10 +231,18 @@ impl Node {
             let Some(url) = join else { return Ok(()) };
             let secret = self.config.secret.clone().unwrap_or_default();
             let reply = self.join(&url, &secret).await.map_err(refused)?;
-            let mut identity = self.identity.lock().expect("identity lock");
-            identity.cluster_id = reply.cluster_id;
-            identity.secret = secret;
-            return identity.save(&self.config.data);
+            {
+                let mut identity = self.identity.lock().expect("identity lock");
+                identity.cluster_id = reply.cluster_id;
+                identity.secret = secret;
+                identity.save(&self.config.data)?;
+            }
+            if self.config.recover.is_some() {
+                // The copies the ledger credits to this id went with the old disk; repair
+                // brings back the ones placement assigns here.
+                self.write(Command::ForgetNode { node: self.id }).await.map_err(refused)?;
+            }
+            return Ok(());
         }
         let membership = self.raft.metrics().borrow().membership_config.membership().clone();
         let moved = membership.get_node(&self.id).is_some_and(|n| n.addr != self.url);

@@ -7,6 +7,7 @@
 //! restarts; a paused worker skips its passes and stops a running one between items.
 
 pub mod gc;
+pub mod rebalance;
 pub mod repair;
 pub mod scrub;
 

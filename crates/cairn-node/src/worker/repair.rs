@@ -185,7 +185,7 @@ pub(crate) async fn copy_on(node: &Node, url: &str, id: ChunkId, sources: &[Stri
 }
 
 /// Asks the node at `url` to delete its copy of chunk `id` (`DELETE /v1/chunks/{id}`).
-async fn delete_on(node: &Node, url: &str, id: ChunkId) -> Result<(), ApiError> {
+pub(crate) async fn delete_on(node: &Node, url: &str, id: ChunkId) -> Result<(), ApiError> {
     let peer = node.peer(url)?;
     peer.send(peer.http().delete(format!("{url}/v1/chunks/{id}")).timeout(COPY_TIMEOUT)).await.map(drop)?;
     Ok(())

@@ -1,0 +1,178 @@
+//! The rebalance worker: moves chunk copies from the fullest to the emptiest nodes.
+//!
+//! It runs on the metadata leader only. A pass compares every up, active node's fill
+//! (used / capacity) with the cluster's mean fill; while the fullest node is more than
+//! `rebalance_band` percentage points above the mean or the emptiest that far below, it moves
+//! one copy of a healthy chunk from the fullest to the emptiest node that does not hold it,
+//! never filling the receiver past `fill_limit` and never putting two copies in one zone that
+//! were in two before. A move is copy (verified by the receiver) -> ledger records the new
+//! holder -> the old holder deletes its copy and reports it gone: readers find the chunk
+//! throughout, and it never has fewer verified copies than before.
+
+use super::{repair::copy_on, PassReport, Throttle, Worker};
+use crate::node::fill_percent;
+use crate::peers::{NodeInfo, PeerState};
+use crate::Node;
+use cairn_core::wire::{HolderChange, NodeState, WorkerSettings};
+use cairn_core::ChunkId;
+use futures::future::BoxFuture;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a node may take to say how full it is.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes per second moved unless throttled otherwise.
+pub const DEFAULT_RATE: u64 = 256 << 20;
+
+/// Evens out the nodes' fill (leader only).
+pub struct RebalanceWorker {
+    node: Arc<Node>,
+}
+
+/// A node's space as the pass sees it (updated as it moves chunks).
+#[derive(Debug, Clone)]
+struct Space {
+    id: u64,
+    zone: String,
+    used: u64,
+    capacity: u64,
+}
+
+impl Space {
+    fn fill(&self) -> f64 {
+        fill_percent(self.used, self.capacity)
+    }
+}
+
+impl RebalanceWorker {
+    /// A rebalance worker for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        RebalanceWorker { node }
+    }
+
+    /// Up, active members and their space, asked afresh (the liveness poll's figures may
+    /// predate the last pass's moves).
+    async fn spaces(&self) -> Vec<Space> {
+        let states = self.node.node_states();
+        let asks = self.node.members().into_iter().filter(|(id, _)| {
+            states.get(id).is_none_or(|s| *s == NodeState::Active)
+                && (*id == self.node.id || self.node.peers.get(*id).0 == PeerState::Up)
+        });
+        let infos = futures::future::join_all(asks.map(|(id, url)| async move {
+            if id == self.node.id {
+                return Some(self.node.info());
+            }
+            let resp = self.node.http.get(format!("{url}/v1/node")).timeout(ASK_TIMEOUT).send().await.ok()?;
+            resp.json::<NodeInfo>().await.ok()
+        }))
+        .await;
+        infos
+            .into_iter()
+            .flatten()
+            .map(|i| Space { id: i.id, zone: i.zone, used: i.used, capacity: i.capacity })
+            .collect()
+    }
+
+    async fn run(&self) -> Result<PassReport, String> {
+        if !self.node.is_leader() {
+            return Ok(PassReport::note("idle: runs on the metadata leader"));
+        }
+        let mut spaces = self.spaces().await;
+        if spaces.len() < 2 {
+            return Ok(PassReport::note("nothing to balance"));
+        }
+        let (view, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;
+        let urls: BTreeMap<u64, String> = self.node.members().into_iter().collect();
+        let zone_of: BTreeMap<u64, String> = spaces.iter().map(|s| (s.id, s.zone.clone())).collect();
+        let (band, limit) = (self.node.config.rebalance_band, self.node.config.fill_limit);
+        let rate = match self.settings().rate {
+            0 => DEFAULT_RATE,
+            r => r,
+        };
+        let mut throttle = Throttle::new(rate);
+        let mut moved_ids: HashSet<ChunkId> = HashSet::new();
+        let (mut moves, mut bytes) = (0u64, 0u64);
+        loop {
+            if self.settings().paused {
+                break;
+            }
+            let total_used: u64 = spaces.iter().map(|s| s.used).sum();
+            let total_cap: u64 = spaces.iter().map(|s| s.capacity).sum();
+            let mean = fill_percent(total_used, total_cap);
+            spaces.sort_by(|a, b| a.fill().total_cmp(&b.fill()));
+            let (dst, src) = (spaces[0].clone(), spaces[spaces.len() - 1].clone());
+            if src.fill() - mean <= band && mean - dst.fill() <= band {
+                break;
+            }
+            // A healthy chunk on `src`, not on `dst`, whose zone spread survives the move.
+            let pick = ledger.iter().find(|(id, rec)| {
+                !moved_ids.contains(id)
+                    && rec.holders.contains(&src.id)
+                    && !rec.holders.contains(&dst.id)
+                    && view.assess(rec).healthy()
+                    && (dst.zone == src.zone
+                        || !rec.holders.iter().any(|h| zone_of.get(h).is_some_and(|z| *z == dst.zone)))
+            });
+            let Some((id, rec)) = pick else { break };
+            let len = rec.len as u64;
+            if fill_percent(dst.used + len, dst.capacity) > limit {
+                break;
+            }
+            moved_ids.insert(*id);
+            throttle.take(len).await;
+            if let Err(e) = self.move_copy(*id, &src, &dst, &urls).await {
+                tracing::warn!(chunk = %id, from = src.id, to = dst.id, "rebalance move failed: {e}");
+                continue;
+            }
+            for s in spaces.iter_mut() {
+                if s.id == src.id {
+                    s.used = s.used.saturating_sub(len);
+                } else if s.id == dst.id {
+                    s.used += len;
+                }
+            }
+            moves += 1;
+            bytes += len;
+        }
+        let summary = format!("moved {moves} copies ({bytes} bytes)");
+        Ok(PassReport { summary, items: moves, bytes })
+    }
+
+    /// Copy to `dst`, record it, then delete from `src`.
+    async fn move_copy(
+        &self,
+        id: ChunkId,
+        src: &Space,
+        dst: &Space,
+        urls: &BTreeMap<u64, String>,
+    ) -> Result<(), cairn_core::ApiError> {
+        let missing = || cairn_core::ApiError::new(cairn_core::ErrorCode::NotFound, "node left the cluster");
+        let src_url = urls.get(&src.id).ok_or_else(missing)?.clone();
+        let len = if dst.id == self.node.id {
+            self.node.copy_chunk_from(id, std::slice::from_ref(&src_url)).await?
+        } else {
+            copy_on(&self.node, urls.get(&dst.id).ok_or_else(missing)?, id, std::slice::from_ref(&src_url)).await?
+        };
+        self.node.report(vec![HolderChange { id, node: dst.id, len, held: true }]).await?;
+        if src.id == self.node.id {
+            self.node.delete_chunk_local(id).await
+        } else {
+            super::repair::delete_on(&self.node, &src_url, id).await
+        }
+    }
+}
+
+impl Worker for RebalanceWorker {
+    fn name(&self) -> &'static str {
+        "rebalance"
+    }
+
+    fn pass(&self) -> BoxFuture<'_, Result<PassReport, String>> {
+        Box::pin(self.run())
+    }
+
+    fn settings(&self) -> WorkerSettings {
+        self.node.worker_settings(self.name())
+    }
+}
