@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const MIB: f64 = (1 << 20) as f64;
+pub(crate) const MIB: f64 = (1 << 20) as f64;
 
 /// Flags of `cairn bench`.
 #[derive(Args)]
@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// reads come from the disk. Needs root; affects the whole machine's cache.
     #[arg(long)]
     cold: bool,
+    /// Instead: time how fast a 4-node cluster (started in the scratch directory) re-protects
+    /// the data of a node it loses, after writing this much, e.g. 1GiB.
+    #[arg(long, value_parser = parse_size, conflicts_with_all = ["files", "embedded", "cold"])]
+    repair: Option<u64>,
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
@@ -45,7 +49,7 @@ fn drop_caches() -> Result<()> {
     std::fs::write("/proc/sys/vm/drop_caches", "1").context("dropping the page cache (--cold needs root)")
 }
 
-/// Parses sizes like `4096`, `4KiB`, `64MiB`, `1GiB`.
+/// Parses sizes like `4096`, `4KiB`, `64MiB`, `1GiB`, `2TiB` (powers of two).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -56,6 +60,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
         _ => return Err(format!("bad size unit in {s:?}")),
     };
     n.checked_mul(mult).ok_or_else(|| format!("size {s:?} too large"))
@@ -68,18 +73,18 @@ struct Scenario {
     concurrency: usize,
 }
 
-struct Figures {
-    write: Duration,
-    read: Duration,
+pub(crate) struct Figures {
+    pub write: Duration,
+    pub read: Duration,
 }
 
-fn rate(bytes: u64, d: Duration) -> f64 {
+pub(crate) fn rate(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / MIB / d.as_secs_f64().max(1e-9)
 }
 
 /// The bytes of file `i`: one random buffer, with `i` stamped into every 64 KiB so no two
 /// files (or chunks) deduplicate.
-fn file_data(base: &Bytes, i: usize) -> Bytes {
+pub(crate) fn file_data(base: &Bytes, i: usize) -> Bytes {
     let mut v = base.to_vec();
     for block in v.chunks_mut(64 << 10) {
         let n = block.len().min(8);
@@ -132,7 +137,7 @@ async fn run_scenario(c: &AsyncClient, s: &Scenario, dir: &str, cold: bool) -> R
 
 /// Raw disk: write `total` bytes to a temp file with fsync every 64 MiB and at the end, then
 /// read them back.
-fn raw_disk(scratch: &std::path::Path, total: u64, cold: bool) -> Result<Figures> {
+pub(crate) fn raw_disk(scratch: &std::path::Path, total: u64, cold: bool) -> Result<Figures> {
     let piece = vec![0x5au8; 4 << 20];
     let path = scratch.join(format!(".cairn-bench-raw-{}", rand::random::<u32>()));
     let t = Instant::now();
@@ -164,6 +169,9 @@ fn raw_disk(scratch: &std::path::Path, total: u64, cold: bool) -> Result<Figures
 
 /// Runs `cairn bench`.
 pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
+    if let Some(total) = args.repair {
+        return crate::bench_repair::run(&args.scratch, total).await;
+    }
     let scenarios = match (args.files, args.size) {
         (Some(files), Some(size)) => vec![Scenario {
             name: format!("{files} x {}", human(size)),
@@ -240,7 +248,7 @@ pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     match n {
         n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),

@@ -17,7 +17,7 @@ const PRIVATE_ENV: [&str; 6] =
     ["CAIRN_DATA", "CAIRN_LISTEN", "CAIRN_JOIN", "CAIRN_SECRET", "CAIRN_CONFIG", "CAIRN_NODES"];
 
 /// Starts one child node and waits for the URL it listens on.
-fn start_child(data: &Path, listen: &SocketAddr, extra: &[String]) -> Result<(Child, String)> {
+pub(crate) fn start_child(data: &Path, listen: &SocketAddr, extra: &[String]) -> Result<(Child, String)> {
     let mut cmd = Command::new(std::env::current_exe().context("locating the cairn binary")?);
     cmd.arg("up").arg("--data").arg(data).arg("--listen").arg(listen.to_string()).args(extra);
     for var in PRIVATE_ENV {
@@ -46,8 +46,15 @@ fn start_child(data: &Path, listen: &SocketAddr, extra: &[String]) -> Result<(Ch
     }
 }
 
+/// The cluster secret, as node `url` shows it on its own machine.
+pub(crate) async fn secret(url: &str) -> Result<String> {
+    let ask = async { reqwest::get(format!("{url}/v1/cluster/secret")).await?.error_for_status()?.json().await };
+    let v: serde_json::Value = ask.await.with_context(|| format!("asking {url} for the cluster secret"))?;
+    Ok(v["secret"].as_str().context("the node shows no secret")?.to_string())
+}
+
 /// Sends SIGTERM to a child and waits for it.
-fn stop_child(child: &mut Child) {
+pub(crate) fn stop_child(child: &mut Child) {
     // SAFETY: kill(2) on our own child's pid; no memory is touched.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -63,24 +70,21 @@ pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> 
     }
     let mut children: Vec<Child> = Vec::new();
     let mut urls: Vec<String> = Vec::new();
-    let started = (|| -> Result<()> {
+    let started = async {
         for k in 0..n {
             let dir = data.join(format!("node-{k}"));
             let addr = SocketAddr::new(base.ip(), base.port() + k as u16);
             let mut extra = vec!["--zone".to_string(), zone.to_string()];
             if k > 0 && !dir.join("node.json").exists() {
-                let identity =
-                    std::fs::read(data.join("node-0").join("node.json")).context("reading node 0's identity")?;
-                let v: serde_json::Value = serde_json::from_slice(&identity).context("parsing node 0's identity")?;
-                let secret = v["secret"].as_str().context("node 0 has no secret")?;
-                extra.extend(["--join".into(), urls[0].clone(), "--secret".into(), secret.into()]);
+                extra.extend(["--join".into(), urls[0].clone(), "--secret".into(), secret(&urls[0]).await?]);
             }
             let (child, url) = start_child(&dir, &addr, &extra)?;
             children.push(child);
             urls.push(url);
         }
-        Ok(())
-    })();
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
     if let Err(e) = started {
         children.iter_mut().for_each(stop_child);
         return Err(e);

@@ -5,6 +5,7 @@
 //! policy.
 
 mod bench;
+mod bench_repair;
 mod commands;
 mod local_cluster;
 mod up;

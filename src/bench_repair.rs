@@ -1,0 +1,145 @@
+//! `cairn bench --repair`: how fast a cluster re-protects the data of a node it lost.
+//!
+//! Starts four node processes in the scratch directory (replicas:3, repair delay 1 s), writes
+//! `--size` bytes in 64 MiB files, SIGKILLs the node holding the most, and times until the
+//! three survivors hold every chunk again (each copy verified by the node that stored it) and
+//! the ledger shows every chunk at policy. Prints the repair rate beside this disk's raw
+//! write+fsync speed on the same number of bytes, measured in the same run (every repaired
+//! copy is read on one node and written and fsync'd on another, all on this disk).
+
+use crate::bench::{human, rate, raw_disk, MIB};
+use crate::local_cluster::{start_child, stop_child};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use cairn_client::AsyncClient;
+use futures::{stream, StreamExt, TryStreamExt};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Nodes in the benchmark cluster.
+const NODES: usize = 4;
+/// How long a node may be silent before repair starts, in the benchmark.
+const REPAIR_DELAY: &str = "1s";
+/// Longest the benchmark waits for re-protection.
+const DEADLINE: Duration = Duration::from_secs(1800);
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
+    Ok(http.get(url).send().await?.error_for_status()?.json().await?)
+}
+
+/// Stops every child on drop (SIGTERM), so an error leaves no node behind.
+struct Children(Vec<Option<Child>>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.0.iter_mut().flatten().for_each(stop_child);
+    }
+}
+
+/// Runs the repair benchmark with `total` bytes of data.
+pub async fn run(scratch: &Path, total: u64) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix(".cairn-bench-repair-").tempdir_in(scratch)?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let flags = |extra: &[String]| -> Vec<String> {
+        let mut f: Vec<String> = ["--repair-delay", REPAIR_DELAY, "--repair-interval", "200ms", "--capacity", "1TiB"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        f.extend_from_slice(extra);
+        f
+    };
+    let any_port: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+    let mut children = Children(Vec::new());
+    let mut urls = Vec::new();
+    let (child, url) = start_child(&dir.path().join("node-0"), &any_port, &flags(&[]))?;
+    children.0.push(Some(child));
+    urls.push(url);
+    let secret = crate::local_cluster::secret(&urls[0]).await?;
+    for k in 1..NODES {
+        let join = flags(&["--join".into(), urls[0].clone(), "--secret".into(), secret.clone()]);
+        let (child, url) = start_child(&dir.path().join(format!("node-{k}")), &any_port, &join)?;
+        children.0.push(Some(child));
+        urls.push(url);
+    }
+    let c = AsyncClient::connect(&urls[0])?;
+    let file = 64u64 << 20;
+    let files = total.div_ceil(file) as usize;
+    let base = Bytes::from((0..file).map(|_| rand::random::<u8>()).collect::<Vec<u8>>());
+    println!("cairn bench --repair: {NODES} nodes, replicas:3, writing {} ...", human(files as u64 * file));
+    stream::iter(0..files)
+        .map(|i| {
+            let data = crate::bench::file_data(&base, i);
+            let c = &c;
+            async move { c.put_bytes(&format!("/repair/f{i}"), data).await }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let used = |v: &Value| v["used"].as_u64().unwrap_or(0);
+    let mut held = Vec::new();
+    for u in &urls {
+        held.push(used(&get_json(&http, &format!("{u}/v1/node")).await?));
+    }
+    let victim = (0..NODES).max_by_key(|k| held[*k]).expect("nodes");
+    let lost = held[victim];
+    let survivors: Vec<String> = (0..NODES).filter(|k| *k != victim).map(|k| urls[k].clone()).collect();
+    let want: u64 = held.iter().sum();
+    let t = Instant::now();
+    if let Some(mut child) = children.0[victim].take() {
+        child.kill().context("killing the node")?;
+        let _ = child.wait();
+    }
+    // Done when the survivors hold as many verified bytes as all four did, and the ledger
+    // agrees (once the lost node is declared down, its copies no longer count). The repair
+    // rate is taken from the first new copy to the last.
+    let before: u64 = (0..NODES).filter(|k| *k != victim).map(|k| held[k]).sum();
+    let mut first_copy = None;
+    loop {
+        let mut now = 0;
+        for u in &survivors {
+            now += used(&get_json(&http, &format!("{u}/v1/node")).await?);
+        }
+        if now > before && first_copy.is_none() {
+            first_copy = Some(Instant::now());
+        }
+        if now >= want {
+            break;
+        }
+        if t.elapsed() > DEADLINE {
+            bail!("not re-protected after {:?}", DEADLINE);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = t.elapsed();
+    let active = first_copy.map(|f| f.duration_since(t)).map(|d| took - d).unwrap_or(took);
+    loop {
+        let v = get_json(&http, &format!("{}/v1/fsck", survivors[0])).await?;
+        if v["at_policy"] == true && v["files_checked"].as_u64() == Some(files as u64) {
+            let s = get_json(&http, &format!("{}/v1/cluster", survivors[0])).await?;
+            if s["chunks"]["under_replicated"] == 0 && s["chunks"]["unavailable"] == 0 {
+                break;
+            }
+        }
+        if t.elapsed() > DEADLINE {
+            bail!("the ledger does not show every chunk at policy after {:?}", DEADLINE);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let scratch = scratch.to_path_buf();
+    let raw = tokio::task::spawn_blocking(move || raw_disk(&scratch, lost, false)).await??;
+    println!(
+        "lost node {victim} holding {:.0} MiB: back at policy {:.1} s after the kill ({REPAIR_DELAY} repair delay included)",
+        lost as f64 / MIB,
+        took.as_secs_f64()
+    );
+    println!(
+        "repair {:.1} MiB/s (first new copy to last)   raw disk write+fsync {:.1} MiB/s (same bytes, same run)",
+        rate(lost, active),
+        rate(lost, raw.write)
+    );
+    drop(children);
+    Ok(())
+}
