@@ -156,7 +156,11 @@ fn corrupt_copies_on_two_nodes_are_quarantined_and_repaired() {
 
 #[test]
 fn a_drained_node_is_emptied_under_read_load_and_removed() {
-    let nodes = start_cluster(4);
+    // Six nodes: five voters and a learner; the drained node is a voter.
+    let nodes = start_cluster(6);
+    let voters = |n: &TestNode| cluster(n)["nodes"].as_array().unwrap().iter().filter(|x| x["voter"] == true).count();
+    wait_for("five voters", Duration::from_secs(30), || voters(&nodes[0]) == 5);
+    assert!(cluster(&nodes[3])["nodes"].as_array().unwrap().iter().any(|x| x["this"] == true && x["voter"] == true));
     let files: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("/d/f{i}"), data(200 + i, 5 << 20))).collect();
     for (p, body) in &files {
         put(&nodes[0], p, body.clone());
@@ -193,9 +197,8 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     };
     assert_eq!(state(&nodes[2]), "draining");
     wait_for("the drain to finish", Duration::from_secs(60), || {
-        fsck(&nodes[0]) == 0
-            && nodes[..3].iter().all(|n| chunk_paths(n).len() == 6)
-            && chunk_paths(&nodes[3]).is_empty()
+        let copies: usize = nodes.iter().map(|n| chunk_paths(n).len()).sum();
+        fsck(&nodes[0]) == 0 && copies == 18 && chunk_paths(&nodes[3]).is_empty()
     });
     wait_for("some reads during the drain", Duration::from_secs(30), || reads.load(Ordering::Relaxed) >= 6);
     stop.store(true, Ordering::Relaxed);
@@ -205,13 +208,18 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     let out = nodes[0].ok(&["node", "remove", &victim]);
     assert!(out.contains("removed"), "{out}");
     wait_for("the node to leave the membership", Duration::from_secs(30), || {
-        cluster(&nodes[1])["nodes"].as_array().unwrap().len() == 3
+        cluster(&nodes[1])["nodes"].as_array().unwrap().len() == 5
     });
+    assert_eq!(voters(&nodes[1]), 5, "the learner took the removed voter's seat");
     assert_eq!(fsck(&nodes[1]), 0);
     for (p, body) in &files {
         assert_eq!(&get(&nodes[2], p), body);
     }
-    // Bad operator input is refused without changing anything.
+    // Throttling shows on every node; bad operator input is refused without changing anything.
+    nodes[0].ok(&["worker", "throttle", "scrub", "1MiB"]);
+    wait_for("the scrub limit everywhere", Duration::from_secs(10), || {
+        [1, 2, 4, 5].iter().all(|k| worker(&nodes[*k], "scrub")["rate"] == 1 << 20)
+    });
     assert_eq!(nodes[0].cli(&["node", "drain", "12345"]).status.code(), Some(3));
     assert_eq!(nodes[0].cli(&["worker", "pause", "nonsense"]).status.code(), Some(2));
 }
@@ -249,6 +257,23 @@ fn new_empty_nodes_fill_until_every_node_is_within_the_band() {
         put(&nodes[0], p, body.clone());
     }
     assert!(nodes.iter().all(|n| chunk_paths(n).len() == 15));
+    // A reader through the first node keeps reading while copies move.
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (stop, errors, url, files) = (stop.clone(), errors.clone(), nodes[0].url.clone(), files.clone());
+        std::thread::spawn(move || {
+            let c = http();
+            while !stop.load(Ordering::Relaxed) {
+                for (p, body) in &files {
+                    let got = c.get(format!("{url}/v1/fs{p}")).send().and_then(|r| r.error_for_status()?.bytes());
+                    if !got.is_ok_and(|b| b.as_ref() == body.as_slice()) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
     joiner(&mut nodes);
     joiner(&mut nodes);
     // Converged: every fill within 5 points of the mean, three copies of each chunk, all at
@@ -259,6 +284,9 @@ fn new_empty_nodes_fill_until_every_node_is_within_the_band() {
         let copies: usize = nodes.iter().map(|n| chunk_paths(n).len()).sum();
         f.iter().all(|x| (x - mean).abs() <= 5.0) && copies == 45 && fsck(&nodes[0]) == 0
     });
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert_eq!(errors.load(Ordering::Relaxed), 0, "reads failed while copies moved");
     let on_disk: Vec<usize> = nodes.iter().map(|n| chunk_paths(n).len()).collect();
     assert!(on_disk[3] >= 7 && on_disk[4] >= 7, "{on_disk:?}");
     for (p, body) in &files {

@@ -163,3 +163,21 @@ impl Throttle {
         tokio::time::sleep_until(due.into()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn throttle_paces_to_its_rate_and_zero_means_unlimited() {
+        let start = Instant::now();
+        let mut t = Throttle::new(1 << 20);
+        t.take(256 << 10).await;
+        t.take(256 << 10).await;
+        assert!(start.elapsed() >= Duration::from_millis(500), "512 KiB at 1 MiB/s takes half a second");
+        let start = Instant::now();
+        let mut free = Throttle::new(0);
+        free.take(1 << 40).await;
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}
