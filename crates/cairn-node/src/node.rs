@@ -450,6 +450,12 @@ impl Node {
     /// by, read linearizably.
     pub async fn ledger(self: &Arc<Self>) -> Result<(View, Vec<(ChunkId, ChunkRecord)>), ApiError> {
         self.read_barrier().await?;
+        self.ledger_here().await
+    }
+
+    /// Like [`Node::ledger`], from this replica as it is (no round to the leader): for status
+    /// and metrics, which must answer even when no majority is reachable.
+    pub async fn ledger_here(self: &Arc<Self>) -> Result<(View, Vec<(ChunkId, ChunkRecord)>), ApiError> {
         let node = self.clone();
         tokio::task::spawn_blocking(move || {
             let txn = node.db.begin_read().map_err(internal)?;
@@ -460,9 +466,9 @@ impl Node {
         .map_err(internal)?
     }
 
-    /// Counts of chunks at policy, below it and unreadable, read linearizably.
+    /// Counts of chunks at policy, below it and unreadable, as of this replica.
     pub async fn ledger_summary(self: &Arc<Self>) -> Result<Summary, ApiError> {
-        let (view, ledger) = self.ledger().await?;
+        let (view, ledger) = self.ledger_here().await?;
         Ok(view.summarize(ledger.iter().map(|(_, r)| r)))
     }
 

@@ -100,8 +100,9 @@ pub async fn worker_op(
     Ok(Json(json!({ "message": format!("worker {name} updated on every node") })))
 }
 
-/// `GET /metrics`: Prometheus text format. Chunk health comes from the durability ledger
-/// (read linearizably), worker and space figures from this node.
+/// `GET /metrics`: Prometheus text format. Chunk health comes from this node's replica of the
+/// durability ledger (it answers even without a majority), worker and space figures from
+/// this node.
 pub async fn metrics(State(st): State<AppState>) -> Result<Response, HttpError> {
     let node = &st.node;
     let summary = node.ledger_summary().await?;
