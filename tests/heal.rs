@@ -196,7 +196,7 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
         let me = v["nodes"].as_array().unwrap().iter().find(|x| x["id"] == victim.as_str()).unwrap().clone();
         me["admin_state"].as_str().unwrap().to_string()
     };
-    assert_eq!(state(&nodes[2]), "draining");
+    wait_for("every node to see the drain", Duration::from_secs(10), || state(&nodes[2]) == "draining");
     wait_for("the drain to finish", Duration::from_secs(60), || {
         let copies: usize = nodes.iter().map(|n| chunk_paths(n).len()).sum();
         fsck(&nodes[0]) == 0 && copies == 18 && chunk_paths(&nodes[3]).is_empty()
