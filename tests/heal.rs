@@ -326,3 +326,33 @@ fn a_node_whose_disk_was_replaced_gets_its_chunks_back() {
         assert_eq!(&get(&recovered, p), body);
     }
 }
+
+#[test]
+fn rebalance_never_fills_a_node_past_the_limit() {
+    let big = ["--capacity", "40MiB"];
+    let first = TestNode::start(&[FAST, &big[..]].concat());
+    let (secret, url) = (first.ok(&["status", "--secret"]).trim().to_string(), first.url.clone());
+    let join = [&["--join", url.as_str(), "--secret", secret.as_str()][..], FAST].concat();
+    let mut nodes = vec![first];
+    nodes.push(TestNode::start(&[&join[..], &big[..]].concat()));
+    let up = |n: &TestNode, k: usize| {
+        cluster(n)["nodes"].as_array().unwrap().iter().filter(|x| x["state"] == "up").count() == k
+    };
+    wait_for("two nodes up", Duration::from_secs(30), || up(&nodes[0], 2));
+    nodes[0].ok(&["policy", "set", "/", "replicas:1"]);
+    for i in 0..20 {
+        put(&nodes[0], &format!("/l/f{i}"), data(500 + i, 4 << 20));
+    }
+    // The two nodes are full (80 MiB in 80 MiB), so the mean fill with an empty 4 MiB node is
+    // 95 %: the band asks for a chunk on it, but one chunk would fill it to 100 %.
+    nodes.push(TestNode::start(&[&join[..], &["--capacity", "4MiB"][..]].concat()));
+    let leader = cluster(&nodes[0])["raft"]["leader"].as_str().unwrap().to_string();
+    let on_leader = nodes.iter().find(|n| node_id(n) == leader).unwrap();
+    wait_for("the leader to see three nodes up", Duration::from_secs(30), || up(on_leader, 3));
+    let passes = worker(on_leader, "rebalance")["passes"].as_u64().unwrap();
+    wait_for("three more rebalance passes", Duration::from_secs(30), || {
+        worker(on_leader, "rebalance")["passes"].as_u64().unwrap() >= passes + 3
+    });
+    assert_eq!(chunk_paths(&nodes[2]).len(), 0, "the small node is not filled past the limit");
+    assert_eq!(fsck(&nodes[0]), 0);
+}

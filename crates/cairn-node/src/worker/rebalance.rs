@@ -4,8 +4,9 @@
 //! (used / capacity) with the cluster's mean fill; while the fullest node is more than
 //! `rebalance_band` percentage points above the mean or the emptiest that far below, it moves
 //! one copy of a healthy chunk from the fullest to the emptiest node that does not hold it,
-//! never filling the receiver past `fill_limit` and never putting two copies in one zone that
-//! were in two before. A move is copy (verified by the receiver) -> ledger records the new
+//! never filling the receiver past `fill_limit` or past the band above the mean (chunks are
+//! coarse: a move that overshoots would be undone by the next pass), and never putting two
+//! copies in one zone that were in two before. A move is copy (verified by the receiver) -> ledger records the new
 //! holder -> the old holder deletes its copy and reports it gone: readers find the chunk
 //! throughout, and it never has fewer verified copies than before.
 
@@ -116,7 +117,10 @@ impl RebalanceWorker {
             });
             let Some((id, rec)) = pick else { break };
             let len = rec.len as u64;
-            if fill_percent(dst.used + len, dst.capacity) > limit {
+            let dst_after = fill_percent(dst.used + len, dst.capacity);
+            // Never past the hard limit, and never overshooting the band on the other side
+            // (the next pass would move the chunk straight back).
+            if dst_after > limit || dst_after > mean + band {
                 break;
             }
             moved_ids.insert(*id);
