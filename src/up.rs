@@ -53,6 +53,10 @@ pub struct UpArgs {
     /// How often every local chunk is re-read and re-hashed, e.g. 24h [default: 24h].
     #[arg(long, env = "CAIRN_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     scrub_interval: Option<Duration>,
+    /// How copies reach their nodes: chain (node to node) or fanout (this node sends each)
+    /// [default: chain].
+    #[arg(long, env = "CAIRN_REPLICATION")]
+    replication: Option<cairn_node::Replication>,
     /// Rejoin as node ID after its disk was replaced (empty data dir; needs --join): the
     /// node gets the chunks placement assigns to it back from the others.
     #[arg(long, env = "CAIRN_RECOVER", value_name = "ID")]
@@ -106,6 +110,9 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(i) = args.scrub_interval {
         c.scrub_interval = i;
+    }
+    if let Some(r) = args.replication {
+        c.replication = r;
     }
     if args.recover.is_some() {
         c.recover = args.recover;

@@ -348,3 +348,38 @@ fn large_files_are_read_from_every_node_at_once() {
     let helped = nodes.iter().zip(&before).filter(|(n, b)| served(n) > **b).count();
     assert!(helped >= 2, "the 10 chunks were served by {helped} node(s)");
 }
+
+#[test]
+fn fan_out_replication_stores_every_copy_and_survives_a_dead_target() {
+    let first = TestNode::start(&["--replication", "fanout"]);
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    let join = first.url.clone();
+    let mut nodes = vec![first];
+    for _ in 0..2 {
+        nodes.push(TestNode::start(&["--replication", "fanout", "--join", &join, "--secret", &secret]));
+    }
+    for n in &nodes {
+        all_up(n, 3);
+    }
+    let c = http();
+    let body = data(9, 9 << 20);
+    assert!(c.put(format!("{}/v1/fs/copied", nodes[1].url)).body(body.clone()).send().unwrap().status().is_success());
+    assert!(nodes.iter().all(|n| n.chunk_files() == 3), "every node holds all three chunks");
+    assert_eq!(nodes[0].cli(&["fsck"]).status.code(), Some(0));
+    // A target that is down: the copies that got through (a majority) are acknowledged, and
+    // the ledger knows the chunk is short of one.
+    nodes[2].kill();
+    let more = data(10, 5 << 20);
+    let r = c.put(format!("{}/v1/fs/copied-2", nodes[0].url)).body(more.clone()).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    for n in &nodes[..2] {
+        assert_eq!(
+            c.get(format!("{}/v1/fs/copied-2", n.url)).send().unwrap().bytes().unwrap().as_ref(),
+            more.as_slice()
+        );
+        assert_eq!(c.get(format!("{}/v1/fs/copied", n.url)).send().unwrap().bytes().unwrap().as_ref(), body.as_slice());
+    }
+    wait_for("the short chunks to show", Duration::from_secs(30), || {
+        cluster(&nodes[0])["chunks"]["under_replicated"].as_u64().unwrap_or(0) >= 2
+    });
+}

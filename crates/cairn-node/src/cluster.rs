@@ -8,7 +8,7 @@
 //! it, then reads locally.
 
 use crate::now_ns;
-use crate::Node;
+use crate::{Node, Replication};
 use cairn_client::HttpBackend;
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, HolderChange, Request};
@@ -320,18 +320,11 @@ impl Node {
             if round.is_empty() {
                 break;
             }
-            let puts = round.iter().map(|t| {
-                let data = data.clone();
-                let url = members.get(t).cloned();
-                async move {
-                    if *t == self.id {
-                        return self.put_chunk_local(id, data, hashed_here).await;
-                    }
-                    let url = url.ok_or_else(|| unavailable("target left the cluster"))?;
-                    self.peer(&url)?.put_chunk_local(id, data).await.map_err(ApiError::from)
-                }
-            });
-            for (t, r) in round.iter().zip(futures::future::join_all(puts).await) {
+            let results = match self.config.replication {
+                Replication::Fanout => self.fan_out(id, &data, &round, &members, hashed_here).await,
+                Replication::Chain => self.chain(id, &data, &round, &members, hashed_here).await,
+            };
+            for (t, r) in round.iter().zip(results) {
                 match r {
                     Ok(()) => stored.push(*t),
                     // Bad bytes are refused by every node alike: no point trying others.
@@ -358,6 +351,90 @@ impl Node {
         self.report(stored.into_iter().map(|node| HolderChange { id, node, len, held: true }).collect()).await
     }
 
+    /// Sends a copy to each of `targets` in parallel; one result per target.
+    async fn fan_out(
+        &self,
+        id: ChunkId,
+        data: &bytes::Bytes,
+        targets: &[u64],
+        members: &BTreeMap<u64, String>,
+        hashed_here: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        let puts = targets.iter().map(|t| {
+            let data = data.clone();
+            let url = members.get(t).cloned();
+            async move {
+                if *t == self.id {
+                    return self.put_chunk_local(id, data, hashed_here).await;
+                }
+                let url = url.ok_or_else(|| unavailable("target left the cluster"))?;
+                self.peer(&url)?.put_chunk_local(id, data).await.map_err(ApiError::from)
+            }
+        });
+        futures::future::join_all(puts).await
+    }
+
+    /// Sends the chunk down a chain through `targets` in order (each stores its copy while
+    /// passing the chunk on); one result per target.
+    async fn chain(
+        &self,
+        id: ChunkId,
+        data: &bytes::Bytes,
+        targets: &[u64],
+        members: &BTreeMap<u64, String>,
+        hashed_here: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        let urls: Vec<String> = targets.iter().filter_map(|t| members.get(t).cloned()).collect();
+        if urls.len() != targets.len() || urls.is_empty() {
+            return targets.iter().map(|_| Err(unavailable("a target left the cluster"))).collect();
+        }
+        let stored = if targets.first() == Some(&self.id) {
+            self.put_chunk_chained(id, data.clone(), &urls[1..], hashed_here).await
+        } else {
+            forward(self, &urls[0], id, data.clone(), &urls[1..]).await
+        };
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(e) if e.code == ErrorCode::InvalidArgument => return targets.iter().map(|_| Err(e.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        // A broken link cuts off the nodes behind it: send those their copies directly.
+        let missed: Vec<u64> = targets.iter().filter(|t| !stored.contains(t)).copied().collect();
+        let mut retried = self.fan_out(id, data, &missed, members, hashed_here).await.into_iter();
+        targets
+            .iter()
+            .map(|t| if stored.contains(t) { Ok(()) } else { retried.next().expect("one per missed") })
+            .collect()
+    }
+
+    /// One link of a chain: stores the chunk here and, at the same time, passes it to
+    /// `next[0]` with the rest of the chain. Returns the nodes that stored it, this one first.
+    pub async fn put_chunk_chained(
+        &self,
+        id: ChunkId,
+        data: bytes::Bytes,
+        next: &[String],
+        hashed_here: bool,
+    ) -> Result<Vec<u64>, ApiError> {
+        let onward = async {
+            match next.split_first() {
+                Some((first, rest)) => forward(self, first, id, data.clone(), rest).await.unwrap_or_else(|e| {
+                    tracing::warn!(chunk = %id, "chain broke after this node: {e}");
+                    Vec::new()
+                }),
+                None => Vec::new(),
+            }
+        };
+        let (here, mut stored) = tokio::join!(self.put_chunk_local(id, data.clone(), hashed_here), onward);
+        match here {
+            Ok(()) => stored.insert(0, self.id),
+            // Bad bytes are refused alike everywhere; other failures leave the rest standing.
+            Err(e) if e.code == ErrorCode::InvalidArgument || stored.is_empty() => return Err(e),
+            Err(e) => tracing::warn!(chunk = %id, "storing this link's copy failed: {e}"),
+        }
+        Ok(stored)
+    }
+
     /// Refreshes a chunk's age wherever it is held (the intent step of a commit); true if at
     /// least one holder has it.
     pub(crate) async fn touch_chunk(&self, id: ChunkId) -> bool {
@@ -373,4 +450,21 @@ impl Node {
         });
         futures::future::join_all(touches).await.into_iter().any(|present| present)
     }
+}
+
+/// Passes a chunk to the node at `url` as the next link of a chain
+/// (`PUT /v1/chunks/{id}?chain=URL,URL...`); returns the nodes that stored it.
+async fn forward(
+    node: &Node,
+    url: &str,
+    id: ChunkId,
+    data: bytes::Bytes,
+    rest: &[String],
+) -> Result<Vec<u64>, ApiError> {
+    let peer = node.peer(url)?;
+    let target = reqwest::Url::parse_with_params(&format!("{url}/v1/chunks/{id}"), &[("chain", rest.join(","))])
+        .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.to_string()))?;
+    let resp = peer.send(peer.http().put(target).body(data)).await?;
+    let v: serde_json::Value = resp.json().await.map_err(|e| unavailable(e.to_string()))?;
+    serde_json::from_value(v["stored"].clone()).map_err(|e| unavailable(format!("bad chain answer: {e}")))
 }

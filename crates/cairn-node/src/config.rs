@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub rebalance_band: f64,
     /// Repair and rebalance never fill a node past this percentage.
     pub fill_limit: f64,
+    /// How a chunk's copies reach their nodes: `fanout` (the receiving node sends every copy)
+    /// or `chain` (each node stores its copy and passes the chunk on to the next).
+    pub replication: Replication,
     /// Start as the node with this id whose disk was replaced: join the cluster (with
     /// `join`) under the old id, and get its chunks back from the other nodes.
     pub recover: Option<u64>,
@@ -73,6 +76,31 @@ impl Default for NodeConfig {
             rebalance_band: 5.0,
             fill_limit: 95.0,
             recover: None,
+            replication: Replication::Chain,
+        }
+    }
+}
+
+/// How a chunk's copies reach their nodes (see `docs/benchmarks.md` for the measurement
+/// that picked the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replication {
+    /// The node the client uploads to sends every other copy itself, in parallel.
+    Fanout,
+    /// Node to node: each stores its copy while passing the chunk on to the next (measured
+    /// faster: the sending is spread over the nodes).
+    #[default]
+    Chain,
+}
+
+impl std::str::FromStr for Replication {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fanout" => Ok(Replication::Fanout),
+            "chain" => Ok(Replication::Chain),
+            _ => Err(format!("replication must be fanout or chain, not {s:?}")),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod raft;
 pub mod worker;
 
 pub use cluster::{JoinReply, JoinRequest};
-pub use config::NodeConfig;
+pub use config::{NodeConfig, Replication};
 pub use local::LocalBackend;
 pub use node::{Node, RunningNode};
 

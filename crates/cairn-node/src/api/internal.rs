@@ -31,18 +31,27 @@ pub struct PutChunkParams {
     local: Option<bool>,
     /// Copies wanted (the file's policy); default 1.
     replicas: Option<u8>,
+    /// Store here and pass the chunk on down this chain (comma-separated node URLs, may be
+    /// empty); answers `{"stored": [node ids]}`.
+    chain: Option<String>,
 }
 
-/// `PUT /v1/chunks/{id}[?replicas=N | ?local=true]`: store a chunk (verified against its id)
-/// durably on the nodes placement picks, or on this node only.
+/// `PUT /v1/chunks/{id}[?replicas=N | ?local=true | ?chain=URLS]`: store a chunk (verified
+/// against its id) durably on the nodes placement picks, on this node only, or on this node
+/// and down a chain of others.
 pub async fn put_chunk(
     State(st): State<AppState>,
     Path(hex): Path<String>,
     q: Result<Query<PutChunkParams>, QueryRejection>,
     body: Bytes,
-) -> Result<StatusCode, HttpError> {
+) -> Result<Response, HttpError> {
     let p = query_params(q)?;
     let id = chunk_id(&hex)?;
+    if let Some(chain) = p.chain {
+        let next: Vec<String> = chain.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect();
+        let stored = st.node.put_chunk_chained(id, body, &next, false).await?;
+        return Ok(axum::Json(serde_json::json!({ "stored": stored })).into_response());
+    }
     if p.local.unwrap_or(false) {
         st.node.put_chunk_local(id, body, false).await?;
     } else {
@@ -52,7 +61,7 @@ pub async fn put_chunk(
         }
         st.node.put_chunk(id, body, n as usize, false).await?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /v1/chunks/{id}/touch`: refresh a chunk's age here; says whether it is here.
