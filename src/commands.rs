@@ -373,21 +373,23 @@ async fn status(c: &AsyncClient, json: bool) -> Result<()> {
         v["raft"]["last_applied"]
     );
     println!(
-        "{:<20} {:<8} {:<6} {:<10} {:>10} {:>10} {:>9}  url",
-        "node", "state", "voter", "zone", "capacity", "free", "log"
+        "{:<20} {:<8} {:<9} {:<6} {:<10} {:>10} {:>10} {:>8} {:>9}  url",
+        "node", "state", "admin", "voter", "zone", "capacity", "free", "chunks", "log"
     );
     let gib = |x: &serde_json::Value| {
         x.as_u64().map(|b| format!("{:.1}G", b as f64 / (1u64 << 30) as f64)).unwrap_or_else(|| "?".into())
     };
     for n in v["nodes"].as_array().into_iter().flatten() {
         println!(
-            "{:<20} {:<8} {:<6} {:<10} {:>10} {:>10} {:>9}  {}",
+            "{:<20} {:<8} {:<9} {:<6} {:<10} {:>10} {:>10} {:>8} {:>9}  {}",
             n["id"].as_str().unwrap_or("?"),
             n["state"].as_str().unwrap_or("?"),
+            n["admin_state"].as_str().unwrap_or("?"),
             n["voter"].as_bool().unwrap_or(false),
             n["zone"].as_str().unwrap_or("?"),
             gib(&n["capacity"]),
             gib(&n["free"]),
+            n["chunks"],
             n["log_index"].as_u64().map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             n["url"].as_str().unwrap_or("?")
         );

@@ -201,6 +201,11 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
         let copies: usize = nodes.iter().map(|n| chunk_paths(n).len()).sum();
         fsck(&nodes[0]) == 0 && copies == 18 && chunk_paths(&nodes[3]).is_empty()
     });
+    wait_for("status to show the drained node empty", Duration::from_secs(10), || {
+        let v = cluster(&nodes[0]);
+        v["nodes"].as_array().unwrap().iter().any(|x| x["id"] == victim.as_str() && x["chunks"] == 0)
+    });
+    assert!(nodes[0].ok(&["status"]).contains("draining"));
     wait_for("some reads during the drain", Duration::from_secs(30), || reads.load(Ordering::Relaxed) >= 6);
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();

@@ -18,6 +18,11 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
     let membership = m.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     let states = node.node_states();
+    let (view, ledger) = node.ledger_here().await?;
+    let mut held: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for h in ledger.iter().flat_map(|(_, r)| &r.holders) {
+        *held.entry(*h).or_default() += 1;
+    }
     let nodes: Vec<Value> = membership
         .nodes()
         .map(|(id, n)| {
@@ -27,6 +32,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
                 "url": if *id == node.id { node.url.clone() } else { n.addr.clone() },
                 "state": state,
                 "admin_state": states.get(id).copied().unwrap_or_default().as_str(),
+                "chunks": held.get(id).copied().unwrap_or(0),
                 "voter": voters.contains(id),
                 "this": *id == node.id,
                 "log_index": m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index),
@@ -55,7 +61,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             "snapshot": m.snapshot.map(|l| l.index),
             "purged": m.purged.map(|l| l.index),
         },
-        "chunks": node.ledger_summary().await?,
+        "chunks": view.summarize(ledger.iter().map(|(_, r)| r)),
         "workers": node.worker_status(),
         "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
     })))
