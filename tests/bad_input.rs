@@ -113,6 +113,35 @@ fn malformed_internal_requests_and_garbage_bytes() {
             assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_argument"), "{ep} {body:?}");
         }
     }
+    // Operator and self-healing endpoints.
+    let chunk = blake3::hash(b"real").to_hex().to_string();
+    for (req, want) in [
+        (c.post(u(&format!("/v1/chunks/{id}/copy"))).body("{not json"), "invalid_argument"),
+        (c.post(u(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": []}"#), "not_found"),
+        (c.post(u(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": ["http://127.0.0.1:1"]}"#), "unavailable"),
+        (c.put(u(&format!("/v1/chunks/{id}?chain=http://127.0.0.1:1"))).body("not it"), "invalid_argument"),
+        (c.put(u(&format!("/v1/chunks/{chunk}?chain=nonsense,,%00"))).body("not it"), "invalid_argument"),
+        (c.get(u("/v1/fsck?path=../up")), "invalid_argument"),
+        (c.get(u("/v1/fsck?path=/missing")), "not_found"),
+        (c.get(u("/v1/fsck?colour=blue")), "invalid_argument"),
+        (c.post(u("/v1/nodes/abc?op=drain")), "invalid_argument"),
+        (c.post(u("/v1/nodes/7?op=drain")), "not_found"),
+        (c.post(u("/v1/nodes/7?op=explode")), "invalid_argument"),
+        (c.post(u("/v1/workers/repair?op=throttle")), "invalid_argument"),
+        (c.post(u("/v1/workers/repair?op=throttle&rate=-5")), "invalid_argument"),
+        (c.post(u("/v1/workers/nonsense?op=pause")), "invalid_argument"),
+    ] {
+        let (status, code) = code_of(req.send().unwrap());
+        assert_eq!(code, want, "{status}");
+    }
+    let me = c.get(u("/v1/cluster")).send().unwrap().json::<Value>().unwrap()["node_id"].as_str().unwrap().to_string();
+    let (_, code) = code_of(c.post(u(&format!("/v1/nodes/{me}?op=remove"))).send().unwrap());
+    assert_eq!(code, "invalid_argument", "the last node cannot be removed");
+    // A chain link with bytes that match their id stores them even when the rest of the
+    // chain is unreachable.
+    let r = c.put(u(&format!("/v1/chunks/{chunk}?chain=http://127.0.0.1:1"))).body("real").send().unwrap();
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["stored"].as_array().unwrap().len(), 1, "{v}");
     // Raw garbage and broken HTTP on the socket.
     for junk in [
         &b"\x00\x01\x02\xff\xfe garbage\r\n\r\n"[..],
