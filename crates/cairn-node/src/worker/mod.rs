@@ -46,6 +46,11 @@ pub trait Worker: Send + Sync + 'static {
     fn settings(&self) -> WorkerSettings {
         WorkerSettings::default()
     }
+    /// True if the first pass waits one interval (a node restart should not start a full
+    /// scrub of its disk); otherwise it runs at once.
+    fn first_pass_waits(&self) -> bool {
+        false
+    }
 }
 
 /// What a worker has done so far.
@@ -92,7 +97,11 @@ impl WorkerHandle {
         }));
         let shared = status.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
+            let first = match worker.first_pass_waits() {
+                true => tokio::time::Instant::now() + interval,
+                false => tokio::time::Instant::now(),
+            };
+            let mut tick = tokio::time::interval_at(first, interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

@@ -116,4 +116,8 @@ impl Worker for ScrubWorker {
     fn settings(&self) -> WorkerSettings {
         self.node.worker_settings(self.name())
     }
+
+    fn first_pass_waits(&self) -> bool {
+        true
+    }
 }
