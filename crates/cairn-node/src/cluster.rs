@@ -279,13 +279,29 @@ impl Node {
         }
     }
 
+    /// The nodes this replica's ledger credits with a copy of `id`.
+    fn holders_here(&self, id: ChunkId) -> Vec<u64> {
+        use redb::ReadableDatabase;
+        let read = || -> Option<Vec<u64>> {
+            let txn = self.db.begin_read().ok()?;
+            Some(cairn_meta::chunk_record(&txn, &id).ok()??.holders)
+        };
+        read().unwrap_or_default()
+    }
+
     /// Fetches a chunk this node does not hold from the other members, verified.
     pub(crate) async fn fetch_from_peers(&self, id: ChunkId) -> Result<bytes::Bytes, ApiError> {
-        let members: Vec<String> = {
-            let m = self.raft.metrics().borrow().membership_config.membership().clone();
-            m.nodes().filter(|(nid, _)| **nid != self.id).map(|(_, n)| n.addr.clone()).collect()
-        };
-        for url in members {
+        // The holders the ledger knows (as of this replica) first, up ones before the others;
+        // then every other member, in case the ledger is behind.
+        let holders = self.holders_here(id);
+        let mut members: Vec<(bool, bool, String)> = self
+            .members()
+            .into_iter()
+            .filter(|(nid, _)| *nid != self.id)
+            .map(|(nid, url)| (!holders.contains(&nid), !self.peers.usable(nid), url))
+            .collect();
+        members.sort();
+        for (_, _, url) in members {
             let Ok(peer) = self.peer(&url) else { continue };
             if let Ok(frames) = peer.get_chunk_local(id).await {
                 return Ok(frames.into_contiguous());
