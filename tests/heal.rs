@@ -123,6 +123,15 @@ fn a_node_lost_for_good_is_re_protected_without_help() {
     for (p, body) in &files {
         assert_eq!(&get(&nodes[1], p), body);
     }
+    // The lost node comes back with its old copies: the surplus is deleted again, leaving
+    // three verified copies of each chunk.
+    nodes[3].restart();
+    wait_for("the surplus copies to go", Duration::from_secs(60), || {
+        nodes.iter().map(|n| chunk_paths(n).len()).sum::<usize>() == 24 && fsck(&nodes[1]) == 0
+    });
+    for (p, body) in &files {
+        assert_eq!(&get(&nodes[3], p), body);
+    }
 }
 
 #[test]

@@ -8,14 +8,19 @@
 //! coarse: a move that overshoots would be undone by the next pass), and never putting two
 //! copies in one zone that were in two before. A move is copy (verified by the receiver) -> ledger records the new
 //! holder -> the old holder deletes its copy and reports it gone: readers find the chunk
-//! throughout, and it never has fewer verified copies than before.
+//! throughout, and it never has fewer verified copies than before. The same worker deletes
+//! surplus copies (more than the target on nodes that are up), keeping the ones placement
+//! ranks first.
 
 use super::{repair::copy_on, PassReport, Throttle, Worker};
+use crate::ledger::View;
 use crate::node::fill_percent;
 use crate::peers::{NodeInfo, PeerState};
 use crate::Node;
+use cairn_core::placement::{place, Candidate};
 use cairn_core::wire::{HolderChange, NodeState, WorkerSettings};
 use cairn_core::ChunkId;
+use cairn_meta::ChunkRecord;
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -86,6 +91,7 @@ impl RebalanceWorker {
         let (view, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;
         let urls: BTreeMap<u64, String> = self.node.members().into_iter().collect();
         let zone_of: BTreeMap<u64, String> = spaces.iter().map(|s| (s.id, s.zone.clone())).collect();
+        let trimmed = self.trim(&view, &ledger, &urls, &zone_of).await;
         let (band, limit) = (self.node.config.rebalance_band, self.node.config.fill_limit);
         let rate = match self.settings().rate {
             0 => DEFAULT_RATE,
@@ -139,8 +145,75 @@ impl RebalanceWorker {
             moves += 1;
             bytes += len;
         }
-        let summary = format!("moved {moves} copies ({bytes} bytes)");
-        Ok(PassReport { summary, items: moves, bytes })
+        let summary = format!("moved {moves} copies ({bytes} bytes), deleted {trimmed} surplus copies");
+        Ok(PassReport { summary, items: moves + trimmed, bytes })
+    }
+
+    /// True if each of `nodes` has a file for chunk `id`.
+    async fn all_present(&self, id: ChunkId, nodes: &[u64], urls: &BTreeMap<u64, String>) -> bool {
+        for n in nodes {
+            let present = match urls.get(n) {
+                Some(_) if *n == self.node.id => self.node.touch_chunk_local(id).await.unwrap_or(false),
+                Some(url) => match self.node.peer(url) {
+                    Ok(p) => p.touch_chunk_local(id).await.unwrap_or(false),
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            if !present {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Deletes copies beyond a chunk's target (a node came back after its copies had been
+    /// replaced). Of the holders that are up and active, the ones placement ranks first stay,
+    /// so zones stay spread; nothing is deleted while fewer than target + 1 holders are up.
+    /// Runs in this worker, between moves, so it never races a move of the same chunk.
+    async fn trim(
+        &self,
+        view: &View,
+        ledger: &[(ChunkId, ChunkRecord)],
+        urls: &BTreeMap<u64, String>,
+        zone_of: &BTreeMap<u64, String>,
+    ) -> u64 {
+        let mut trimmed = 0;
+        for (id, rec) in ledger {
+            if self.settings().paused {
+                break;
+            }
+            let target = view.assess(rec).target;
+            let up: Vec<Candidate> = rec
+                .holders
+                .iter()
+                .filter(|h| {
+                    view.members.get(h).is_some_and(|m| m.state == NodeState::Active && m.peer == PeerState::Up)
+                })
+                .map(|h| Candidate { id: *h, zone: zone_of.get(h).cloned().unwrap_or_default(), weight: 1.0 })
+                .collect();
+            if up.len() <= target {
+                continue;
+            }
+            let keep = place(id, &up, target);
+            // Only if every kept copy is really there (a lost file the ledger still credits
+            // would otherwise leave the chunk short).
+            if !self.all_present(*id, &keep, urls).await {
+                continue;
+            }
+            for h in up.iter().map(|c| c.id).filter(|h| !keep.contains(h)) {
+                let deleted = match urls.get(&h) {
+                    Some(_) if h == self.node.id => self.node.delete_chunk_local(*id).await,
+                    Some(url) => super::repair::delete_on(&self.node, url, *id).await,
+                    None => continue,
+                };
+                match deleted {
+                    Ok(()) => trimmed += 1,
+                    Err(e) => tracing::warn!(chunk = %id, node = h, "deleting a surplus copy failed: {e}"),
+                }
+            }
+        }
+        trimmed
     }
 
     /// Copy to `dst`, record it, then delete from `src`.
