@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// reads come from the disk. Needs root; affects the whole machine's cache.
     #[arg(long)]
     cold: bool,
+    /// Read every chunk over HTTP even from a node on this machine (default: a client on the
+    /// node's machine reads its chunk files directly, verified).
+    #[arg(long)]
+    no_short_circuit: bool,
     /// Instead: time how fast a 4-node cluster (started in the scratch directory) re-protects
     /// the data of a node it loses, after writing this much, e.g. 1GiB.
     #[arg(long, value_parser = parse_size, conflicts_with_all = ["files", "embedded", "cold"])]
@@ -208,10 +212,14 @@ pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
     } else {
         node_url.to_string()
     };
-    let c = AsyncClient::connect(&url)?;
+    let mut c = AsyncClient::connect(&url)?;
+    if args.no_short_circuit {
+        c = c.without_short_circuit();
+    }
     println!(
-        "cairn bench against {url}{}, reads {}",
+        "cairn bench against {url}{}{}, reads {}",
         if args.embedded { " (embedded node)" } else { "" },
+        if args.no_short_circuit { " (chunks over HTTP only)" } else { "" },
         if args.cold { "cold (page cache dropped first)" } else { "warm (page cache)" }
     );
     println!(

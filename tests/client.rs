@@ -102,3 +102,41 @@ fn concurrent_writers_conflict_instead_of_losing_updates() {
     let io: std::io::Error = client.open("/missing").err().unwrap().into();
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
 }
+
+/// Chunk reads the node served over HTTP so far.
+fn served(node: &TestNode) -> u64 {
+    let v: serde_json::Value = common::http().get(format!("{}/v1/node", node.url)).send().unwrap().json().unwrap();
+    v["chunks_served"].as_u64().unwrap()
+}
+
+#[test]
+fn a_client_beside_its_node_reads_chunk_files_directly_and_verifies_them() {
+    let node = TestNode::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (src, back) = (dir.path().join("src"), dir.path().join("back"));
+    std::fs::write(&src, data(3, 9 << 20)).unwrap();
+    node.ok(&["put", src.to_str().unwrap(), "/direct"]);
+    let before = served(&node);
+    node.ok(&["get", "/direct", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), data(3, 9 << 20));
+    assert_eq!(served(&node), before, "every chunk was read from the node's files, not over HTTP");
+
+    // A corrupt file is never passed on: the client falls back to the node, which finds it
+    // corrupt too, quarantines it and, with no other copy, refuses.
+    let chunks = node.data.join("chunks");
+    let victim = std::fs::read_dir(&chunks)
+        .unwrap()
+        .map(|d| d.unwrap())
+        .filter(|d| d.file_name().len() == 2)
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().path()))
+        .next()
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[64 + 7] ^= 0x40;
+    std::fs::write(&victim, bytes).unwrap();
+    let out = node.cli(&["cat", "/direct"]);
+    assert!(!out.status.success());
+    assert_ne!(out.stdout.len(), 9 << 20);
+    assert!(!victim.exists(), "the corrupt file was moved to quarantine");
+    assert_eq!(std::fs::read_dir(chunks.join("quarantine")).unwrap().count(), 1);
+}

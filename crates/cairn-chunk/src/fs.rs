@@ -95,67 +95,92 @@ impl FsChunkStore {
     }
 
     fn path_of(&self, id: &ChunkId) -> PathBuf {
-        let hex = id.to_hex();
-        self.root.join(&hex[..2]).join(hex)
+        chunk_path(&self.root, id)
+    }
+}
+
+/// Where chunk `id` lives under a store's `root`.
+fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
+    let hex = id.to_hex();
+    root.join(&hex[..2]).join(hex)
+}
+
+/// Reads chunks from a store another process (the local node) owns, for short-circuit local
+/// reads by a client on the same machine, as HDFS clients read block files next to their
+/// DataNode. It never writes; every chunk is verified against its BLAKE3 id.
+#[derive(Debug, Clone)]
+pub struct FsChunkReader {
+    root: PathBuf,
+}
+
+impl FsChunkReader {
+    /// A reader of the store at `root` (the node's `<data>/chunks`).
+    pub fn new(root: &Path) -> Self {
+        FsChunkReader { root: root.to_path_buf() }
     }
 
-    /// Reads and checks a chunk file's header and body.
-    fn read_file(&self, id: &ChunkId, path: &Path, check: Check) -> Result<Vec<u8>> {
-        let mut f = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ChunkError::NotFound(*id)),
-            Err(e) => return Err(io_err(e)),
-        };
-        let corrupt = |why: &str| ChunkError::Corrupt { id: *id, why: why.to_string() };
-        let mut h = [0u8; HEADER_LEN];
-        f.read_exact(&mut h).map_err(|_| corrupt("short header"))?;
-        if &h[..8] != MAGIC {
-            return Err(corrupt("bad magic"));
-        }
-        let version = u16::from_le_bytes([h[8], h[9]]);
-        if version != VERSION {
-            return Err(corrupt(&format!("unknown chunk format version {version}")));
-        }
-        if h[24..56] != id.0 {
-            return Err(corrupt("header names another chunk"));
-        }
-        let len = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
-        let actual = f.metadata().map_err(io_err)?.len().saturating_sub(HEADER_LEN as u64);
-        if actual != len {
-            return Err(corrupt("length differs from header"));
-        }
-        // Read in slices (into uninitialised capacity: no zeroing pass) and check each while it
-        // is still in cache: one pass over the bytes.
-        // Ask the kernel for the whole chunk at once: the slices below then find their pages
-        // already in flight instead of waiting for readahead to ramp up slice by slice.
-        advise_willneed(&f, HEADER_LEN as u64 + len);
-        let mut data = Vec::with_capacity(len as usize);
-        let mut hasher = blake3::Hasher::new();
-        let mut crc = 0u32;
-        while (data.len() as u64) < len {
-            let start = data.len();
-            let want = (len - start as u64).min(READ_SLICE as u64);
-            let got = (&mut f).take(want).read_to_end(&mut data).map_err(io_err)?;
-            if got as u64 != want {
-                return Err(corrupt("shorter than its header says"));
-            }
-            let slice = &data[start..];
-            match check {
-                Check::Hash => {
-                    hasher.update(slice);
-                }
-                Check::Crc => crc = crc32c::crc32c_append(crc, slice),
-            }
-        }
-        let ok = match check {
-            Check::Hash => hasher.finalize().as_bytes() == &id.0,
-            Check::Crc => crc.to_le_bytes() == h[56..60],
-        };
-        if !ok {
-            return Err(corrupt("content does not match its checksum"));
-        }
-        Ok(data)
+    /// Reads a chunk, verified; `NotFound` if this store does not hold it.
+    pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        read_file(id, &chunk_path(&self.root, id), Check::Hash)
     }
+}
+
+/// Reads and checks a chunk file's header and body.
+fn read_file(id: &ChunkId, path: &Path, check: Check) -> Result<Vec<u8>> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ChunkError::NotFound(*id)),
+        Err(e) => return Err(io_err(e)),
+    };
+    let corrupt = |why: &str| ChunkError::Corrupt { id: *id, why: why.to_string() };
+    let mut h = [0u8; HEADER_LEN];
+    f.read_exact(&mut h).map_err(|_| corrupt("short header"))?;
+    if &h[..8] != MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    if version != VERSION {
+        return Err(corrupt(&format!("unknown chunk format version {version}")));
+    }
+    if h[24..56] != id.0 {
+        return Err(corrupt("header names another chunk"));
+    }
+    let len = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+    let actual = f.metadata().map_err(io_err)?.len().saturating_sub(HEADER_LEN as u64);
+    if actual != len {
+        return Err(corrupt("length differs from header"));
+    }
+    // Read in slices (into uninitialised capacity: no zeroing pass) and check each while it
+    // is still in cache: one pass over the bytes.
+    // Ask the kernel for the whole chunk at once: the slices below then find their pages
+    // already in flight instead of waiting for readahead to ramp up slice by slice.
+    advise_willneed(&f, HEADER_LEN as u64 + len);
+    let mut data = Vec::with_capacity(len as usize);
+    let mut hasher = blake3::Hasher::new();
+    let mut crc = 0u32;
+    while (data.len() as u64) < len {
+        let start = data.len();
+        let want = (len - start as u64).min(READ_SLICE as u64);
+        let got = (&mut f).take(want).read_to_end(&mut data).map_err(io_err)?;
+        if got as u64 != want {
+            return Err(corrupt("shorter than its header says"));
+        }
+        let slice = &data[start..];
+        match check {
+            Check::Hash => {
+                hasher.update(slice);
+            }
+            Check::Crc => crc = crc32c::crc32c_append(crc, slice),
+        }
+    }
+    let ok = match check {
+        Check::Hash => hasher.finalize().as_bytes() == &id.0,
+        Check::Crc => crc.to_le_bytes() == h[56..60],
+    };
+    if !ok {
+        return Err(corrupt("content does not match its checksum"));
+    }
+    Ok(data)
 }
 
 impl ChunkStore for FsChunkStore {
@@ -183,11 +208,11 @@ impl ChunkStore for FsChunkStore {
     }
 
     fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        self.read_file(id, &self.path_of(id), Check::Hash)
+        read_file(id, &self.path_of(id), Check::Hash)
     }
 
     fn get_for_transfer(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        self.read_file(id, &self.path_of(id), Check::Crc)
+        read_file(id, &self.path_of(id), Check::Crc)
     }
 
     fn contains(&self, id: &ChunkId) -> Result<bool> {
@@ -300,6 +325,22 @@ mod tests {
         raw.truncate(HEADER_LEN + 5);
         fs::write(&path, &raw).unwrap();
         assert!(matches!(store.get(&id), Err(ChunkError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_reader_beside_the_store_verifies_what_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsChunkStore::open(dir.path()).unwrap();
+        let reader = FsChunkReader::new(dir.path());
+        let id = ChunkId::of(b"shared");
+        assert!(matches!(reader.get(&id), Err(ChunkError::NotFound(_))));
+        store.put(&id, b"shared").unwrap();
+        assert_eq!(reader.get(&id).unwrap(), b"shared");
+        let path = store.path_of(&id);
+        let mut raw = fs::read(&path).unwrap();
+        raw[HEADER_LEN] ^= 1;
+        fs::write(&path, &raw).unwrap();
+        assert!(matches!(reader.get(&id), Err(ChunkError::Corrupt { .. })));
     }
 
     #[test]

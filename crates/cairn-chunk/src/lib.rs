@@ -10,7 +10,7 @@
 mod fs;
 mod mem;
 
-pub use fs::FsChunkStore;
+pub use fs::{FsChunkReader, FsChunkStore};
 pub use mem::MemChunkStore;
 
 use cairn_core::{ChunkId, ErrorCode};

@@ -29,6 +29,12 @@ impl AsyncClient {
         Ok(AsyncClient { backend: Arc::new(HttpBackend::new(url)?) })
     }
 
+    /// The same client with every chunk read going over HTTP, even from a node on this
+    /// machine (see [`HttpBackend::new`]).
+    pub fn without_short_circuit(self) -> Self {
+        AsyncClient { backend: Arc::new(self.backend.as_ref().clone().without_short_circuit()) }
+    }
+
     /// The backend, for the data path.
     pub fn backend(&self) -> &Arc<HttpBackend> {
         &self.backend

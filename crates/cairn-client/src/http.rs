@@ -5,6 +5,7 @@
 
 use crate::{Backend, ClientError, Frames, Result};
 use bytes::Bytes;
+use cairn_chunk::FsChunkReader;
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
@@ -21,6 +22,10 @@ pub struct HttpBackend {
     readers: Arc<RwLock<Vec<String>>>,
     /// Set once the cluster's nodes have been looked up for spreading reads.
     discovered: Arc<tokio::sync::OnceCell<()>>,
+    /// Read chunks straight from the node's files when it runs on this machine.
+    short_circuit: bool,
+    /// The node's chunk files, once looked up (`None`: not on this machine, or not allowed).
+    local: Arc<tokio::sync::OnceCell<Option<FsChunkReader>>>,
 }
 
 /// The JSON error body: `{"error":{"code":..., "message":...}}`.
@@ -30,14 +35,21 @@ struct ErrorBody {
 }
 
 impl HttpBackend {
-    /// A backend for the node at `url` (e.g. `http://127.0.0.1:7070`).
+    /// A backend for the node at `url` (e.g. `http://127.0.0.1:7070`). If that node runs on
+    /// this machine, chunk reads go straight to its chunk files (short-circuit reads, still
+    /// verified against their hashes), falling back to HTTP for anything not there.
     pub fn new(url: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Self::with_client(url, http)
+        Ok(HttpBackend { short_circuit: true, ..Self::with_client(url, http)? })
+    }
+
+    /// The same backend with every chunk read going over HTTP.
+    pub fn without_short_circuit(self) -> Self {
+        HttpBackend { short_circuit: false, local: Arc::default(), ..self }
     }
 
     /// A backend for the node at `url` sharing an existing HTTP client (and its connection
@@ -49,7 +61,7 @@ impl HttpBackend {
             return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
         }
         let readers = Arc::new(RwLock::new(vec![base.clone()]));
-        Ok(HttpBackend { base, http, readers, discovered: Arc::default() })
+        Ok(HttpBackend { base, http, readers, discovered: Arc::default(), short_circuit: false, local: Arc::default() })
     }
 
     /// The node's base URL.
@@ -99,6 +111,13 @@ impl Backend for HttpBackend {
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
+        if let Some(reader) = self.local_reader().await {
+            // Any failure here (not on this node, corrupt, unreadable) goes over HTTP, where
+            // the node falls over to other copies and quarantines a bad one.
+            if let Ok(Ok(data)) = tokio::task::spawn_blocking(move || reader.get(&id)).await {
+                return Ok(Frames(vec![Bytes::from(data)]));
+            }
+        }
         // Spread chunk reads over the cluster's nodes (each serves its copy or fetches one);
         // any failure falls back to the node this client talks to.
         let reader = {
@@ -131,6 +150,29 @@ impl HttpBackend {
     /// The same connection pool aimed at another node.
     fn with_base(&self, url: &str) -> HttpBackend {
         HttpBackend { base: url.to_string(), ..self.clone() }
+    }
+
+    /// The node's chunk files if it runs on this machine and short-circuit reads are on
+    /// (looked up once per client).
+    async fn local_reader(&self) -> Option<FsChunkReader> {
+        if !self.short_circuit {
+            return None;
+        }
+        self.local
+            .get_or_init(|| async {
+                let url = reqwest::Url::parse(&self.base).ok()?;
+                let host = url.host_str()?;
+                let ip = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>();
+                if !(host == "localhost" || ip.is_ok_and(|ip| ip.is_loopback())) {
+                    return None;
+                }
+                let resp = self.send(self.http.get(format!("{}/v1/node/chunk-dir", self.base))).await.ok()?;
+                let v: serde_json::Value = resp.json().await.ok()?;
+                let dir = std::path::PathBuf::from(v["dir"].as_str()?);
+                dir.is_dir().then(|| FsChunkReader::new(&dir))
+            })
+            .await
+            .clone()
     }
 
     /// Looks up the cluster's nodes (once per client) so that chunk reads of large files are

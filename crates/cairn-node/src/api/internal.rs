@@ -167,6 +167,20 @@ pub async fn cluster_secret(
     Ok(axum::Json(serde_json::json!({ "secret": st.node.secret() })).into_response())
 }
 
+/// `GET /v1/node/chunk-dir`: where this node keeps its chunk files, for clients on the same
+/// machine that read them directly (short-circuit reads). Loopback callers only.
+pub async fn chunk_dir(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Response, HttpError> {
+    if !peer.ip().is_loopback() {
+        return Err(HttpError(ApiError::new(ErrorCode::PermissionDenied, "only for clients on the node's machine")));
+    }
+    let dir = std::fs::canonicalize(st.node.config.data.join("chunks"))
+        .map_err(|e| HttpError(ApiError::new(ErrorCode::Internal, e.to_string())))?;
+    Ok(axum::Json(serde_json::json!({ "dir": dir })).into_response())
+}
+
 /// `POST /v1/raft/append`.
 pub async fn raft_append(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
     let req = decode(&body, "append entries")?;

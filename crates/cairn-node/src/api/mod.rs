@@ -47,6 +47,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/raft/read-index", post(internal::raft_read_index))
         .route("/v1/cluster/join", post(internal::cluster_join))
         .route("/v1/cluster/secret", get(internal::cluster_secret))
+        .route("/v1/node/chunk-dir", get(internal::chunk_dir))
         .route("/v1/raft/append", post(internal::raft_append))
         .route("/v1/raft/vote", post(internal::raft_vote))
         .route("/v1/raft/snapshot", post(internal::raft_snapshot))
