@@ -37,10 +37,6 @@ pub struct BenchArgs {
     /// reads come from the disk. Needs root; affects the whole machine's cache.
     #[arg(long)]
     cold: bool,
-    /// Read every chunk over HTTP even from a node on this machine (default: a client on the
-    /// node's machine reads its chunk files directly, verified).
-    #[arg(long)]
-    no_short_circuit: bool,
     /// Instead: time how fast a 4-node cluster (started in the scratch directory) re-protects
     /// the data of a node it loses, after writing this much, e.g. 1GiB.
     #[arg(long, value_parser = parse_size, conflicts_with_all = ["files", "embedded", "cold"])]
@@ -172,7 +168,7 @@ pub(crate) fn raw_disk(scratch: &std::path::Path, total: u64, cold: bool) -> Res
 }
 
 /// Runs `cairn bench`.
-pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
+pub async fn run(node_url: &str, no_short_circuit: bool, args: BenchArgs) -> Result<()> {
     if let Some(total) = args.repair {
         return crate::bench_repair::run(&args.scratch, total).await;
     }
@@ -213,13 +209,13 @@ pub async fn run(node_url: &str, args: BenchArgs) -> Result<()> {
         node_url.to_string()
     };
     let mut c = AsyncClient::connect(&url)?;
-    if args.no_short_circuit {
+    if no_short_circuit {
         c = c.without_short_circuit();
     }
     println!(
         "cairn bench against {url}{}{}, reads {}",
         if args.embedded { " (embedded node)" } else { "" },
-        if args.no_short_circuit { " (chunks over HTTP only)" } else { "" },
+        if no_short_circuit { " (chunks over HTTP only)" } else { "" },
         if args.cold { "cold (page cache dropped first)" } else { "warm (page cache)" }
     );
     println!(

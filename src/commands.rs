@@ -95,8 +95,11 @@ pub enum PolicyCmd {
 }
 
 /// Runs a client subcommand against `node`.
-pub async fn run(node: &str, json: bool, cmd: Cmd) -> Result<()> {
-    let c = AsyncClient::connect(node)?;
+pub async fn run(node: &str, json: bool, no_short_circuit: bool, cmd: Cmd) -> Result<()> {
+    let mut c = AsyncClient::connect(node)?;
+    if no_short_circuit {
+        c = c.without_short_circuit();
+    }
     match cmd {
         Cmd::Put { local, remote, recursive } => put(&c, &local, &remote, recursive, json).await,
         Cmd::Get { remote, local, recursive } => get(&c, &remote, &local, recursive).await,

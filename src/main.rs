@@ -25,6 +25,10 @@ struct Cli {
     /// Print machine-readable JSON instead of human output.
     #[arg(long, global = true)]
     json: bool,
+    /// Read every chunk over HTTP, even from a node on this machine (whose chunk files are
+    /// otherwise read directly, verified).
+    #[arg(long, global = true, env = "CAIRN_NO_SHORT_CIRCUIT")]
+    no_short_circuit: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -177,8 +181,8 @@ async fn run() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.cmd {
         Cmd::Up(args) => up::run(*args).await,
-        Cmd::Bench(args) => bench::run(&cli.node, args).await,
-        cmd => commands::run(&cli.node, cli.json, cmd).await,
+        Cmd::Bench(args) => bench::run(&cli.node, cli.no_short_circuit, args).await,
+        cmd => commands::run(&cli.node, cli.json, cli.no_short_circuit, cmd).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
