@@ -370,3 +370,22 @@ fn rebalance_never_fills_a_node_past_the_limit() {
     assert_eq!(chunk_paths(&nodes[2]).len(), 0, "the small node is not filled past the limit");
     assert_eq!(fsck(&nodes[0]), 0);
 }
+
+#[test]
+fn the_leader_itself_can_be_removed() {
+    let nodes = start_cluster(3);
+    let body = data(600, 5 << 20);
+    put(&nodes[0], "/kept", body.clone());
+    let leader = cluster(&nodes[0])["raft"]["leader"].as_str().unwrap().to_string();
+    let other = nodes.iter().find(|n| node_id(n) != leader).unwrap();
+    // Two active nodes remain: replicas:3 is clipped to two copies, which they hold.
+    let out = other.ok(&["node", "remove", &leader]);
+    assert!(out.contains("removed"), "{out}");
+    wait_for("a new leader and two members", Duration::from_secs(30), || {
+        let v = cluster(other);
+        v["nodes"].as_array().unwrap().len() == 2 && v["raft"]["leader"].as_str().is_some_and(|l| l != leader)
+    });
+    assert_eq!(fsck(other), 0);
+    assert_eq!(get(other, "/kept"), body);
+    put(other, "/after", data(601, 1 << 20));
+}
