@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Pause between attempts while no leader is known.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Longest a node may take to fetch and store, or delete, one chunk copy for another node.
+const COPY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most metadata voters; further nodes stay learners.
 const MAX_VOTERS: usize = 5;
 
@@ -455,16 +457,52 @@ impl Node {
     /// least one holder has it.
     pub(crate) async fn touch_chunk(&self, id: ChunkId) -> bool {
         let members = self.members();
-        let touches = members.iter().map(|(nid, url)| async move {
-            if *nid == self.id {
-                return self.touch_chunk_local(id).await.unwrap_or(false);
-            }
-            match self.peer(url) {
-                Ok(p) => p.touch_chunk_local(id).await.unwrap_or(false),
-                Err(_) => false,
-            }
-        });
+        let touches = members.iter().map(|(nid, url)| self.has_copy(*nid, url, id));
         futures::future::join_all(touches).await.into_iter().any(|present| present)
+    }
+
+    /// True if node `target` (reached at `url`) holds chunk `id`; refreshes its age there.
+    pub(crate) async fn has_copy(&self, target: u64, url: &str, id: ChunkId) -> bool {
+        if target == self.id {
+            return self.touch_chunk_local(id).await.unwrap_or(false);
+        }
+        match self.peer(url) {
+            Ok(p) => p.touch_chunk_local(id).await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Has node `target` (reached at `url`) fetch chunk `id` from the first good one of
+    /// `sources` and store it verified (`POST /v1/chunks/{id}/copy`); returns its length.
+    pub(crate) async fn copy_to(
+        &self,
+        target: u64,
+        url: &str,
+        id: ChunkId,
+        sources: &[String],
+    ) -> Result<u32, ApiError> {
+        if target == self.id {
+            return self.copy_chunk_from(id, sources).await;
+        }
+        let peer = self.peer(url)?;
+        let req = peer
+            .http()
+            .post(format!("{url}/v1/chunks/{id}/copy"))
+            .json(&serde_json::json!({ "from": sources }))
+            .timeout(COPY_TIMEOUT);
+        let v: serde_json::Value = peer.send(req).await?.json().await.map_err(|e| unavailable(e.to_string()))?;
+        v["len"].as_u64().map(|l| l as u32).ok_or_else(|| ApiError::new(ErrorCode::Internal, "copy answer without len"))
+    }
+
+    /// Has node `target` (reached at `url`) delete its copy of chunk `id` and report it gone
+    /// (`DELETE /v1/chunks/{id}`).
+    pub(crate) async fn delete_copy(&self, target: u64, url: &str, id: ChunkId) -> Result<(), ApiError> {
+        if target == self.id {
+            return self.delete_chunk_local(id).await;
+        }
+        let peer = self.peer(url)?;
+        peer.send(peer.http().delete(format!("{url}/v1/chunks/{id}")).timeout(COPY_TIMEOUT)).await.map(drop)?;
+        Ok(())
     }
 }
 

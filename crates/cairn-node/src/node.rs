@@ -290,9 +290,10 @@ impl Node {
     /// included), weighted by free space. With `fill_limit` (percent), nodes filled past it
     /// are left out (repair and rebalance never fill a node to the brim).
     pub fn candidates(&self, fill_limit: Option<f64>) -> Vec<Candidate> {
-        let states = self.node_states();
+        let members = self.members();
+        let states = self.states_of(&members);
         let mut out = Vec::new();
-        for (id, _) in self.members() {
+        for (id, _) in members {
             if states.get(&id).is_some_and(|s| *s != NodeState::Active) {
                 continue;
             }
@@ -316,13 +317,18 @@ impl Node {
         out
     }
 
-    /// Administrative states of the nodes that have one set (others are active).
+    /// Administrative states of the members (active unless set otherwise).
     pub fn node_states(&self) -> BTreeMap<u64, NodeState> {
+        self.states_of(&self.members())
+    }
+
+    /// Administrative states of `members`, as of this replica.
+    fn states_of(&self, members: &[(u64, String)]) -> BTreeMap<u64, NodeState> {
         let read = || -> Result<BTreeMap<u64, NodeState>, String> {
             let txn = self.db.begin_read().map_err(|e| e.to_string())?;
             let mut out = BTreeMap::new();
-            for (id, _) in self.members() {
-                out.insert(id, cairn_meta::node_state(&txn, id).map_err(|e| e.to_string())?);
+            for (id, _) in members {
+                out.insert(*id, cairn_meta::node_state(&txn, *id).map_err(|e| e.to_string())?);
             }
             Ok(out)
         };

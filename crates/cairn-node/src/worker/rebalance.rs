@@ -12,7 +12,7 @@
 //! surplus copies (more than the target on nodes that are up), keeping the ones placement
 //! ranks first.
 
-use super::{repair::copy_on, PassReport, Throttle, Worker};
+use super::{PassReport, Throttle, Worker};
 use crate::ledger::View;
 use crate::node::fill_percent;
 use crate::peers::{NodeInfo, PeerState};
@@ -153,11 +153,7 @@ impl RebalanceWorker {
     async fn all_present(&self, id: ChunkId, nodes: &[u64], urls: &BTreeMap<u64, String>) -> bool {
         for n in nodes {
             let present = match urls.get(n) {
-                Some(_) if *n == self.node.id => self.node.touch_chunk_local(id).await.unwrap_or(false),
-                Some(url) => match self.node.peer(url) {
-                    Ok(p) => p.touch_chunk_local(id).await.unwrap_or(false),
-                    Err(_) => false,
-                },
+                Some(url) => self.node.has_copy(*n, url, id).await,
                 None => false,
             };
             if !present {
@@ -202,12 +198,8 @@ impl RebalanceWorker {
                 continue;
             }
             for h in up.iter().map(|c| c.id).filter(|h| !keep.contains(h)) {
-                let deleted = match urls.get(&h) {
-                    Some(_) if h == self.node.id => self.node.delete_chunk_local(*id).await,
-                    Some(url) => super::repair::delete_on(&self.node, url, *id).await,
-                    None => continue,
-                };
-                match deleted {
+                let Some(url) = urls.get(&h) else { continue };
+                match self.node.delete_copy(h, url, *id).await {
                     Ok(()) => trimmed += 1,
                     Err(e) => tracing::warn!(chunk = %id, node = h, "deleting a surplus copy failed: {e}"),
                 }
@@ -225,18 +217,11 @@ impl RebalanceWorker {
         urls: &BTreeMap<u64, String>,
     ) -> Result<(), cairn_core::ApiError> {
         let missing = || cairn_core::ApiError::new(cairn_core::ErrorCode::NotFound, "node left the cluster");
-        let src_url = urls.get(&src.id).ok_or_else(missing)?.clone();
-        let len = if dst.id == self.node.id {
-            self.node.copy_chunk_from(id, std::slice::from_ref(&src_url)).await?
-        } else {
-            copy_on(&self.node, urls.get(&dst.id).ok_or_else(missing)?, id, std::slice::from_ref(&src_url)).await?
-        };
+        let src_url = urls.get(&src.id).ok_or_else(missing)?;
+        let dst_url = urls.get(&dst.id).ok_or_else(missing)?;
+        let len = self.node.copy_to(dst.id, dst_url, id, std::slice::from_ref(src_url)).await?;
         self.node.report(vec![HolderChange { id, node: dst.id, len, held: true }]).await?;
-        if src.id == self.node.id {
-            self.node.delete_chunk_local(id).await
-        } else {
-            super::repair::delete_on(&self.node, &src_url, id).await
-        }
+        self.node.delete_copy(src.id, src_url, id).await
     }
 }
 

@@ -17,19 +17,16 @@ use crate::ledger::{Standing, View};
 use crate::Node;
 use cairn_core::placement::{place, Candidate};
 use cairn_core::wire::{HolderChange, WorkerSettings};
-use cairn_core::{ApiError, ChunkId, ErrorCode};
+use cairn_core::ChunkId;
 use cairn_meta::ChunkRecord;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Chunks repaired concurrently.
 const PARALLEL: usize = 4;
-/// Longest a node may take to fetch and store one chunk.
-const COPY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Restores missing copies (leader only).
 pub struct RepairWorker {
@@ -107,12 +104,8 @@ impl RepairWorker {
                 if !copy.readable || copy.counts {
                     continue;
                 }
-                let deleted = match urls.get(h) {
-                    Some(_) if *h == self.node.id => self.node.delete_chunk_local(*id).await,
-                    Some(url) => delete_on(&self.node, url, *id).await,
-                    None => continue,
-                };
-                match deleted {
+                let Some(url) = urls.get(h) else { continue };
+                match self.node.delete_copy(*h, url, *id).await {
                     Ok(()) => released += 1,
                     Err(e) => tracing::warn!(chunk = %id, node = h, "releasing a drained copy failed: {e}"),
                 }
@@ -146,7 +139,8 @@ impl RepairWorker {
                 continue;
             }
             plan.throttle.lock().await.take(rec.len as u64).await;
-            match self.copy_to(target, plan, id, &sources).await {
+            let Some(url) = plan.urls.get(&target) else { continue };
+            match self.node.copy_to(target, url, id, &sources).await {
                 Ok(len) => added.push(HolderChange { id, node: target, len, held: true }),
                 Err(e) => tracing::warn!(chunk = %id, target, "repair copy failed: {e}"),
             }
@@ -159,36 +153,6 @@ impl RepairWorker {
         }
         (made, bytes)
     }
-
-    /// Has node `target` fetch chunk `id` from `sources` and store it verified.
-    async fn copy_to(&self, target: u64, plan: &Plan, id: ChunkId, sources: &[String]) -> Result<u32, ApiError> {
-        if target == self.node.id {
-            return self.node.copy_chunk_from(id, sources).await;
-        }
-        let url = plan.urls.get(&target).ok_or_else(|| ApiError::new(ErrorCode::NotFound, "target left"))?;
-        copy_on(&self.node, url, id, sources).await
-    }
-}
-
-/// Asks the node at `url` to fetch chunk `id` from `sources` and store it verified
-/// (`POST /v1/chunks/{id}/copy`); returns the chunk's length.
-pub(crate) async fn copy_on(node: &Node, url: &str, id: ChunkId, sources: &[String]) -> Result<u32, ApiError> {
-    let peer = node.peer(url)?;
-    let req = peer
-        .http()
-        .post(format!("{url}/v1/chunks/{id}/copy"))
-        .json(&serde_json::json!({ "from": sources }))
-        .timeout(COPY_TIMEOUT);
-    let resp = peer.send(req).await?;
-    let v: serde_json::Value = resp.json().await.map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
-    v["len"].as_u64().map(|l| l as u32).ok_or_else(|| ApiError::new(ErrorCode::Internal, "copy answer without len"))
-}
-
-/// Asks the node at `url` to delete its copy of chunk `id` (`DELETE /v1/chunks/{id}`).
-pub(crate) async fn delete_on(node: &Node, url: &str, id: ChunkId) -> Result<(), ApiError> {
-    let peer = node.peer(url)?;
-    peer.send(peer.http().delete(format!("{url}/v1/chunks/{id}")).timeout(COPY_TIMEOUT)).await.map(drop)?;
-    Ok(())
 }
 
 impl Worker for RepairWorker {
