@@ -4,7 +4,7 @@ use crate::Cmd;
 use anyhow::{bail, Context, Result};
 use cairn_client::json::inode_json;
 use cairn_client::{AsyncClient, ClientError};
-use cairn_core::wire::{DirEntry, Inode, InodeKind};
+use cairn_core::wire::{DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
 use cairn_core::{FsPath, Policy};
 use clap::Subcommand;
 use futures::StreamExt;
@@ -152,6 +152,7 @@ pub async fn run(node: &str, json: bool, no_short_circuit: bool, cmd: Cmd) -> Re
             }
             Ok(())
         }
+        Cmd::Attr(cmd) => crate::attrs::run(&c, json, cmd).await,
         Cmd::Up(_) | Cmd::Bench(_) => unreachable!("dispatched in main"),
     }
 }
@@ -161,7 +162,7 @@ fn fs_path(p: &str) -> Result<FsPath> {
 }
 
 /// Prints an inode in the chosen format (quiet in human mode: the command succeeded).
-fn show(inode: &Inode, path: &str, json: bool) -> Result<()> {
+pub fn show(inode: &Inode, path: &str, json: bool) -> Result<()> {
     if json {
         println!("{}", inode_json(&fs_path(path)?, inode));
     }
@@ -280,12 +281,21 @@ async fn get_tree(c: &AsyncClient, remote: &str, local: &Path) -> Result<()> {
     let mut stack = vec![(remote.to_string(), local.to_path_buf())];
     while let Some((rdir, ldir)) = stack.pop() {
         tokio::fs::create_dir_all(&ldir).await.with_context(|| format!("creating {}", ldir.display()))?;
-        for e in c.list(&rdir).await? {
-            let (r, l) = (join(&rdir, &e.name), ldir.join(&e.name));
-            match e.inode.kind {
-                InodeKind::Dir => stack.push((r, l)),
-                InodeKind::File => get_file(c, &r, &l).await?,
-                InodeKind::Symlink => {}
+        let at = Target::Path(fs_path(&rdir)?);
+        let mut after = None;
+        loop {
+            let (entries, next) = c.list_page(&at, after, LIST_DEFAULT).await?;
+            for e in entries {
+                let (r, l) = (join(&rdir, &e.name), ldir.join(&e.name));
+                match e.inode.kind {
+                    InodeKind::Dir => stack.push((r, l)),
+                    InodeKind::File => get_file(c, &r, &l).await?,
+                    InodeKind::Symlink => {}
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
             }
         }
     }
@@ -313,33 +323,47 @@ fn long_line(name: &str, i: &Inode) -> String {
 }
 
 async fn ls(c: &AsyncClient, path: &str, long: bool, json: bool) -> Result<()> {
+    let base = fs_path(path)?;
     let inode = c.stat(path).await?;
-    let entries = if inode.kind == InodeKind::Dir {
-        c.list(path).await?
-    } else {
-        let name = fs_path(path)?.name().unwrap_or("/").to_string();
-        vec![DirEntry { name, inode }]
-    };
-    if json {
-        let base = fs_path(path)?;
-        let items: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                let p = if base.name() == Some(e.name.as_str()) { base.clone() } else { base.join(&e.name)? };
-                Ok(inode_json(&p, &e.inode))
-            })
-            .collect::<Result<_, cairn_core::Error>>()
-            .map_err(|e| ClientError::Api(e.into()))?;
-        println!("{}", serde_json::Value::Array(items));
-        return Ok(());
-    }
-    for e in entries {
-        let shown = if e.inode.kind == InodeKind::Dir { format!("{}/", e.name) } else { e.name.clone() };
-        if long {
-            println!("{}", long_line(&shown, &e.inode));
-        } else {
-            println!("{shown}");
+    let print = |e: &DirEntry, first: bool| -> Result<()> {
+        if json {
+            let p = if inode.kind == InodeKind::Dir {
+                base.join(&e.name).map_err(|e| ClientError::Api(e.into()))?
+            } else {
+                base.clone()
+            };
+            println!("{}{}", if first { "" } else { "," }, inode_json(&p, &e.inode));
+            return Ok(());
         }
+        let shown = if e.inode.kind == InodeKind::Dir { format!("{}/", e.name) } else { e.name.clone() };
+        match long {
+            true => println!("{}", long_line(&shown, &e.inode)),
+            false => println!("{shown}"),
+        }
+        Ok(())
+    };
+    // A JSON array printed as pages arrive: memory stays one page whatever the directory.
+    if json {
+        println!("[");
+    }
+    if inode.kind != InodeKind::Dir {
+        print(&DirEntry { name: base.name().unwrap_or("/").to_string(), inode: inode.clone() }, true)?;
+    } else {
+        let (at, mut after, mut first) = (Target::Ino(inode.ino), None, true);
+        loop {
+            let (entries, next) = c.list_page(&at, after, LIST_DEFAULT).await?;
+            for e in &entries {
+                print(e, first)?;
+                first = false;
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    if json {
+        println!("]");
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! 4 cluster unavailable, 5 already exists / not empty / conflict, 6 `fsck` found chunks below
 //! policy.
 
+mod attrs;
 mod bench;
 mod bench_repair;
 mod commands;
@@ -131,6 +132,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: commands::WorkerCmd,
     },
+    #[command(flatten)]
+    Attr(attrs::AttrCmd),
 }
 
 /// Maps an error to the documented exit code.

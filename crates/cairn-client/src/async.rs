@@ -1,9 +1,10 @@
 //! The async client: whole-file and namespace operations against one node.
 
 use crate::datapath::{self, WriteOptions};
+use crate::edit;
 use crate::{Backend, ClientError, HttpBackend, Result};
 use bytes::Bytes;
-use cairn_core::wire::{Command, DirEntry, Inode, NewAttrs, Query, QueryReply, Reply};
+use cairn_core::wire::{Command, DirEntry, Inode, NewAttrs, Query, QueryReply, Reply, SetAttrs, Target, XattrMode};
 use cairn_core::{ErrorCode, FsPath, Policy};
 use futures::stream::{self, Stream, StreamExt};
 use std::sync::Arc;
@@ -22,6 +23,14 @@ pub struct AsyncClient {
 pub(crate) fn parse(path: &str) -> Result<FsPath> {
     FsPath::parse(path).map_err(|e| ClientError::Api(e.into()))
 }
+
+/// Parses a user-supplied path into a target.
+pub(crate) fn target(path: &str) -> Result<Target> {
+    parse(path).map(Target::Path)
+}
+
+/// One page of a directory listing: the entries and the cursor of the next page.
+pub type Page = (Vec<DirEntry>, Option<String>);
 
 impl AsyncClient {
     /// Connects to the node at `url` (no request is made until the first operation).
@@ -42,14 +51,31 @@ impl AsyncClient {
 
     /// The inode at `path`.
     pub async fn stat(&self, path: &str) -> Result<Inode> {
-        datapath::stat(self.backend.as_ref(), &parse(path)?).await
+        datapath::stat(self.backend.as_ref(), &target(path)?).await
     }
 
-    /// A directory's entries.
-    pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>> {
-        match self.backend.query(Query::List(parse(path)?)).await? {
-            QueryReply::Entries(e) => Ok(e),
+    /// One page of a directory's entries in name order: up to `limit` entries after the name
+    /// `after` (`None`: from the start), and the cursor of the next page (`None` at the end).
+    pub async fn list_page(&self, at: &Target, after: Option<String>, limit: u32) -> Result<Page> {
+        match self.backend.query(Query::List { at: at.clone(), after, limit }).await? {
+            QueryReply::Entries { entries, next } => Ok((entries, next)),
             other => Err(ClientError::Protocol(format!("expected entries, got {other:?}"))),
+        }
+    }
+
+    /// All of a directory's entries (page by page; prefer [`AsyncClient::list_page`] for
+    /// directories that may be large).
+    pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>> {
+        let at = target(path)?;
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let (entries, next) = self.list_page(&at, after, cairn_core::wire::LIST_MAX).await?;
+            all.extend(entries);
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(all),
+            }
         }
     }
 
@@ -62,23 +88,82 @@ impl AsyncClient {
 
     /// Creates a directory (`parents`: and missing ancestors, accepting an existing one).
     pub async fn mkdir(&self, path: &str, parents: bool) -> Result<Inode> {
-        self.write_inode(Command::Mkdir { path: parse(path)?, parents, attrs: NewAttrs::dir() }).await
+        self.write_inode(Command::Mkdir { at: target(path)?, parents, attrs: NewAttrs::dir() }).await
     }
 
     /// Removes a file or empty directory, or with `recursive` a whole tree.
     pub async fn remove(&self, path: &str, recursive: bool) -> Result<()> {
-        self.backend.write(Command::Remove { path: parse(path)?, recursive }).await.map(drop)
+        self.backend.write(Command::Remove { at: target(path)?, recursive }).await.map(drop)
     }
 
     /// Atomically renames `from` to `to`.
     pub async fn rename(&self, from: &str, to: &str) -> Result<Inode> {
-        self.write_inode(Command::Rename { from: parse(from)?, to: parse(to)? }).await
+        self.write_inode(Command::Rename { from: target(from)?, to: target(to)? }).await
+    }
+
+    /// Gives the file `from` a second name `to` (a hard link).
+    pub async fn link(&self, from: &str, to: &str) -> Result<Inode> {
+        self.write_inode(Command::Link { from: target(from)?, to: target(to)? }).await
+    }
+
+    /// Creates a symbolic link at `path` pointing to `to`.
+    pub async fn symlink(&self, path: &str, to: &str) -> Result<Inode> {
+        self.write_inode(Command::Symlink { at: target(path)?, target: to.to_string() }).await
+    }
+
+    /// Changes mode, owner, times or size (a size cuts the file or extends it with zeros).
+    pub async fn set_attr(&self, path: &str, attrs: SetAttrs) -> Result<Inode> {
+        edit::set_attr(self.backend.as_ref(), &target(path)?, attrs).await
+    }
+
+    /// Sets an extended attribute.
+    pub async fn set_xattr(&self, path: &str, name: &str, value: &[u8], mode: XattrMode) -> Result<Inode> {
+        let cmd = Command::SetXattr { at: target(path)?, name: name.to_string(), value: value.to_vec(), mode };
+        self.write_inode(cmd).await
+    }
+
+    /// An extended attribute's value.
+    pub async fn get_xattr(&self, path: &str, name: &str) -> Result<Vec<u8>> {
+        match self.backend.query(Query::GetXattr { at: target(path)?, name: name.to_string() }).await? {
+            QueryReply::Xattr(v) => Ok(v),
+            other => Err(ClientError::Protocol(format!("expected a value, got {other:?}"))),
+        }
+    }
+
+    /// The names of a file's extended attributes.
+    pub async fn list_xattrs(&self, path: &str) -> Result<Vec<String>> {
+        match self.backend.query(Query::ListXattrs(target(path)?)).await? {
+            QueryReply::Names(v) => Ok(v),
+            other => Err(ClientError::Protocol(format!("expected names, got {other:?}"))),
+        }
+    }
+
+    /// Removes an extended attribute.
+    pub async fn remove_xattr(&self, path: &str, name: &str) -> Result<Inode> {
+        self.write_inode(Command::RemoveXattr { at: target(path)?, name: name.to_string() }).await
+    }
+
+    /// Writes `data` into the existing file at `offset` (`None`: appends), extending it if
+    /// needed; the rest of the file is untouched.
+    pub async fn write_at(&self, path: &str, offset: Option<u64>, data: Bytes) -> Result<Inode> {
+        edit::write_at(&self.backend, &target(path)?, offset, edit::body_of(data)).await
+    }
+
+    /// Cuts the file to `size` bytes or extends it with zeros.
+    pub async fn truncate(&self, path: &str, size: u64) -> Result<Inode> {
+        edit::truncate(self.backend.as_ref(), &target(path)?, size).await
+    }
+
+    /// Makes `path` the concatenation of `sources` in order, removing them; no byte is copied.
+    pub async fn concat(&self, path: &str, sources: &[&str]) -> Result<Inode> {
+        let sources = sources.iter().map(|s| target(s)).collect::<Result<Vec<_>>>()?;
+        edit::concat(self.backend.as_ref(), &target(path)?, &sources).await
     }
 
     /// Sets a directory's redundancy policy and, optionally, the chunk size of files created
     /// below it.
     pub async fn set_policy(&self, path: &str, policy: Policy, chunk_size: Option<u32>) -> Result<Inode> {
-        self.write_inode(Command::SetDirPolicy { path: parse(path)?, policy: Some(policy), chunk_size }).await
+        self.write_inode(Command::SetDirPolicy { at: target(path)?, policy: Some(policy), chunk_size }).await
     }
 
     /// Writes a whole file from an async reader, replacing any file there atomically.
@@ -87,7 +172,7 @@ impl AsyncClient {
     where
         R: AsyncRead + Send + Unpin,
     {
-        let path = parse(path)?;
+        let path = target(path)?;
         let mut total = 0u64;
         let body = stream::unfold(reader, |mut r| async move {
             let mut buf = vec![0u8; READ_PIECE];
@@ -112,7 +197,7 @@ impl AsyncClient {
     /// Writes a whole file from memory.
     pub async fn put_bytes(&self, path: &str, data: Bytes) -> Result<Inode> {
         let body = stream::iter([Ok::<_, std::io::Error>(data)]);
-        datapath::write_stream(&self.backend, &parse(path)?, body, WriteOptions::default()).await
+        datapath::write_stream(&self.backend, &target(path)?, body, WriteOptions::default()).await
     }
 
     /// Opens a file for streaming: its inode and a stream of its bytes `start..end`.
@@ -122,10 +207,10 @@ impl AsyncClient {
         start: u64,
         end: u64,
     ) -> Result<(Inode, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
-        let fs_path = parse(path)?;
-        let inode = datapath::stat(self.backend.as_ref(), &fs_path).await?;
-        datapath::require_file(&inode, &fs_path)?;
-        if inode.chunks().len() > 1 {
+        let at = target(path)?;
+        let inode = datapath::stat(self.backend.as_ref(), &at).await?;
+        datapath::require_file(&inode, &at)?;
+        if inode.extents().len() > 1 {
             self.backend.spread_reads().await;
         }
         let s = datapath::read_stream(self.backend.clone(), &inode, start, end);

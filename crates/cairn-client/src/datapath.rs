@@ -7,8 +7,9 @@
 
 use crate::{Backend, ClientError, Result};
 use bytes::{Bytes, BytesMut};
-use cairn_core::wire::{ChunkRef, Command, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, WritePlan};
-use cairn_core::{ChunkId, ErrorCode, FsPath, Policy, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use cairn_core::extent::{self, Extent};
+use cairn_core::wire::{Command, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, Target, WritePlan};
+use cairn_core::{ChunkId, ErrorCode, Policy, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use futures::stream::{self, FuturesOrdered, Stream, StreamExt};
 use std::sync::Arc;
 
@@ -41,32 +42,31 @@ fn expect_inode(r: Reply) -> Result<Inode> {
     }
 }
 
-/// The inode at `path`.
-pub async fn stat<B: Backend>(b: &B, path: &FsPath) -> Result<Inode> {
-    match b.query(Query::Stat(path.clone())).await? {
+/// The inode at `at`.
+pub async fn stat<B: Backend>(b: &B, at: &Target) -> Result<Inode> {
+    match b.query(Query::Stat(at.clone())).await? {
         QueryReply::Inode(i) => Ok(i),
         other => Err(ClientError::Protocol(format!("expected an inode, got {other:?}"))),
     }
 }
 
-/// Chunk size and policy for a new file at `path`.
-pub async fn plan<B: Backend>(b: &B, path: &FsPath) -> Result<WritePlan> {
-    match b.query(Query::WritePlan(path.clone())).await? {
+/// Chunk size and policy for a new file at `at` (an existing file's own).
+pub async fn plan<B: Backend>(b: &B, at: &Target) -> Result<WritePlan> {
+    match b.query(Query::WritePlan(at.clone())).await? {
         QueryReply::Plan(p) => Ok(p),
         other => Err(ClientError::Protocol(format!("expected a plan, got {other:?}"))),
     }
 }
 
-/// Commits new content for `path` (the last step of every write).
-pub async fn commit<B: Backend>(
-    b: &B,
-    path: &FsPath,
-    content: Content,
-    size: u64,
-    opts: WriteOptions,
-) -> Result<Inode> {
+/// Applies a command that answers with an inode.
+pub async fn write_inode<B: Backend>(b: &B, cmd: Command) -> Result<Inode> {
+    expect_inode(b.write(cmd).await?)
+}
+
+/// Commits new content for `at` (the last step of every whole-file write).
+pub async fn commit<B: Backend>(b: &B, at: &Target, content: Content, size: u64, opts: WriteOptions) -> Result<Inode> {
     let cmd = Command::Commit {
-        path: path.clone(),
+        at: at.clone(),
         base_version: opts.base_version,
         content,
         size,
@@ -76,57 +76,86 @@ pub async fn commit<B: Backend>(
     expect_inode(b.write(cmd).await?)
 }
 
-/// Hashes and stores one chunk with `policy`, returning its reference.
-pub async fn put_chunk<B: Backend>(b: &B, data: Bytes, policy: Policy) -> Result<ChunkRef> {
+/// Hashes and stores one chunk with `policy`, returning the extent of all its bytes.
+pub async fn put_chunk<B: Backend>(b: &B, data: Bytes, policy: Policy) -> Result<Extent> {
     let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
         .await
         .map_err(|e| ClientError::Protocol(format!("hashing task failed: {e}")))?;
     let len = data.len() as u32;
     b.put_chunk(id, data, policy).await?;
-    Ok(ChunkRef { id, len })
+    Ok(Extent::whole(id, len))
 }
 
 /// Writes a whole file from a stream of byte buffers, replacing any file at `path` atomically.
 /// Memory stays bounded by [`PARALLEL_CHUNKS`] chunks whatever the stream's length.
-pub async fn write_stream<B, S, E>(b: &Arc<B>, path: &FsPath, body: S, opts: WriteOptions) -> Result<Inode>
+pub async fn write_stream<B, S, E>(b: &Arc<B>, at: &Target, body: S, opts: WriteOptions) -> Result<Inode>
 where
     B: Backend,
     S: Stream<Item = std::result::Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
-    if path.is_root() {
+    if matches!(at, Target::Path(p) if p.is_root()) {
         return Err(ClientError::api(ErrorCode::IsADirectory, "/ is a directory"));
     }
     let mut body = std::pin::pin!(body);
+    let (head, size, done) = read_head(&mut body).await?;
+    if done {
+        let content = if head.is_empty() { Content::None } else { Content::Inline(head.to_vec()) };
+        return commit(b.as_ref(), at, content, size, opts).await;
+    }
+    let plan = plan(b.as_ref(), at).await?;
+    let chunk_size = opts.chunk_size.unwrap_or(plan.chunk_size);
+    let (extents, size) = store_stream(b, head, body, chunk_size, plan.policy).await?;
+    let opts = WriteOptions { attrs: NewAttrs { chunk_size: Some(chunk_size), ..opts.attrs }, ..opts };
+    commit(b.as_ref(), at, Content::Extents(extents), size, opts).await
+}
+
+/// Reads a body up to just past the inline limit: (the bytes, their count, whether the body
+/// ended). Small writes are decided on this alone and cost one metadata command.
+pub(crate) async fn read_head<S, E>(body: &mut std::pin::Pin<&mut S>) -> Result<(BytesMut, u64, bool)>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
     let mut buf = BytesMut::new();
     let mut size = 0u64;
-    let read_err = |e: E| ClientError::api(ErrorCode::InvalidArgument, format!("reading the body: {e}"));
-    // Small files stay inline: read up to the inline limit before deciding anything, so a
-    // small write costs one metadata command and nothing else.
-    let mut done = false;
     while size <= INLINE_MAX {
         match body.next().await {
             Some(piece) => {
-                let piece = piece.map_err(read_err)?;
+                let piece = piece
+                    .map_err(|e| ClientError::api(ErrorCode::InvalidArgument, format!("reading the body: {e}")))?;
                 size += piece.len() as u64;
                 buf.extend_from_slice(&piece);
             }
-            None => {
-                done = true;
-                break;
-            }
+            None => return Ok((buf, size, true)),
         }
     }
-    if done {
-        let content = if buf.is_empty() { Content::None } else { Content::Inline(buf.to_vec()) };
-        return commit(b.as_ref(), path, content, size, opts).await;
-    }
-    let plan = plan(b.as_ref(), path).await?;
-    let chunk_size = opts.chunk_size.unwrap_or(plan.chunk_size);
+    Ok((buf, size, false))
+}
+
+/// Cuts `head` and then the rest of `body` into chunks of `chunk_size`, stores them with
+/// `policy` ([`PARALLEL_CHUNKS`] in flight), and returns their extents and total length.
+pub async fn store_stream<B, S, E>(
+    b: &Arc<B>,
+    head: BytesMut,
+    body: std::pin::Pin<&mut S>,
+    chunk_size: u32,
+    policy: Policy,
+) -> Result<(Vec<Extent>, u64)>
+where
+    B: Backend,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + ?Sized,
+    E: std::fmt::Display,
+{
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
         let msg = format!("chunk size {chunk_size} outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}");
         return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
     }
+    let mut body = body;
+    let read_err = |e: E| ClientError::api(ErrorCode::InvalidArgument, format!("reading the body: {e}"));
+    let mut size = head.len() as u64;
+    let mut buf = head;
+    let mut done = false;
     let cut = chunk_size as usize;
     let mut refs = Vec::new();
     let mut in_flight = FuturesOrdered::new();
@@ -134,7 +163,7 @@ where
         while buf.len() >= cut || (done && !buf.is_empty()) {
             let data = buf.split_to(buf.len().min(cut)).freeze();
             let b = b.clone();
-            in_flight.push_back(async move { put_chunk(b.as_ref(), data, plan.policy).await });
+            in_flight.push_back(async move { put_chunk(b.as_ref(), data, policy).await });
             if in_flight.len() >= PARALLEL_CHUNKS {
                 refs.push(in_flight.next().await.expect("non-empty")?);
             }
@@ -154,8 +183,7 @@ where
     while let Some(r) = in_flight.next().await {
         refs.push(r?);
     }
-    let content = Content::Chunks { chunk_size, chunks: refs };
-    commit(b.as_ref(), path, content, size, opts).await
+    Ok((refs, size))
 }
 
 /// Streams bytes `start..end` of a file's content, fetching up to [`PARALLEL_CHUNKS`] chunks
@@ -167,32 +195,36 @@ pub fn read_stream<B: Backend>(
     end: u64,
 ) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
     let end = end.min(inode.size);
-    let pieces: Vec<(Option<ChunkId>, Bytes, u64, u64)> = match &inode.content {
+    let (inline, extents) = match &inode.content {
         Content::Inline(data) if start < end => {
-            vec![(None, Bytes::copy_from_slice(&data[start as usize..end as usize]), 0, end - start)]
+            (Some(Bytes::copy_from_slice(&data[start as usize..end as usize])), Vec::new())
         }
-        Content::Chunks { chunk_size, chunks } if start < end => {
-            let cs = *chunk_size as u64;
-            let first = (start / cs) as usize;
-            let last = ((end - 1) / cs) as usize;
-            (first..=last)
-                .map(|i| {
-                    let base = i as u64 * cs;
-                    let from = start.max(base) - base;
-                    let to = end.min(base + chunks[i].len as u64) - base;
-                    (Some(chunks[i].id), Bytes::new(), from, to)
-                })
-                .collect()
-        }
-        _ => Vec::new(),
+        Content::Extents(e) if start < end => (None, extent::slice(e, start, end)),
+        _ => (None, Vec::new()),
     };
+    let pieces = inline.map(Piece::Ready).into_iter().chain(extents.into_iter().flat_map(|e| {
+        let pieces: Box<dyn Iterator<Item = Piece> + Send> = match e.chunk {
+            Some(id) => {
+                Box::new(std::iter::once(Piece::Chunk(id, e.offset as usize, e.offset as usize + e.len as usize)))
+            }
+            None => Box::new(zeros(e.len).map(Piece::Ready)),
+        };
+        pieces
+    }));
     stream::iter(pieces)
-        .map(move |(id, inline, from, to)| {
+        .map(move |piece| {
             let b = b.clone();
             async move {
-                match id {
-                    None => Ok(vec![inline]),
-                    Some(id) => Ok(b.get_chunk(id).await?.slice(from as usize, to as usize)),
+                match piece {
+                    Piece::Ready(bytes) => Ok(vec![bytes]),
+                    Piece::Chunk(id, from, to) => {
+                        let frames = b.get_chunk(id).await?;
+                        if frames.len() < to {
+                            let msg = format!("chunk {id} is {} bytes, an extent reaches {to}", frames.len());
+                            return Err(ClientError::api(ErrorCode::Corrupt, msg));
+                        }
+                        Ok(frames.slice(from, to))
+                    }
                 }
             }
         })
@@ -203,8 +235,23 @@ pub fn read_stream<B: Backend>(
         })
 }
 
+/// One piece of a read: bytes at hand (inline data, zeros of a hole), or a slice of a chunk.
+enum Piece {
+    Ready(Bytes),
+    Chunk(ChunkId, usize, usize),
+}
+
+/// Zeros served for holes.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// `len` zero bytes, in pieces of at most 64 KiB (a hole may be larger than memory).
+fn zeros(len: u64) -> impl Iterator<Item = Bytes> + Send {
+    let z = ZEROS.len() as u64;
+    (0..len.div_ceil(z)).map(move |i| Bytes::from_static(&ZEROS[..(len - i * z).min(z) as usize]))
+}
+
 /// Checks that `inode` is a regular file.
-pub fn require_file(inode: &Inode, path: &FsPath) -> Result<()> {
+pub fn require_file(inode: &Inode, path: &Target) -> Result<()> {
     match inode.kind {
         InodeKind::File => Ok(()),
         InodeKind::Dir => Err(ClientError::api(ErrorCode::IsADirectory, format!("{path} is a directory"))),

@@ -1,21 +1,24 @@
 //! The blocking API shaped like `std::fs`: [`Client`], [`OpenOptions`] and [`File`].
 //!
-//! A [`File`] opened for writing is copy-on-write: touched chunks are rebuilt in memory and
-//! stored as new chunks, untouched ones are kept by reference, and `flush`, `sync_all`,
-//! `close` or drop commit the new chunk list as one new version (readers see the old file or
-//! the new one, never a mix). A file opened without truncation commits against the version
-//! it opened (optimistic concurrency: a concurrent change makes the commit fail with
-//! `conflict`). Full dirty chunks are stored early, so memory stays bounded for large writes.
+//! A [`File`] opened for writing is copy-on-write: touched blocks (the file's chunk size,
+//! aligned) are rebuilt in memory and stored as new chunks spliced into the file's extents,
+//! untouched ones are kept by reference, and `flush`, `sync_all`, `close` or drop commit the
+//! new extents as one new version (readers see the old file or the new one, never a mix).
+//! A handle commits to its inode, not to a path: a file renamed while open keeps receiving
+//! the handle's writes. A file opened without truncation commits against the version it
+//! opened (optimistic concurrency: a concurrent change makes the commit fail with
+//! `conflict`). Full dirty blocks are stored early, so memory stays bounded for large writes.
 //!
 //! The blocking calls run on the client's own small runtime: do not call them from inside
 //! an async task (use [`crate::AsyncClient`] there).
 
 use crate::datapath::{self, WriteOptions};
-use crate::r#async::parse;
+use crate::r#async::target;
 use crate::{AsyncClient, Backend, ClientError, Result};
 use bytes::Bytes;
-use cairn_core::wire::{ChunkRef, Content, DirEntry, Inode, InodeKind};
-use cairn_core::{ErrorCode, FsPath, Policy, INLINE_MAX};
+use cairn_core::extent::{self, Extent};
+use cairn_core::wire::{Content, DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
+use cairn_core::{ChunkId, ErrorCode, Policy, INLINE_MAX};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -71,9 +74,12 @@ impl Client {
         self.block(self.inner.mkdir(path, parents)).map(drop)
     }
 
-    /// A directory's entries.
-    pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>> {
-        self.block(self.inner.list(path))
+    /// A directory's entries, fetched a page at a time as the iterator advances.
+    pub fn read_dir(&self, path: &str) -> Result<ReadDir> {
+        let at = target(path)?;
+        let mut rd = ReadDir { client: self.clone(), at, page: Vec::new().into_iter(), next: None, done: false };
+        rd.fetch()?;
+        Ok(rd)
     }
 
     /// The inode at `path`.
@@ -140,7 +146,7 @@ impl OpenOptions {
         if !self.read && !writable {
             return Err(ClientError::api(ErrorCode::InvalidArgument, "open needs read, write or append"));
         }
-        let fs_path = parse(path)?;
+        let fs_path = target(path)?;
         let backend = client.inner.backend();
         let existing = match client.block(datapath::stat(backend.as_ref(), &fs_path)) {
             Ok(i) => Some(i),
@@ -153,21 +159,18 @@ impl OpenOptions {
             }
             datapath::require_file(i, &fs_path)?;
         }
+        // An existing file's plan is its own: the chunk size and policy it was created with.
         let plan = client.block(datapath::plan(backend.as_ref(), &fs_path))?;
-        let plan_cs = match &existing {
-            Some(Inode { content: Content::Chunks { chunk_size, .. }, .. }) => *chunk_size,
-            _ => plan.chunk_size,
-        };
         let mut f = File {
             client: client.clone(),
-            path: fs_path,
+            target: existing.as_ref().map_or(fs_path, |i| Target::Ino(i.ino)),
             writable,
             append: self.append,
             base_version: existing.as_ref().map(|i| i.version).unwrap_or(0),
             size: existing.as_ref().map(|i| i.size).unwrap_or(0),
-            chunk_size: plan_cs as u64,
+            chunk_size: plan.chunk_size as u64,
             policy: plan.policy,
-            chunks: existing.as_ref().map(|i| i.chunks().to_vec()).unwrap_or_default(),
+            extents: existing.as_ref().map(|i| i.extents().to_vec()).unwrap_or_default(),
             inline: match existing.as_ref().map(|i| &i.content) {
                 Some(Content::Inline(d)) => Some(d.clone()),
                 _ => None,
@@ -194,7 +197,8 @@ impl OpenOptions {
 /// An open cairn file: `Read`, `Write`, `Seek`, plus positional `read_at`/`write_at`.
 pub struct File {
     client: Client,
-    path: FsPath,
+    /// Where commits go: the inode once the file exists, its path before.
+    target: Target,
     writable: bool,
     append: bool,
     /// The version this handle's view is based on (0: the file did not exist).
@@ -203,15 +207,15 @@ pub struct File {
     chunk_size: u64,
     /// Redundancy policy new chunks are stored with.
     policy: Policy,
-    /// The committed chunk list this view is based on.
-    chunks: Vec<ChunkRef>,
+    /// The extents this view is based on (committed, plus blocks stored early).
+    extents: Vec<Extent>,
     /// The committed inline content, for read-only handles of small files (writable handles
     /// keep it as dirty chunk 0).
     inline: Option<Vec<u8>>,
     /// Chunks rewritten since the last commit, by index.
     dirty: BTreeMap<u64, Vec<u8>>,
-    /// The last chunk read, to serve small sequential reads.
-    cache: Option<(u64, Bytes)>,
+    /// The last chunk fetched, to serve small sequential reads.
+    cache: Option<(ChunkId, Bytes)>,
     pos: u64,
     modified: bool,
     /// Truncating opens replace whatever is there; others commit against `base_version`.
@@ -234,7 +238,20 @@ impl File {
         self.size.saturating_sub(idx * self.chunk_size).min(self.chunk_size) as usize
     }
 
-    /// The bytes chunk `idx` holds in this view (may be shorter than its logical length:
+    /// A chunk's bytes, verified, through the one-chunk cache.
+    fn fetch(&mut self, id: ChunkId) -> Result<Bytes> {
+        if let Some((cached, b)) = &self.cache {
+            if *cached == id {
+                return Ok(b.clone());
+            }
+        }
+        let backend = self.client.inner.backend().clone();
+        let b = self.client.block(async move { backend.get_chunk(id).await })?.into_contiguous();
+        self.cache = Some((id, b.clone()));
+        Ok(b)
+    }
+
+    /// The bytes block `idx` holds in this view (may be shorter than its logical length:
     /// the rest reads as zeros).
     fn chunk_bytes(&mut self, idx: u64) -> Result<Bytes> {
         if let Some(d) = self.dirty.get(&idx) {
@@ -243,16 +260,26 @@ impl File {
         if let Some(inline) = &self.inline {
             return Ok(if idx == 0 { Bytes::copy_from_slice(inline) } else { Bytes::new() });
         }
-        let Some(r) = self.chunks.get(idx as usize).copied() else { return Ok(Bytes::new()) };
-        if let Some((i, b)) = &self.cache {
-            if *i == idx {
-                return Ok(b.clone());
+        let from = idx * self.chunk_size;
+        let pieces = extent::slice(&self.extents, from, from + self.chunk_size);
+        let mut out = Vec::new();
+        for e in &pieces {
+            let Some(id) = e.chunk else {
+                out.resize(out.len() + e.len as usize, 0);
+                continue;
+            };
+            let data = self.fetch(id)?;
+            let (a, b) = (e.offset as usize, e.offset as usize + e.len as usize);
+            if data.len() < b {
+                let msg = format!("chunk {id} is {} bytes, an extent reaches {b}", data.len());
+                return Err(ClientError::api(ErrorCode::Corrupt, msg));
             }
+            if pieces.len() == 1 {
+                return Ok(data.slice(a..b));
+            }
+            out.extend_from_slice(&data[a..b]);
         }
-        let backend = self.client.inner.backend().clone();
-        let b = self.client.block(async move { backend.get_chunk(r.id).await })?.into_contiguous();
-        self.cache = Some((idx, b.clone()));
-        Ok(b)
+        Ok(Bytes::from(out))
     }
 
     /// Reads at `offset` without moving the cursor, like `FileExt::read_at`; fills `buf`
@@ -303,7 +330,7 @@ impl File {
         Ok(done)
     }
 
-    /// Stores dirty full chunks early once there are too many, to bound memory.
+    /// Stores dirty full blocks early once there are too many, to bound memory.
     fn store_full_dirty(&mut self) -> Result<()> {
         if self.dirty.len() <= MAX_DIRTY_CHUNKS {
             return Ok(());
@@ -311,21 +338,14 @@ impl File {
         let full: Vec<u64> =
             self.dirty.iter().filter(|(_, d)| d.len() as u64 == self.chunk_size).map(|(i, _)| *i).collect();
         for idx in full {
-            if (idx as usize) > self.chunks.len() {
-                continue; // keep holes simple: only extend the list contiguously
-            }
             let data = Bytes::from(self.dirty.remove(&idx).expect("listed"));
-            let r = self.put(data)?;
-            if (idx as usize) == self.chunks.len() {
-                self.chunks.push(r);
-            } else {
-                self.chunks[idx as usize] = r;
-            }
+            let e = self.put(data)?;
+            self.extents = extent::splice(&self.extents, idx * self.chunk_size, &[e]);
         }
         Ok(())
     }
 
-    fn put(&self, data: Bytes) -> Result<ChunkRef> {
+    fn put(&self, data: Bytes) -> Result<Extent> {
         let backend = self.client.inner.backend().clone();
         let policy = self.policy;
         self.client.block(async move { datapath::put_chunk(backend.as_ref(), data, policy).await })
@@ -337,17 +357,15 @@ impl File {
             return Err(ClientError::api(ErrorCode::PermissionDenied, "file not opened for writing"));
         }
         if len < self.size {
-            let keep = len.div_ceil(self.chunk_size);
-            self.dirty.retain(|i, _| *i < keep);
-            self.chunks.truncate(keep as usize);
+            let cs = self.chunk_size;
+            self.dirty.retain(|i, _| *i * cs < len);
+            if let Some(d) = self.dirty.get_mut(&(len / cs)) {
+                d.truncate((len % cs) as usize);
+            }
+            let have = extent::total(&self.extents);
+            self.extents = extent::truncate(&self.extents, len.min(have));
             if let Some(inline) = &mut self.inline {
                 inline.truncate(len as usize);
-            }
-            if !len.is_multiple_of(self.chunk_size) {
-                let idx = keep - 1;
-                let mut d = self.chunk_bytes(idx)?.to_vec();
-                d.truncate((len % self.chunk_size) as usize);
-                self.dirty.insert(idx, d);
             }
         }
         self.size = len;
@@ -361,28 +379,24 @@ impl File {
         if !self.modified || !self.writable {
             return Ok(());
         }
-        let n = self.size.div_ceil(self.chunk_size);
         let content = if self.size == 0 {
             Content::None
         } else if self.size <= INLINE_MAX {
-            let mut data = self.chunk_bytes(0)?.to_vec();
-            data.resize(self.size as usize, 0);
+            let mut data = vec![0u8; self.size as usize];
+            self.read_at(&mut data, 0)?;
             Content::Inline(data)
         } else {
-            let mut refs = Vec::with_capacity(n as usize);
-            for idx in 0..n {
+            let have = extent::total(&self.extents);
+            let mut extents = extent::truncate(&self.extents, self.size.min(have));
+            let dirty: Vec<u64> = self.dirty.keys().copied().collect();
+            for idx in dirty {
                 let want = self.logical_len(idx);
-                let unchanged = !self.dirty.contains_key(&idx)
-                    && self.chunks.get(idx as usize).is_some_and(|c| c.len as usize == want);
-                if unchanged {
-                    refs.push(self.chunks[idx as usize]);
-                    continue;
-                }
-                let mut data = self.chunk_bytes(idx)?.to_vec();
+                let mut data = self.dirty.remove(&idx).expect("listed");
                 data.resize(want, 0);
-                refs.push(self.put(Bytes::from(data))?);
+                let e = self.put(Bytes::from(data))?;
+                extents = extent::splice(&extents, idx * self.chunk_size, &[e]);
             }
-            Content::Chunks { chunk_size: self.chunk_size as u32, chunks: refs }
+            Content::Extents(extent::truncate(&extents, self.size))
         };
         let opts = WriteOptions {
             parents: false,
@@ -390,13 +404,14 @@ impl File {
             ..WriteOptions::default()
         };
         let backend = self.client.inner.backend().clone();
-        let (path, size) = (self.path.clone(), self.size);
+        let (at, size) = (self.target.clone(), self.size);
         let inode =
-            self.client.block(async move { datapath::commit(backend.as_ref(), &path, content, size, opts).await })?;
+            self.client.block(async move { datapath::commit(backend.as_ref(), &at, content, size, opts).await })?;
         debug_assert_eq!(inode.kind, InodeKind::File);
+        self.target = Target::Ino(inode.ino);
         self.base_version = inode.version;
         self.last_writer_wins = false;
-        self.chunks = inode.chunks().to_vec();
+        self.extents = inode.extents().to_vec();
         self.dirty.clear();
         if let Content::Inline(d) = inode.content {
             self.dirty.insert(0, d);
@@ -454,7 +469,46 @@ impl Seek for File {
 impl Drop for File {
     fn drop(&mut self) {
         if let Err(e) = self.sync_all() {
-            tracing::warn!(path = %self.path, "commit on drop failed: {e}");
+            tracing::warn!(file = %self.target, "commit on drop failed: {e}");
+        }
+    }
+}
+
+/// A directory's entries, fetched from the cluster a page at a time.
+pub struct ReadDir {
+    client: Client,
+    at: Target,
+    page: std::vec::IntoIter<DirEntry>,
+    next: Option<String>,
+    done: bool,
+}
+
+impl ReadDir {
+    fn fetch(&mut self) -> Result<()> {
+        let (entries, next) =
+            self.client.block(self.client.inner.list_page(&self.at, self.next.take(), LIST_DEFAULT))?;
+        self.done = next.is_none();
+        self.next = next;
+        self.page = entries.into_iter();
+        Ok(())
+    }
+}
+
+impl Iterator for ReadDir {
+    type Item = Result<DirEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.page.next() {
+                return Some(Ok(e));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.fetch() {
+                self.done = true;
+                return Some(Err(e));
+            }
         }
     }
 }

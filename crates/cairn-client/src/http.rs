@@ -105,8 +105,7 @@ fn transport(base: &str, e: reqwest::Error) -> ClientError {
 
 impl Backend for HttpBackend {
     async fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> Result<()> {
-        let n = policy.copies();
-        let req = self.http.put(format!("{}/v1/chunks/{}?replicas={n}", self.base, id.to_hex())).body(data);
+        let req = self.http.put(format!("{}/v1/chunks/{}?policy={policy}", self.base, id.to_hex())).body(data);
         self.send(req).await.map(drop)
     }
 

@@ -20,22 +20,28 @@ pub fn inode_json(path: &FsPath, i: &Inode) -> Value {
         "mode": format!("{:04o}", i.mode),
         "uid": i.uid,
         "gid": i.gid,
+        "atime": humantime::format_rfc3339_nanos(time(i.atime)).to_string(),
         "mtime": humantime::format_rfc3339_nanos(time(i.mtime)).to_string(),
         "ctime": humantime::format_rfc3339_nanos(time(i.ctime)).to_string(),
+        "atime_ns": i.atime,
         "mtime_ns": i.mtime,
+        "ctime_ns": i.ctime,
         "nlink": i.nlink,
         "ino": i.ino,
         "version": i.version,
         "etag": i.etag(),
     });
     match &i.content {
-        Content::Chunks { chunk_size, chunks } => {
-            v["chunk_size"] = json!(chunk_size);
-            v["chunks"] = json!(chunks.len());
+        Content::Extents(extents) => {
+            v["extents"] = json!(extents.len());
+            v["chunks"] = json!(i.chunk_ids().collect::<std::collections::BTreeSet<_>>().len());
         }
         Content::Inline(_) => v["inline"] = json!(true),
         Content::Symlink(t) => v["target"] = json!(t),
         Content::None => {}
+    }
+    if let Some(cs) = i.chunk_size {
+        v["chunk_size"] = json!(cs);
     }
     if let Some(p) = i.policy {
         v["policy"] = json!(p.to_string());

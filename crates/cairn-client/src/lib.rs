@@ -12,13 +12,14 @@
 
 mod r#async;
 pub mod datapath;
+pub mod edit;
 mod file;
 mod http;
 pub mod json;
 
-pub use file::{Client, File, OpenOptions};
+pub use file::{Client, File, OpenOptions, ReadDir};
 pub use http::HttpBackend;
-pub use r#async::AsyncClient;
+pub use r#async::{AsyncClient, Page};
 
 use bytes::Bytes;
 use cairn_core::wire::{Command, Query, QueryReply, Reply};

@@ -7,7 +7,7 @@ use crate::error::Error;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The current format version written in front of every record.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Encodes `value` with the current format version.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

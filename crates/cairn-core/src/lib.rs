@@ -10,6 +10,7 @@
 pub mod chunk;
 pub mod codec;
 pub mod error;
+pub mod extent;
 pub mod path;
 pub mod placement;
 pub mod policy;
@@ -17,6 +18,7 @@ pub mod wire;
 
 pub use chunk::ChunkId;
 pub use error::{ApiError, Error, ErrorCode};
+pub use extent::Extent;
 pub use path::{validate_name, FsPath};
 pub use policy::Policy;
 
@@ -28,3 +30,6 @@ pub const MIN_CHUNK_SIZE: u32 = 64 << 10;
 pub const MAX_CHUNK_SIZE: u32 = 64 << 20;
 /// Files up to this size are stored inline in their inode instead of in chunks.
 pub const INLINE_MAX: u64 = 16 << 10;
+/// Most extents one file may have (a file written in whole chunks of the default size can
+/// reach 256 GiB; in-place writes and concatenation add extents).
+pub const MAX_EXTENTS: usize = 1 << 16;

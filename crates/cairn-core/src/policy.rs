@@ -40,6 +40,16 @@ impl Policy {
         }
     }
 
+    /// The stronger of two policies (the one that keeps more redundancy): a chunk shared by
+    /// files of different policies is kept at the stronger one.
+    pub fn stronger(self, other: Policy) -> Policy {
+        if other.copies() > self.copies() {
+            other
+        } else {
+            self
+        }
+    }
+
     /// How many copies this policy wants on a cluster of `nodes` nodes.
     pub fn effective_replicas(self, nodes: usize) -> usize {
         match self {

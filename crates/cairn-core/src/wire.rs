@@ -6,6 +6,7 @@
 
 use crate::chunk::ChunkId;
 use crate::error::ApiError;
+use crate::extent::Extent;
 use crate::path::FsPath;
 use crate::policy::Policy;
 use serde::{Deserialize, Serialize};
@@ -32,29 +33,15 @@ impl InodeKind {
     }
 }
 
-/// One chunk of a file: its id and length in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkRef {
-    /// BLAKE3 of the chunk's bytes.
-    pub id: ChunkId,
-    /// Length in bytes (the last chunk of a file may be short).
-    pub len: u32,
-}
-
 /// Where a file's bytes live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {
-    /// No data: directories, symlinks, and empty files.
+    /// No data: directories, and empty files.
     None,
     /// Small files: the bytes themselves.
     Inline(Vec<u8>),
-    /// Larger files: fixed-size chunks (all but the last are `chunk_size` long).
-    Chunks {
-        /// Chunk size this version was cut with.
-        chunk_size: u32,
-        /// The chunks, in file order.
-        chunks: Vec<ChunkRef>,
-    },
+    /// Larger files: extents of chunks (and holes) covering `0..size` in order.
+    Extents(Vec<Extent>),
     /// A symlink's target.
     Symlink(String),
 }
@@ -66,7 +53,7 @@ pub struct Inode {
     pub ino: u64,
     /// File, directory or symlink.
     pub kind: InodeKind,
-    /// Permission bits.
+    /// Permission bits (the low 12 bits of `st_mode`).
     pub mode: u32,
     /// Owner user id.
     pub uid: u32,
@@ -74,34 +61,84 @@ pub struct Inode {
     pub gid: u32,
     /// Size in bytes (files), or number of entries (directories).
     pub size: u64,
+    /// Access time, nanoseconds since the Unix epoch (set on creation and by SetAttr only).
+    pub atime: i64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime: i64,
     /// Status change time, nanoseconds since the Unix epoch.
     pub ctime: i64,
-    /// Link count.
+    /// Link count: names of a file; 2 + subdirectories of a directory.
     pub nlink: u32,
-    /// Bumped on every change of content or attributes; the base for optimistic commits.
+    /// Directories: the parent directory (the root names itself); others: 0.
+    pub parent: u64,
+    /// Bumped on every change of content or attributes (not of names: a rename or a new hard
+    /// link changes only `ctime`); the ETag, and the base for optimistic commits.
     pub version: u64,
-    /// Directories: redundancy policy set here (inherited below when `None`).
+    /// Directories: the policy set here (inherited below when `None`); files: the policy its
+    /// chunks are kept at, fixed when it was created.
     pub policy: Option<Policy>,
-    /// Directories: chunk size set here; files: ignored (see [`Content::Chunks`]).
+    /// Directories: the chunk size set here; files: the size new data is cut at.
     pub chunk_size: Option<u32>,
     /// The bytes, or where they are.
     pub content: Content,
 }
 
 impl Inode {
-    /// The chunks this inode references (empty unless [`Content::Chunks`]).
-    pub fn chunks(&self) -> &[ChunkRef] {
+    /// The extents of this inode's data (empty unless [`Content::Extents`]).
+    pub fn extents(&self) -> &[Extent] {
         match &self.content {
-            Content::Chunks { chunks, .. } => chunks,
+            Content::Extents(e) => e,
             _ => &[],
         }
+    }
+
+    /// The chunks this inode references, once per extent.
+    pub fn chunk_ids(&self) -> impl Iterator<Item = ChunkId> + '_ {
+        crate::extent::chunks(self.extents())
     }
 
     /// An entity tag that changes whenever the inode does.
     pub fn etag(&self) -> String {
         format!("\"{:x}-{:x}\"", self.ino, self.version)
+    }
+}
+
+/// What a command or query acts on: a path resolved from the root, a name inside a directory
+/// given by inode number, or an inode itself whatever its names (an open file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// A path from the root.
+    Path(FsPath),
+    /// The entry `name` in directory `parent`.
+    Child {
+        /// The directory's inode number.
+        parent: u64,
+        /// The entry's name (validated like a path component).
+        name: String,
+    },
+    /// An inode by number. Commands that create or remove a name need one of the others.
+    Ino(u64),
+}
+
+impl From<FsPath> for Target {
+    fn from(p: FsPath) -> Self {
+        Target::Path(p)
+    }
+}
+
+impl From<&FsPath> for Target {
+    fn from(p: &FsPath) -> Self {
+        Target::Path(p.clone())
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Path(p) => write!(f, "{p}"),
+            Target::Child { parent, name } => write!(f, "{name:?} in inode {parent}"),
+            Target::Ino(ino) => write!(f, "inode {ino}"),
+        }
     }
 }
 
@@ -114,35 +151,74 @@ pub struct NewAttrs {
     pub uid: u32,
     /// Owner group id.
     pub gid: u32,
+    /// Files: the chunk size the data was cut at, if not the one inherited.
+    pub chunk_size: Option<u32>,
 }
 
 impl NewAttrs {
     /// Default attributes for a new file.
     pub fn file() -> Self {
-        NewAttrs { mode: 0o644, uid: 0, gid: 0 }
+        NewAttrs { mode: 0o644, uid: 0, gid: 0, chunk_size: None }
     }
     /// Default attributes for a new directory.
     pub fn dir() -> Self {
-        NewAttrs { mode: 0o755, uid: 0, gid: 0 }
+        NewAttrs { mode: 0o755, uid: 0, gid: 0, chunk_size: None }
     }
 }
+
+/// Attribute changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttrs {
+    /// New permission bits (only the low 12 bits are kept).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New access time (ns since the epoch).
+    pub atime: Option<i64>,
+    /// New modification time (ns since the epoch).
+    pub mtime: Option<i64>,
+    /// New size: cut, or extended with zeros (files only).
+    pub size: Option<u64>,
+}
+
+/// When setting an extended attribute: whether it must exist already, or must not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum XattrMode {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// Fail with `exists` if it is set (`XATTR_CREATE`).
+    Create,
+    /// Fail with `not_found` if it is not set (`XATTR_REPLACE`).
+    Replace,
+}
+
+/// Longest extended attribute name, in bytes (as Linux).
+pub const XATTR_NAME_MAX: usize = 255;
+/// Largest extended attribute value, in bytes (as Linux).
+pub const XATTR_VALUE_MAX: usize = 64 << 10;
+/// Most extended attributes one inode may carry.
+pub const XATTRS_PER_INODE: usize = 1024;
 
 /// A metadata mutation. Each is applied atomically: all of it or none of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Create a directory (and, with `parents`, missing ancestors; an existing dir is then fine).
     Mkdir {
-        /// The directory.
-        path: FsPath,
+        /// The directory (a path or a name in a directory).
+        at: Target,
         /// Create missing ancestors, and accept an existing directory.
         parents: bool,
         /// Attributes of created directories.
         attrs: NewAttrs,
     },
-    /// Create or atomically replace a file's content (the commit step of every write).
+    /// Create a file, or atomically replace a file's whole content (the commit step of every
+    /// whole-file write). With [`Target::Ino`] the file is the inode, whatever its names.
     Commit {
         /// The file.
-        path: FsPath,
+        at: Target,
         /// If set, the file must currently have this version (0: must not exist).
         base_version: Option<u64>,
         /// The new content; its chunks must already be durable on their nodes.
@@ -154,31 +230,84 @@ pub enum Command {
         /// Attributes if the file is created.
         attrs: NewAttrs,
     },
+    /// Replace bytes `offset..offset + len(data)` of an existing file with `data` (inline
+    /// bytes on an inline file that stays small, extents otherwise), extending it if needed.
+    Write {
+        /// The file.
+        at: Target,
+        /// If set, the file must currently have this version.
+        base_version: Option<u64>,
+        /// Where the data goes; `None` appends at the end as of this command (`O_APPEND`).
+        offset: Option<u64>,
+        /// The bytes: [`Content::Inline`] or [`Content::Extents`].
+        data: Content,
+    },
+    /// Make `at` a file of the sources' extents in order, without copying a byte, and remove
+    /// the sources, in one step.
+    Concat {
+        /// The file made (created, or replaced if it is a file).
+        at: Target,
+        /// The sources: files whose content is extents (or empty).
+        sources: Vec<Target>,
+    },
     /// Create a symbolic link.
     Symlink {
         /// The link.
-        path: FsPath,
+        at: Target,
         /// Where it points (not interpreted).
         target: String,
     },
-    /// Remove a file, symlink or empty directory; `recursive` removes a whole tree.
+    /// Give a file or symlink one more name.
+    Link {
+        /// The existing inode.
+        from: Target,
+        /// The new name.
+        to: Target,
+    },
+    /// Remove a name: a file's (its inode goes with its last name), a symlink, or an empty
+    /// directory; `recursive` removes a whole tree.
     Remove {
         /// What to remove.
-        path: FsPath,
+        at: Target,
         /// Remove non-empty directories with everything below.
         recursive: bool,
     },
     /// Atomically move `from` to `to`, replacing a file or empty directory there.
     Rename {
         /// Source.
-        from: FsPath,
+        from: Target,
         /// Destination.
-        to: FsPath,
+        to: Target,
+    },
+    /// Change attributes (mode, owner, times, size); ctime follows as POSIX says.
+    SetAttr {
+        /// The inode.
+        at: Target,
+        /// What changes.
+        attrs: SetAttrs,
+    },
+    /// Set an extended attribute.
+    SetXattr {
+        /// The inode.
+        at: Target,
+        /// Its name (1..=255 bytes).
+        name: String,
+        /// Its value (at most 64 KiB).
+        value: Vec<u8>,
+        /// Create, replace, or either.
+        mode: XattrMode,
+    },
+    /// Remove an extended attribute.
+    RemoveXattr {
+        /// The inode.
+        at: Target,
+        /// Its name.
+        name: String,
     },
     /// Set a directory's redundancy policy and/or chunk size.
     SetDirPolicy {
         /// The directory.
-        path: FsPath,
+        at: Target,
         /// New policy, if changing.
         policy: Option<Policy>,
         /// New chunk size, if changing.
@@ -221,7 +350,17 @@ pub enum Command {
     },
 }
 
-/// One fact for the durability ledger: `node` holds a verified copy of chunk `id` of `len`
+/// Which part of a chunk's redundancy a holder keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub enum Part {
+    /// A full copy (replication).
+    #[default]
+    Copy,
+    /// Shard number `i` of an erasure-coded stripe.
+    Shard(u8),
+}
+
+/// One fact for the durability ledger: `node` holds a verified `part` of chunk `id` of `len`
 /// bytes (`held`), or no longer holds a usable one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderChange {
@@ -229,6 +368,8 @@ pub struct HolderChange {
     pub id: ChunkId,
     /// The node the fact is about.
     pub node: u64,
+    /// Which copy or shard.
+    pub part: Part,
     /// The chunk's length in bytes.
     pub len: u32,
     /// True: the node holds a verified copy; false: it has none (missing or corrupt).
@@ -296,13 +437,35 @@ pub type ApplyResult = Result<Reply, ApiError>;
 /// A read-only question to the metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
-    /// The inode at a path.
-    Stat(FsPath),
-    /// A directory's entries with their inodes.
-    List(FsPath),
-    /// How to write a new file at this path: chunk size and policy inherited from above.
-    WritePlan(FsPath),
+    /// The inode at a target.
+    Stat(Target),
+    /// One page of a directory's entries with their inodes, in name order.
+    List {
+        /// The directory.
+        at: Target,
+        /// Start after this name (a page's `next`); `None` starts at the beginning.
+        after: Option<String>,
+        /// Most entries to return (clipped to [`LIST_MAX`]).
+        limit: u32,
+    },
+    /// How to write a new file at this target: chunk size and policy inherited from above
+    /// (for an existing file, its own).
+    WritePlan(Target),
+    /// One extended attribute's value.
+    GetXattr {
+        /// The inode.
+        at: Target,
+        /// The attribute's name.
+        name: String,
+    },
+    /// The names of an inode's extended attributes.
+    ListXattrs(Target),
 }
+
+/// Default number of entries in a listing page.
+pub const LIST_DEFAULT: u32 = 1000;
+/// Most entries in one listing page.
+pub const LIST_MAX: u32 = 10_000;
 
 /// A directory entry with its inode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,8 +490,17 @@ pub struct WritePlan {
 pub enum QueryReply {
     /// For [`Query::Stat`].
     Inode(Inode),
-    /// For [`Query::List`].
-    Entries(Vec<DirEntry>),
+    /// For [`Query::List`]: the page, and the name to continue after (`None` at the end).
+    Entries {
+        /// The entries, in name order.
+        entries: Vec<DirEntry>,
+        /// Pass as `after` for the next page; `None` when this page is the last.
+        next: Option<String>,
+    },
     /// For [`Query::WritePlan`].
     Plan(WritePlan),
+    /// For [`Query::GetXattr`].
+    Xattr(Vec<u8>),
+    /// For [`Query::ListXattrs`].
+    Names(Vec<String>),
 }

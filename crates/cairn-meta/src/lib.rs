@@ -17,16 +17,22 @@
 #![warn(missing_docs)]
 
 mod apply;
+mod data;
+mod holders;
+mod namespace;
 mod query;
 mod snapshot;
 mod tables;
 
 pub use apply::apply;
+pub use data::CONCAT_MAX;
+pub use namespace::LINK_MAX;
 pub use query::{
-    chunk_record, files_below, ledger, node_state, query, unreferenced_chunks, worker_settings, FileChunks,
+    chunk_record, chunks_of_node, files_below, ledger, node_state, query, unreferenced_chunks, worker_settings,
+    FileChunks,
 };
 pub use snapshot::{export, import};
-pub use tables::{init, ChunkRecord, ROOT_INO, WORKER_NAMES};
+pub use tables::{init, ChunkRecord, Holder, META_FORMAT, ROOT_INO, WORKER_NAMES};
 
 use cairn_core::ErrorCode;
 
@@ -40,6 +46,23 @@ pub enum MetaError {
     /// A stored record could not be decoded.
     #[error("metadata record unreadable: {0}")]
     Decode(#[from] cairn_core::Error),
+    /// The database was written in another metadata format.
+    #[error(
+        "metadata written in format {found}, this cairn reads format {want}; pre-release formats have no \
+         upgrade path: start this node on an empty data dir"
+    )]
+    Format {
+        /// The format found.
+        found: u64,
+        /// The format this code reads.
+        want: u64,
+    },
+    /// A directory entry or parent link names an inode that does not exist.
+    #[error("metadata inconsistent: inode {0} is linked but missing")]
+    Dangling(u64),
+    /// A snapshot offered for install is malformed.
+    #[error("metadata snapshot invalid: {0}")]
+    Snapshot(String),
 }
 
 impl MetaError {

@@ -1,47 +1,119 @@
 //! Read-only queries over a consistent read transaction.
 
 use crate::tables::{
-    get_chunk, get_inode, get_node_state, get_worker, resolve, walk, ChunkRecord, Walk, CHUNKS, DIRENTS, INODES, NODES,
-    WORKERS,
+    get_chunk, get_dir, get_node_state, get_worker, inherited, linked_inode, resolve, walk, ChunkRecord, Walk, CHUNKS,
+    DIRENTS, HOLDINGS, INODES, NODES, WORKERS, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::decode;
-use cairn_core::wire::{ChunkRef, DirEntry, InodeKind, NodeState, Query, QueryReply, WorkerSettings, WritePlan};
-use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath, DEFAULT_CHUNK_SIZE};
+use cairn_core::wire::{
+    DirEntry, Inode, InodeKind, NodeState, Query, QueryReply, Target, WorkerSettings, WritePlan, LIST_MAX,
+};
+use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath};
 use redb::{ReadTransaction, ReadableTable};
 
 /// Answers a query. The outer `Result` is a storage failure, the inner one the answer.
 pub fn query(txn: &ReadTransaction, q: &Query) -> Result<Result<QueryReply, ApiError>> {
     let inodes = txn.open_table(INODES)?;
     let dirents = txn.open_table(DIRENTS)?;
+    let found = |at: &Target| resolve(&inodes, &dirents, at);
     match q {
-        Query::Stat(path) => Ok(resolve(&inodes, &dirents, path)?.map(QueryReply::Inode)),
-        Query::List(path) => {
-            let dir = match resolve(&inodes, &dirents, path)? {
-                Ok(d) => d,
+        Query::Stat(at) => Ok(found(at)?.map(QueryReply::Inode)),
+        Query::List { at, after, limit } => {
+            let dir = match found(at)? {
+                Ok(d) if d.kind == InodeKind::Dir => d,
+                Ok(_) => return Ok(Err(ApiError::new(ErrorCode::NotADirectory, format!("{at} is not a directory")))),
                 Err(e) => return Ok(Err(e)),
+            };
+            let limit = (*limit).clamp(1, LIST_MAX) as usize;
+            let from = after.as_deref().unwrap_or("");
+            let mut entries = Vec::with_capacity(limit.min(dir.size as usize));
+            let mut next = None;
+            for r in dirents.range((dir.ino, from)..(dir.ino + 1, ""))? {
+                let (k, v) = r?;
+                let name = k.value().1;
+                if after.as_deref() == Some(name) {
+                    continue;
+                }
+                if entries.len() == limit {
+                    next = entries.last().map(|e: &DirEntry| e.name.clone());
+                    break;
+                }
+                entries.push(DirEntry { name: name.to_string(), inode: linked_inode(&inodes, v.value())? });
+            }
+            Ok(Ok(QueryReply::Entries { entries, next }))
+        }
+        Query::WritePlan(at) => {
+            let dir = match at {
+                Target::Path(path) => {
+                    if let Ok(Walk::Found(mut chain)) = walk(&inodes, &dirents, path)? {
+                        let last = chain.pop().expect("non-empty");
+                        if last.kind == InodeKind::File {
+                            return Ok(Ok(QueryReply::Plan(own_plan(&last))));
+                        }
+                    }
+                    // The nearest existing ancestor's settings win, then the defaults.
+                    match walk(&inodes, &dirents, &path.parent().unwrap_or_else(FsPath::root))? {
+                        Ok(Walk::Found(mut chain)) | Ok(Walk::Missing { existing: mut chain }) => {
+                            chain.pop().expect("non-empty")
+                        }
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                Target::Child { parent, .. } => match found(at)? {
+                    Ok(file) if file.kind == InodeKind::File => return Ok(Ok(QueryReply::Plan(own_plan(&file)))),
+                    _ => match get_dir(&inodes, *parent)? {
+                        Ok(d) => d,
+                        Err(e) => return Ok(Err(e)),
+                    },
+                },
+                Target::Ino(_) => match found(at)? {
+                    Ok(i) if i.kind == InodeKind::Dir => i,
+                    Ok(i) => return Ok(Ok(QueryReply::Plan(own_plan(&i)))),
+                    Err(e) => return Ok(Err(e)),
+                },
             };
             if dir.kind != InodeKind::Dir {
-                return Ok(Err(ApiError::new(ErrorCode::NotADirectory, format!("{path} is not a directory"))));
+                return Ok(Err(ApiError::new(
+                    ErrorCode::NotADirectory,
+                    format!("the parent of {at} is not a directory"),
+                )));
             }
-            let mut entries = Vec::with_capacity(dir.size as usize);
-            for r in dirents.range((dir.ino, "")..(dir.ino + 1, ""))? {
-                let (k, v) = r?;
-                let inode = get_inode(&inodes, v.value())?.expect("dirent points at an inode");
-                entries.push(DirEntry { name: k.value().1.to_string(), inode });
-            }
-            Ok(Ok(QueryReply::Entries(entries)))
-        }
-        Query::WritePlan(path) => {
-            // The nearest existing ancestor's settings win, then the defaults.
-            let chain = match walk(&inodes, &dirents, &path.parent().unwrap_or_else(cairn_core::FsPath::root))? {
-                Ok(Walk::Found(chain)) | Ok(Walk::Missing { existing: chain }) => chain,
-                Err(e) => return Ok(Err(e)),
-            };
-            let policy = chain.iter().rev().find_map(|i| i.policy).unwrap_or_default();
-            let chunk_size = chain.iter().rev().find_map(|i| i.chunk_size).unwrap_or(DEFAULT_CHUNK_SIZE);
+            let (policy, chunk_size) = inherited(&inodes, &dir)?;
             Ok(Ok(QueryReply::Plan(WritePlan { chunk_size, policy })))
         }
+        Query::GetXattr { at, name } => {
+            if let Err(e) = crate::data::check_xattr_name(name) {
+                return Ok(Err(e));
+            }
+            let inode = match found(at)? {
+                Ok(i) => i,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(match txn.open_table(XATTRS)?.get((inode.ino, name.as_str()))? {
+                Some(v) => Ok(QueryReply::Xattr(v.value().to_vec())),
+                None => Err(ApiError::new(ErrorCode::NotFound, format!("{at} has no xattr {name:?}"))),
+            })
+        }
+        Query::ListXattrs(at) => {
+            let inode = match found(at)? {
+                Ok(i) => i,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut names = Vec::new();
+            for r in txn.open_table(XATTRS)?.range((inode.ino, "")..(inode.ino + 1, ""))? {
+                names.push(r?.0.value().1.to_string());
+            }
+            Ok(Ok(QueryReply::Names(names)))
+        }
+    }
+}
+
+/// An existing file's own plan: the policy and chunk size it was created with.
+fn own_plan(file: &Inode) -> WritePlan {
+    WritePlan {
+        chunk_size: file.chunk_size.unwrap_or(cairn_core::DEFAULT_CHUNK_SIZE),
+        policy: file.policy.unwrap_or_default(),
     }
 }
 
@@ -50,7 +122,8 @@ pub fn chunk_record(txn: &ReadTransaction, id: &ChunkId) -> Result<Option<ChunkR
     get_chunk(&txn.open_table(CHUNKS)?, id)
 }
 
-fn chunk_key(k: &[u8]) -> Result<ChunkId> {
+/// A chunk id from a stored key.
+pub(crate) fn chunk_key(k: &[u8]) -> Result<ChunkId> {
     let id: [u8; 32] = k.try_into().map_err(|_| cairn_core::Error::InvalidChunkId("stored key".into()))?;
     Ok(ChunkId(id))
 }
@@ -69,14 +142,27 @@ pub fn ledger(txn: &ReadTransaction) -> Result<Vec<(ChunkId, ChunkRecord)>> {
     Ok(out)
 }
 
-/// A file and its chunks.
-pub type FileChunks = (FsPath, Vec<ChunkRef>);
+/// The chunks `node` holds a part of, by the ledger (read through the per-node index).
+pub fn chunks_of_node(txn: &ReadTransaction, node: u64) -> Result<Vec<(ChunkId, ChunkRecord)>> {
+    let chunks = txn.open_table(CHUNKS)?;
+    let mut out = Vec::new();
+    for r in txn.open_table(HOLDINGS)?.range((node, [0u8; 0].as_slice())..(node + 1, [0u8; 0].as_slice()))? {
+        let id = chunk_key(r?.0.value().1)?;
+        if let Some(rec) = get_chunk(&chunks, &id)? {
+            out.push((id, rec));
+        }
+    }
+    Ok(out)
+}
+
+/// A file and the chunks it references.
+pub type FileChunks = (FsPath, Vec<ChunkId>);
 
 /// Every chunked file at or below `path`, with its chunks, in path order.
 pub fn files_below(txn: &ReadTransaction, path: &FsPath) -> Result<Result<Vec<FileChunks>, ApiError>> {
     let inodes = txn.open_table(INODES)?;
     let dirents = txn.open_table(DIRENTS)?;
-    let top = match resolve(&inodes, &dirents, path)? {
+    let top = match resolve(&inodes, &dirents, &Target::Path(path.clone()))? {
         Ok(i) => i,
         Err(e) => return Ok(Err(e)),
     };
@@ -88,12 +174,17 @@ pub fn files_below(txn: &ReadTransaction, path: &FsPath) -> Result<Result<Vec<Fi
                 let mut children = Vec::new();
                 for r in dirents.range((inode.ino, "")..(inode.ino + 1, ""))? {
                     let (k, v) = r?;
-                    let child = get_inode(&inodes, v.value())?.expect("dirent points at an inode");
+                    let child = linked_inode(&inodes, v.value())?;
                     children.push((p.join(k.value().1).expect("stored names are valid"), child));
                 }
                 stack.extend(children.into_iter().rev());
             }
-            _ if !inode.chunks().is_empty() => out.push((p, inode.chunks().to_vec())),
+            _ if !inode.extents().is_empty() => {
+                let ids: Vec<ChunkId> = inode.chunk_ids().collect();
+                if !ids.is_empty() {
+                    out.push((p, ids));
+                }
+            }
             _ => {}
         }
     }

@@ -3,7 +3,7 @@
 //! Snapshots are built from a read transaction (redb's MVCC gives a consistent view while
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
-use crate::tables::{CHUNKS, COUNTERS, DIRENTS, INODES, NODES, WORKERS};
+use crate::tables::{ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HOLDINGS, INODES, NODES, WORKERS, XATTRS};
 use crate::Result;
 use cairn_core::codec::{decode, encode};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 struct Dump {
     inodes: Vec<(u64, Vec<u8>)>,
     dirents: Vec<(u64, String, u64)>,
+    xattrs: Vec<(u64, String, Vec<u8>)>,
     chunks: Vec<(Vec<u8>, Vec<u8>)>,
     nodes: Vec<(u64, Vec<u8>)>,
     workers: Vec<(String, Vec<u8>)>,
@@ -21,8 +22,15 @@ struct Dump {
 
 /// Serializes the whole state machine.
 pub fn export(txn: &ReadTransaction) -> Result<Vec<u8>> {
-    let mut d =
-        Dump { inodes: vec![], dirents: vec![], chunks: vec![], nodes: vec![], workers: vec![], counters: vec![] };
+    let mut d = Dump {
+        inodes: vec![],
+        dirents: vec![],
+        xattrs: vec![],
+        chunks: vec![],
+        nodes: vec![],
+        workers: vec![],
+        counters: vec![],
+    };
     for r in txn.open_table(INODES)?.iter()? {
         let (k, v) = r?;
         d.inodes.push((k.value(), v.value().to_vec()));
@@ -31,6 +39,11 @@ pub fn export(txn: &ReadTransaction) -> Result<Vec<u8>> {
         let (k, v) = r?;
         let (p, n) = k.value();
         d.dirents.push((p, n.to_string(), v.value()));
+    }
+    for r in txn.open_table(XATTRS)?.iter()? {
+        let (k, v) = r?;
+        let (i, n) = k.value();
+        d.xattrs.push((i, n.to_string(), v.value().to_vec()));
     }
     for r in txn.open_table(CHUNKS)?.iter()? {
         let (k, v) = r?;
@@ -64,9 +77,21 @@ pub fn import(txn: &WriteTransaction, bytes: &[u8]) -> Result<()> {
     for (p, n, c) in &d.dirents {
         dirents.insert((*p, n.as_str()), *c)?;
     }
+    let mut xattrs = txn.open_table(XATTRS)?;
+    xattrs.retain(|_, _| false)?;
+    for (i, n, v) in &d.xattrs {
+        xattrs.insert((*i, n.as_str()), v.as_slice())?;
+    }
+    // The per-node index is rebuilt from the records rather than trusted from the sender.
     let mut chunks = txn.open_table(CHUNKS)?;
+    let mut holdings = txn.open_table(HOLDINGS)?;
     chunks.retain(|_, _| false)?;
+    holdings.retain(|_, _| false)?;
     for (k, v) in &d.chunks {
+        let rec: ChunkRecord = decode(v, "chunk record")?;
+        for node in rec.nodes() {
+            holdings.insert((node, k.as_slice()), ())?;
+        }
         chunks.insert(k.as_slice(), v.as_slice())?;
     }
     let mut nodes = txn.open_table(NODES)?;

@@ -2,48 +2,80 @@
 
 use crate::Result;
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{ApplyResult, Content, Inode, InodeKind, NodeState, WorkerSettings};
-use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath};
+use cairn_core::wire::{ApplyResult, Content, Inode, InodeKind, NodeState, Part, Target, WorkerSettings};
+use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath, Policy, DEFAULT_CHUNK_SIZE};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
 
+/// The metadata format this code reads and writes (kept in `counters` as `format`).
+pub const META_FORMAT: u64 = 2;
+
 /// ino -> encoded [`Inode`].
 pub(crate) const INODES: TableDefinition<u64, &[u8]> = TableDefinition::new("inodes");
 /// (parent ino, name) -> child ino.
 pub(crate) const DIRENTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("dirents");
+/// (ino, name) -> value: extended attributes.
+pub(crate) const XATTRS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("xattrs");
 /// chunk id (32 bytes) -> encoded [`ChunkRecord`].
 pub(crate) const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
+/// (node id, chunk id): the chunks each node holds a part of (an index of `chunks`).
+pub(crate) const HOLDINGS: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("holdings");
 /// node id -> encoded [`NodeState`] (nodes never set are active).
 pub(crate) const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
 /// worker name -> encoded [`WorkerSettings`] (workers never set run unthrottled).
 pub(crate) const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("workers");
-/// Counters and settings of the state machine ("next_ino").
+/// Counters and settings of the state machine (`next_ino`, `format`).
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
+/// A node keeping one part of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Holder {
+    /// The node.
+    pub node: u64,
+    /// What it keeps: a copy, or one shard.
+    pub part: Part,
+}
+
 /// What the metadata knows about one chunk: its references and its entry in the durability
-/// ledger (which nodes hold a verified copy).
+/// ledger (which nodes hold a verified copy or shard).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRecord {
-    /// How many times file chunk lists name this chunk.
+    /// How many file extents name this chunk.
     pub refs: u64,
     /// When `refs` last dropped to zero (ns since epoch), if it is zero (also set when a
     /// chunk is first reported stored, before any commit names it).
     pub zero_since: Option<i64>,
     /// Length in bytes, as reported by its holders.
     pub len: u32,
-    /// Copies wanted: the largest policy of any file that committed it.
-    pub want: u8,
-    /// Nodes that reported a verified copy and have not reported losing it, ascending.
-    pub holders: Vec<u64>,
+    /// The policy it is kept at: the strongest of the files that committed it (`None` until
+    /// a commit names it).
+    pub policy: Option<Policy>,
+    /// Holders that reported a verified part and have not reported losing it, ascending.
+    pub holders: Vec<Holder>,
 }
 
 impl ChunkRecord {
     /// A record for a chunk nothing references yet, as of `now`.
     pub(crate) fn new(now: i64) -> Self {
-        ChunkRecord { refs: 0, zero_since: Some(now), len: 0, want: 0, holders: Vec::new() }
+        ChunkRecord { refs: 0, zero_since: Some(now), len: 0, policy: None, holders: Vec::new() }
+    }
+
+    /// True if `node` holds some part of the chunk.
+    pub fn holds(&self, node: u64) -> bool {
+        self.holders.iter().any(|h| h.node == node)
+    }
+
+    /// The nodes holding some part, ascending.
+    pub fn nodes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.holders.iter().map(|h| h.node)
+    }
+
+    /// Parts wanted on a large enough cluster (1 for a chunk no commit named yet).
+    pub fn want(&self) -> usize {
+        self.policy.map_or(1, Policy::copies)
     }
 }
 
@@ -51,31 +83,43 @@ impl ChunkRecord {
 pub const WORKER_NAMES: [&str; 4] = ["repair", "scrub", "rebalance", "gc"];
 
 /// Creates the tables and the root directory if they do not exist yet. Deterministic.
+/// Refuses a database written in another metadata format.
 pub fn init(txn: &WriteTransaction) -> Result<()> {
     let mut inodes = txn.open_table(INODES)?;
     txn.open_table(DIRENTS)?;
+    txn.open_table(XATTRS)?;
     txn.open_table(CHUNKS)?;
+    txn.open_table(HOLDINGS)?;
     txn.open_table(NODES)?;
     txn.open_table(WORKERS)?;
     let mut counters = txn.open_table(COUNTERS)?;
-    if inodes.get(ROOT_INO)?.is_none() {
-        let root = Inode {
-            ino: ROOT_INO,
-            kind: InodeKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            mtime: 0,
-            ctime: 0,
-            nlink: 2,
-            version: 1,
-            policy: None,
-            chunk_size: None,
-            content: Content::None,
-        };
-        inodes.insert(ROOT_INO, encode(&root).as_slice())?;
-        counters.insert("next_ino", ROOT_INO + 1)?;
+    let format = counters.get("format")?.map(|v| v.value());
+    let has_root = inodes.get(ROOT_INO)?.is_some();
+    match (format, has_root) {
+        (Some(META_FORMAT), true) => {}
+        (None, false) => {
+            let root = Inode {
+                ino: ROOT_INO,
+                kind: InodeKind::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                atime: 0,
+                mtime: 0,
+                ctime: 0,
+                nlink: 2,
+                parent: ROOT_INO,
+                version: 1,
+                policy: None,
+                chunk_size: None,
+                content: Content::None,
+            };
+            inodes.insert(ROOT_INO, encode(&root).as_slice())?;
+            counters.insert("next_ino", ROOT_INO + 1)?;
+            counters.insert("format", META_FORMAT)?;
+        }
+        (found, _) => return Err(crate::MetaError::Format { found: found.unwrap_or(1), want: META_FORMAT }),
     }
     Ok(())
 }
@@ -85,12 +129,22 @@ pub(crate) fn fail(code: ErrorCode, msg: impl Into<String>) -> ApplyResult {
     Err(ApiError::new(code, msg))
 }
 
+/// Shorthand for a failure answer of any type.
+pub(crate) fn refuse<T>(code: ErrorCode, msg: impl Into<String>) -> std::result::Result<T, ApiError> {
+    Err(ApiError::new(code, msg))
+}
+
 /// Reads one inode.
 pub(crate) fn get_inode(t: &impl ReadableTable<u64, &'static [u8]>, ino: u64) -> Result<Option<Inode>> {
     match t.get(ino)? {
         Some(v) => Ok(Some(decode(v.value(), "inode")?)),
         None => Ok(None),
     }
+}
+
+/// Reads an inode a directory entry or parent link points at (a dangling one is corruption).
+pub(crate) fn linked_inode(t: &impl ReadableTable<u64, &'static [u8]>, ino: u64) -> Result<Inode> {
+    get_inode(t, ino)?.ok_or(crate::MetaError::Dangling(ino))
 }
 
 /// Looks a name up in a directory.
@@ -112,35 +166,74 @@ pub(crate) fn walk(
     dirents: &impl ReadableTable<(u64, &'static str), u64>,
     path: &FsPath,
 ) -> Result<Result<Walk, ApiError>> {
-    let root = get_inode(inodes, ROOT_INO)?.expect("root inode exists after init");
-    let mut chain = vec![root];
+    let mut chain = vec![linked_inode(inodes, ROOT_INO)?];
     for name in path.components() {
         let dir = chain.last().expect("chain starts with root");
         if dir.kind != InodeKind::Dir {
-            return Ok(Err(ApiError::new(
-                ErrorCode::NotADirectory,
-                format!("a component of {path} is not a directory"),
-            )));
+            return Ok(refuse(ErrorCode::NotADirectory, format!("a component of {path} is not a directory")));
         }
         match lookup(dirents, dir.ino, name)? {
-            Some(ino) => chain.push(get_inode(inodes, ino)?.expect("dirent points at an inode")),
+            Some(ino) => chain.push(linked_inode(inodes, ino)?),
             None => return Ok(Ok(Walk::Missing { existing: chain })),
         }
     }
     Ok(Ok(Walk::Found(chain)))
 }
 
-/// Resolves `path` to its inode, or a not-found / not-a-directory answer.
+/// A directory by inode number, or the answer saying why it is not one.
+pub(crate) fn get_dir(inodes: &impl ReadableTable<u64, &'static [u8]>, ino: u64) -> Result<Result<Inode, ApiError>> {
+    Ok(match get_inode(inodes, ino)? {
+        None => refuse(ErrorCode::NotFound, format!("directory inode {ino} does not exist")),
+        Some(d) if d.kind != InodeKind::Dir => {
+            refuse(ErrorCode::NotADirectory, format!("inode {ino} is not a directory"))
+        }
+        Some(d) => Ok(d),
+    })
+}
+
+/// Resolves a target to its inode, or a not-found / not-a-directory answer.
 pub(crate) fn resolve(
     inodes: &impl ReadableTable<u64, &'static [u8]>,
     dirents: &impl ReadableTable<(u64, &'static str), u64>,
-    path: &FsPath,
+    at: &Target,
 ) -> Result<Result<Inode, ApiError>> {
-    Ok(match walk(inodes, dirents, path)? {
-        Ok(Walk::Found(mut chain)) => Ok(chain.pop().expect("non-empty chain")),
-        Ok(Walk::Missing { .. }) => Err(ApiError::new(ErrorCode::NotFound, format!("{path} does not exist"))),
-        Err(e) => Err(e),
+    let missing = || refuse(ErrorCode::NotFound, format!("{at} does not exist"));
+    Ok(match at {
+        Target::Path(path) => match walk(inodes, dirents, path)? {
+            Ok(Walk::Found(mut chain)) => Ok(chain.pop().expect("non-empty chain")),
+            Ok(Walk::Missing { .. }) => missing(),
+            Err(e) => Err(e),
+        },
+        Target::Child { parent, name } => {
+            if let Err(e) = cairn_core::validate_name(name) {
+                return Ok(Err(e.into()));
+            }
+            if let Err(e) = get_dir(inodes, *parent)? {
+                return Ok(Err(e));
+            }
+            match lookup(dirents, *parent, name)? {
+                Some(ino) => Ok(linked_inode(inodes, ino)?),
+                None => missing(),
+            }
+        }
+        Target::Ino(ino) => match get_inode(inodes, *ino)? {
+            Some(i) => Ok(i),
+            None => missing(),
+        },
     })
+}
+
+/// The policy and chunk size a new file in directory `dir` inherits: the nearest ancestor's
+/// settings (following parent links up to the root), else the defaults.
+pub(crate) fn inherited(inodes: &impl ReadableTable<u64, &'static [u8]>, dir: &Inode) -> Result<(Policy, u32)> {
+    let (mut policy, mut chunk_size) = (dir.policy, dir.chunk_size);
+    let mut at = dir.clone();
+    while (policy.is_none() || chunk_size.is_none()) && at.ino != ROOT_INO {
+        at = linked_inode(inodes, at.parent)?;
+        policy = policy.or(at.policy);
+        chunk_size = chunk_size.or(at.chunk_size);
+    }
+    Ok((policy.unwrap_or_default(), chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE)))
 }
 
 /// Reads a chunk record.

@@ -1,7 +1,8 @@
 //! The durability ledger, node states and worker settings: what each command records.
 
-use cairn_core::wire::{ChunkRef, Command, Content, HolderChange, NewAttrs, NodeState, Reply};
-use cairn_core::{ChunkId, FsPath, Policy};
+use cairn_core::wire::{Command, Content, HolderChange, NewAttrs, NodeState, Part, Reply, Target};
+use cairn_core::{ChunkId, Extent, FsPath, Policy};
+use cairn_meta::Holder;
 use redb::{Database, ReadableDatabase};
 
 fn db() -> (tempfile::TempDir, Database) {
@@ -24,21 +25,23 @@ fn path(p: &str) -> FsPath {
     FsPath::parse(p).unwrap()
 }
 
+fn at(p: &str) -> Target {
+    Target::Path(path(p))
+}
+
+fn copies(nodes: &[u64]) -> Vec<Holder> {
+    nodes.iter().map(|&node| Holder { node, part: Part::Copy }).collect()
+}
+
 fn held(id: ChunkId, node: u64, held: bool) -> HolderChange {
-    HolderChange { id, node, len: 100, held }
+    HolderChange { id, node, part: Part::Copy, len: 100, held }
 }
 
 /// Commits a one-chunk file of 100 bytes.
 fn commit(db: &Database, p: &str, id: ChunkId) {
-    let content = Content::Chunks { chunk_size: cairn_core::MIN_CHUNK_SIZE, chunks: vec![ChunkRef { id, len: 100 }] };
-    let cmd = Command::Commit {
-        path: path(p),
-        base_version: None,
-        content,
-        size: 100,
-        parents: true,
-        attrs: NewAttrs::file(),
-    };
+    let content = Content::Extents(vec![Extent::whole(id, 100)]);
+    let cmd =
+        Command::Commit { at: at(p), base_version: None, content, size: 100, parents: true, attrs: NewAttrs::file() };
     run(db, 1, cmd);
 }
 
@@ -49,33 +52,41 @@ fn holders_are_recorded_and_dropped_and_survive_snapshots() {
     // Stored before any commit: a record with no references, collectable after the grace.
     run(&db, 5, Command::ChunkHolders { changes: vec![held(a, 2, true), held(a, 1, true), held(a, 2, true)] });
     let rec = cairn_meta::chunk_record(&db.begin_read().unwrap(), &a).unwrap().unwrap();
-    assert_eq!((rec.refs, rec.zero_since, rec.holders.clone()), (0, Some(5), vec![1, 2]));
+    assert_eq!((rec.refs, rec.zero_since, rec.holders.clone()), (0, Some(5), copies(&[1, 2])));
     assert!(
         cairn_meta::ledger(&db.begin_read().unwrap()).unwrap().is_empty(),
         "unreferenced chunks are not in the ledger"
     );
     // Committing references it and records the policy's copies.
-    run(&db, 6, Command::SetDirPolicy { path: path("/"), policy: Some(Policy::Replicas(2)), chunk_size: None });
+    run(&db, 6, Command::SetDirPolicy { at: at("/"), policy: Some(Policy::Replicas(2)), chunk_size: None });
     commit(&db, "/f", a);
     let ledger = cairn_meta::ledger(&db.begin_read().unwrap()).unwrap();
     assert_eq!(ledger.len(), 1);
-    assert_eq!((ledger[0].1.refs, ledger[0].1.want, ledger[0].1.zero_since), (1, 2, None));
+    assert_eq!((ledger[0].1.refs, ledger[0].1.policy, ledger[0].1.zero_since), (1, Some(Policy::Replicas(2)), None));
     // A loss report removes only that holder; a report about an unknown chunk is ignored.
     let r = run(&db, 7, Command::ChunkHolders { changes: vec![held(a, 1, false), held(b, 1, false)] });
     assert_eq!(r, Reply::Count(1));
     run(&db, 8, Command::ChunkHolders { changes: vec![held(b, 3, true)] });
     commit(&db, "/g", b);
+    let held_by = |node| -> Vec<ChunkId> {
+        cairn_meta::chunks_of_node(&db.begin_read().unwrap(), node).unwrap().into_iter().map(|(id, _)| id).collect()
+    };
+    assert_eq!((held_by(1), held_by(2), held_by(3)), (vec![], vec![a], vec![b]), "the per-node index follows");
     // Forgetting a node drops it everywhere.
     assert_eq!(run(&db, 9, Command::ForgetNode { node: 2 }), Reply::Count(1));
+    assert!(held_by(2).is_empty());
     let snap = cairn_meta::export(&db.begin_read().unwrap()).unwrap();
     let (_d2, other) = self::db();
     let txn = other.begin_write().unwrap();
     cairn_meta::import(&txn, &snap).unwrap();
     txn.commit().unwrap();
-    let holders: Vec<Vec<u64>> =
+    let holders: Vec<Vec<Holder>> =
         cairn_meta::ledger(&other.begin_read().unwrap()).unwrap().into_iter().map(|(_, r)| r.holders).collect();
     assert_eq!(holders.len(), 2);
-    assert!(holders.contains(&vec![]) && holders.contains(&vec![3]));
+    assert!(holders.contains(&vec![]) && holders.contains(&copies(&[3])));
+    let ids: Vec<ChunkId> =
+        cairn_meta::chunks_of_node(&other.begin_read().unwrap(), 3).unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, vec![b], "the index is rebuilt from an installed snapshot");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The state machine against a naive oracle: random command sequences must succeed or fail
 //! exactly when the oracle's do, and leave the same tree and the same chunk reference counts.
 
-use cairn_core::wire::{ChunkRef, Command, Content, InodeKind, NewAttrs, Query, QueryReply};
-use cairn_core::{ChunkId, FsPath};
+use cairn_core::wire::{Command, Content, InodeKind, NewAttrs, Query, QueryReply, Target};
+use cairn_core::{ChunkId, Extent, FsPath};
 use proptest::prelude::*;
 use redb::{Database, ReadableDatabase};
 use std::collections::BTreeMap;
@@ -120,27 +120,27 @@ impl Model {
     }
 }
 
-fn chunk(seed: u8) -> ChunkRef {
-    ChunkRef { id: ChunkId::of(&[seed]), len: 65536 }
+fn chunk(seed: u8) -> Extent {
+    Extent::whole(ChunkId::of(&[seed]), 65536)
 }
 
 fn to_cmd(op: &Op) -> Command {
-    let p = |s: &str| FsPath::parse(s).unwrap();
+    let p = |s: &str| Target::Path(FsPath::parse(s).unwrap());
     match op {
-        Op::Mkdir(s, parents) => Command::Mkdir { path: p(s), parents: *parents, attrs: NewAttrs::dir() },
+        Op::Mkdir(s, parents) => Command::Mkdir { at: p(s), parents: *parents, attrs: NewAttrs::dir() },
         Op::Commit(s, seeds) => Command::Commit {
-            path: p(s),
+            at: p(s),
             base_version: None,
             content: if seeds.is_empty() {
                 Content::None
             } else {
-                Content::Chunks { chunk_size: 65536, chunks: seeds.iter().map(|&s| chunk(s)).collect() }
+                Content::Extents(seeds.iter().map(|&s| chunk(s)).collect())
             },
             size: seeds.len() as u64 * 65536,
             parents: true,
             attrs: NewAttrs::file(),
         },
-        Op::Remove(s, recursive) => Command::Remove { path: p(s), recursive: *recursive },
+        Op::Remove(s, recursive) => Command::Remove { at: p(s), recursive: *recursive },
         Op::Rename(a, b) => Command::Rename { from: p(a), to: p(b) },
     }
 }
@@ -165,15 +165,17 @@ fn dump(db: &Database) -> BTreeMap<String, Node> {
     let mut stack = vec!["/".to_string()];
     while let Some(dir) = stack.pop() {
         out.insert(dir.clone(), Node::Dir);
-        let q = Query::List(FsPath::parse(&dir).unwrap());
-        let Ok(QueryReply::Entries(entries)) = cairn_meta::query(&txn, &q).unwrap() else { panic!("list {dir}") };
+        let q = Query::List { at: Target::Path(FsPath::parse(&dir).unwrap()), after: None, limit: 10_000 };
+        let Ok(QueryReply::Entries { entries, .. }) = cairn_meta::query(&txn, &q).unwrap() else {
+            panic!("list {dir}")
+        };
         for e in entries {
             let child = if dir == "/" { format!("/{}", e.name) } else { format!("{dir}/{}", e.name) };
             match e.inode.kind {
                 InodeKind::Dir => stack.push(child),
                 _ => {
                     let seeds =
-                        e.inode.chunks().iter().map(|c| (0u8..4).find(|&s| chunk(s).id == c.id).unwrap()).collect();
+                        e.inode.chunk_ids().map(|c| (0u8..4).find(|&s| chunk(s).chunk == Some(c)).unwrap()).collect();
                     out.insert(child, Node::File(seeds));
                 }
             }
@@ -203,7 +205,7 @@ proptest! {
         let txn = db.begin_read().unwrap();
         for s in 0u8..4 {
             let want = model.0.values().map(|n| match n { Node::File(v) => v.iter().filter(|&&x| x == s).count() as u64, _ => 0 }).sum::<u64>();
-            let got = cairn_meta::chunk_record(&txn, &chunk(s).id).unwrap().map_or(0, |r| r.refs);
+            let got = cairn_meta::chunk_record(&txn, &chunk(s).chunk.unwrap()).unwrap().map_or(0, |r| r.refs);
             prop_assert_eq!(got, want, "refs of chunk {}", s);
         }
         // A snapshot restores the same tree into a fresh database.

@@ -6,13 +6,13 @@
 
 use crate::ledger::{Standing, View};
 use crate::Node;
-use cairn_core::wire::{ChunkRef, Command, NodeState};
-use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath};
+use cairn_core::wire::{Command, NodeState};
+use cairn_core::{ApiError, ErrorCode, FsPath};
 use cairn_meta::ChunkRecord;
 use openraft::ChangeMembers;
 use redb::ReadableDatabase;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// One file with chunks below policy.
@@ -59,21 +59,29 @@ impl Node {
         self.read_barrier().await?;
         let node = self.clone();
         let shown = path.to_string();
-        let (view, ledger, files) = tokio::task::spawn_blocking(move || {
+        let (view, files) = tokio::task::spawn_blocking(move || {
             let txn = node.db.begin_read().map_err(internal)?;
             let view = View::of(&node, &txn).map_err(internal)?;
-            let ledger: HashMap<ChunkId, ChunkRecord> =
-                cairn_meta::ledger(&txn).map_err(internal)?.into_iter().collect();
-            let files = cairn_meta::files_below(&txn, &path).map_err(internal)??;
-            Ok::<_, ApiError>((view, ledger, files))
+            // Each file's chunk records, looked up one by one: the walk costs what the tree
+            // below `path` holds, not what the whole ledger does.
+            let mut files = Vec::new();
+            for (p, ids) in cairn_meta::files_below(&txn, &path).map_err(internal)?? {
+                let recs = ids
+                    .iter()
+                    .map(|id| cairn_meta::chunk_record(&txn, id))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(internal)?;
+                files.push((p, recs));
+            }
+            Ok::<_, ApiError>((view, files))
         })
         .await
         .map_err(internal)??;
         let mut report =
             FsckReport { path: shown, at_policy: true, files_checked: files.len(), chunks_checked: 0, files: vec![] };
-        for (p, chunks) in files {
-            report.chunks_checked += chunks.len();
-            if let Some(f) = check_file(&view, &ledger, &p, &chunks) {
+        for (p, recs) in files {
+            report.chunks_checked += recs.len();
+            if let Some(f) = check_file(&view, &p, &recs) {
                 report.at_policy = false;
                 report.files.push(f);
             }
@@ -99,11 +107,7 @@ impl Node {
         if let Some(m) = view.members.get_mut(&id) {
             m.state = NodeState::Retired;
         }
-        Ok(ledger
-            .iter()
-            .filter(|(_, rec)| rec.holders.contains(&id))
-            .filter(|(_, rec)| !view.assess(rec).healthy())
-            .count())
+        Ok(ledger.iter().filter(|(_, rec)| rec.holds(id)).filter(|(_, rec)| !view.assess(rec).healthy()).count())
     }
 
     /// Removes node `id` from the cluster: refused while a chunk would drop below policy
@@ -163,18 +167,13 @@ impl Node {
 }
 
 /// How one file stands, if any of its chunks is below policy.
-fn check_file(
-    view: &View,
-    ledger: &HashMap<ChunkId, ChunkRecord>,
-    path: &FsPath,
-    chunks: &[ChunkRef],
-) -> Option<FsckFile> {
+fn check_file(view: &View, path: &FsPath, chunks: &[Option<ChunkRecord>]) -> Option<FsckFile> {
     let mut f =
         FsckFile { path: path.to_string(), chunks: chunks.len(), under_replicated: 0, unavailable: 0, worst: (0, 0) };
     let mut worst: Option<Standing> = None;
     for c in chunks {
         // A referenced chunk always has a ledger record; treat a missing one as no copies.
-        let s = match ledger.get(&c.id) {
+        let s = match c {
             Some(rec) => view.assess(rec),
             None => Standing { target: 1, counted: 0, readable: 0, kept: 0 },
         };

@@ -11,7 +11,7 @@ use crate::now_ns;
 use crate::{Node, Replication};
 use cairn_client::HttpBackend;
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{ApplyResult, Command, HolderChange, Request};
+use cairn_core::wire::{ApplyResult, Command, HolderChange, Part, Request};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ChangeMembers};
@@ -286,7 +286,7 @@ impl Node {
         use redb::ReadableDatabase;
         let read = || -> Option<Vec<u64>> {
             let txn = self.db.begin_read().ok()?;
-            Some(cairn_meta::chunk_record(&txn, &id).ok()??.holders)
+            Some(cairn_meta::chunk_record(&txn, &id).ok()??.nodes().collect())
         };
         read().unwrap_or_default()
     }
@@ -314,22 +314,22 @@ impl Node {
 }
 
 impl Node {
-    /// Stores a chunk on the nodes placement picks among those up: all `replicas` of them
+    /// Stores a chunk on the nodes placement picks among those up: all the copies `policy` asks for
     /// (clipped to the cluster's size), or at least a majority when too few can be reached.
     /// A target that fails is replaced by the next node in placement order. The client
     /// uploads once; this node fans the copies out. Before acknowledging, the nodes that
     /// stored a verified copy are recorded in the durability ledger; a chunk stored on fewer
-    /// than `replicas` nodes thereby shows as under-replicated until repair adds the rest.
+    /// than the policy's copies thereby shows as under-replicated until repair adds the rest.
     /// `hashed_here`: see [`Node::put_chunk_local`] (peers always verify what they receive).
     pub async fn put_chunk(
         &self,
         id: ChunkId,
         data: bytes::Bytes,
-        replicas: usize,
+        policy: cairn_core::Policy,
         hashed_here: bool,
     ) -> Result<(), ApiError> {
         let members: BTreeMap<u64, String> = self.members().into_iter().collect();
-        let wanted = replicas.clamp(1, members.len().max(1));
+        let wanted = policy.copies().clamp(1, members.len().max(1));
         let candidates = self.candidates(None);
         let mut ranked = cairn_core::placement::place(&id, &candidates, candidates.len()).into_iter();
         let (mut stored, mut last_error) = (Vec::new(), None);
@@ -366,7 +366,10 @@ impl Node {
             tracing::warn!(chunk = %id, stored = stored.len(), wanted, "chunk stored under-replicated");
         }
         let len = data.len() as u32;
-        self.report(stored.into_iter().map(|node| HolderChange { id, node, len, held: true }).collect()).await
+        self.report(
+            stored.into_iter().map(|node| HolderChange { part: Part::Copy, id, node, len, held: true }).collect(),
+        )
+        .await
     }
 
     /// Sends a copy to each of `targets` in parallel; one result per target.

@@ -1,8 +1,14 @@
-//! A node's identity on disk: `<data>/node.json` (format 1), written atomically.
+//! A node's identity on disk: `<data>/node.json` (format 2), written atomically.
+//!
+//! The format number also stands for the whole data dir: a dir written by another format
+//! (format 1: metadata v1) is refused with a clear message, never misread.
 
 use crate::NodeError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+/// The data dir format this code writes and reads (2: metadata v2, inode-addressed, extents).
+pub(crate) const DATA_FORMAT: u32 = 2;
 
 /// Who this node is and which cluster it belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,8 +64,12 @@ impl Identity {
                         id.node_id
                     )));
                 }
-                if id.format != 1 {
-                    return Err(dir_err(format!("node.json has unknown format {}", id.format)));
+                if id.format != DATA_FORMAT {
+                    return Err(dir_err(format!(
+                        "this data dir was written by data format {} and this cairn uses format {DATA_FORMAT}; \
+                         pre-release formats have no upgrade path: start on an empty data dir",
+                        id.format
+                    )));
                 }
                 if id.secret.is_empty() {
                     id.secret = new_secret();
@@ -69,7 +79,7 @@ impl Identity {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = Identity {
-                    format: 1,
+                    format: DATA_FORMAT,
                     node_id: recover.unwrap_or_else(|| rand::random::<u64>() >> 1 | 1),
                     cluster_id: format!("{:032x}", rand::random::<u128>()),
                     secret: new_secret(),

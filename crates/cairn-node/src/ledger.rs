@@ -116,9 +116,9 @@ impl View {
 
     /// How the chunk with ledger record `rec` stands.
     pub fn assess(&self, rec: &ChunkRecord) -> Standing {
-        let target = (rec.want.max(1) as usize).min(self.active().max(1));
+        let target = rec.want().max(1).min(self.active().max(1));
         let mut s = Standing { target, counted: 0, readable: 0, kept: 0 };
-        for h in &rec.holders {
+        for h in &rec.nodes().collect::<Vec<u64>>() {
             let c = self.copy_on(*h);
             s.readable += c.readable as usize;
             s.counted += c.counts as usize;
@@ -165,7 +165,9 @@ mod tests {
     }
 
     fn rec(want: u8, holders: &[u64]) -> ChunkRecord {
-        ChunkRecord { refs: 1, zero_since: None, len: 10, want, holders: holders.to_vec() }
+        let holders =
+            holders.iter().map(|&node| cairn_meta::Holder { node, part: cairn_core::wire::Part::Copy }).collect();
+        ChunkRecord { refs: 1, zero_since: None, len: 10, policy: Some(cairn_core::Policy::Replicas(want)), holders }
     }
 
     #[test]

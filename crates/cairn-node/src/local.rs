@@ -24,7 +24,7 @@ impl LocalBackend {
 impl Backend for LocalBackend {
     async fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> Result<()> {
         // The data path hashed these bytes in this process to get `id`.
-        self.node.put_chunk(id, data, policy.copies(), true).await.map_err(ClientError::Api)
+        self.node.put_chunk(id, data, policy, true).await.map_err(ClientError::Api)
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {

@@ -12,7 +12,7 @@ use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
-use cairn_core::wire::{Command, Content, HolderChange, NodeState, Query, QueryReply, Reply, WorkerSettings};
+use cairn_core::wire::{Command, Content, HolderChange, NodeState, Part, Query, QueryReply, Reply, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use cairn_meta::ChunkRecord;
 use openraft::BasicNode;
@@ -405,8 +405,14 @@ impl Node {
     /// chunk the garbage collector already deleted makes the commit fail with `conflict`
     /// instead of committing a dangling reference.
     pub async fn write(&self, cmd: Command) -> Result<Reply, ApiError> {
-        if let Command::Commit { content: Content::Chunks { chunks, .. }, .. } = &cmd {
-            let ids: std::collections::BTreeSet<ChunkId> = chunks.iter().map(|c| c.id).collect();
+        let referenced = match &cmd {
+            Command::Commit { content: Content::Extents(e), .. } | Command::Write { data: Content::Extents(e), .. } => {
+                Some(e)
+            }
+            _ => None,
+        };
+        if let Some(extents) = referenced {
+            let ids: std::collections::BTreeSet<ChunkId> = cairn_core::extent::chunks(extents).collect();
             let touched = futures::future::join_all(ids.iter().map(|id| self.touch_chunk(*id))).await;
             if let Some((id, _)) = ids.iter().zip(touched).find(|(_, present)| !present) {
                 return Err(ApiError::new(
@@ -513,7 +519,7 @@ impl Node {
     pub async fn delete_chunk_local(&self, id: ChunkId) -> Result<(), ApiError> {
         let store = self.chunks.clone();
         tokio::task::spawn_blocking(move || store.delete(&id)).await.map_err(internal)?.map_err(chunk_err)?;
-        self.report(vec![HolderChange { id, node: self.id, len: 0, held: false }]).await
+        self.report(vec![HolderChange { part: Part::Copy, id, node: self.id, len: 0, held: false }]).await
     }
 
     /// Takes a chunk file that failed verification out of service and tells the ledger this
@@ -526,7 +532,7 @@ impl Node {
             Ok(Err(e)) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
             Err(e) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
         }
-        let lost = HolderChange { id, node: self.id, len: 0, held: false };
+        let lost = HolderChange { part: Part::Copy, id, node: self.id, len: 0, held: false };
         if let Err(e) = self.report(vec![lost]).await {
             tracing::warn!(chunk = %id, "could not report the corrupt copy: {e}");
         }

@@ -11,6 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{Command, Query as MetaQuery};
+use cairn_core::Policy;
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -29,14 +30,16 @@ fn chunk_id(hex: &str) -> Result<ChunkId, HttpError> {
 pub struct PutChunkParams {
     /// Store on this node only (how nodes hand each other copies).
     local: Option<bool>,
-    /// Copies wanted (the file's policy); default 1.
+    /// The file's redundancy policy (`replicas:N`); placement stores what it asks for.
+    policy: Option<String>,
+    /// The older form of `policy=replicas:N`; default 1 copy when neither is given.
     replicas: Option<u8>,
     /// Store here and pass the chunk on down this chain (comma-separated node URLs, may be
     /// empty); answers `{"stored": [node ids]}`.
     chain: Option<String>,
 }
 
-/// `PUT /v1/chunks/{id}[?replicas=N | ?local=true | ?chain=URLS]`: store a chunk (verified
+/// `PUT /v1/chunks/{id}[?policy=P | ?replicas=N | ?local=true | ?chain=URLS]`: store a chunk (verified
 /// against its id) durably on the nodes placement picks, on this node only, or on this node
 /// and down a chain of others.
 pub async fn put_chunk(
@@ -55,11 +58,11 @@ pub async fn put_chunk(
     if p.local.unwrap_or(false) {
         st.node.put_chunk_local(id, body, false).await?;
     } else {
-        let n = p.replicas.unwrap_or(1);
-        if n == 0 || n > cairn_core::policy::MAX_REPLICAS {
-            return Err(HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("replicas {n} outside 1..=16"))));
-        }
-        st.node.put_chunk(id, body, n as usize, false).await?;
+        let policy = match (p.policy, p.replicas) {
+            (Some(text), _) => Policy::parse(&text)?,
+            (None, n) => Policy::parse(&format!("replicas:{}", n.unwrap_or(1)))?,
+        };
+        st.node.put_chunk(id, body, policy, false).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -6,6 +6,7 @@ mod admin;
 mod error;
 mod internal;
 mod rest;
+mod rest_ops;
 mod status;
 
 use error::query_params;
@@ -35,7 +36,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .head(rest::head)
         .put(rest::put)
         .delete(rest::delete)
-        .post(rest::post)
+        .post(rest_ops::post)
         .layer(DefaultBodyLimit::disable());
     let internal = Router::new()
         .route("/v1/chunks/{id}", put(internal::put_chunk).get(internal::get_chunk).delete(internal::delete_chunk))

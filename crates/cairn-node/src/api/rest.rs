@@ -1,5 +1,6 @@
-//! The public REST file API under `/v1/fs/{path}` (WebHDFS-like). Every handler is a thin
-//! adapter over the client data path run on the node's [`crate::LocalBackend`].
+//! The public REST file API under `/v1/fs/{path}` (WebHDFS-like): reads, listings, writes
+//! and deletes here, the `POST` operations in `rest_ops`. Every handler is a thin adapter
+//! over the client data path run on the node's [`crate::LocalBackend`].
 
 use super::{query_params, AppState, HttpError};
 use axum::body::Body;
@@ -10,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cairn_client::datapath::{self, WriteOptions};
 use cairn_client::json::inode_json;
-use cairn_client::Backend;
-use cairn_core::wire::{Command, DirEntry, Inode, InodeKind, NewAttrs, Query as MetaQuery, QueryReply, Reply};
-use cairn_core::{ApiError, ErrorCode, FsPath, Policy};
+use cairn_client::{edit, Backend};
+use cairn_core::wire::{Command, DirEntry, Inode, InodeKind, Query as MetaQuery, QueryReply, Target, LIST_DEFAULT};
+use cairn_core::{ApiError, ErrorCode, FsPath};
 use futures::stream::{self, StreamExt};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -22,24 +23,43 @@ use serde_json::{json, Value};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FsParams {
-    op: Option<String>,
-    recursive: Option<bool>,
-    parents: Option<bool>,
-    to: Option<String>,
-    policy: Option<String>,
-    chunk_size: Option<u32>,
-    target: Option<String>,
+    pub(super) op: Option<String>,
+    pub(super) recursive: Option<bool>,
+    pub(super) parents: Option<bool>,
+    pub(super) to: Option<String>,
+    pub(super) policy: Option<String>,
+    pub(super) chunk_size: Option<u32>,
+    pub(super) target: Option<String>,
+    /// `PUT ?offset=N`: write the body at N into the existing file.
+    pub(super) offset: Option<u64>,
+    /// `op=truncate&size=N`.
+    pub(super) size: Option<u64>,
+    /// `op=setattr`: permission bits in octal (`0640`).
+    pub(super) mode: Option<String>,
+    pub(super) uid: Option<u32>,
+    pub(super) gid: Option<u32>,
+    /// `op=setattr`: seconds since the epoch.
+    pub(super) atime: Option<i64>,
+    pub(super) mtime: Option<i64>,
+    /// `op=xattr`: the attribute's name; `flag=create|replace` as `XATTR_CREATE|REPLACE`.
+    pub(super) name: Option<String>,
+    pub(super) flag: Option<String>,
+    /// `op=concat`: comma-separated source paths.
+    pub(super) sources: Option<String>,
+    /// Listings: page size and cursor.
+    pub(super) limit: Option<u32>,
+    pub(super) after: Option<String>,
 }
 
-type Params = Result<Query<FsParams>, QueryRejection>;
+pub(super) type Params = Result<Query<FsParams>, QueryRejection>;
 
-fn bad(msg: impl Into<String>) -> HttpError {
+pub(super) fn bad(msg: impl Into<String>) -> HttpError {
     HttpError(ApiError::new(ErrorCode::InvalidArgument, msg))
 }
 
 /// The cairn path named by a request URI. Each segment is percent-decoded on its own, so an
 /// encoded `/` (`%2F`) inside a name is refused rather than read as a separator.
-fn fs_path(uri: &Uri) -> Result<FsPath, HttpError> {
+pub(super) fn fs_path(uri: &Uri) -> Result<FsPath, HttpError> {
     let raw = uri.path().strip_prefix("/v1/fs").unwrap_or("");
     let mut path = FsPath::root();
     for seg in raw.split('/').filter(|s| !s.is_empty()) {
@@ -50,16 +70,37 @@ fn fs_path(uri: &Uri) -> Result<FsPath, HttpError> {
     Ok(path)
 }
 
-fn listing_json(path: &FsPath, entries: &[DirEntry]) -> Result<Value, HttpError> {
+fn listing_json(path: &FsPath, entries: &[DirEntry], next: Option<String>) -> Result<Value, HttpError> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         out.push(inode_json(&path.join(&e.name)?, &e.inode));
     }
-    Ok(json!({ "path": path.to_string(), "entries": out }))
+    Ok(json!({ "path": path.to_string(), "entries": out, "next": next.map(|n| cursor(&n)) }))
 }
 
-async fn stat(st: &AppState, path: &FsPath) -> Result<Inode, HttpError> {
-    Ok(datapath::stat(st.backend.as_ref(), path).await?)
+/// The opaque cursor of a listing page: the last name, hex-encoded.
+fn cursor(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The name a cursor stands for, checked like any name.
+fn parse_cursor(c: &str) -> Result<String, HttpError> {
+    let invalid = || bad("after is not a cursor from a listing's next");
+    if !c.len().is_multiple_of(2) || c.len() > 2 * cairn_core::path::NAME_MAX {
+        return Err(invalid());
+    }
+    let bytes: Vec<u8> = (0..c.len())
+        .step_by(2)
+        .map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(invalid)?;
+    let name = String::from_utf8(bytes).map_err(|_| invalid())?;
+    cairn_core::validate_name(&name).map_err(|_| invalid())?;
+    Ok(name)
+}
+
+pub(super) async fn stat(st: &AppState, path: &FsPath) -> Result<Inode, HttpError> {
+    Ok(datapath::stat(st.backend.as_ref(), &Target::Path(path.clone())).await?)
 }
 
 /// A parsed `Range` header: `Ok(None)` means serve the whole file.
@@ -144,18 +185,26 @@ async fn serve_file(st: &AppState, inode: Inode, headers: &HeaderMap, head: bool
 pub async fn get(State(st): State<AppState>, uri: Uri, p: Params, headers: HeaderMap) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
     let p = query_params(p)?;
-    let inode = stat(&st, &path).await?;
     match p.op.as_deref() {
-        Some("stat") => return Ok(Json(inode_json(&path, &inode)).into_response()),
-        Some(op) => return Err(bad(format!("unknown GET op {op:?} (expected stat)"))),
+        Some("stat") => return Ok(Json(inode_json(&path, &stat(&st, &path).await?)).into_response()),
+        Some("xattr" | "xattrs") => return super::rest_ops::get_xattr(&st, &path, &p).await,
+        Some(op) => return Err(bad(format!("unknown GET op {op:?} (expected stat, xattr or xattrs)"))),
         None => {}
     }
+    let inode = stat(&st, &path).await?;
     match inode.kind {
         InodeKind::File => serve_file(&st, inode, &headers, false).await,
-        InodeKind::Dir => match st.backend.query(MetaQuery::List(path.clone())).await? {
-            QueryReply::Entries(entries) => Ok(Json(listing_json(&path, &entries)?).into_response()),
-            _ => Err(HttpError(ApiError::new(ErrorCode::Internal, "unexpected reply to a listing"))),
-        },
+        InodeKind::Dir => {
+            let after = p.after.as_deref().map(parse_cursor).transpose()?;
+            let limit = p.limit.unwrap_or(LIST_DEFAULT);
+            if limit == 0 || limit > cairn_core::wire::LIST_MAX {
+                return Err(bad(format!("limit must be 1..={}", cairn_core::wire::LIST_MAX)));
+            }
+            match st.backend.query(MetaQuery::List { at: Target::Ino(inode.ino), after, limit }).await? {
+                QueryReply::Entries { entries, next } => Ok(Json(listing_json(&path, &entries, next)?).into_response()),
+                _ => Err(HttpError(ApiError::new(ErrorCode::Internal, "unexpected reply to a listing"))),
+            }
+        }
         InodeKind::Symlink => Ok(Json(inode_json(&path, &inode)).into_response()),
     }
 }
@@ -177,17 +226,33 @@ pub async fn head(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> R
     }
 }
 
-/// `PUT /v1/fs/{path}`: create or atomically replace a file from the streamed body.
+/// `PUT /v1/fs/{path}`: create or atomically replace a file from the streamed body;
+/// `?offset=N` writes the body at N into the existing file instead; `?op=xattr&name=N` sets
+/// an extended attribute to the body.
 pub async fn put(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
     let p = query_params(p)?;
-    if p.op.is_some() {
-        return Err(bad("PUT takes no op"));
+    match p.op.as_deref() {
+        Some("xattr") => return super::rest_ops::put_xattr(&st, &path, &p, body).await,
+        Some(op) => return Err(bad(format!("unknown PUT op {op:?} (expected xattr, or none)"))),
+        None => {}
     }
-    let opts = WriteOptions { parents: p.parents.unwrap_or(true), chunk_size: p.chunk_size, ..WriteOptions::default() };
     let mut body = body.into_data_stream();
-    match datapath::write_stream(&st.backend, &path, &mut body, opts).await {
-        Ok(inode) => Ok((StatusCode::CREATED, Json(inode_json(&path, &inode))).into_response()),
+    let at = Target::Path(path.clone());
+    let written = match p.offset {
+        Some(offset) => edit::write_at(&st.backend, &at, Some(offset), &mut body).await,
+        None => {
+            let opts = WriteOptions {
+                parents: p.parents.unwrap_or(true),
+                chunk_size: p.chunk_size,
+                ..WriteOptions::default()
+            };
+            datapath::write_stream(&st.backend, &at, &mut body, opts).await
+        }
+    };
+    let status = if p.offset.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    match written {
+        Ok(inode) => Ok((status, Json(inode_json(&path, &inode))).into_response()),
         Err(e) => {
             drain(&mut body).await;
             Err(e.into())
@@ -200,7 +265,7 @@ const DRAIN_MAX: u64 = 64 << 20;
 
 /// Reads what is left of a refused upload (up to [`DRAIN_MAX`], for at most a few seconds)
 /// so the client, still sending, gets to read the error instead of a reset connection.
-async fn drain(body: &mut axum::body::BodyDataStream) {
+pub(super) async fn drain(body: &mut axum::body::BodyDataStream) {
     let mut left = DRAIN_MAX;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while let Some(Ok(piece)) = body.next().await {
@@ -213,46 +278,20 @@ async fn drain(body: &mut axum::body::BodyDataStream) {
     .await;
 }
 
-/// `DELETE /v1/fs/{path}[?recursive=true]`.
+/// `DELETE /v1/fs/{path}[?recursive=true]`; `?op=xattr&name=N` removes an attribute.
 pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<StatusCode, HttpError> {
     let path = fs_path(&uri)?;
     let p = query_params(p)?;
-    st.backend.write(Command::Remove { path, recursive: p.recursive.unwrap_or(false) }).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /v1/fs/{path}?op=mkdir[&parents=true]`, `?op=rename&to=/new/path`,
-/// `?op=policy[&policy=replicas:N][&chunk_size=BYTES]`, `?op=symlink&target=T`.
-pub async fn post(State(st): State<AppState>, uri: Uri, p: Params) -> Result<Response, HttpError> {
-    let path = fs_path(&uri)?;
-    let p = query_params(p)?;
-    let (status, cmd, shown) = match p.op.as_deref() {
-        Some("mkdir") => {
-            let cmd =
-                Command::Mkdir { path: path.clone(), parents: p.parents.unwrap_or(false), attrs: NewAttrs::dir() };
-            (StatusCode::CREATED, cmd, path)
+    match p.op.as_deref() {
+        Some("xattr") => {
+            let name = p.name.ok_or_else(|| bad("op=xattr needs ?name="))?;
+            st.backend.write(Command::RemoveXattr { at: Target::Path(path), name }).await?;
         }
-        Some("rename") => {
-            let to = p.to.ok_or_else(|| bad("rename needs ?to=/new/path"))?;
-            let to = FsPath::parse(&to)?;
-            (StatusCode::OK, Command::Rename { from: path, to: to.clone() }, to)
+        Some(op) => return Err(bad(format!("unknown DELETE op {op:?} (expected xattr, or none)"))),
+        None => {
+            let at = Target::Path(path);
+            st.backend.write(Command::Remove { at, recursive: p.recursive.unwrap_or(false) }).await?;
         }
-        Some("policy") => {
-            if p.policy.is_none() && p.chunk_size.is_none() {
-                return Err(bad("policy needs ?policy=replicas:N and/or ?chunk_size=BYTES"));
-            }
-            let policy = p.policy.as_deref().map(Policy::parse).transpose()?;
-            (StatusCode::OK, Command::SetDirPolicy { path: path.clone(), policy, chunk_size: p.chunk_size }, path)
-        }
-        Some("symlink") => {
-            let target = p.target.ok_or_else(|| bad("symlink needs ?target=..."))?;
-            (StatusCode::CREATED, Command::Symlink { path: path.clone(), target }, path)
-        }
-        Some(op) => return Err(bad(format!("unknown POST op {op:?} (expected mkdir, rename, policy or symlink)"))),
-        None => return Err(bad("POST needs ?op=mkdir, ?op=rename, ?op=policy or ?op=symlink")),
-    };
-    match st.backend.write(cmd).await? {
-        Reply::Inode(inode) => Ok((status, Json(inode_json(&shown, &inode))).into_response()),
-        _ => Ok(status.into_response()),
     }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -20,8 +20,8 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
     let states = node.node_states();
     let (view, ledger) = node.ledger_here().await?;
     let mut held: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-    for h in ledger.iter().flat_map(|(_, r)| &r.holders) {
-        *held.entry(*h).or_default() += 1;
+    for h in ledger.iter().flat_map(|(_, r)| r.nodes()) {
+        *held.entry(h).or_default() += 1;
     }
     let nodes: Vec<Value> = membership
         .nodes()

@@ -60,7 +60,10 @@ impl GcWorker {
         .map_err(|e| e.to_string())??;
         // The ledger learns the copies are gone (records of unreferenced chunks, if any).
         let me = self.node.id;
-        let lost = deleted.iter().map(|id| HolderChange { id: *id, node: me, len: 0, held: false }).collect();
+        let lost = deleted
+            .iter()
+            .map(|id| HolderChange { part: cairn_core::wire::Part::Copy, id: *id, node: me, len: 0, held: false })
+            .collect();
         self.node.report(lost).await.map_err(|e| e.to_string())?;
         // Forget the metadata records of chunks unreferenced for longer than the grace period.
         let db = self.node.db.clone();

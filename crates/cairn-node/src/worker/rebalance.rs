@@ -115,11 +115,10 @@ impl RebalanceWorker {
             // A healthy chunk on `src`, not on `dst`, whose zone spread survives the move.
             let pick = ledger.iter().find(|(id, rec)| {
                 !moved_ids.contains(id)
-                    && rec.holders.contains(&src.id)
-                    && !rec.holders.contains(&dst.id)
+                    && rec.holds(src.id)
+                    && !rec.holds(dst.id)
                     && view.assess(rec).healthy()
-                    && (dst.zone == src.zone
-                        || !rec.holders.iter().any(|h| zone_of.get(h).is_some_and(|z| *z == dst.zone)))
+                    && (dst.zone == src.zone || !rec.nodes().any(|h| zone_of.get(&h).is_some_and(|z| *z == dst.zone)))
             });
             let Some((id, rec)) = pick else { break };
             let len = rec.len as u64;
@@ -181,12 +180,11 @@ impl RebalanceWorker {
             }
             let target = view.assess(rec).target;
             let up: Vec<Candidate> = rec
-                .holders
-                .iter()
+                .nodes()
                 .filter(|h| {
                     view.members.get(h).is_some_and(|m| m.state == NodeState::Active && m.peer == PeerState::Up)
                 })
-                .map(|h| Candidate { id: *h, zone: zone_of.get(h).cloned().unwrap_or_default(), weight: 1.0 })
+                .map(|h| Candidate { id: h, zone: zone_of.get(&h).cloned().unwrap_or_default(), weight: 1.0 })
                 .collect();
             if up.len() <= target {
                 continue;
@@ -220,7 +218,9 @@ impl RebalanceWorker {
         let src_url = urls.get(&src.id).ok_or_else(missing)?;
         let dst_url = urls.get(&dst.id).ok_or_else(missing)?;
         let len = self.node.copy_to(dst.id, dst_url, id, std::slice::from_ref(src_url)).await?;
-        self.node.report(vec![HolderChange { id, node: dst.id, len, held: true }]).await?;
+        self.node
+            .report(vec![HolderChange { part: cairn_core::wire::Part::Copy, id, node: dst.id, len, held: true }])
+            .await?;
         self.node.delete_copy(src.id, src_url, id).await
     }
 }

@@ -99,7 +99,7 @@ impl RepairWorker {
             if !view.assess(rec).healthy() {
                 continue;
             }
-            for h in &rec.holders {
+            for h in &rec.nodes().collect::<Vec<u64>>() {
                 let copy = view.copy_on(*h);
                 if !copy.readable || copy.counts {
                     continue;
@@ -121,7 +121,7 @@ impl RepairWorker {
         }
         // Sources: readable holders, those that count (active, up) first.
         let mut sources: Vec<(bool, String)> = Vec::new();
-        for h in &rec.holders {
+        for h in &rec.nodes().collect::<Vec<u64>>() {
             let copy = plan.view.copy_on(*h);
             if let (true, Some(url)) = (copy.readable, plan.urls.get(h)) {
                 sources.push((!copy.counts, url.clone()));
@@ -135,13 +135,15 @@ impl RepairWorker {
             if added.len() == need {
                 break;
             }
-            if rec.holders.contains(&target) {
+            if rec.holds(target) {
                 continue;
             }
             plan.throttle.lock().await.take(rec.len as u64).await;
             let Some(url) = plan.urls.get(&target) else { continue };
             match self.node.copy_to(target, url, id, &sources).await {
-                Ok(len) => added.push(HolderChange { id, node: target, len, held: true }),
+                Ok(len) => {
+                    added.push(HolderChange { part: cairn_core::wire::Part::Copy, id, node: target, len, held: true })
+                }
                 Err(e) => tracing::warn!(chunk = %id, target, "repair copy failed: {e}"),
             }
         }

@@ -83,9 +83,15 @@ impl ScrubWorker {
         let mut changes = Vec::new();
         let mut credited = BTreeSet::new();
         for (id, rec) in &ledger {
-            if !rec.holders.contains(&me) {
+            if !rec.holds(me) {
                 if let Some(len) = good.get(id) {
-                    changes.push(HolderChange { id: *id, node: me, len: *len, held: true });
+                    changes.push(HolderChange {
+                        part: cairn_core::wire::Part::Copy,
+                        id: *id,
+                        node: me,
+                        len: *len,
+                        held: true,
+                    });
                 }
                 continue;
             }
@@ -99,7 +105,13 @@ impl ScrubWorker {
         })
         .await
         .map_err(|e| e.to_string())?;
-        changes.extend(missing.into_iter().map(|id| HolderChange { id, node: me, len: 0, held: false }));
+        changes.extend(missing.into_iter().map(|id| HolderChange {
+            part: cairn_core::wire::Part::Copy,
+            id,
+            node: me,
+            len: 0,
+            held: false,
+        }));
         Ok(changes)
     }
 }
