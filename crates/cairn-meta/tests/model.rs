@@ -1,5 +1,7 @@
-//! The state machine against a naive oracle: random command sequences must succeed or fail
-//! exactly when the oracle's do, and leave the same tree and the same chunk reference counts.
+//! The state machine against a naive oracle: random command sequences (by path, by name in a
+//! directory, by inode number; with hard links) must succeed or fail exactly when the
+//! oracle's do, and leave the same tree, the same link counts and the same chunk reference
+//! counts.
 
 use cairn_core::wire::{Command, Content, InodeKind, NewAttrs, Query, QueryReply, Target};
 use cairn_core::{ChunkId, Extent, FsPath};
@@ -7,10 +9,12 @@ use proptest::prelude::*;
 use redb::{Database, ReadableDatabase};
 use std::collections::BTreeMap;
 
+/// What a name holds in the oracle: a directory, or a file inode (by its real number, so
+/// inode-addressed commands can be checked).
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Dir,
-    File(Vec<u8>),
+    File(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -19,11 +23,15 @@ enum Op {
     Commit(String, Vec<u8>),
     Remove(String, bool),
     Rename(String, String),
+    /// A hard link: (existing, new name).
+    Link(String, String),
+    /// A commit to the k-th live file inode (by number), whatever its names.
+    CommitIno(usize, Vec<u8>),
 }
 
-/// The oracle: a flat map from path to node.
+/// The oracle: a flat map from path to node, and each file inode's chunk seeds.
 #[derive(Default)]
-struct Model(BTreeMap<String, Node>);
+struct Model(BTreeMap<String, Node>, BTreeMap<u64, Vec<u8>>);
 
 fn ancestors(p: &str) -> Vec<String> {
     let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
@@ -49,6 +57,16 @@ impl Model {
     fn has_file_ancestor(&self, p: &str) -> bool {
         ancestors(p).iter().any(|a| matches!(self.0.get(a), Some(Node::File(_))))
     }
+    /// Frees file inodes that no name points at any more.
+    fn collect(&mut self) {
+        let live: std::collections::BTreeSet<u64> =
+            self.0.values().filter_map(|n| if let Node::File(i) = n { Some(*i) } else { None }).collect();
+        self.1.retain(|i, _| live.contains(i));
+    }
+    /// The k-th live inode, if any.
+    fn nth_ino(&self, k: usize) -> Option<u64> {
+        (!self.1.is_empty()).then(|| *self.1.keys().nth(k % self.1.len()).unwrap())
+    }
     fn parent_ok(&self, p: &str) -> bool {
         self.is_dir(ancestors(p).last().unwrap())
     }
@@ -60,7 +78,14 @@ impl Model {
             self.0.entry(a).or_insert(Node::Dir);
         }
     }
-    fn apply(&mut self, op: &Op) -> bool {
+    /// Applies `op`; `created` is the inode number the state machine gave a new file.
+    fn apply(&mut self, op: &Op, created: Option<u64>) -> bool {
+        let ok = self.apply_names(op, created);
+        self.collect();
+        ok
+    }
+
+    fn apply_names(&mut self, op: &Op, created: Option<u64>) -> bool {
         match op {
             Op::Mkdir(p, parents) => {
                 if p == "/" || self.has_file_ancestor(p) {
@@ -81,7 +106,27 @@ impl Model {
                     return false;
                 }
                 self.create_parents(p);
-                self.0.insert(p.clone(), Node::File(seeds.clone()));
+                let ino = match self.0.get(p) {
+                    Some(Node::File(i)) => *i,
+                    _ => created.expect("a new file has an inode number"),
+                };
+                self.0.insert(p.clone(), Node::File(ino));
+                self.1.insert(ino, seeds.clone());
+                true
+            }
+            Op::CommitIno(k, seeds) => match self.nth_ino(*k) {
+                Some(ino) => {
+                    self.1.insert(ino, seeds.clone());
+                    true
+                }
+                None => false,
+            },
+            Op::Link(from, to) => {
+                let Some(Node::File(ino)) = self.0.get(from).cloned() else { return false };
+                if to == "/" || self.0.contains_key(to) || self.has_file_ancestor(to) || !self.parent_ok(to) {
+                    return false;
+                }
+                self.0.insert(to.clone(), Node::File(ino));
                 true
             }
             Op::Remove(p, recursive) => {
@@ -102,6 +147,9 @@ impl Model {
                     return false;
                 }
                 let src_dir = self.is_dir(f);
+                if self.0.get(t).is_some() && self.0.get(t) == self.0.get(f) && !src_dir {
+                    return true; // two names of one file: rename does nothing
+                }
                 if let Some(dst) = self.0.get(t) {
                     if src_dir != (*dst == Node::Dir) || (src_dir && self.has_children(t)) {
                         return false;
@@ -124,24 +172,37 @@ fn chunk(seed: u8) -> Extent {
     Extent::whole(ChunkId::of(&[seed]), 65536)
 }
 
-fn to_cmd(op: &Op) -> Command {
+fn to_cmd(op: &Op, model: &Model) -> Command {
     let p = |s: &str| Target::Path(FsPath::parse(s).unwrap());
     match op {
         Op::Mkdir(s, parents) => Command::Mkdir { at: p(s), parents: *parents, attrs: NewAttrs::dir() },
         Op::Commit(s, seeds) => Command::Commit {
             at: p(s),
             base_version: None,
-            content: if seeds.is_empty() {
-                Content::None
-            } else {
-                Content::Extents(seeds.iter().map(|&s| chunk(s)).collect())
-            },
+            content: content(seeds),
             size: seeds.len() as u64 * 65536,
             parents: true,
             attrs: NewAttrs::file(),
         },
         Op::Remove(s, recursive) => Command::Remove { at: p(s), recursive: *recursive },
         Op::Rename(a, b) => Command::Rename { from: p(a), to: p(b) },
+        Op::Link(a, b) => Command::Link { from: p(a), to: p(b) },
+        Op::CommitIno(k, seeds) => Command::Commit {
+            at: Target::Ino(model.nth_ino(*k).unwrap_or(u64::MAX >> 1)),
+            base_version: None,
+            content: content(seeds),
+            size: seeds.len() as u64 * 65536,
+            parents: false,
+            attrs: NewAttrs::file(),
+        },
+    }
+}
+
+fn content(seeds: &[u8]) -> Content {
+    if seeds.is_empty() {
+        Content::None
+    } else {
+        Content::Extents(seeds.iter().map(|&s| chunk(s)).collect())
     }
 }
 
@@ -155,13 +216,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         (path_strategy(), prop::collection::vec(0u8..4, 0..3)).prop_map(|(p, s)| Op::Commit(p, s)),
         (path_strategy(), any::<bool>()).prop_map(|(p, b)| Op::Remove(p, b)),
         (path_strategy(), path_strategy()).prop_map(|(a, b)| Op::Rename(a, b)),
+        (path_strategy(), path_strategy()).prop_map(|(a, b)| Op::Link(a, b)),
+        (0usize..8, prop::collection::vec(0u8..4, 0..3)).prop_map(|(k, s)| Op::CommitIno(k, s)),
     ]
 }
 
-/// Reads the whole tree back from the state machine.
-fn dump(db: &Database) -> BTreeMap<String, Node> {
+/// Reads the whole tree back from the state machine: names, and each file inode's seeds
+/// (checking that its link count is its number of names).
+fn dump(db: &Database) -> (BTreeMap<String, Node>, BTreeMap<u64, Vec<u8>>) {
     let txn = db.begin_read().unwrap();
-    let mut out = BTreeMap::new();
+    let (mut out, mut inodes) = (BTreeMap::new(), BTreeMap::new());
+    let mut nlinks: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
     let mut stack = vec!["/".to_string()];
     while let Some(dir) = stack.pop() {
         out.insert(dir.clone(), Node::Dir);
@@ -176,18 +241,23 @@ fn dump(db: &Database) -> BTreeMap<String, Node> {
                 _ => {
                     let seeds =
                         e.inode.chunk_ids().map(|c| (0u8..4).find(|&s| chunk(s).chunk == Some(c)).unwrap()).collect();
-                    out.insert(child, Node::File(seeds));
+                    out.insert(child, Node::File(e.inode.ino));
+                    inodes.insert(e.inode.ino, seeds);
+                    nlinks.entry(e.inode.ino).or_insert((e.inode.nlink, 0)).1 += 1;
                 }
             }
         }
     }
-    out
+    for (ino, (nlink, names)) in nlinks {
+        assert_eq!(nlink, names, "inode {ino}: nlink is its number of names");
+    }
+    (out, inodes)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn state_machine_matches_oracle(ops in prop::collection::vec(op_strategy(), 1..40)) {
+    fn state_machine_matches_oracle(ops in prop::collection::vec(op_strategy(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("m.redb")).unwrap();
         let txn = db.begin_write().unwrap();
@@ -196,15 +266,19 @@ proptest! {
         let mut model = Model::new();
         for (i, op) in ops.iter().enumerate() {
             let txn = db.begin_write().unwrap();
-            let got = cairn_meta::apply(&txn, i as i64, &to_cmd(op)).unwrap();
+            let got = cairn_meta::apply(&txn, i as i64, &to_cmd(op, &model)).unwrap();
             txn.commit().unwrap();
-            let want = model.apply(op);
+            let created = match &got {
+                Ok(cairn_core::wire::Reply::Inode(i)) => Some(i.ino),
+                _ => None,
+            };
+            let want = model.apply(op, created);
             prop_assert_eq!(got.is_ok(), want, "op {:?} gave {:?}", op, got);
         }
-        prop_assert_eq!(dump(&db), model.0.clone());
+        prop_assert_eq!(dump(&db), (model.0.clone(), model.1.clone()));
         let txn = db.begin_read().unwrap();
         for s in 0u8..4 {
-            let want = model.0.values().map(|n| match n { Node::File(v) => v.iter().filter(|&&x| x == s).count() as u64, _ => 0 }).sum::<u64>();
+            let want = model.1.values().map(|v| v.iter().filter(|&&x| x == s).count() as u64).sum::<u64>();
             let got = cairn_meta::chunk_record(&txn, &chunk(s).chunk.unwrap()).unwrap().map_or(0, |r| r.refs);
             prop_assert_eq!(got, want, "refs of chunk {}", s);
         }
@@ -215,6 +289,6 @@ proptest! {
         cairn_meta::init(&w).unwrap();
         cairn_meta::import(&w, &bytes).unwrap();
         w.commit().unwrap();
-        prop_assert_eq!(dump(&db2), model.0);
+        prop_assert_eq!(dump(&db2), (model.0, model.1));
     }
 }
