@@ -147,7 +147,7 @@ impl Model {
                     return false;
                 }
                 let src_dir = self.is_dir(f);
-                if self.0.get(t).is_some() && self.0.get(t) == self.0.get(f) && !src_dir {
+                if self.0.contains_key(t) && self.0.get(t) == self.0.get(f) && !src_dir {
                     return true; // two names of one file: rename does nothing
                 }
                 if let Some(dst) = self.0.get(t) {
