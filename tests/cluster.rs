@@ -384,3 +384,24 @@ fn fan_out_replication_stores_every_copy_and_survives_a_dead_target() {
         cluster(&nodes[0])["chunks"]["under_replicated"].as_u64().unwrap_or(0) >= 2
     });
 }
+
+#[test]
+fn nodes_joining_at_the_same_moment_all_get_in() {
+    let first = TestNode::start(&[]);
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    let url = first.url.clone();
+    // Three joiners started at once: membership changes queue on the leader instead of
+    // failing with "already undergoing a configuration change".
+    let joiners: Vec<std::thread::JoinHandle<TestNode>> = (0..3)
+        .map(|_| {
+            let (url, secret) = (url.clone(), secret.clone());
+            std::thread::spawn(move || TestNode::start(&["--join", &url, "--secret", &secret]))
+        })
+        .collect();
+    let mut nodes = vec![first];
+    nodes.extend(joiners.into_iter().map(|j| j.join().unwrap()));
+    wait_for("all four nodes to be voters", Duration::from_secs(60), || voters(&nodes[0]) == 4);
+    for node in &nodes {
+        all_up(node, 4);
+    }
+}

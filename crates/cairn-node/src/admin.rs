@@ -135,6 +135,7 @@ impl Node {
         let err = |e: openraft::error::RaftError<u64, _>| {
             ApiError::new(ErrorCode::Unavailable, format!("membership change failed: {e}"))
         };
+        let _one_at_a_time = self.membership_lock.lock().await;
         let m = self.raft.metrics().borrow().membership_config.membership().clone();
         let voters: BTreeSet<u64> = m.voter_ids().collect();
         if voters.contains(&id) {

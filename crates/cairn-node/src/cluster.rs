@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Pause between attempts while no leader is known.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Longest a joining node keeps asking while the cluster is busy or has no leader.
+const JOIN_WAIT: Duration = Duration::from_secs(60);
+/// Longest the leader spends admitting one node (catching it up included).
+const ADMIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a node may take to fetch and store, or delete, one chunk copy for another node.
 const COPY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most metadata voters; further nodes stay learners.
@@ -188,9 +192,33 @@ impl Node {
         }
     }
 
-    /// On the leader: make the node a learner (catching it up), then a voter while there are
-    /// fewer than five; a known node that moved gets its new address.
+    /// On the leader: admits a node, one membership change at a time (concurrent joiners
+    /// queue on [`Node::membership_lock`]), within [`ADMIT_TIMEOUT`]. A node added as a
+    /// learner that cannot finish joining is removed again, so the leader does not replicate
+    /// to it forever.
     async fn admit(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
+        let _one_at_a_time = self.membership_lock.lock().await;
+        let id = req.node_id;
+        let was_member = self.raft.metrics().borrow().membership_config.membership().get_node(&id).is_some();
+        let outcome = match tokio::time::timeout(ADMIT_TIMEOUT, self.admit_locked(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(unavailable(format!("node {id} did not catch up within {ADMIT_TIMEOUT:?}"))),
+        };
+        if outcome.is_err() && !was_member {
+            let m = self.raft.metrics().borrow().membership_config.membership().clone();
+            if m.get_node(&id).is_some() && !m.voter_ids().any(|v| v == id) {
+                let gone: ChangeMembers<u64, BasicNode> = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+                if let Err(e) = tokio::time::timeout(LEADER_WAIT, self.raft.change_membership(gone, false)).await {
+                    tracing::warn!(node = id, "removing a learner that failed to join timed out: {e}");
+                }
+            }
+        }
+        outcome
+    }
+
+    /// [`Node::admit`]'s changes: make the node a learner (catching it up), then a voter while
+    /// there are fewer than five; a known node that moved gets its new address.
+    async fn admit_locked(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
         let err =
             |e: RaftError<u64, ClientWriteError<u64, BasicNode>>| unavailable(format!("membership change failed: {e}"));
         let node = BasicNode { addr: req.url.clone() };
@@ -269,12 +297,17 @@ impl Node {
             zone: Some(self.config.zone.clone()),
             recover: self.config.recover.is_some(),
         };
-        let deadline = Instant::now() + LEADER_WAIT;
+        // Retry while the cluster is unreachable or busy (another change in progress, no
+        // leader yet), backing off, up to a deadline.
+        let deadline = Instant::now() + JOIN_WAIT;
+        let mut pause = RETRY_PAUSE;
         loop {
             match peer.send(peer.http().post(format!("{}/v1/cluster/join", peer.url())).json(&req)).await {
                 Ok(resp) => return resp.json().await.map_err(|e| unavailable(e.to_string())),
-                Err(cairn_client::ClientError::Unavailable(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY_PAUSE).await;
+                Err(e) if e.code() == ErrorCode::Unavailable && Instant::now() < deadline => {
+                    tracing::info!("joining {url}: {e}; retrying in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -60,6 +60,9 @@ pub struct Node {
     pub(crate) peers: Peers,
     /// Chunk reads served over `GET /v1/chunks`.
     pub(crate) chunks_served: std::sync::atomic::AtomicU64,
+    /// Held by every membership change this node makes as leader: Raft takes one change at a
+    /// time, so concurrent joins and removals queue here instead of failing.
+    pub(crate) membership_lock: tokio::sync::Mutex<()>,
 }
 
 /// A metadata command waiting to be proposed, and where its answer goes.
@@ -186,6 +189,7 @@ impl Node {
             http,
             peers: Peers::default(),
             chunks_served: Default::default(),
+            membership_lock: tokio::sync::Mutex::new(()),
         });
 
         tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
