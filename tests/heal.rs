@@ -170,12 +170,17 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     let nodes = start_cluster(6);
     let voters = |n: &TestNode| cluster(n)["nodes"].as_array().unwrap().iter().filter(|x| x["voter"] == true).count();
     wait_for("five voters", Duration::from_secs(30), || voters(&nodes[0]) == 5);
-    assert!(cluster(&nodes[3])["nodes"].as_array().unwrap().iter().any(|x| x["this"] == true && x["voter"] == true));
     let files: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("/d/f{i}"), data(200 + i, 5 << 20))).collect();
     for (p, body) in &files {
         put(&nodes[0], p, body.clone());
     }
-    let victim = node_id(&nodes[3]);
+    // The drained node: a voter that holds some of the chunks (placement is random per run).
+    let is_voter =
+        |n: &TestNode| cluster(n)["nodes"].as_array().unwrap().iter().any(|x| x["this"] == true && x["voter"] == true);
+    let v = (2..6)
+        .find(|&i| is_voter(&nodes[i]) && !chunk_paths(&nodes[i]).is_empty())
+        .expect("a voter besides nodes 0 and 1 holds chunks");
+    let victim = node_id(&nodes[v]);
     // Removing it now would leave chunks below policy: refused, nothing changes.
     let out = nodes[0].cli(&["node", "remove", &victim]);
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
@@ -186,7 +191,7 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     let (reads, errors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let reader = {
         let (stop, reads, errors) = (stop.clone(), reads.clone(), errors.clone());
-        let (url, files) = (nodes[3].url.clone(), files.clone());
+        let (url, files) = (nodes[v].url.clone(), files.clone());
         std::thread::spawn(move || {
             let c = http();
             while !stop.load(Ordering::Relaxed) {
@@ -208,7 +213,7 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     wait_for("every node to see the drain", Duration::from_secs(10), || state(&nodes[2]) == "draining");
     wait_for("the drain to finish", Duration::from_secs(60), || {
         let copies: usize = nodes.iter().map(|n| chunk_paths(n).len()).sum();
-        fsck(&nodes[0]) == 0 && copies == 18 && chunk_paths(&nodes[3]).is_empty()
+        fsck(&nodes[0]) == 0 && copies == 18 && chunk_paths(&nodes[v]).is_empty()
     });
     wait_for("status to show the drained node empty", Duration::from_secs(10), || {
         let v = cluster(&nodes[0]);
@@ -227,13 +232,14 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     });
     assert_eq!(voters(&nodes[1]), 5, "the learner took the removed voter's seat");
     assert_eq!(fsck(&nodes[1]), 0);
+    let remaining: Vec<usize> = (1..6).filter(|k| *k != v).collect();
     for (p, body) in &files {
-        assert_eq!(&get(&nodes[2], p), body);
+        assert_eq!(&get(&nodes[remaining[1]], p), body);
     }
     // Throttling shows on every node; bad operator input is refused without changing anything.
     nodes[0].ok(&["worker", "throttle", "scrub", "1MiB"]);
     wait_for("the scrub limit everywhere", Duration::from_secs(10), || {
-        [1, 2, 4, 5].iter().all(|k| worker(&nodes[*k], "scrub")["rate"] == 1 << 20)
+        remaining.iter().all(|k| worker(&nodes[*k], "scrub")["rate"] == 1 << 20)
     });
     assert_eq!(nodes[0].cli(&["node", "drain", "12345"]).status.code(), Some(3));
     assert_eq!(nodes[0].cli(&["worker", "pause", "nonsense"]).status.code(), Some(2));
