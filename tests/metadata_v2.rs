@@ -249,3 +249,41 @@ fn a_data_dir_of_the_previous_format_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("format 1") && err.contains("empty data dir"), "{err}");
 }
+
+#[test]
+fn a_file_unlinked_while_open_lives_until_its_last_handle_closes() {
+    let node = TestNode::start(&[]);
+    let client = cairn_client::Client::connect(&node.url).unwrap();
+    let total = || -> u64 {
+        let v: Value = http().get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap();
+        v["chunks"]["total"].as_u64().unwrap()
+    };
+    let body = data(11, 5 << 20);
+    client.mkdir("/o", false).unwrap();
+    let mut w = client.create("/o/f").unwrap();
+    w.write_all(&body).unwrap();
+    w.close().unwrap();
+    let mut f = cairn_client::OpenOptions::new().read(true).write(true).open(&client, "/o/f").unwrap();
+    let mut reader = client.open("/o/f").unwrap();
+    client.remove("/o/f").unwrap();
+    assert!(client.metadata("/o/f").is_err(), "the name is gone");
+    assert_eq!(total(), 2, "the data is still referenced");
+    // Readable and writable through the open handles.
+    let mut back = Vec::new();
+    reader.read_to_end(&mut back).unwrap();
+    assert!(back == body);
+    f.write_at(b"still here", 0).unwrap();
+    f.flush().unwrap();
+    let mut head = [0u8; 10];
+    f.read_at(&mut head, 0).unwrap();
+    assert_eq!(&head, b"still here");
+    drop(reader);
+    assert!(total() > 0, "one handle is still open");
+    f.close().unwrap();
+    wait_for_total_zero(&total);
+}
+
+/// Waits until no chunk is referenced any more.
+fn wait_for_total_zero(total: &dyn Fn() -> u64) {
+    common::wait_for("the orphan to be freed", std::time::Duration::from_secs(10), || total() == 0);
+}

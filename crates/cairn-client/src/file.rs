@@ -9,6 +9,10 @@
 //! opened (optimistic concurrency: a concurrent change makes the commit fail with
 //! `conflict`). Full dirty blocks are stored early, so memory stays bounded for large writes.
 //!
+//! Opening registers a handle on the inode (renewed while the `File` is used, closed on drop):
+//! a file unlinked while open stays readable and writable through the handle, as POSIX has
+//! it, and is freed when the last handle closes (or its lease, [`HANDLE_LEASE`], runs out).
+//!
 //! The blocking calls run on the client's own small runtime: do not call them from inside
 //! an async task (use [`crate::AsyncClient`] there).
 
@@ -17,11 +21,12 @@ use crate::r#async::target;
 use crate::{AsyncClient, Backend, ClientError, Result};
 use bytes::Bytes;
 use cairn_core::extent::{self, Extent};
-use cairn_core::wire::{Content, DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
+use cairn_core::wire::{Command, Content, DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
 use cairn_core::{ChunkId, ErrorCode, Policy, INLINE_MAX};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Dirty full chunks kept in memory before they are stored early.
 const MAX_DIRTY_CHUNKS: usize = 4;
@@ -148,16 +153,26 @@ impl OpenOptions {
         }
         let fs_path = target(path)?;
         let backend = client.inner.backend();
-        let existing = match client.block(datapath::stat(backend.as_ref(), &fs_path)) {
+        // Resolving the path and opening a handle on what it names are one step, so the file
+        // stays while this handle is open, whatever happens to its names.
+        let handle = rand::random::<u64>();
+        let existing = match client.block(open_handle(backend.as_ref(), &fs_path, handle)) {
             Ok(i) => Some(i),
             Err(e) if e.code() == ErrorCode::NotFound && writable && (self.create || self.create_new) => None,
             Err(e) => return Err(e),
         };
+        let mut opened = existing.as_ref().map(|i| Handle { ino: i.ino, id: handle, renewed: Instant::now() });
         if let Some(i) = &existing {
-            if self.create_new {
-                return Err(ClientError::api(ErrorCode::Exists, format!("{path} already exists")));
+            let refusal = match self.create_new {
+                true => Err(ClientError::api(ErrorCode::Exists, format!("{path} already exists"))),
+                false => datapath::require_file(i, &fs_path),
+            };
+            if let Err(e) = refusal {
+                if let Some(h) = opened.take() {
+                    client.block(close_handle(backend.as_ref(), &h));
+                }
+                return Err(e);
             }
-            datapath::require_file(i, &fs_path)?;
         }
         // An existing file's plan is its own: the chunk size and policy it was created with.
         let plan = client.block(datapath::plan(backend.as_ref(), &fs_path))?;
@@ -180,6 +195,7 @@ impl OpenOptions {
             pos: 0,
             modified: existing.is_none(),
             last_writer_wins: self.truncate,
+            handle: opened,
         };
         // A writable handle keeps small content as dirty chunk 0, so it can grow into chunks.
         if writable {
@@ -220,6 +236,32 @@ pub struct File {
     modified: bool,
     /// Truncating opens replace whatever is there; others commit against `base_version`.
     last_writer_wins: bool,
+    /// The handle registered on the inode (once it exists), renewed while in use.
+    handle: Option<Handle>,
+}
+
+/// How long a handle lives without a renewal; a `File` renews it when half is gone.
+pub const HANDLE_LEASE: Duration = Duration::from_secs(600);
+
+/// An open handle on an inode.
+struct Handle {
+    ino: u64,
+    id: u64,
+    renewed: Instant,
+}
+
+/// Opens a handle on what `at` names; answers the inode.
+async fn open_handle<B: Backend>(b: &B, at: &Target, handle: u64) -> Result<Inode> {
+    let lease = HANDLE_LEASE.as_nanos() as i64;
+    datapath::write_inode(b, Command::Open { at: at.clone(), handle, lease }).await
+}
+
+/// Closes a handle (best effort: an unreachable cluster lets the lease run out instead).
+async fn close_handle<B: Backend>(b: &B, h: &Handle) {
+    let cmd = Command::Close { handles: vec![(h.ino, h.id)], expired_only: false };
+    if let Err(e) = b.write(cmd).await {
+        tracing::warn!(ino = h.ino, "closing a file handle failed (its lease will run out): {e}");
+    }
 }
 
 impl File {
@@ -238,8 +280,22 @@ impl File {
         self.size.saturating_sub(idx * self.chunk_size).min(self.chunk_size) as usize
     }
 
+    /// Renews the handle's lease once half of it is gone.
+    fn keep_handle(&mut self) -> Result<()> {
+        let Some(h) = &mut self.handle else { return Ok(()) };
+        if h.renewed.elapsed() < HANDLE_LEASE / 2 {
+            return Ok(());
+        }
+        let cmd = Command::Renew { handles: vec![(h.ino, h.id)], lease: HANDLE_LEASE.as_nanos() as i64 };
+        let backend = self.client.inner.backend().clone();
+        self.client.block(async move { backend.write(cmd).await })?;
+        h.renewed = Instant::now();
+        Ok(())
+    }
+
     /// A chunk's bytes, verified, through the one-chunk cache.
     fn fetch(&mut self, id: ChunkId) -> Result<Bytes> {
+        self.keep_handle()?;
         if let Some((cached, b)) = &self.cache {
             if *cached == id {
                 return Ok(b.clone());
@@ -379,6 +435,7 @@ impl File {
         if !self.modified || !self.writable {
             return Ok(());
         }
+        self.keep_handle()?;
         let content = if self.size == 0 {
             Content::None
         } else if self.size <= INLINE_MAX {
@@ -408,6 +465,13 @@ impl File {
         let inode =
             self.client.block(async move { datapath::commit(backend.as_ref(), &at, content, size, opts).await })?;
         debug_assert_eq!(inode.kind, InodeKind::File);
+        if self.handle.is_none() {
+            // The file was created by this commit: hold it open from now on.
+            let (backend, id) = (self.client.inner.backend().clone(), rand::random::<u64>());
+            let at = Target::Ino(inode.ino);
+            self.client.block(async move { open_handle(backend.as_ref(), &at, id).await })?;
+            self.handle = Some(Handle { ino: inode.ino, id, renewed: Instant::now() });
+        }
         self.target = Target::Ino(inode.ino);
         self.base_version = inode.version;
         self.last_writer_wins = false;
@@ -470,6 +534,10 @@ impl Drop for File {
     fn drop(&mut self) {
         if let Err(e) = self.sync_all() {
             tracing::warn!(file = %self.target, "commit on drop failed: {e}");
+        }
+        if let Some(h) = self.handle.take() {
+            let backend = self.client.inner.backend().clone();
+            self.client.block(async move { close_handle(backend.as_ref(), &h).await });
         }
     }
 }

@@ -304,6 +304,32 @@ pub enum Command {
         /// Its name.
         name: String,
     },
+    /// Open a handle on an inode: while any handle is open, an inode that loses its last
+    /// name stays (on the orphan list) and can be read and written by number; answers the
+    /// inode.
+    Open {
+        /// The inode (a path is resolved once, here).
+        at: Target,
+        /// The handle's id, chosen by the client (random).
+        handle: u64,
+        /// How long the handle lives without a renewal (ns).
+        lease: i64,
+    },
+    /// Extend handles' leases to `lease` from now (handles already gone are skipped).
+    Renew {
+        /// (inode, handle) pairs.
+        handles: Vec<(u64, u64)>,
+        /// The new lease (ns).
+        lease: i64,
+    },
+    /// Close handles; an orphan whose last handle closes is freed. With `expired_only`, only
+    /// handles whose lease has run out are closed (the reaper's form).
+    Close {
+        /// (inode, handle) pairs.
+        handles: Vec<(u64, u64)>,
+        /// Close only handles whose lease ended.
+        expired_only: bool,
+    },
     /// Set a directory's redundancy policy and/or chunk size.
     SetDirPolicy {
         /// The directory.

@@ -6,8 +6,8 @@
 //! `holders` (the durability ledger).
 
 use crate::tables::{
-    get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HOLDINGS, INODES, NODES,
-    WORKERS, WORKER_NAMES, XATTRS,
+    get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, INODES,
+    NODES, ORPHANS, WORKERS, WORKER_NAMES, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::encode;
@@ -37,6 +37,8 @@ pub(crate) struct Tx<'t> {
     pub(crate) xattrs: Table<'t, (u64, &'static str), &'static [u8]>,
     pub(crate) chunks: Table<'t, &'static [u8], &'static [u8]>,
     pub(crate) holdings: Table<'t, (u64, &'static [u8]), ()>,
+    pub(crate) handles: Table<'t, (u64, u64), i64>,
+    pub(crate) orphans: Table<'t, u64, ()>,
     pub(crate) counters: Table<'t, &'static str, u64>,
     pub(crate) now: i64,
 }
@@ -51,6 +53,8 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
         xattrs: txn.open_table(XATTRS)?,
         chunks: txn.open_table(CHUNKS)?,
         holdings: txn.open_table(HOLDINGS)?,
+        handles: txn.open_table(HANDLES)?,
+        orphans: txn.open_table(ORPHANS)?,
         counters: txn.open_table(COUNTERS)?,
         now,
     };
@@ -68,6 +72,9 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
         Command::SetAttr { at, attrs } => tx.set_attr(at, attrs),
         Command::SetXattr { at, name, value, mode } => tx.set_xattr(at, name, value, *mode),
         Command::RemoveXattr { at, name } => tx.remove_xattr(at, name),
+        Command::Open { at, handle, lease } => tx.open(at, *handle, *lease),
+        Command::Renew { handles, lease } => tx.renew(handles, *lease),
+        Command::Close { handles, expired_only } => tx.close(handles, *expired_only),
         Command::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
         Command::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
         Command::ChunkHolders { changes } => tx.chunk_holders(changes),

@@ -18,6 +18,7 @@
 
 mod apply;
 mod data;
+mod handles;
 mod holders;
 mod namespace;
 mod query;
@@ -26,10 +27,11 @@ mod tables;
 
 pub use apply::apply;
 pub use data::CONCAT_MAX;
+pub use handles::{MAX_HANDLES_PER_COMMAND, MAX_LEASE};
 pub use namespace::LINK_MAX;
 pub use query::{
-    chunk_record, chunks_of_node, files_below, ledger, node_state, query, unreferenced_chunks, worker_settings,
-    FileChunks,
+    chunk_record, chunks_of_node, expired_handles, files_below, ledger, node_state, orphans, query,
+    unreferenced_chunks, worker_settings, FileChunks,
 };
 pub use snapshot::{export, import};
 pub use tables::{init, ChunkRecord, Holder, META_FORMAT, ROOT_INO, WORKER_NAMES};

@@ -124,6 +124,9 @@ impl Tx<'_> {
     /// `link(2)`: gives the file or symlink `from` the new name `to`.
     pub(crate) fn link_name(&mut self, from: &Target, to: &Target) -> Result<ApplyResult> {
         let mut inode = check!(resolve(&self.inodes, &self.dirents, from)?);
+        if inode.nlink == 0 {
+            return Ok(fail(ErrorCode::NotFound, format!("{from} has no name left to link to")));
+        }
         if inode.kind == InodeKind::Dir {
             return Ok(fail(ErrorCode::IsADirectory, format!("{from} is a directory: directories cannot be linked")));
         }
@@ -164,12 +167,19 @@ impl Tx<'_> {
         self.touch_parent(parent, -1, inode.kind == InodeKind::Dir)?;
         let mut inode = self.inode(inode.ino)?;
         inode.nlink = inode.nlink.saturating_sub(1);
-        if inode.kind == InodeKind::Dir || inode.nlink == 0 {
-            self.free_inode(&inode)
-        } else {
-            inode.ctime = self.now;
-            self.put_inode(&inode)
+        if inode.kind == InodeKind::Dir {
+            return self.free_inode(&inode);
         }
+        inode.ctime = self.now;
+        if inode.nlink > 0 {
+            return self.put_inode(&inode);
+        }
+        if self.has_handles(inode.ino)? {
+            // Unlinked while open: it lives on, nameless, until its last handle closes.
+            self.orphans.insert(inode.ino, ())?;
+            return self.put_inode(&inode);
+        }
+        self.free_inode(&inode)
     }
 
     pub(crate) fn remove(&mut self, at: &Target, recursive: bool) -> Result<ApplyResult> {

@@ -2,7 +2,7 @@
 
 use crate::tables::{
     get_chunk, get_dir, get_node_state, get_worker, inherited, linked_inode, resolve, walk, ChunkRecord, Walk, CHUNKS,
-    DIRENTS, HOLDINGS, INODES, NODES, WORKERS, XATTRS,
+    DIRENTS, HANDLES, HOLDINGS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::decode;
@@ -211,6 +211,27 @@ pub fn unreferenced_chunks(txn: &ReadTransaction, before: i64) -> Result<Vec<Chu
         if rec.refs == 0 && rec.zero_since.is_some_and(|t| t <= before) {
             out.push(chunk_key(k.value())?);
         }
+    }
+    Ok(out)
+}
+
+/// Open handles whose lease ended at or before `now` (ns since the epoch): (inode, handle).
+pub fn expired_handles(txn: &ReadTransaction, now: i64) -> Result<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    for r in txn.open_table(HANDLES)?.iter()? {
+        let (k, v) = r?;
+        if v.value() <= now {
+            out.push(k.value());
+        }
+    }
+    Ok(out)
+}
+
+/// Inodes without a name, kept alive by open handles.
+pub fn orphans(txn: &ReadTransaction) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for r in txn.open_table(ORPHANS)?.iter()? {
+        out.push(r?.0.value());
     }
     Ok(out)
 }

@@ -3,7 +3,9 @@
 //! Snapshots are built from a read transaction (redb's MVCC gives a consistent view while
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
-use crate::tables::{ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HOLDINGS, INODES, NODES, WORKERS, XATTRS};
+use crate::tables::{
+    ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
+};
 use crate::Result;
 use cairn_core::codec::{decode, encode};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -14,6 +16,8 @@ struct Dump {
     inodes: Vec<(u64, Vec<u8>)>,
     dirents: Vec<(u64, String, u64)>,
     xattrs: Vec<(u64, String, Vec<u8>)>,
+    handles: Vec<(u64, u64, i64)>,
+    orphans: Vec<u64>,
     chunks: Vec<(Vec<u8>, Vec<u8>)>,
     nodes: Vec<(u64, Vec<u8>)>,
     workers: Vec<(String, Vec<u8>)>,
@@ -26,6 +30,8 @@ pub fn export(txn: &ReadTransaction) -> Result<Vec<u8>> {
         inodes: vec![],
         dirents: vec![],
         xattrs: vec![],
+        handles: vec![],
+        orphans: vec![],
         chunks: vec![],
         nodes: vec![],
         workers: vec![],
@@ -44,6 +50,14 @@ pub fn export(txn: &ReadTransaction) -> Result<Vec<u8>> {
         let (k, v) = r?;
         let (i, n) = k.value();
         d.xattrs.push((i, n.to_string(), v.value().to_vec()));
+    }
+    for r in txn.open_table(HANDLES)?.iter()? {
+        let (k, v) = r?;
+        let (i, h) = k.value();
+        d.handles.push((i, h, v.value()));
+    }
+    for r in txn.open_table(ORPHANS)?.iter()? {
+        d.orphans.push(r?.0.value());
     }
     for r in txn.open_table(CHUNKS)?.iter()? {
         let (k, v) = r?;
@@ -81,6 +95,16 @@ pub fn import(txn: &WriteTransaction, bytes: &[u8]) -> Result<()> {
     xattrs.retain(|_, _| false)?;
     for (i, n, v) in &d.xattrs {
         xattrs.insert((*i, n.as_str()), v.as_slice())?;
+    }
+    let mut handles = txn.open_table(HANDLES)?;
+    handles.retain(|_, _| false)?;
+    for (i, h, until) in &d.handles {
+        handles.insert((*i, *h), *until)?;
+    }
+    let mut orphans = txn.open_table(ORPHANS)?;
+    orphans.retain(|_, _| false)?;
+    for i in &d.orphans {
+        orphans.insert(*i, ())?;
     }
     // The per-node index is rebuilt from the records rather than trusted from the sender.
     let mut chunks = txn.open_table(CHUNKS)?;

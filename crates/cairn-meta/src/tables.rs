@@ -19,6 +19,10 @@ pub(crate) const INODES: TableDefinition<u64, &[u8]> = TableDefinition::new("ino
 pub(crate) const DIRENTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("dirents");
 /// (ino, name) -> value: extended attributes.
 pub(crate) const XATTRS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("xattrs");
+/// (ino, handle) -> lease end (ns since the epoch): open handles.
+pub(crate) const HANDLES: TableDefinition<(u64, u64), i64> = TableDefinition::new("handles");
+/// ino -> (): inodes without a name, kept alive by open handles.
+pub(crate) const ORPHANS: TableDefinition<u64, ()> = TableDefinition::new("orphans");
 /// chunk id (32 bytes) -> encoded [`ChunkRecord`].
 pub(crate) const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
 /// (node id, chunk id): the chunks each node holds a part of (an index of `chunks`).
@@ -88,6 +92,8 @@ pub fn init(txn: &WriteTransaction) -> Result<()> {
     let mut inodes = txn.open_table(INODES)?;
     txn.open_table(DIRENTS)?;
     txn.open_table(XATTRS)?;
+    txn.open_table(HANDLES)?;
+    txn.open_table(ORPHANS)?;
     txn.open_table(CHUNKS)?;
     txn.open_table(HOLDINGS)?;
     txn.open_table(NODES)?;

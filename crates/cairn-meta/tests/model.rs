@@ -1,7 +1,7 @@
 //! The state machine against a naive oracle: random command sequences (by path, by name in a
-//! directory, by inode number; with hard links) must succeed or fail exactly when the
-//! oracle's do, and leave the same tree, the same link counts and the same chunk reference
-//! counts.
+//! directory, by inode number; with hard links, and files renamed or unlinked while open)
+//! must succeed or fail exactly when the oracle's do, and leave the same tree, the same link
+//! counts, the same orphans and the same chunk reference counts.
 
 use cairn_core::wire::{Command, Content, InodeKind, NewAttrs, Query, QueryReply, Target};
 use cairn_core::{ChunkId, Extent, FsPath};
@@ -27,11 +27,16 @@ enum Op {
     Link(String, String),
     /// A commit to the k-th live file inode (by number), whatever its names.
     CommitIno(usize, Vec<u8>),
+    /// Open a handle on the file at a path.
+    Open(String),
+    /// Close the k-th open handle.
+    Close(usize),
 }
 
-/// The oracle: a flat map from path to node, and each file inode's chunk seeds.
+/// The oracle: a flat map from path to node, each live file inode's chunk seeds, and the
+/// open handles (handle -> inode).
 #[derive(Default)]
-struct Model(BTreeMap<String, Node>, BTreeMap<u64, Vec<u8>>);
+struct Model(BTreeMap<String, Node>, BTreeMap<u64, Vec<u8>>, BTreeMap<u64, u64>);
 
 fn ancestors(p: &str) -> Vec<String> {
     let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
@@ -59,9 +64,21 @@ impl Model {
     }
     /// Frees file inodes that no name points at any more.
     fn collect(&mut self) {
-        let live: std::collections::BTreeSet<u64> =
+        let mut live: std::collections::BTreeSet<u64> =
             self.0.values().filter_map(|n| if let Node::File(i) = n { Some(*i) } else { None }).collect();
+        live.extend(self.2.values().copied());
         self.1.retain(|i, _| live.contains(i));
+    }
+    /// The handle id the next `Open` uses.
+    fn next_handle(&self) -> u64 {
+        self.2.keys().next_back().map_or(1, |h| h + 1)
+    }
+    /// The k-th open handle, if any: (inode, handle).
+    fn nth_handle(&self, k: usize) -> Option<(u64, u64)> {
+        (!self.2.is_empty()).then(|| {
+            let (h, i) = self.2.iter().nth(k % self.2.len()).unwrap();
+            (*i, *h)
+        })
     }
     /// The k-th live inode, if any.
     fn nth_ino(&self, k: usize) -> Option<u64> {
@@ -121,6 +138,20 @@ impl Model {
                 }
                 None => false,
             },
+            Op::Open(p) => match self.0.get(p) {
+                Some(Node::File(ino)) => {
+                    let h = self.next_handle();
+                    self.2.insert(h, *ino);
+                    true
+                }
+                _ => false,
+            },
+            Op::Close(k) => {
+                if let Some((_, h)) = self.nth_handle(*k) {
+                    self.2.remove(&h);
+                }
+                true
+            }
             Op::Link(from, to) => {
                 let Some(Node::File(ino)) = self.0.get(from).cloned() else { return false };
                 if to == "/" || self.0.contains_key(to) || self.has_file_ancestor(to) || !self.parent_ok(to) {
@@ -187,6 +218,8 @@ fn to_cmd(op: &Op, model: &Model) -> Command {
         Op::Remove(s, recursive) => Command::Remove { at: p(s), recursive: *recursive },
         Op::Rename(a, b) => Command::Rename { from: p(a), to: p(b) },
         Op::Link(a, b) => Command::Link { from: p(a), to: p(b) },
+        Op::Open(a) => Command::Open { at: p(a), handle: model.next_handle(), lease: 1 << 40 },
+        Op::Close(k) => Command::Close { handles: model.nth_handle(*k).into_iter().collect(), expired_only: false },
         Op::CommitIno(k, seeds) => Command::Commit {
             at: Target::Ino(model.nth_ino(*k).unwrap_or(u64::MAX >> 1)),
             base_version: None,
@@ -218,6 +251,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         (path_strategy(), path_strategy()).prop_map(|(a, b)| Op::Rename(a, b)),
         (path_strategy(), path_strategy()).prop_map(|(a, b)| Op::Link(a, b)),
         (0usize..8, prop::collection::vec(0u8..4, 0..3)).prop_map(|(k, s)| Op::CommitIno(k, s)),
+        path_strategy().prop_map(Op::Open),
+        (0usize..8).prop_map(Op::Close),
     ]
 }
 
@@ -250,6 +285,15 @@ fn dump(db: &Database) -> (BTreeMap<String, Node>, BTreeMap<u64, Vec<u8>>) {
     }
     for (ino, (nlink, names)) in nlinks {
         assert_eq!(nlink, names, "inode {ino}: nlink is its number of names");
+    }
+    // Orphans: nameless inodes kept by open handles.
+    for ino in cairn_meta::orphans(&txn).unwrap() {
+        let Ok(QueryReply::Inode(i)) = cairn_meta::query(&txn, &Query::Stat(Target::Ino(ino))).unwrap() else {
+            panic!("orphan {ino} has no inode")
+        };
+        assert_eq!(i.nlink, 0, "orphan {ino} has no names");
+        let seeds = i.chunk_ids().map(|c| (0u8..4).find(|&s| chunk(s).chunk == Some(c)).unwrap()).collect();
+        inodes.insert(ino, seeds);
     }
     (out, inodes)
 }

@@ -80,8 +80,37 @@ impl GcWorker {
                 forgotten = n;
             }
         }
-        let summary = format!("deleted {} chunks, forgot {forgotten} records", deleted.len());
+        let reaped = self.reap_handles().await?;
+        let summary =
+            format!("deleted {} chunks, forgot {forgotten} records, closed {reaped} expired handles", deleted.len());
         Ok(PassReport { summary, items: deleted.len() as u64, bytes: 0 })
+    }
+}
+
+impl GcWorker {
+    /// On the leader: closes handles whose lease ran out (their clients died or lost touch),
+    /// freeing orphans nobody holds any more. The command re-checks each lease as of its own
+    /// apply time, so a handle renewed meanwhile stays.
+    async fn reap_handles(&self) -> Result<u64, String> {
+        if !self.node.is_leader() {
+            return Ok(0);
+        }
+        let db = self.node.db.clone();
+        let now = now_ns();
+        let expired = tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            cairn_meta::expired_handles(&txn, now).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut closed = 0;
+        for batch in expired.chunks(cairn_meta::MAX_HANDLES_PER_COMMAND) {
+            let cmd = Command::Close { handles: batch.to_vec(), expired_only: true };
+            if let Reply::Count(n) = self.node.write(cmd).await.map_err(|e| e.to_string())? {
+                closed += n;
+            }
+        }
+        Ok(closed)
     }
 }
 
