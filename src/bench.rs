@@ -17,9 +17,9 @@ pub(crate) const MIB: f64 = (1 << 20) as f64;
 /// Flags of `cairn bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Number of files (with --size). Without both, runs the two standard scenarios:
-    /// 1 GiB in 64 MiB files, and 10,000 files of 4 KiB.
-    #[arg(long, requires = "size")]
+    /// Number of files (with --size; or with --metadata, default 100,000). Without both,
+    /// runs the two standard scenarios: 1 GiB in 64 MiB files, and 10,000 files of 4 KiB.
+    #[arg(long)]
     files: Option<usize>,
     /// File size, e.g. 4KiB, 64MiB (with --files).
     #[arg(long, requires = "files", value_parser = parse_size)]
@@ -41,6 +41,11 @@ pub struct BenchArgs {
     /// the data of a node it loses, after writing this much, e.g. 1GiB.
     #[arg(long, value_parser = parse_size, conflicts_with_all = ["files", "embedded", "cold"])]
     repair: Option<u64>,
+    /// Instead: metadata operations like mdtest (create, stat, paged list, rename, delete of
+    /// --files empty files in 100 directories, concurrency 32) on a node and on a 3-node
+    /// cluster started in the scratch directory; prints ops/s, bytes per file on disk and RSS.
+    #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair"])]
+    metadata: bool,
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
@@ -172,6 +177,11 @@ pub async fn run(node_url: &str, no_short_circuit: bool, args: BenchArgs) -> Res
     if let Some(total) = args.repair {
         return crate::bench_repair::run(&args.scratch, total).await;
     }
+    if args.metadata {
+        let files = args.files.unwrap_or(100_000);
+        return crate::bench_meta::run(&args.scratch, files, args.concurrency.unwrap_or(32)).await;
+    }
+    ensure!(args.files.is_none() || args.size.is_some(), "--files needs --size (or --metadata)");
     let scenarios = match (args.files, args.size) {
         (Some(files), Some(size)) => vec![Scenario {
             name: format!("{files} x {}", human(size)),

@@ -8,7 +8,7 @@
 //! copy is read on one node and written and fsync'd on another, all on this disk).
 
 use crate::bench::{human, rate, raw_disk, MIB};
-use crate::local_cluster::{start_child, stop_child};
+use crate::local_cluster::{start_child, Children};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use cairn_client::AsyncClient;
@@ -16,7 +16,6 @@ use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Nodes in the benchmark cluster.
@@ -28,15 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(1800);
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
     Ok(http.get(url).send().await?.error_for_status()?.json().await?)
-}
-
-/// Stops every child on drop (SIGTERM), so an error leaves no node behind.
-struct Children(Vec<Option<Child>>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        self.0.iter_mut().flatten().for_each(stop_child);
-    }
 }
 
 /// Runs the repair benchmark with `total` bytes of data.

@@ -62,6 +62,15 @@ pub(crate) fn stop_child(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Stops every child on drop (SIGTERM), so an error leaves no node behind.
+pub(crate) struct Children(pub Vec<Option<Child>>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.0.iter_mut().flatten().for_each(stop_child);
+    }
+}
+
 /// Runs `n` nodes under `data` from port `listen.port()` up, until a signal.
 pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> {
     let base: SocketAddr = listen.parse().with_context(|| format!("--listen {listen:?} is not IP:PORT"))?;
