@@ -71,6 +71,11 @@ pub(crate) struct Proposal {
     tx: oneshot::Sender<Result<Reply, ApiError>>,
 }
 
+/// The metadata database's page cache. The namespace lives on disk in redb, and the node's
+/// memory must not grow with it (redb's default cache is 1 GiB): pages beyond this come from
+/// the kernel's page cache.
+const META_CACHE: usize = 32 << 20;
+
 /// Most commands proposed in one Raft entry.
 const MAX_BATCH: usize = 512;
 /// Raft entries proposed concurrently by one node.
@@ -132,10 +137,11 @@ impl Node {
         std::fs::create_dir_all(&data).map_err(|e| dir_err(e.to_string()))?;
         // The database is opened first: it locks the directory against a second node, before
         // anything (like clearing the chunk store's temp files) touches it.
-        let db = Database::create(data.join("meta.redb")).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => dir_err("already in use by another cairn node".into()),
-            e => dir_err(format!("metadata database: {e}")),
-        })?;
+        let db =
+            Database::builder().set_cache_size(META_CACHE).create(data.join("meta.redb")).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => dir_err("already in use by another cairn node".into()),
+                e => dir_err(format!("metadata database: {e}")),
+            })?;
         let db = Arc::new(db);
         let (identity, fresh) = Identity::load_or_create(&data, config.recover)?;
         let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;

@@ -5,8 +5,8 @@
 //! many concurrent client writes share a disk flush. Appended entries are readable at once
 //! from the `pending` map until the thread has made them durable.
 
+use super::records::{get, put, Stored};
 use super::{sto_err, StorageError, TypeConfig, RAFT_LOG, RAFT_STATE};
-use cairn_core::codec::{decode, encode};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, LogId, RaftLogReader, Vote};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
@@ -37,7 +37,7 @@ pub struct LogStore {
     shared: Arc<Shared>,
 }
 
-fn read_state<T: serde::de::DeserializeOwned>(db: &Database, key: &str) -> Result<Option<T>, String> {
+fn read_state<T: Stored>(db: &Database, key: &str) -> Result<Option<T>, String> {
     let txn = db.begin_read().map_err(|e| e.to_string())?;
     let table = match txn.open_table(RAFT_STATE) {
         Ok(t) => t,
@@ -45,7 +45,7 @@ fn read_state<T: serde::de::DeserializeOwned>(db: &Database, key: &str) -> Resul
         Err(e) => return Err(e.to_string()),
     };
     match table.get(key).map_err(|e| e.to_string())? {
-        Some(v) => Ok(Some(decode(v.value(), "raft state").map_err(|e| e.to_string())?)),
+        Some(v) => Ok(Some(get(v.value(), "raft state").map_err(|e| e.to_string())?)),
         None => Ok(None),
     }
 }
@@ -95,7 +95,7 @@ impl LogStore {
         let table = txn.open_table(RAFT_LOG).map_err(|e| e.to_string())?;
         let last = match table.last().map_err(|e| e.to_string())? {
             Some((_, v)) => {
-                let e: Entry<TypeConfig> = decode(v.value(), "raft entry").map_err(|e| e.to_string())?;
+                let e: Entry<TypeConfig> = get(v.value(), "raft entry").map_err(|e| e.to_string())?;
                 Some(e.log_id)
             }
             None => None,
@@ -149,7 +149,7 @@ fn write_batch(db: &Database, batch: &[Op]) -> Result<(), redb::Error> {
             match op {
                 Op::Append(entries, _) => {
                     for e in entries {
-                        log.insert(e.log_id.index, encode(e).as_slice())?;
+                        log.insert(e.log_id.index, put(e).as_slice())?;
                     }
                 }
                 Op::Truncate(from, _) => {
@@ -157,7 +157,7 @@ fn write_batch(db: &Database, batch: &[Op]) -> Result<(), redb::Error> {
                 }
                 Op::Purge(upto, _) => {
                     log.retain_in(..=upto.index, |_, _| false)?;
-                    state.insert("last_purged", encode(upto).as_slice())?;
+                    state.insert("last_purged", put(upto).as_slice())?;
                 }
                 Op::State(key, value, _) => {
                     state.insert(*key, value.as_slice())?;
@@ -187,7 +187,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             let mut v = Vec::new();
             for r in table.range::<u64>(bounds).map_err(|e| e.to_string())? {
                 let (_, val) = r.map_err(|e| e.to_string())?;
-                v.push(decode(val.value(), "raft entry").map_err(|e| e.to_string())?);
+                v.push(get(val.value(), "raft entry").map_err(|e| e.to_string())?);
             }
             Ok(v)
         };
@@ -217,7 +217,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        let bytes = encode(vote);
+        let bytes = put(vote);
         self.roundtrip(|tx| Op::State("vote", bytes, tx), ErrorSubject::Vote).await
     }
 

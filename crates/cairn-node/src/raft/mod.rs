@@ -14,6 +14,7 @@
 
 pub mod log;
 pub mod network;
+mod records;
 pub mod sm;
 
 use cairn_core::wire::{ApplyResult, Request};

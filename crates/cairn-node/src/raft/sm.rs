@@ -1,5 +1,6 @@
 //! The Raft state machine: cairn-meta's deterministic apply, plus snapshots, on redb.
 
+use super::records::{self, put, SnapshotMetaRec, Stored};
 use super::{sto_err, StorageError, TypeConfig, RAFT_STATE};
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::ApplyResult;
@@ -15,7 +16,7 @@ type Membership = StoredMembership<u64, BasicNode>;
 /// A snapshot as stored: its metadata and the encoded state machine.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
-    meta: SnapshotMeta<u64, BasicNode>,
+    meta: SnapshotMetaRec,
     data: Vec<u8>,
 }
 
@@ -29,12 +30,17 @@ fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     sto_err(ErrorSubject::StateMachine, verb, e)
 }
 
-fn get<T: serde::de::DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    key: &str,
-) -> Result<Option<T>, String> {
+fn get<T: Stored>(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<T>, String> {
     match table.get(key).map_err(|e| e.to_string())? {
-        Some(v) => Ok(Some(decode(v.value(), "raft state").map_err(|e| e.to_string())?)),
+        Some(v) => Ok(Some(records::get(v.value(), "raft state").map_err(|e| e.to_string())?)),
+        None => Ok(None),
+    }
+}
+
+/// The stored snapshot, if any.
+fn get_snapshot(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<StoredSnapshot>, String> {
+    match table.get("snapshot").map_err(|e| e.to_string())? {
+        Some(v) => Ok(Some(decode(v.value(), "raft snapshot").map_err(|e| e.to_string())?)),
         None => Ok(None),
     }
 }
@@ -75,9 +81,9 @@ impl StateMachine {
         m: Option<&Membership>,
     ) -> Result<(), redb::Error> {
         let mut t = txn.open_table(RAFT_STATE)?;
-        t.insert("applied", encode(&applied).as_slice())?;
+        t.insert("applied", put(&applied).as_slice())?;
         if let Some(m) = m {
-            t.insert("membership", encode(m).as_slice())?;
+            t.insert("membership", put(m).as_slice())?;
         }
         Ok(())
     }
@@ -95,7 +101,7 @@ impl StateMachine {
             None => format!("empty-{}", rand::random::<u32>()),
         };
         let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data };
+        let stored = StoredSnapshot { meta: meta.to_rec(), data };
         // Storing the snapshot durably also makes every earlier apply durable (see mod docs).
         let mut w = db.begin_write().map_err(|e| e.to_string())?;
         w.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
@@ -178,14 +184,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let db = self.db.clone();
-        let stored = StoredSnapshot { meta: meta.clone(), data: snapshot.into_inner() };
+        let stored = StoredSnapshot { meta: meta.to_rec(), data: snapshot.into_inner() };
+        let (applied, membership) = (meta.last_log_id, meta.last_membership.clone());
         blocking(
             move || {
                 let mut txn = db.begin_write().map_err(|e| e.to_string())?;
                 txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
                 cairn_meta::import(&txn, &stored.data).map_err(|e| e.to_string())?;
-                StateMachine::set_applied(&txn, stored.meta.last_log_id, Some(&stored.meta.last_membership))
-                    .map_err(|e| e.to_string())?;
+                StateMachine::set_applied(&txn, applied, Some(&membership)).map_err(|e| e.to_string())?;
                 txn.open_table(RAFT_STATE)
                     .map_err(|e| e.to_string())?
                     .insert("snapshot", encode(&stored).as_slice())
@@ -203,8 +209,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             move || {
                 let txn = db.begin_read().map_err(|e| e.to_string())?;
                 let t = txn.open_table(RAFT_STATE).map_err(|e| e.to_string())?;
-                let s: Option<StoredSnapshot> = get(&t, "snapshot")?;
-                Ok(s.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+                let s = get_snapshot(&t)?;
+                Ok(s.map(|s| Snapshot {
+                    meta: SnapshotMeta::from_rec(s.meta),
+                    snapshot: Box::new(Cursor::new(s.data)),
+                }))
             },
             ErrorVerb::Read,
         )
