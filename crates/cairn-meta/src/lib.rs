@@ -33,7 +33,7 @@ pub use query::{
     chunk_record, chunks_of_node, expired_handles, files_below, ledger, node_state, orphans, query,
     unreferenced_chunks, worker_settings, FileChunks,
 };
-pub use snapshot::{export, import};
+pub use snapshot::{export, import, validate};
 pub use tables::{init, ChunkRecord, Holder, META_FORMAT, ROOT_INO, WORKER_NAMES};
 
 use cairn_core::ErrorCode;

@@ -1,137 +1,304 @@
-//! Whole-state snapshots: every table dumped into one versioned, encoded blob.
+//! Whole-state snapshots, streamed: every table written row by row to a writer, and read back
+//! row by row, so neither side ever holds a snapshot in memory.
 //!
+//! Format (see `docs/formats.md`): the magic `CAIRNSNP`, a u16 LE format version, then frames
+//! `[table tag u8][length u32 LE][codec-encoded row]`, then an end frame (tag 0, length 32)
+//! holding the BLAKE3 of every byte before it. [`validate`] reads a snapshot through and
+//! checks every frame, row and the hash before [`import`] is allowed to replace anything.
 //! Snapshots are built from a read transaction (redb's MVCC gives a consistent view while
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
 use crate::tables::{
     ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
 };
-use crate::Result;
+use crate::{MetaError, Result};
 use cairn_core::codec::{decode, encode};
+use cairn_core::wire::{Inode, NodeState, WorkerSettings};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
-use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
 
-#[derive(Serialize, Deserialize)]
-struct Dump {
-    inodes: Vec<(u64, Vec<u8>)>,
-    dirents: Vec<(u64, String, u64)>,
-    xattrs: Vec<(u64, String, Vec<u8>)>,
-    handles: Vec<(u64, u64, i64)>,
-    orphans: Vec<u64>,
-    chunks: Vec<(Vec<u8>, Vec<u8>)>,
-    nodes: Vec<(u64, Vec<u8>)>,
-    workers: Vec<(String, Vec<u8>)>,
-    counters: Vec<(String, u64)>,
+const MAGIC: &[u8; 8] = b"CAIRNSNP";
+/// Snapshot format version.
+const VERSION: u16 = 1;
+/// Largest frame accepted: an inode with its extents, or a chunk record, is far smaller.
+const FRAME_MAX: u32 = 16 << 20;
+
+/// The table a frame belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Tag {
+    End = 0,
+    Inode = 1,
+    Dirent = 2,
+    Xattr = 3,
+    Handle = 4,
+    Orphan = 5,
+    Chunk = 6,
+    Node = 7,
+    Worker = 8,
+    Counter = 9,
 }
 
-/// Serializes the whole state machine.
-pub fn export(txn: &ReadTransaction) -> Result<Vec<u8>> {
-    let mut d = Dump {
-        inodes: vec![],
-        dirents: vec![],
-        xattrs: vec![],
-        handles: vec![],
-        orphans: vec![],
-        chunks: vec![],
-        nodes: vec![],
-        workers: vec![],
-        counters: vec![],
-    };
+impl Tag {
+    fn of(b: u8) -> Option<Tag> {
+        use Tag::*;
+        [End, Inode, Dirent, Xattr, Handle, Orphan, Chunk, Node, Worker, Counter].into_iter().find(|t| *t as u8 == b)
+    }
+}
+
+fn bad(why: impl Into<String>) -> MetaError {
+    MetaError::Snapshot(why.into())
+}
+
+/// A writer that hashes what passes through.
+struct Hashing<W> {
+    inner: W,
+    hash: blake3::Hasher,
+}
+
+impl<W: Write> Hashing<W> {
+    fn frame(&mut self, tag: Tag, row: &[u8]) -> Result<()> {
+        let len = u32::try_from(row.len()).ok().filter(|n| *n <= FRAME_MAX).ok_or_else(|| bad("row too large"))?;
+        let mut head = [0u8; 5];
+        head[0] = tag as u8;
+        head[1..].copy_from_slice(&len.to_le_bytes());
+        for part in [&head[..], row] {
+            self.hash.update(part);
+            self.inner.write_all(part).map_err(|e| bad(format!("writing: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the whole state machine to `out`.
+pub fn export(txn: &ReadTransaction, out: impl Write) -> Result<()> {
+    let mut w = Hashing { inner: out, hash: blake3::Hasher::new() };
+    let mut header = MAGIC.to_vec();
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    w.hash.update(&header);
+    w.inner.write_all(&header).map_err(|e| bad(format!("writing: {e}")))?;
     for r in txn.open_table(INODES)?.iter()? {
         let (k, v) = r?;
-        d.inodes.push((k.value(), v.value().to_vec()));
+        w.frame(Tag::Inode, &encode(&(k.value(), v.value())))?;
     }
     for r in txn.open_table(DIRENTS)?.iter()? {
         let (k, v) = r?;
         let (p, n) = k.value();
-        d.dirents.push((p, n.to_string(), v.value()));
+        w.frame(Tag::Dirent, &encode(&(p, n, v.value())))?;
     }
     for r in txn.open_table(XATTRS)?.iter()? {
         let (k, v) = r?;
         let (i, n) = k.value();
-        d.xattrs.push((i, n.to_string(), v.value().to_vec()));
+        w.frame(Tag::Xattr, &encode(&(i, n, v.value())))?;
     }
     for r in txn.open_table(HANDLES)?.iter()? {
         let (k, v) = r?;
         let (i, h) = k.value();
-        d.handles.push((i, h, v.value()));
+        w.frame(Tag::Handle, &encode(&(i, h, v.value())))?;
     }
     for r in txn.open_table(ORPHANS)?.iter()? {
-        d.orphans.push(r?.0.value());
+        w.frame(Tag::Orphan, &encode(&r?.0.value()))?;
     }
     for r in txn.open_table(CHUNKS)?.iter()? {
         let (k, v) = r?;
-        d.chunks.push((k.value().to_vec(), v.value().to_vec()));
+        w.frame(Tag::Chunk, &encode(&(k.value(), v.value())))?;
     }
     for r in txn.open_table(NODES)?.iter()? {
         let (k, v) = r?;
-        d.nodes.push((k.value(), v.value().to_vec()));
+        w.frame(Tag::Node, &encode(&(k.value(), v.value())))?;
     }
     for r in txn.open_table(WORKERS)?.iter()? {
         let (k, v) = r?;
-        d.workers.push((k.value().to_string(), v.value().to_vec()));
+        w.frame(Tag::Worker, &encode(&(k.value(), v.value())))?;
     }
     for r in txn.open_table(COUNTERS)?.iter()? {
         let (k, v) = r?;
-        d.counters.push((k.value().to_string(), v.value()));
+        w.frame(Tag::Counter, &encode(&(k.value(), v.value())))?;
     }
-    Ok(encode(&d))
+    let digest = *w.hash.finalize().as_bytes();
+    let mut end = [0u8; 5];
+    end[1..].copy_from_slice(&32u32.to_le_bytes());
+    w.inner.write_all(&end).and_then(|_| w.inner.write_all(&digest)).map_err(|e| bad(format!("writing: {e}")))?;
+    w.inner.flush().map_err(|e| bad(format!("writing: {e}")))
 }
 
-/// Replaces the whole state machine with a snapshot made by [`export`].
-pub fn import(txn: &WriteTransaction, bytes: &[u8]) -> Result<()> {
-    let d: Dump = decode(bytes, "metadata snapshot")?;
+/// Reads frames from a snapshot, checking the header, each frame's bounds and the final hash.
+struct Frames<R> {
+    inner: R,
+    hash: blake3::Hasher,
+    done: bool,
+}
+
+impl<R: Read> Frames<R> {
+    fn open(mut inner: R) -> Result<Self> {
+        let mut header = [0u8; 10];
+        inner.read_exact(&mut header).map_err(|_| bad("too short for a snapshot header"))?;
+        if &header[..8] != MAGIC {
+            return Err(bad("not a cairn snapshot (bad magic)"));
+        }
+        let version = u16::from_le_bytes([header[8], header[9]]);
+        if version != VERSION {
+            return Err(bad(format!("snapshot format {version}, expected {VERSION}")));
+        }
+        let mut hash = blake3::Hasher::new();
+        hash.update(&header);
+        Ok(Frames { inner, hash, done: false })
+    }
+
+    /// The next row, or `None` after a valid end frame.
+    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<Tag>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut head = [0u8; 5];
+        self.inner.read_exact(&mut head).map_err(|_| bad("truncated: no end frame"))?;
+        let tag = Tag::of(head[0]).ok_or_else(|| bad(format!("unknown frame tag {}", head[0])))?;
+        let len = u32::from_le_bytes(head[1..].try_into().expect("4 bytes"));
+        if len > FRAME_MAX || (tag == Tag::End && len != 32) {
+            return Err(bad(format!("frame of {len} bytes out of bounds")));
+        }
+        buf.resize(len as usize, 0);
+        self.inner.read_exact(buf).map_err(|_| bad("truncated frame"))?;
+        if tag == Tag::End {
+            if self.hash.finalize().as_bytes() != buf.as_slice() {
+                return Err(bad("checksum mismatch"));
+            }
+            self.done = true;
+            return Ok(None);
+        }
+        self.hash.update(&head);
+        self.hash.update(buf);
+        Ok(Some(tag))
+    }
+}
+
+/// One decoded row.
+enum Row {
+    Inode(u64, Vec<u8>),
+    Dirent(u64, String, u64),
+    Xattr(u64, String, Vec<u8>),
+    Handle(u64, u64, i64),
+    Orphan(u64),
+    Chunk(Vec<u8>, Vec<u8>),
+    Node(u64, Vec<u8>),
+    Worker(String, Vec<u8>),
+    Counter(String, u64),
+}
+
+/// Decodes a row of table `tag`, checking the records inside it too.
+fn row(tag: Tag, b: &[u8]) -> Result<Row> {
+    Ok(match tag {
+        Tag::Inode => {
+            let (ino, v): (u64, Vec<u8>) = decode(b, "snapshot inode")?;
+            let inode: Inode = decode(&v, "snapshot inode")?;
+            if inode.ino != ino {
+                return Err(bad(format!("inode row {ino} holds inode {}", inode.ino)));
+            }
+            Row::Inode(ino, v)
+        }
+        Tag::Dirent => {
+            let (p, n, c): (u64, String, u64) = decode(b, "snapshot dirent")?;
+            cairn_core::validate_name(&n).map_err(|e| bad(e.to_string()))?;
+            Row::Dirent(p, n, c)
+        }
+        Tag::Xattr => {
+            let (i, n, v): (u64, String, Vec<u8>) = decode(b, "snapshot xattr")?;
+            Row::Xattr(i, n, v)
+        }
+        Tag::Handle => {
+            let (i, h, t) = decode(b, "snapshot handle")?;
+            Row::Handle(i, h, t)
+        }
+        Tag::Orphan => Row::Orphan(decode(b, "snapshot orphan")?),
+        Tag::Chunk => {
+            let (k, v): (Vec<u8>, Vec<u8>) = decode(b, "snapshot chunk")?;
+            if k.len() != 32 {
+                return Err(bad("chunk key is not 32 bytes"));
+            }
+            let _: ChunkRecord = decode(&v, "snapshot chunk record")?;
+            Row::Chunk(k, v)
+        }
+        Tag::Node => {
+            let (k, v): (u64, Vec<u8>) = decode(b, "snapshot node")?;
+            let _: NodeState = decode(&v, "snapshot node state")?;
+            Row::Node(k, v)
+        }
+        Tag::Worker => {
+            let (k, v): (String, Vec<u8>) = decode(b, "snapshot worker")?;
+            let _: WorkerSettings = decode(&v, "snapshot worker settings")?;
+            Row::Worker(k, v)
+        }
+        Tag::Counter => {
+            let (k, v) = decode(b, "snapshot counter")?;
+            Row::Counter(k, v)
+        }
+        Tag::End => unreachable!("end frames are handled by the reader"),
+    })
+}
+
+/// Reads a snapshot through without changing anything: every frame, every record in it and
+/// the checksum must be good, and the root directory and the format counter present.
+pub fn validate(input: impl Read) -> Result<()> {
+    let mut frames = Frames::open(input)?;
+    let mut buf = Vec::new();
+    let (mut root, mut format) = (false, false);
+    while let Some(tag) = frames.next(&mut buf)? {
+        match row(tag, &buf)? {
+            Row::Inode(crate::ROOT_INO, _) => root = true,
+            Row::Counter(k, v) if k == "format" => format = v == crate::META_FORMAT,
+            _ => {}
+        }
+    }
+    if !root || !format {
+        return Err(bad("no root directory or no matching format counter"));
+    }
+    Ok(())
+}
+
+/// Replaces the whole state machine with a snapshot made by [`export`]; call [`validate`]
+/// on the same bytes first (a failure here aborts the caller's transaction all the same).
+pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     let mut inodes = txn.open_table(INODES)?;
-    inodes.retain(|_, _| false)?;
-    for (k, v) in &d.inodes {
-        inodes.insert(*k, v.as_slice())?;
-    }
     let mut dirents = txn.open_table(DIRENTS)?;
-    dirents.retain(|_, _| false)?;
-    for (p, n, c) in &d.dirents {
-        dirents.insert((*p, n.as_str()), *c)?;
-    }
     let mut xattrs = txn.open_table(XATTRS)?;
-    xattrs.retain(|_, _| false)?;
-    for (i, n, v) in &d.xattrs {
-        xattrs.insert((*i, n.as_str()), v.as_slice())?;
-    }
     let mut handles = txn.open_table(HANDLES)?;
-    handles.retain(|_, _| false)?;
-    for (i, h, until) in &d.handles {
-        handles.insert((*i, *h), *until)?;
-    }
     let mut orphans = txn.open_table(ORPHANS)?;
-    orphans.retain(|_, _| false)?;
-    for i in &d.orphans {
-        orphans.insert(*i, ())?;
-    }
-    // The per-node index is rebuilt from the records rather than trusted from the sender.
     let mut chunks = txn.open_table(CHUNKS)?;
     let mut holdings = txn.open_table(HOLDINGS)?;
+    let mut nodes = txn.open_table(NODES)?;
+    let mut workers = txn.open_table(WORKERS)?;
+    let mut counters = txn.open_table(COUNTERS)?;
+    inodes.retain(|_, _| false)?;
+    dirents.retain(|_, _| false)?;
+    xattrs.retain(|_, _| false)?;
+    handles.retain(|_, _| false)?;
+    orphans.retain(|_, _| false)?;
     chunks.retain(|_, _| false)?;
     holdings.retain(|_, _| false)?;
-    for (k, v) in &d.chunks {
-        let rec: ChunkRecord = decode(v, "chunk record")?;
-        for node in rec.nodes() {
-            holdings.insert((node, k.as_slice()), ())?;
-        }
-        chunks.insert(k.as_slice(), v.as_slice())?;
-    }
-    let mut nodes = txn.open_table(NODES)?;
     nodes.retain(|_, _| false)?;
-    for (k, v) in &d.nodes {
-        nodes.insert(*k, v.as_slice())?;
-    }
-    let mut workers = txn.open_table(WORKERS)?;
     workers.retain(|_, _| false)?;
-    for (k, v) in &d.workers {
-        workers.insert(k.as_str(), v.as_slice())?;
-    }
-    let mut counters = txn.open_table(COUNTERS)?;
     counters.retain(|_, _| false)?;
-    for (k, v) in &d.counters {
-        counters.insert(k.as_str(), *v)?;
+    let mut frames = Frames::open(input)?;
+    let mut buf = Vec::new();
+    while let Some(tag) = frames.next(&mut buf)? {
+        match row(tag, &buf)? {
+            Row::Inode(k, v) => drop(inodes.insert(k, v.as_slice())?),
+            Row::Dirent(p, n, c) => drop(dirents.insert((p, n.as_str()), c)?),
+            Row::Xattr(i, n, v) => drop(xattrs.insert((i, n.as_str()), v.as_slice())?),
+            Row::Handle(i, h, t) => drop(handles.insert((i, h), t)?),
+            Row::Orphan(i) => drop(orphans.insert(i, ())?),
+            Row::Chunk(k, v) => {
+                // The per-node index is rebuilt from the records rather than trusted.
+                let rec: ChunkRecord = decode(&v, "chunk record")?;
+                for node in rec.nodes() {
+                    holdings.insert((node, k.as_slice()), ())?;
+                }
+                chunks.insert(k.as_slice(), v.as_slice())?;
+            }
+            Row::Node(k, v) => drop(nodes.insert(k, v.as_slice())?),
+            Row::Worker(k, v) => drop(workers.insert(k.as_str(), v.as_slice())?),
+            Row::Counter(k, v) => drop(counters.insert(k.as_str(), v)?),
+        }
     }
     Ok(())
 }

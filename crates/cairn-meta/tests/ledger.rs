@@ -75,10 +75,11 @@ fn holders_are_recorded_and_dropped_and_survive_snapshots() {
     // Forgetting a node drops it everywhere.
     assert_eq!(run(&db, 9, Command::ForgetNode { node: 2 }), Reply::Count(1));
     assert!(held_by(2).is_empty());
-    let snap = cairn_meta::export(&db.begin_read().unwrap()).unwrap();
+    let mut snap = Vec::new();
+    cairn_meta::export(&db.begin_read().unwrap(), &mut snap).unwrap();
     let (_d2, other) = self::db();
     let txn = other.begin_write().unwrap();
-    cairn_meta::import(&txn, &snap).unwrap();
+    cairn_meta::import(&txn, &snap[..]).unwrap();
     txn.commit().unwrap();
     let holders: Vec<Vec<Holder>> =
         cairn_meta::ledger(&other.begin_read().unwrap()).unwrap().into_iter().map(|(_, r)| r.holders).collect();

@@ -327,11 +327,13 @@ proptest! {
             prop_assert_eq!(got, want, "refs of chunk {}", s);
         }
         // A snapshot restores the same tree into a fresh database.
-        let bytes = cairn_meta::export(&txn).unwrap();
+        let mut bytes = Vec::new();
+        cairn_meta::export(&txn, &mut bytes).unwrap();
+        cairn_meta::validate(&bytes[..]).unwrap();
         let db2 = Database::create(dir.path().join("n.redb")).unwrap();
         let w = db2.begin_write().unwrap();
         cairn_meta::init(&w).unwrap();
-        cairn_meta::import(&w, &bytes).unwrap();
+        cairn_meta::import(&w, &bytes[..]).unwrap();
         w.commit().unwrap();
         prop_assert_eq!(dump(&db2), (model.0, model.1));
     }

@@ -25,8 +25,8 @@ pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a joining node keeps asking while the cluster is busy or has no leader.
 const JOIN_WAIT: Duration = Duration::from_secs(60);
-/// Longest the leader spends admitting one node (catching it up included).
-const ADMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest the leader spends admitting one node (catching it up, a snapshot included).
+const ADMIT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a node may take to fetch and store, or delete, one chunk copy for another node.
 const COPY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most metadata voters; further nodes stay learners.

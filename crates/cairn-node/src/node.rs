@@ -146,7 +146,7 @@ impl Node {
         let (identity, fresh) = Identity::load_or_create(&data, config.recover)?;
         let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;
         let log = LogStore::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
-        let sm = StateMachine::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
+        let sm = StateMachine::open(db.clone(), &data.join("snapshots")).map_err(|e| dir_err(e.to_string()))?;
 
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -155,9 +155,18 @@ impl Node {
 
         let raft_config = openraft::Config {
             cluster_name: identity.cluster_id.clone(),
-            heartbeat_interval: 100,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            // openraft times each AppendEntries out after one heartbeat interval: it must cover
+            // a loaded 2-core machine appending (and fsyncing) a full batch.
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            // Entries are batches of up to MAX_BATCH commands (small files inline): a few per
+            // request keep each AppendEntries far below the internal body limit.
+            max_payload_entries: 8,
+            // Snapshots go in 1 MiB chunks; the last one also installs the whole snapshot
+            // (validate, then import) before it is answered.
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: 120_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.snapshot_every.min(1000) / 2,
             ..Default::default()

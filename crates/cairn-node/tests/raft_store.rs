@@ -13,7 +13,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Arc::new(redb::Database::create(dir.path().join("meta.redb")).expect("create db"));
         let log = LogStore::open(db.clone()).expect("open log");
-        let sm = StateMachine::open(db).expect("open state machine");
+        let sm = StateMachine::open(db, &dir.path().join("snapshots")).expect("open state machine");
         Ok((dir, log, sm))
     }
 }

@@ -19,7 +19,6 @@ pub mod sm;
 
 use cairn_core::wire::{ApplyResult, Request};
 use openraft::{BasicNode, TokioRuntime};
-use std::io::Cursor;
 
 openraft::declare_raft_types!(
     /// cairn's Raft type configuration.
@@ -29,7 +28,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = TokioRuntime,
 );
 

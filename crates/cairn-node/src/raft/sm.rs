@@ -1,4 +1,11 @@
 //! The Raft state machine: cairn-meta's deterministic apply, plus snapshots, on redb.
+//!
+//! Snapshots are files in `<data>/snapshots/` (`cairn_meta::export`'s streamed format),
+//! written to a temp name, fsync'd and renamed; openraft reads and sends them in chunks and
+//! writes received ones into a file, so no snapshot is ever whole in memory. A received
+//! snapshot is validated end to end (every record, the checksum) before it replaces anything.
+//! `raft_state["snapshot"]` names the current file; anything else in the directory is left
+//! over from a crash and is removed at start-up.
 
 use super::records::{self, put, SnapshotMetaRec, Stored};
 use super::{sto_err, StorageError, TypeConfig, RAFT_STATE};
@@ -8,22 +15,38 @@ use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, StoredMembership};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 type Membership = StoredMembership<u64, BasicNode>;
 
-/// A snapshot as stored: its metadata and the encoded state machine.
+/// The current snapshot as recorded: its metadata and its file's name in the snapshot dir.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMetaRec,
-    data: Vec<u8>,
+    file: String,
 }
 
-/// The state machine; clones share the database.
+/// The state machine; clones share the database and the snapshot directory.
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
+    /// Where snapshot files live.
+    dir: PathBuf,
+    /// The file a snapshot is being received into, if any.
+    incoming: Arc<Mutex<Option<PathBuf>>>,
+}
+
+/// fsyncs a directory, so renames and deletions in it are durable.
+fn sync_dir(dir: &Path) -> Result<(), String> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("syncing {}: {e}", dir.display()))
+}
+
+/// A snapshot file's name for a snapshot id (ids are made of digits, letters and dashes).
+fn file_name(snapshot_id: &str) -> String {
+    let safe: String =
+        snapshot_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    format!("{safe}.snap")
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -55,12 +78,49 @@ async fn blocking<T: Send + 'static>(
 
 impl StateMachine {
     /// Opens the state machine in `db`, creating the metadata tables and root if new.
-    pub fn open(db: Arc<Database>) -> Result<Self, cairn_meta::MetaError> {
+    /// Snapshot files go to `snapshots` (created if missing; leftovers of a crash removed).
+    pub fn open(db: Arc<Database>, snapshots: &Path) -> Result<Self, cairn_meta::MetaError> {
         let txn = db.begin_write()?;
         cairn_meta::init(&txn)?;
         txn.open_table(RAFT_STATE)?;
         txn.commit()?;
-        Ok(StateMachine { db })
+        let io = |e: std::io::Error| cairn_meta::MetaError::Snapshot(format!("{}: {e}", snapshots.display()));
+        std::fs::create_dir_all(snapshots).map_err(io)?;
+        let current = {
+            let txn = db.begin_read()?;
+            let t = txn.open_table(RAFT_STATE)?;
+            get_snapshot(&t).map_err(cairn_meta::MetaError::Snapshot)?.map(|s| s.file)
+        };
+        for entry in std::fs::read_dir(snapshots).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if Some(entry.file_name().to_string_lossy().into_owned()) != current {
+                std::fs::remove_file(entry.path()).map_err(io)?;
+            }
+        }
+        Ok(StateMachine { db, dir: snapshots.to_path_buf(), incoming: Arc::default() })
+    }
+
+    /// Records `stored` as the current snapshot (durably, which also makes every earlier
+    /// apply durable; see the module docs), then deletes older snapshot files.
+    fn set_current(&self, txn: WriteTransaction, stored: &StoredSnapshot) -> Result<(), String> {
+        txn.open_table(RAFT_STATE)
+            .map_err(|e| e.to_string())?
+            .insert("snapshot", encode(stored).as_slice())
+            .map_err(|e| e.to_string())?;
+        txn.commit().map_err(|e| e.to_string())?;
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| e.to_string())?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != stored.file && name.ends_with(".snap") && !name.starts_with("incoming-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a snapshot file for openraft to read.
+    fn open_file(&self, name: &str) -> Result<Box<tokio::fs::File>, String> {
+        let f = std::fs::File::open(self.dir.join(name)).map_err(|e| format!("snapshot {name}: {e}"))?;
+        Ok(Box::new(tokio::fs::File::from_std(f)))
     }
 
     /// The shared database, for read-only queries.
@@ -88,36 +148,43 @@ impl StateMachine {
         Ok(())
     }
 
-    fn build(db: &Database) -> Result<Snapshot<TypeConfig>, String> {
-        let txn = db.begin_read().map_err(|e| e.to_string())?;
+    fn build(&self) -> Result<Snapshot<TypeConfig>, String> {
+        let txn = self.db.begin_read().map_err(|e| e.to_string())?;
         let t = txn.open_table(RAFT_STATE).map_err(|e| e.to_string())?;
         let applied: Option<LogId<u64>> = get(&t, "applied")?.flatten();
         let membership: Membership = get(&t, "membership")?.unwrap_or_default();
-        let data = cairn_meta::export(&txn).map_err(|e| e.to_string())?;
         drop(t);
-        drop(txn);
         let snapshot_id = match applied {
-            Some(id) => format!("{}-{}-{}", id.leader_id, id.index, rand::random::<u32>()),
-            None => format!("empty-{}", rand::random::<u32>()),
+            Some(id) => {
+                format!("{}-{}-{}-{:08x}", id.leader_id.term, id.leader_id.node_id, id.index, rand::random::<u32>())
+            }
+            None => format!("empty-{:08x}", rand::random::<u32>()),
         };
+        // Written to a temp name, fsync'd, renamed, the directory fsync'd: a snapshot file is
+        // whole or absent.
+        let file = file_name(&snapshot_id);
+        let tmp = self.dir.join(format!("{file}.tmp"));
+        let io = |e: std::io::Error| format!("writing snapshot {}: {e}", tmp.display());
+        let out = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+        cairn_meta::export(&txn, &mut w).map_err(|e| e.to_string())?;
+        drop(txn);
+        let out = w.into_inner().map_err(|e| e.to_string())?;
+        out.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, self.dir.join(&file)).map_err(io)?;
+        sync_dir(&self.dir)?;
         let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.to_rec(), data };
-        // Storing the snapshot durably also makes every earlier apply durable (see mod docs).
-        let mut w = db.begin_write().map_err(|e| e.to_string())?;
+        let mut w = self.db.begin_write().map_err(|e| e.to_string())?;
         w.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
-        {
-            let mut t = w.open_table(RAFT_STATE).map_err(|e| e.to_string())?;
-            t.insert("snapshot", encode(&stored).as_slice()).map_err(|e| e.to_string())?;
-        }
-        w.commit().map_err(|e| e.to_string())?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
+        self.set_current(w, &StoredSnapshot { meta: meta.to_rec(), file: file.clone() })?;
+        Ok(Snapshot { meta, snapshot: self.open_file(&file)? })
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let db = self.db.clone();
-        blocking(move || StateMachine::build(&db), ErrorVerb::Write).await
+        let sm = self.clone();
+        blocking(move || sm.build(), ErrorVerb::Write).await
     }
 }
 
@@ -174,29 +241,66 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.dir.join(format!("incoming-{:016x}.snap", rand::random::<u64>()));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let previous = self.incoming.lock().expect("incoming lock").replace(path);
+        if let Some(old) = previous {
+            let _ = tokio::fs::remove_file(old).await;
+        }
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        let db = self.db.clone();
-        let stored = StoredSnapshot { meta: meta.to_rec(), data: snapshot.into_inner() };
-        let (applied, membership) = (meta.last_log_id, meta.last_membership.clone());
+        use tokio::io::AsyncWriteExt;
+        snapshot.flush().await.map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let mut received = snapshot.into_std().await;
+        let incoming = self.incoming.lock().expect("incoming lock").take();
+        let (sm, meta) = (self.clone(), meta.clone());
         blocking(
             move || {
-                let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+                use std::io::{Seek, SeekFrom};
+                let mut rewind = || received.seek(SeekFrom::Start(0)).map(drop).map_err(|e| e.to_string());
+                rewind()?;
+                // Nothing is replaced unless the whole snapshot reads back good.
+                let checked = cairn_meta::validate(std::io::BufReader::with_capacity(1 << 20, &received));
+                if let Err(e) = checked {
+                    if let Some(path) = &incoming {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(format!("refusing snapshot {}: {e}", meta.snapshot_id));
+                }
+                // Kept as this node's current snapshot: copied into place, fsync'd, renamed.
+                received.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                let file = file_name(&meta.snapshot_id);
+                let tmp = sm.dir.join(format!("{file}.tmp"));
+                let mut out = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+                std::io::copy(&mut received, &mut out).map_err(|e| e.to_string())?;
+                out.sync_all().map_err(|e| e.to_string())?;
+                drop(received);
+                if let Some(path) = &incoming {
+                    let _ = std::fs::remove_file(path);
+                }
+                std::fs::rename(&tmp, sm.dir.join(&file)).map_err(|e| e.to_string())?;
+                sync_dir(&sm.dir)?;
+                let read = std::fs::File::open(sm.dir.join(&file)).map_err(|e| e.to_string())?;
+                let mut txn = sm.db.begin_write().map_err(|e| e.to_string())?;
                 txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
-                cairn_meta::import(&txn, &stored.data).map_err(|e| e.to_string())?;
-                StateMachine::set_applied(&txn, applied, Some(&membership)).map_err(|e| e.to_string())?;
-                txn.open_table(RAFT_STATE)
-                    .map_err(|e| e.to_string())?
-                    .insert("snapshot", encode(&stored).as_slice())
+                cairn_meta::import(&txn, std::io::BufReader::with_capacity(1 << 20, read))
                     .map_err(|e| e.to_string())?;
-                txn.commit().map_err(|e| e.to_string())
+                StateMachine::set_applied(&txn, meta.last_log_id, Some(&meta.last_membership))
+                    .map_err(|e| e.to_string())?;
+                sm.set_current(txn, &StoredSnapshot { meta: meta.to_rec(), file })
             },
             ErrorVerb::Write,
         )
@@ -204,16 +308,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let db = self.db.clone();
+        let sm = self.clone();
         blocking(
             move || {
-                let txn = db.begin_read().map_err(|e| e.to_string())?;
+                let txn = sm.db.begin_read().map_err(|e| e.to_string())?;
                 let t = txn.open_table(RAFT_STATE).map_err(|e| e.to_string())?;
-                let s = get_snapshot(&t)?;
-                Ok(s.map(|s| Snapshot {
-                    meta: SnapshotMeta::from_rec(s.meta),
-                    snapshot: Box::new(Cursor::new(s.data)),
-                }))
+                match get_snapshot(&t)? {
+                    Some(s) => {
+                        Ok(Some(Snapshot { meta: SnapshotMeta::from_rec(s.meta), snapshot: sm.open_file(&s.file)? }))
+                    }
+                    None => Ok(None),
+                }
             },
             ErrorVerb::Read,
         )
