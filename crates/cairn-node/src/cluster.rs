@@ -18,6 +18,7 @@ use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long a write or read keeps trying to reach a leader before it reports `unavailable`.
 pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -116,10 +117,18 @@ impl Node {
         }
     }
 
-    /// Waits until this node's replica reflects every write acknowledged before the call:
-    /// on the leader a read-index round, on a follower the leader's read index, then waiting
-    /// until it is applied locally.
+    /// Waits until this node's replica reflects every write acknowledged before the call.
+    /// Concurrent callers share rounds: each waits for a round that starts after it asked
+    /// (see `run_read_barriers`), so one read-index round serves a whole batch of reads.
     pub(crate) async fn read_barrier(&self) -> Result<(), ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.barriers.send(tx).await.map_err(|_| unavailable("node is shutting down"))?;
+        rx.await.map_err(|_| unavailable("node is shutting down"))?
+    }
+
+    /// One read-index round: on the leader, confirming leadership; on a follower, the
+    /// leader's read index, then waiting until it is applied locally.
+    pub(crate) async fn read_barrier_round(&self) -> Result<(), ApiError> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -557,4 +566,32 @@ async fn forward(
     let resp = peer.send(peer.http().put(target).body(data)).await?;
     let v: serde_json::Value = resp.json().await.map_err(|e| unavailable(e.to_string()))?;
     serde_json::from_value(v["stored"].clone()).map_err(|e| unavailable(format!("bad chain answer: {e}")))
+}
+
+/// Read-index rounds kept in flight by one node.
+const BARRIERS_IN_FLIGHT: usize = 2;
+
+/// Serves read barriers in batches: every caller queued when a round starts is answered by
+/// that round (it started after they asked, so it covers every write acknowledged before
+/// them); callers arriving meanwhile go to the next round.
+pub(crate) async fn run_read_barriers(
+    node: std::sync::Weak<Node>,
+    mut rx: tokio::sync::mpsc::Receiver<oneshot::Sender<Result<(), ApiError>>>,
+) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(BARRIERS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Some(node) = node.upgrade() else { return };
+        let mut waiters = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            waiters.push(w);
+        }
+        tokio::spawn(async move {
+            let answer = node.read_barrier_round().await;
+            for w in waiters {
+                let _ = w.send(answer.clone());
+            }
+            drop(permit);
+        });
+    }
 }

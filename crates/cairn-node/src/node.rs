@@ -63,6 +63,8 @@ pub struct Node {
     /// Held by every membership change this node makes as leader: Raft takes one change at a
     /// time, so concurrent joins and removals queue here instead of failing.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
+    /// Callers waiting for a read barrier (served in batches by `run_read_barriers`).
+    pub(crate) barriers: mpsc::Sender<oneshot::Sender<Result<(), ApiError>>>,
 }
 
 /// A metadata command waiting to be proposed, and where its answer goes.
@@ -190,6 +192,7 @@ impl Node {
         }
 
         let (proposals, queue) = mpsc::channel(4 * MAX_BATCH);
+        let (barriers, barrier_queue) = mpsc::channel(4 * MAX_BATCH);
         let node = Arc::new(Node {
             id: identity.node_id,
             identity: std::sync::Mutex::new(identity),
@@ -205,9 +208,11 @@ impl Node {
             peers: Peers::default(),
             chunks_served: Default::default(),
             membership_lock: tokio::sync::Mutex::new(()),
+            barriers,
         });
 
         tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
+        tokio::spawn(crate::cluster::run_read_barriers(Arc::downgrade(&node), barrier_queue));
 
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = crate::api::router(node.clone());
