@@ -6,8 +6,8 @@
 //! `holders` (the durability ledger).
 
 use crate::tables::{
-    get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, INODES,
-    NODES, ORPHANS, WORKERS, WORKER_NAMES, XATTRS,
+    get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS,
+    HOLD_COUNTS, INODES, NODES, ORPHANS, WORKERS, WORKER_NAMES, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::encode;
@@ -37,6 +37,7 @@ pub(crate) struct Tx<'t> {
     pub(crate) xattrs: Table<'t, (u64, &'static str), &'static [u8]>,
     pub(crate) chunks: Table<'t, &'static [u8], &'static [u8]>,
     pub(crate) holdings: Table<'t, (u64, &'static [u8]), ()>,
+    pub(crate) hold_counts: Table<'t, (u8, u8, &'static [u8]), ()>,
     pub(crate) handles: Table<'t, (u64, u64), i64>,
     pub(crate) orphans: Table<'t, u64, ()>,
     pub(crate) counters: Table<'t, &'static str, u64>,
@@ -53,6 +54,7 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
         xattrs: txn.open_table(XATTRS)?,
         chunks: txn.open_table(CHUNKS)?,
         holdings: txn.open_table(HOLDINGS)?,
+        hold_counts: txn.open_table(HOLD_COUNTS)?,
         handles: txn.open_table(HANDLES)?,
         orphans: txn.open_table(ORPHANS)?,
         counters: txn.open_table(COUNTERS)?,
@@ -184,20 +186,49 @@ impl Tx<'_> {
             }
         }
         for (id, d) in delta.into_iter().filter(|(_, d)| *d != 0) {
-            let mut rec = get_chunk(&self.chunks, &id)?.unwrap_or_else(|| ChunkRecord::new(self.now));
+            let before = get_chunk(&self.chunks, &id)?;
+            let mut rec = before.clone().unwrap_or_else(|| ChunkRecord::new(self.now));
             rec.refs = rec.refs.saturating_add_signed(d);
             rec.zero_since = if rec.refs == 0 { Some(self.now) } else { None };
             if d > 0 {
                 let p = policy.unwrap_or_default();
                 rec.policy = Some(rec.policy.map_or(p, |have| have.stronger(p)));
             }
-            self.put_chunk(&id, &rec)?;
+            self.put_chunk(&id, before.as_ref(), Some(&rec))?;
         }
         Ok(())
     }
 
-    pub(crate) fn put_chunk(&mut self, id: &ChunkId, rec: &ChunkRecord) -> Result<()> {
-        self.chunks.insert(id.0.as_slice(), encode(rec).as_slice())?;
+    /// Replaces chunk record `before` by `after` (`None`: absent), keeping the `hold_counts`
+    /// index and the referenced-chunk counters (`chunks`, `chunk_bytes`) equal to the records.
+    pub(crate) fn put_chunk(
+        &mut self,
+        id: &ChunkId,
+        before: Option<&ChunkRecord>,
+        after: Option<&ChunkRecord>,
+    ) -> Result<()> {
+        let key = |r: Option<&ChunkRecord>| r.and_then(ChunkRecord::count_key);
+        let (old, new) = (key(before), key(after));
+        if old != new {
+            if let Some((h, w)) = old {
+                self.hold_counts.remove((h, w, id.0.as_slice()))?;
+            }
+            if let Some((h, w)) = new {
+                self.hold_counts.insert((h, w, id.0.as_slice()), ())?;
+            }
+        }
+        let bytes = |r: Option<&ChunkRecord>| r.filter(|r| r.refs > 0).map_or(0, |r| r.len as i64);
+        let (dc, db) = (new.is_some() as i64 - old.is_some() as i64, bytes(after) - bytes(before));
+        for (name, d) in [("chunks", dc), ("chunk_bytes", db)] {
+            if d != 0 {
+                let v = self.counters.get(name)?.map_or(0, |v| v.value());
+                self.counters.insert(name, v.saturating_add_signed(d))?;
+            }
+        }
+        match after {
+            Some(rec) => drop(self.chunks.insert(id.0.as_slice(), encode(rec).as_slice())?),
+            None => drop(self.chunks.remove(id.0.as_slice())?),
+        }
         Ok(())
     }
 

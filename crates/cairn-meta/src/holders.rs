@@ -14,15 +14,38 @@ use redb::ReadableTable;
 impl Tx<'_> {
     /// Replaces `rec`'s holders with `holders` (ascending), updating the per-node index, and
     /// stores the record.
-    fn set_holders(&mut self, id: &ChunkId, rec: &mut ChunkRecord, holders: Vec<Holder>) -> Result<()> {
-        for h in rec.holders.iter().filter(|h| !holders.iter().any(|n| n.node == h.node)) {
-            self.holdings.remove((h.node, id.0.as_slice()))?;
+    /// `before` is the record as stored (`None` for a new one); per-node counters
+    /// (`held/<node>`) follow the index.
+    fn set_holders(
+        &mut self,
+        id: &ChunkId,
+        before: Option<&ChunkRecord>,
+        rec: &mut ChunkRecord,
+        holders: Vec<Holder>,
+    ) -> Result<()> {
+        let gone: Vec<u64> = rec.nodes().filter(|n| !holders.iter().any(|h| h.node == *n)).collect();
+        let new: Vec<u64> = holders.iter().map(|h| h.node).filter(|n| !rec.holds(*n)).collect();
+        for n in &gone {
+            self.holdings.remove((*n, id.0.as_slice()))?;
+            self.count_held(*n, -1)?;
         }
-        for h in holders.iter().filter(|h| !rec.holds(h.node)) {
-            self.holdings.insert((h.node, id.0.as_slice()), ())?;
+        for n in &new {
+            self.holdings.insert((*n, id.0.as_slice()), ())?;
+            self.count_held(*n, 1)?;
         }
         rec.holders = holders;
-        self.put_chunk(id, rec)
+        self.put_chunk(id, before, Some(rec))
+    }
+
+    /// Adds `d` to the number of chunks node `n` holds.
+    fn count_held(&mut self, n: u64, d: i64) -> Result<()> {
+        let key = crate::tables::held_key(n);
+        let v = self.counters.get(key.as_str())?.map_or(0, |v| v.value()).saturating_add_signed(d);
+        match v {
+            0 => drop(self.counters.remove(key.as_str())?),
+            v => drop(self.counters.insert(key.as_str(), v)?),
+        }
+        Ok(())
     }
 
     /// Records holders gained and lost. A chunk reported stored before any commit names it
@@ -31,8 +54,9 @@ impl Tx<'_> {
     pub(crate) fn chunk_holders(&mut self, changes: &[HolderChange]) -> Result<ApplyResult> {
         let mut changed = 0;
         for c in changes {
-            let mut rec = match (get_chunk(&self.chunks, &c.id)?, c.held) {
-                (Some(rec), _) => rec,
+            let before = get_chunk(&self.chunks, &c.id)?;
+            let mut rec = match (&before, c.held) {
+                (Some(rec), _) => rec.clone(),
                 (None, true) => ChunkRecord::new(self.now),
                 (None, false) => continue,
             };
@@ -48,7 +72,7 @@ impl Tx<'_> {
             if c.held {
                 rec.len = c.len;
             }
-            self.set_holders(&c.id, &mut rec, holders)?;
+            self.set_holders(&c.id, before.as_ref(), &mut rec, holders)?;
             changed += 1;
         }
         Ok(Ok(Reply::Count(changed)))
@@ -61,9 +85,10 @@ impl Tx<'_> {
             ids.push(crate::query::chunk_key(r?.0.value().1)?);
         }
         for id in &ids {
-            if let Some(mut rec) = get_chunk(&self.chunks, id)? {
+            if let Some(before) = get_chunk(&self.chunks, id)? {
+                let mut rec = before.clone();
                 let holders = rec.holders.iter().copied().filter(|h| h.node != node).collect();
-                self.set_holders(id, &mut rec, holders)?;
+                self.set_holders(id, Some(&before), &mut rec, holders)?;
             }
         }
         Ok(Ok(Reply::Count(ids.len() as u64)))
@@ -73,10 +98,11 @@ impl Tx<'_> {
     pub(crate) fn forget_chunks(&mut self, ids: &[ChunkId], before: i64) -> Result<ApplyResult> {
         let mut n = 0;
         for id in ids {
-            if let Some(mut rec) = get_chunk(&self.chunks, id)? {
-                if rec.refs == 0 && rec.zero_since.is_some_and(|t| t <= before) {
-                    self.set_holders(id, &mut rec, Vec::new())?;
-                    self.chunks.remove(id.0.as_slice())?;
+            if let Some(stored) = get_chunk(&self.chunks, id)? {
+                if stored.refs == 0 && stored.zero_since.is_some_and(|t| t <= before) {
+                    let mut rec = stored.clone();
+                    self.set_holders(id, Some(&stored), &mut rec, Vec::new())?;
+                    self.put_chunk(id, Some(&rec), None)?;
                     n += 1;
                 }
             }

@@ -30,8 +30,8 @@ pub use data::CONCAT_MAX;
 pub use handles::{MAX_HANDLES_PER_COMMAND, MAX_LEASE};
 pub use namespace::LINK_MAX;
 pub use query::{
-    chunk_record, chunks_of_node, expired_handles, files_below, ledger, node_state, orphans, query,
-    unreferenced_chunks, worker_settings, FileChunks,
+    chunk_record, chunk_totals, chunks_above, chunks_below, chunks_of_node, expired_handles, files_below, held_counts,
+    ledger, node_state, orphans, query, unreferenced_chunks, worker_settings, FileChunks,
 };
 pub use snapshot::{export, import, validate};
 pub use tables::{init, ChunkRecord, Holder, META_FORMAT, ROOT_INO, WORKER_NAMES};

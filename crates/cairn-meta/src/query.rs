@@ -2,7 +2,7 @@
 
 use crate::tables::{
     get_chunk, get_dir, get_node_state, get_worker, inherited, linked_inode, resolve, walk, ChunkRecord, Walk, CHUNKS,
-    DIRENTS, HANDLES, HOLDINGS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
+    COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::decode;
@@ -232,6 +232,66 @@ pub fn orphans(txn: &ReadTransaction) -> Result<Vec<u64>> {
     let mut out = Vec::new();
     for r in txn.open_table(ORPHANS)?.iter()? {
         out.push(r?.0.value());
+    }
+    Ok(out)
+}
+
+/// Referenced chunks and their bytes (counters kept by apply).
+pub fn chunk_totals(txn: &ReadTransaction) -> Result<(u64, u64)> {
+    let t = txn.open_table(COUNTERS)?;
+    let get = |k: &str| -> Result<u64> { Ok(t.get(k)?.map_or(0, |v| v.value())) };
+    Ok((get("chunks")?, get("chunk_bytes")?))
+}
+
+/// How many chunks each node holds a part of (counters kept by apply).
+pub fn held_counts(txn: &ReadTransaction) -> Result<std::collections::BTreeMap<u64, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in txn.open_table(COUNTERS)?.range("held/".."held0")? {
+        let (k, v) = r?;
+        if let Some(n) = k.value().strip_prefix("held/").and_then(|n| n.parse().ok()) {
+            out.insert(n, v.value());
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the records of the `hold_counts` keys in `range`.
+fn counted(
+    txn: &ReadTransaction,
+    range: std::ops::Range<(u8, u8, &[u8])>,
+    out: &mut Vec<(ChunkId, ChunkRecord)>,
+) -> Result<()> {
+    let chunks = txn.open_table(CHUNKS)?;
+    for r in txn.open_table(HOLD_COUNTS)?.range(range)? {
+        let id = chunk_key(r?.0.value().2)?;
+        if let Some(rec) = get_chunk(&chunks, &id)? {
+            out.push((id, rec));
+        }
+    }
+    Ok(())
+}
+
+/// Referenced chunks with fewer holders than their policy wants, clipped to `active` nodes:
+/// read through the `hold_counts` index, so the cost is theirs, not the ledger's.
+pub fn chunks_below(txn: &ReadTransaction, active: usize) -> Result<Vec<(ChunkId, ChunkRecord)>> {
+    let none: &[u8] = &[];
+    let mut out = Vec::new();
+    for h in 0..active.min(255) as u8 {
+        counted(txn, (h, h.saturating_add(1), none)..(h + 1, 0, none), &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Referenced chunks with more holders than their policy wants, clipped to `active` nodes.
+pub fn chunks_above(txn: &ReadTransaction, active: usize) -> Result<Vec<(ChunkId, ChunkRecord)>> {
+    let none: &[u8] = &[];
+    let mut out = Vec::new();
+    for h in 1..=255u8 {
+        match (h as usize) > active {
+            true if h == 255 => counted(txn, (h, 0, none)..(h, 255, &[0xff; 33][..]), &mut out)?,
+            true => counted(txn, (h, 0, none)..(h + 1, 0, none), &mut out)?,
+            false => counted(txn, (h, 0, none)..(h, h, none), &mut out)?,
+        }
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
 use crate::tables::{
-    ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
+    ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
 };
 use crate::{MetaError, Result};
 use cairn_core::codec::{decode, encode};
@@ -265,6 +265,7 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     let mut orphans = txn.open_table(ORPHANS)?;
     let mut chunks = txn.open_table(CHUNKS)?;
     let mut holdings = txn.open_table(HOLDINGS)?;
+    let mut hold_counts = txn.open_table(HOLD_COUNTS)?;
     let mut nodes = txn.open_table(NODES)?;
     let mut workers = txn.open_table(WORKERS)?;
     let mut counters = txn.open_table(COUNTERS)?;
@@ -275,6 +276,7 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     orphans.retain(|_, _| false)?;
     chunks.retain(|_, _| false)?;
     holdings.retain(|_, _| false)?;
+    hold_counts.retain(|_, _| false)?;
     nodes.retain(|_, _| false)?;
     workers.retain(|_, _| false)?;
     counters.retain(|_, _| false)?;
@@ -290,8 +292,12 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
             Row::Chunk(k, v) => {
                 // The per-node index is rebuilt from the records rather than trusted.
                 let rec: ChunkRecord = decode(&v, "chunk record")?;
+                // So are the holder counts; the counters come with the snapshot.
                 for node in rec.nodes() {
                     holdings.insert((node, k.as_slice()), ())?;
+                }
+                if let Some((h, w)) = rec.count_key() {
+                    hold_counts.insert((h, w, k.as_slice()), ())?;
                 }
                 chunks.insert(k.as_slice(), v.as_slice())?;
             }

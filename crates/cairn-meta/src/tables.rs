@@ -27,6 +27,9 @@ pub(crate) const ORPHANS: TableDefinition<u64, ()> = TableDefinition::new("orpha
 pub(crate) const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
 /// (node id, chunk id): the chunks each node holds a part of (an index of `chunks`).
 pub(crate) const HOLDINGS: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("holdings");
+/// (holders, wanted parts, chunk id) of every referenced chunk: finds the chunks below or
+/// above their policy without reading the others.
+pub(crate) const HOLD_COUNTS: TableDefinition<(u8, u8, &[u8]), ()> = TableDefinition::new("hold_counts");
 /// node id -> encoded [`NodeState`] (nodes never set are active).
 pub(crate) const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
 /// worker name -> encoded [`WorkerSettings`] (workers never set run unthrottled).
@@ -81,6 +84,11 @@ impl ChunkRecord {
     pub fn want(&self) -> usize {
         self.policy.map_or(1, Policy::copies)
     }
+
+    /// Its key in the `hold_counts` index, if it is referenced.
+    pub(crate) fn count_key(&self) -> Option<(u8, u8)> {
+        (self.refs > 0).then(|| (self.holders.len().min(255) as u8, self.want().min(255) as u8))
+    }
 }
 
 /// The workers whose settings may be changed.
@@ -96,6 +104,7 @@ pub fn init(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(ORPHANS)?;
     txn.open_table(CHUNKS)?;
     txn.open_table(HOLDINGS)?;
+    txn.open_table(HOLD_COUNTS)?;
     txn.open_table(NODES)?;
     txn.open_table(WORKERS)?;
     let mut counters = txn.open_table(COUNTERS)?;
@@ -128,6 +137,11 @@ pub fn init(txn: &WriteTransaction) -> Result<()> {
         (found, _) => return Err(crate::MetaError::Format { found: found.unwrap_or(1), want: META_FORMAT }),
     }
     Ok(())
+}
+
+/// The `counters` key of the number of chunks node `n` holds a part of.
+pub(crate) fn held_key(n: u64) -> String {
+    format!("held/{n}")
 }
 
 /// Shorthand for a command failure.

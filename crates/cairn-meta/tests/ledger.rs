@@ -72,6 +72,15 @@ fn holders_are_recorded_and_dropped_and_survive_snapshots() {
         cairn_meta::chunks_of_node(&db.begin_read().unwrap(), node).unwrap().into_iter().map(|(id, _)| id).collect()
     };
     assert_eq!((held_by(1), held_by(2), held_by(3)), (vec![], vec![a], vec![b]), "the per-node index follows");
+    let txn = db.begin_read().unwrap();
+    let held: Vec<(u64, u64)> = cairn_meta::held_counts(&txn).unwrap().into_iter().collect();
+    assert_eq!(held, vec![(2, 1), (3, 1)], "per-node counts follow the holders");
+    let below: Vec<ChunkId> = cairn_meta::chunks_below(&txn, 3).unwrap().into_iter().map(|(id, _)| id).collect();
+    assert!(below.contains(&a) && below.contains(&b), "one holder each, two wanted");
+    assert!(cairn_meta::chunks_below(&txn, 1).unwrap().is_empty(), "one node: one copy is the target");
+    assert!(cairn_meta::chunks_above(&txn, 3).unwrap().is_empty());
+    assert_eq!(cairn_meta::chunk_totals(&txn).unwrap(), (2, 200));
+    drop(txn);
     // Forgetting a node drops it everywhere.
     assert_eq!(run(&db, 9, Command::ForgetNode { node: 2 }), Reply::Count(1));
     assert!(held_by(2).is_empty());

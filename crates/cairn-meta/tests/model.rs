@@ -326,6 +326,10 @@ proptest! {
             let got = cairn_meta::chunk_record(&txn, &chunk(s).chunk.unwrap()).unwrap().map_or(0, |r| r.refs);
             prop_assert_eq!(got, want, "refs of chunk {}", s);
         }
+        // The counters and the holder-count index follow the records (no holders here).
+        let referenced = (0u8..4).filter(|s| model.1.values().any(|v| v.contains(s))).count() as u64;
+        prop_assert_eq!(cairn_meta::chunk_totals(&txn).unwrap().0, referenced);
+        prop_assert_eq!(cairn_meta::chunks_below(&txn, 1).unwrap().len() as u64, referenced);
         // A snapshot restores the same tree into a fresh database.
         let mut bytes = Vec::new();
         cairn_meta::export(&txn, &mut bytes).unwrap();
