@@ -103,11 +103,12 @@ impl Node {
 
     /// Chunks held by node `id` that would be below policy without it.
     pub async fn at_risk_without(self: &Arc<Self>, id: u64) -> Result<usize, ApiError> {
-        let (mut view, ledger) = self.ledger().await?;
+        let (mut view, _) = self.ledger().await?;
+        let held = self.chunks_on(id).await?;
         if let Some(m) = view.members.get_mut(&id) {
             m.state = NodeState::Retired;
         }
-        Ok(ledger.iter().filter(|(_, rec)| rec.holds(id)).filter(|(_, rec)| !view.assess(rec).healthy()).count())
+        Ok(held.iter().filter(|(_, rec)| rec.refs > 0 && !view.assess(rec).healthy()).count())
     }
 
     /// Removes node `id` from the cluster: refused while a chunk would drop below policy

@@ -15,10 +15,11 @@
 use crate::peers::PeerState;
 use crate::Node;
 use cairn_core::wire::NodeState;
+use cairn_core::ChunkId;
 use cairn_meta::ChunkRecord;
 use redb::ReadTransaction;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// What is known of one member.
@@ -92,6 +93,39 @@ pub struct Summary {
     pub bytes_at_risk: u64,
 }
 
+/// The part of the ledger that may need work, read through the indexes `apply` keeps, so it
+/// costs what is at risk rather than what is stored: every chunk with fewer holders than its
+/// target or more, and every chunk with a part on a node whose copies do not fully count
+/// (not active, not up, silent, or not a member). Every other referenced chunk is healthy:
+/// all its holders count, and there are at least as many as its target.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// Referenced chunks and their bytes.
+    pub total: (u64, u64),
+    /// The chunks that may be below or above policy, each once.
+    pub chunks: Vec<(ChunkId, ChunkRecord)>,
+    /// Chunks held per node.
+    pub held: BTreeMap<u64, u64>,
+}
+
+impl Ledger {
+    /// Reads the ledger's part that `view` may find wanting.
+    pub fn read(txn: &ReadTransaction, view: &View) -> Result<Ledger, cairn_meta::MetaError> {
+        let active = view.active().max(1);
+        let held = cairn_meta::held_counts(txn)?;
+        let mut chunks: BTreeMap<ChunkId, ChunkRecord> = BTreeMap::new();
+        chunks.extend(cairn_meta::chunks_below(txn, active)?);
+        chunks.extend(cairn_meta::chunks_above(txn, active)?);
+        for node in held.keys() {
+            let c = view.copy_on(*node);
+            if !(c.readable && c.counts && c.kept) {
+                chunks.extend(cairn_meta::chunks_of_node(txn, *node)?.into_iter().filter(|(_, r)| r.refs > 0));
+            }
+        }
+        Ok(Ledger { total: cairn_meta::chunk_totals(txn)?, chunks: chunks.into_iter().collect(), held })
+    }
+}
+
 impl View {
     /// The view of `node` now: membership from Raft, states from the metadata in `txn`,
     /// liveness from its own polls.
@@ -135,14 +169,13 @@ impl View {
         CopyState { readable, counts: readable && active, kept: active && m.silent_for < self.repair_delay }
     }
 
-    /// Counts over `ledger`.
-    pub fn summarize<'a>(&self, ledger: impl IntoIterator<Item = &'a ChunkRecord>) -> Summary {
-        let mut sum = Summary::default();
-        for rec in ledger {
+    /// Counts over the ledger: the chunks `ledger` lists are judged one by one, all others
+    /// are healthy (see [`Ledger`]).
+    pub fn summarize(&self, ledger: &Ledger) -> Summary {
+        let mut sum = Summary { total: ledger.total.0, ..Summary::default() };
+        for (_, rec) in &ledger.chunks {
             let s = self.assess(rec);
-            sum.total += 1;
             if s.healthy() {
-                sum.healthy += 1;
                 continue;
             }
             sum.bytes_at_risk += rec.len as u64;
@@ -152,6 +185,7 @@ impl View {
                 sum.under_replicated += 1;
             }
         }
+        sum.healthy = sum.total.saturating_sub(sum.unavailable + sum.under_replicated);
         sum
     }
 }
@@ -189,7 +223,14 @@ mod tests {
         assert!(!s.healthy() && !s.unavailable());
         assert!(view.assess(&rec(2, &[1, 5])).healthy());
         assert!(view.assess(&rec(2, &[2, 4])).unavailable());
-        let sum = view.summarize(&[rec(2, &[1, 5]), rec(2, &[1]), rec(1, &[4])]);
-        assert_eq!(sum, Summary { total: 3, healthy: 1, under_replicated: 1, unavailable: 1, bytes_at_risk: 20 });
+        // Five referenced chunks, three listed as possibly at risk: the others are healthy.
+        let listed = [rec(2, &[1, 5]), rec(2, &[1]), rec(1, &[4])];
+        let ledger = Ledger {
+            total: (5, 50),
+            chunks: listed.into_iter().enumerate().map(|(i, r)| (ChunkId([i as u8; 32]), r)).collect(),
+            held: BTreeMap::new(),
+        };
+        let sum = view.summarize(&ledger);
+        assert_eq!(sum, Summary { total: 5, healthy: 3, under_replicated: 1, unavailable: 1, bytes_at_risk: 20 });
     }
 }

@@ -1,7 +1,7 @@
 //! Starting, serving and stopping a node; its write and read paths into Raft and the store.
 
 use crate::identity::Identity;
-use crate::ledger::{Summary, View};
+use crate::ledger::{Ledger, Summary, View};
 use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
 use crate::raft::log::LogStore;
 use crate::raft::network::Network;
@@ -482,30 +482,42 @@ impl Node {
         })
     }
 
-    /// The durability ledger (every referenced chunk) and the view of the members to judge it
-    /// by, read linearizably.
-    pub async fn ledger(self: &Arc<Self>) -> Result<(View, Vec<(ChunkId, ChunkRecord)>), ApiError> {
+    /// The part of the durability ledger that may need work, and the view of the members to
+    /// judge it by, read linearizably (see [`Ledger`]).
+    pub async fn ledger(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
         self.read_barrier().await?;
         self.ledger_here().await
     }
 
     /// Like [`Node::ledger`], from this replica as it is (no round to the leader): for status
     /// and metrics, which must answer even when no majority is reachable.
-    pub async fn ledger_here(self: &Arc<Self>) -> Result<(View, Vec<(ChunkId, ChunkRecord)>), ApiError> {
+    pub async fn ledger_here(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
         let node = self.clone();
         tokio::task::spawn_blocking(move || {
             let txn = node.db.begin_read().map_err(internal)?;
             let view = View::of(&node, &txn).map_err(internal)?;
-            Ok((view, cairn_meta::ledger(&txn).map_err(internal)?))
+            let ledger = Ledger::read(&txn, &view).map_err(internal)?;
+            Ok((view, ledger))
         })
         .await
         .map_err(internal)?
     }
 
-    /// Counts of chunks at policy, below it and unreadable, as of this replica.
+    /// The chunks node `id` holds a part of, by this replica's ledger (through its index).
+    pub async fn chunks_on(self: &Arc<Self>, id: u64) -> Result<Vec<(ChunkId, ChunkRecord)>, ApiError> {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = node.db.begin_read().map_err(internal)?;
+            cairn_meta::chunks_of_node(&txn, id).map_err(internal)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Chunk health counts as status and `/metrics` show them (this replica).
     pub async fn ledger_summary(self: &Arc<Self>) -> Result<Summary, ApiError> {
         let (view, ledger) = self.ledger_here().await?;
-        Ok(view.summarize(ledger.iter().map(|(_, r)| r)))
+        Ok(view.summarize(&ledger))
     }
 
     /// Records facts for the durability ledger through Raft.

@@ -19,10 +19,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
     let voters: Vec<u64> = membership.voter_ids().collect();
     let states = node.node_states();
     let (view, ledger) = node.ledger_here().await?;
-    let mut held: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-    for h in ledger.iter().flat_map(|(_, r)| r.nodes()) {
-        *held.entry(h).or_default() += 1;
-    }
+    let held = &ledger.held;
     let nodes: Vec<Value> = membership
         .nodes()
         .map(|(id, n)| {
@@ -61,7 +58,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             "snapshot": m.snapshot.map(|l| l.index),
             "purged": m.purged.map(|l| l.index),
         },
-        "chunks": view.summarize(ledger.iter().map(|(_, r)| r)),
+        "chunks": view.summarize(&ledger),
         "workers": node.worker_status(),
         "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
     })))

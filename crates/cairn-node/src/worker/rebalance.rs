@@ -91,7 +91,9 @@ impl RebalanceWorker {
         let (view, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;
         let urls: BTreeMap<u64, String> = self.node.members().into_iter().collect();
         let zone_of: BTreeMap<u64, String> = spaces.iter().map(|s| (s.id, s.zone.clone())).collect();
-        let trimmed = self.trim(&view, &ledger, &urls, &zone_of).await;
+        let trimmed = self.trim(&view, &ledger.chunks, &urls, &zone_of).await;
+        // The chunks of the node moves come from, read through the per-node index.
+        let mut on_src: Option<(u64, Vec<(ChunkId, ChunkRecord)>)> = None;
         let (band, limit) = (self.node.config.rebalance_band, self.node.config.fill_limit);
         let rate = match self.settings().rate {
             0 => DEFAULT_RATE,
@@ -113,8 +115,13 @@ impl RebalanceWorker {
                 break;
             }
             // A healthy chunk on `src`, not on `dst`, whose zone spread survives the move.
-            let pick = ledger.iter().find(|(id, rec)| {
+            if on_src.as_ref().map(|(id, _)| *id) != Some(src.id) {
+                on_src = Some((src.id, self.node.chunks_on(src.id).await.map_err(|e| e.to_string())?));
+            }
+            let candidates = on_src.as_ref().map(|(_, c)| c.as_slice()).unwrap_or_default();
+            let pick = candidates.iter().find(|(id, rec)| {
                 !moved_ids.contains(id)
+                    && rec.refs > 0
                     && rec.holds(src.id)
                     && !rec.holds(dst.id)
                     && view.assess(rec).healthy()

@@ -52,8 +52,9 @@ impl RepairWorker {
             return Ok(PassReport::note("idle: runs on the metadata leader"));
         }
         let (view, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;
-        let released = self.release_drained(&view, &ledger).await;
+        let released = self.release_drained(&view, &ledger.chunks).await;
         let mut work: Vec<(Standing, ChunkId, ChunkRecord)> = ledger
+            .chunks
             .into_iter()
             .map(|(id, rec)| (view.assess(&rec), id, rec))
             .filter(|(s, _, _)| s.kept < s.target)

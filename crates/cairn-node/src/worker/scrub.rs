@@ -78,25 +78,39 @@ impl ScrubWorker {
 
     /// Compares the ledger's view of this node with the chunks verified here.
     async fn reconcile(&self, good: &BTreeMap<ChunkId, u32>) -> Result<Vec<HolderChange>, String> {
-        let (_, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;
+        self.node.read_barrier().await.map_err(|e| e.to_string())?;
         let me = self.node.id;
-        let mut changes = Vec::new();
-        let mut credited = BTreeSet::new();
-        for (id, rec) in &ledger {
-            if !rec.holds(me) {
-                if let Some(len) = good.get(id) {
-                    changes.push(HolderChange {
-                        part: cairn_core::wire::Part::Copy,
-                        id: *id,
-                        node: me,
-                        len: *len,
-                        held: true,
-                    });
+        // What the ledger credits here (through its per-node index), and the records of the
+        // good chunks found here: the cost is this disk's chunks, not the whole ledger.
+        let credited: BTreeSet<ChunkId> = self
+            .node
+            .chunks_on(me)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|(_, r)| r.refs > 0)
+            .map(|(id, _)| id)
+            .collect();
+        let db = self.node.db.clone();
+        let uncredited: Vec<(ChunkId, u32)> =
+            good.iter().filter(|(id, _)| !credited.contains(id)).map(|(id, len)| (*id, *len)).collect();
+        let referenced = tokio::task::spawn_blocking(move || -> Result<Vec<(ChunkId, u32)>, String> {
+            use redb::ReadableDatabase;
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for (id, len) in uncredited {
+                if cairn_meta::chunk_record(&txn, &id).map_err(|e| e.to_string())?.is_some_and(|r| r.refs > 0) {
+                    out.push((id, len));
                 }
-                continue;
             }
-            credited.insert(*id);
-        }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut changes: Vec<HolderChange> = referenced
+            .into_iter()
+            .map(|(id, len)| HolderChange { part: cairn_core::wire::Part::Copy, id, node: me, len, held: true })
+            .collect();
         // Credited but not verified in this pass: missing, unless stored since the listing.
         let unverified: Vec<ChunkId> = credited.into_iter().filter(|id| !good.contains_key(id)).collect();
         let store = self.node.chunks.clone();
