@@ -7,7 +7,7 @@
 
 use crate::tables::{
     get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS,
-    HOLD_COUNTS, INODES, NODES, ORPHANS, WORKERS, WORKER_NAMES, XATTRS,
+    HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED, WORKERS, WORKER_NAMES, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::encode;
@@ -38,6 +38,7 @@ pub(crate) struct Tx<'t> {
     pub(crate) chunks: Table<'t, &'static [u8], &'static [u8]>,
     pub(crate) holdings: Table<'t, (u64, &'static [u8]), ()>,
     pub(crate) hold_counts: Table<'t, (u8, u8, &'static [u8]), ()>,
+    pub(crate) unreferenced: Table<'t, (i64, &'static [u8]), ()>,
     pub(crate) handles: Table<'t, (u64, u64), i64>,
     pub(crate) orphans: Table<'t, u64, ()>,
     pub(crate) counters: Table<'t, &'static str, u64>,
@@ -55,6 +56,7 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
         chunks: txn.open_table(CHUNKS)?,
         holdings: txn.open_table(HOLDINGS)?,
         hold_counts: txn.open_table(HOLD_COUNTS)?,
+        unreferenced: txn.open_table(UNREFERENCED)?,
         handles: txn.open_table(HANDLES)?,
         orphans: txn.open_table(ORPHANS)?,
         counters: txn.open_table(COUNTERS)?,
@@ -200,7 +202,8 @@ impl Tx<'_> {
     }
 
     /// Replaces chunk record `before` by `after` (`None`: absent), keeping the `hold_counts`
-    /// index and the referenced-chunk counters (`chunks`, `chunk_bytes`) equal to the records.
+    /// and `unreferenced` indexes and the referenced-chunk counters (`chunks`, `chunk_bytes`)
+    /// equal to the records.
     pub(crate) fn put_chunk(
         &mut self,
         id: &ChunkId,
@@ -215,6 +218,16 @@ impl Tx<'_> {
             }
             if let Some((h, w)) = new {
                 self.hold_counts.insert((h, w, id.0.as_slice()), ())?;
+            }
+        }
+        let zero = |r: Option<&ChunkRecord>| r.and_then(ChunkRecord::zero_key);
+        let (old_zero, new_zero) = (zero(before), zero(after));
+        if old_zero != new_zero {
+            if let Some(t) = old_zero {
+                self.unreferenced.remove((t, id.0.as_slice()))?;
+            }
+            if let Some(t) = new_zero {
+                self.unreferenced.insert((t, id.0.as_slice()), ())?;
             }
         }
         let bytes = |r: Option<&ChunkRecord>| r.filter(|r| r.refs > 0).map_or(0, |r| r.len as i64);

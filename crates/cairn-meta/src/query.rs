@@ -2,7 +2,7 @@
 
 use crate::tables::{
     get_chunk, get_dir, get_node_state, get_worker, inherited, linked_inode, resolve, walk, ChunkRecord, Walk, CHUNKS,
-    COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
+    COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED, WORKERS, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::decode;
@@ -201,16 +201,13 @@ pub fn worker_settings(txn: &ReadTransaction, name: &str) -> Result<WorkerSettin
     get_worker(&txn.open_table(WORKERS)?, name)
 }
 
-/// Chunks whose reference count has been zero since at or before `before` (ns since epoch).
+/// Chunks whose reference count has been zero since at or before `before` (ns since epoch),
+/// read through the `unreferenced` index.
 pub fn unreferenced_chunks(txn: &ReadTransaction, before: i64) -> Result<Vec<ChunkId>> {
-    let chunks = txn.open_table(CHUNKS)?;
     let mut out = Vec::new();
-    for r in chunks.iter()? {
-        let (k, v) = r?;
-        let rec: ChunkRecord = decode(v.value(), "chunk record")?;
-        if rec.refs == 0 && rec.zero_since.is_some_and(|t| t <= before) {
-            out.push(chunk_key(k.value())?);
-        }
+    let end: (i64, &[u8]) = (before, &[0xff; 33]);
+    for r in txn.open_table(UNREFERENCED)?.range((i64::MIN, &[][..])..end)? {
+        out.push(chunk_key(r?.0.value().1)?);
     }
     Ok(out)
 }

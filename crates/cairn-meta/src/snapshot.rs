@@ -9,7 +9,8 @@
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
 use crate::tables::{
-    ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, WORKERS, XATTRS,
+    ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED,
+    WORKERS, XATTRS,
 };
 use crate::{MetaError, Result};
 use cairn_core::codec::{decode, encode};
@@ -266,6 +267,7 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     let mut chunks = txn.open_table(CHUNKS)?;
     let mut holdings = txn.open_table(HOLDINGS)?;
     let mut hold_counts = txn.open_table(HOLD_COUNTS)?;
+    let mut unreferenced = txn.open_table(UNREFERENCED)?;
     let mut nodes = txn.open_table(NODES)?;
     let mut workers = txn.open_table(WORKERS)?;
     let mut counters = txn.open_table(COUNTERS)?;
@@ -277,6 +279,7 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     chunks.retain(|_, _| false)?;
     holdings.retain(|_, _| false)?;
     hold_counts.retain(|_, _| false)?;
+    unreferenced.retain(|_, _| false)?;
     nodes.retain(|_, _| false)?;
     workers.retain(|_, _| false)?;
     counters.retain(|_, _| false)?;
@@ -298,6 +301,9 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
                 }
                 if let Some((h, w)) = rec.count_key() {
                     hold_counts.insert((h, w, k.as_slice()), ())?;
+                }
+                if let Some(t) = rec.zero_key() {
+                    unreferenced.insert((t, k.as_slice()), ())?;
                 }
                 chunks.insert(k.as_slice(), v.as_slice())?;
             }

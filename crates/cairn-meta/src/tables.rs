@@ -30,6 +30,9 @@ pub(crate) const HOLDINGS: TableDefinition<(u64, &[u8]), ()> = TableDefinition::
 /// (holders, wanted parts, chunk id) of every referenced chunk: finds the chunks below or
 /// above their policy without reading the others.
 pub(crate) const HOLD_COUNTS: TableDefinition<(u8, u8, &[u8]), ()> = TableDefinition::new("hold_counts");
+/// (unreferenced since, chunk id) of every chunk record no file references: what the
+/// garbage collector may forget, oldest first.
+pub(crate) const UNREFERENCED: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("unreferenced");
 /// node id -> encoded [`NodeState`] (nodes never set are active).
 pub(crate) const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
 /// worker name -> encoded [`WorkerSettings`] (workers never set run unthrottled).
@@ -85,6 +88,11 @@ impl ChunkRecord {
         self.policy.map_or(1, Policy::copies)
     }
 
+    /// Its key in the `unreferenced` index, if nothing references it.
+    pub(crate) fn zero_key(&self) -> Option<i64> {
+        (self.refs == 0).then_some(self.zero_since.unwrap_or(i64::MIN))
+    }
+
     /// Its key in the `hold_counts` index, if it is referenced.
     pub(crate) fn count_key(&self) -> Option<(u8, u8)> {
         (self.refs > 0).then(|| (self.holders.len().min(255) as u8, self.want().min(255) as u8))
@@ -105,6 +113,7 @@ pub fn init(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(CHUNKS)?;
     txn.open_table(HOLDINGS)?;
     txn.open_table(HOLD_COUNTS)?;
+    txn.open_table(UNREFERENCED)?;
     txn.open_table(NODES)?;
     txn.open_table(WORKERS)?;
     let mut counters = txn.open_table(COUNTERS)?;

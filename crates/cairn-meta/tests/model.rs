@@ -330,6 +330,12 @@ proptest! {
         let referenced = (0u8..4).filter(|s| model.1.values().any(|v| v.contains(s))).count() as u64;
         prop_assert_eq!(cairn_meta::chunk_totals(&txn).unwrap().0, referenced);
         prop_assert_eq!(cairn_meta::chunks_below(&txn, 1).unwrap().len() as u64, referenced);
+        let unreferenced = cairn_meta::unreferenced_chunks(&txn, i64::MAX).unwrap();
+        for s in 0u8..4 {
+            let id = chunk(s).chunk.unwrap();
+            let zero = cairn_meta::chunk_record(&txn, &id).unwrap().is_some_and(|r| r.refs == 0);
+            prop_assert_eq!(unreferenced.contains(&id), zero, "unreferenced index for chunk {}", s);
+        }
         // A snapshot restores the same tree into a fresh database.
         let mut bytes = Vec::new();
         cairn_meta::export(&txn, &mut bytes).unwrap();
