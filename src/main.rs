@@ -179,7 +179,12 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let cli = Cli::parse();
-    let default_log = if matches!(cli.cmd, Cmd::Up(_)) { "info,openraft=warn" } else { "warn" };
+    // openraft logs every failed replication RPC (several a second for a dead peer); cairn
+    // logs each peer's changes of state once instead (see `peers`).
+    let default_log = match cli.cmd {
+        Cmd::Up(_) => "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();

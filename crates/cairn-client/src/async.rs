@@ -10,6 +10,9 @@ use futures::stream::{self, Stream, StreamExt};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// Deadline of an operator request (status, fsck of a large tree, node and worker changes).
+const OPERATOR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Size of the pieces read from a local source while uploading.
 const READ_PIECE: usize = 1 << 20;
 
@@ -229,7 +232,8 @@ impl AsyncClient {
 
     /// The cluster secret (only served to clients on the node's own machine).
     pub async fn cluster_secret(&self) -> Result<String> {
-        let req = self.backend.http().get(format!("{}/v1/cluster/secret", self.backend.url()));
+        let req =
+            self.backend.http().get(format!("{}/v1/cluster/secret", self.backend.url())).timeout(OPERATOR_DEADLINE);
         let v: serde_json::Value =
             self.backend.send(req).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         v["secret"].as_str().map(str::to_string).ok_or_else(|| ClientError::Protocol("no secret in the answer".into()))
@@ -237,7 +241,7 @@ impl AsyncClient {
 
     /// The node's view of the cluster, as served at `GET /v1/cluster`.
     pub async fn cluster(&self) -> Result<serde_json::Value> {
-        let req = self.backend.http().get(format!("{}/v1/cluster", self.backend.url()));
+        let req = self.backend.http().get(format!("{}/v1/cluster", self.backend.url())).timeout(OPERATOR_DEADLINE);
         let resp = self.backend.send(req).await?;
         resp.json().await.map_err(|e| ClientError::Protocol(e.to_string()))
     }
@@ -273,6 +277,11 @@ impl AsyncClient {
     }
 
     async fn json(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value> {
-        self.backend.send(req).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))
+        self.backend
+            .send(req.timeout(OPERATOR_DEADLINE))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 }

@@ -34,6 +34,11 @@ struct ErrorBody {
     error: ApiError,
 }
 
+/// Deadline of a metadata request (a write waits for a Raft commit; a read for a read index).
+const META_DEADLINE: Duration = Duration::from_secs(60);
+/// Deadline of one chunk transfer (up to 64 MiB, replicated before the answer).
+const CHUNK_DEADLINE: Duration = Duration::from_secs(300);
+
 impl HttpBackend {
     /// A backend for the node at `url` (e.g. `http://127.0.0.1:7070`). If that node runs on
     /// this machine, chunk reads go straight to its chunk files (short-circuit reads, still
@@ -89,7 +94,7 @@ impl HttpBackend {
     }
 
     async fn call(&self, path: &str, body: Vec<u8>) -> Result<Bytes> {
-        let req = self.http.post(format!("{}{path}", self.base)).body(body);
+        let req = self.http.post(format!("{}{path}", self.base)).timeout(META_DEADLINE).body(body);
         self.send(req).await?.bytes().await.map_err(|e| transport(&self.base, e))
     }
 }
@@ -105,7 +110,8 @@ fn transport(base: &str, e: reqwest::Error) -> ClientError {
 
 impl Backend for HttpBackend {
     async fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> Result<()> {
-        let req = self.http.put(format!("{}/v1/chunks/{}?policy={policy}", self.base, id.to_hex())).body(data);
+        let url = format!("{}/v1/chunks/{}?policy={policy}", self.base, id.to_hex());
+        let req = self.http.put(url).timeout(CHUNK_DEADLINE).body(data);
         self.send(req).await.map(drop)
     }
 
@@ -165,7 +171,8 @@ impl HttpBackend {
                 if !(host == "localhost" || ip.is_ok_and(|ip| ip.is_loopback())) {
                     return None;
                 }
-                let resp = self.send(self.http.get(format!("{}/v1/node/chunk-dir", self.base))).await.ok()?;
+                let req = self.http.get(format!("{}/v1/node/chunk-dir", self.base)).timeout(META_DEADLINE);
+                let resp = self.send(req).await.ok()?;
                 let v: serde_json::Value = resp.json().await.ok()?;
                 let dir = std::path::PathBuf::from(v["dir"].as_str()?);
                 dir.is_dir().then(|| FsChunkReader::new(&dir))
@@ -180,7 +187,7 @@ impl HttpBackend {
     pub async fn spread_reads(&self) {
         self.discovered
             .get_or_init(|| async {
-                let req = self.http.get(format!("{}/v1/cluster", self.base));
+                let req = self.http.get(format!("{}/v1/cluster", self.base)).timeout(META_DEADLINE);
                 let Ok(resp) = self.send(req).await else { return };
                 let Ok(v) = resp.json::<serde_json::Value>().await else { return };
                 let up: Vec<String> = v["nodes"]
@@ -200,13 +207,14 @@ impl HttpBackend {
     /// Stores a chunk on this node only (no replication by it): how nodes hand each other
     /// copies.
     pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes) -> Result<()> {
-        let req = self.http.put(format!("{}/v1/chunks/{}?local=true", self.base, id.to_hex())).body(data);
+        let url = format!("{}/v1/chunks/{}?local=true", self.base, id.to_hex());
+        let req = self.http.put(url).timeout(CHUNK_DEADLINE).body(data);
         self.send(req).await.map(drop)
     }
 
     /// Refreshes a chunk's age on this node only; false if it does not hold the chunk.
     pub async fn touch_chunk_local(&self, id: ChunkId) -> Result<bool> {
-        let req = self.http.post(format!("{}/v1/chunks/{}/touch", self.base, id.to_hex()));
+        let req = self.http.post(format!("{}/v1/chunks/{}/touch", self.base, id.to_hex())).timeout(META_DEADLINE);
         let v: serde_json::Value =
             self.send(req).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(v["present"].as_bool().unwrap_or(false))
@@ -220,7 +228,7 @@ impl HttpBackend {
 
     async fn fetch_chunk(&self, id: ChunkId, local: bool) -> Result<Frames> {
         let local = if local { "?local=true" } else { "" };
-        let req = self.http.get(format!("{}/v1/chunks/{}{local}", self.base, id.to_hex()));
+        let req = self.http.get(format!("{}/v1/chunks/{}{local}", self.base, id.to_hex())).timeout(CHUNK_DEADLINE);
         let mut resp = self.send(req).await?;
         // Hash each frame as it arrives, while it is still in cache (no second pass), and keep
         // the frames as they are (no reassembly copy).

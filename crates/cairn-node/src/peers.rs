@@ -61,13 +61,18 @@ struct Seen {
 pub struct Peers {
     seen: Mutex<HashMap<u64, Seen>>,
     since: Instant,
+    /// The state last logged for each peer, and when the last summary of absent peers was.
+    logged: Mutex<(HashMap<u64, PeerState>, Option<Instant>)>,
 }
 
 impl Default for Peers {
     fn default() -> Self {
-        Peers { seen: Mutex::new(HashMap::new()), since: Instant::now() }
+        Peers { seen: Mutex::new(HashMap::new()), since: Instant::now(), logged: Mutex::default() }
     }
 }
+
+/// How often peers that stay down are mentioned again in the log.
+const DOWN_SUMMARY_EVERY: Duration = Duration::from_secs(300);
 
 impl Peers {
     /// Records an answer from a peer.
@@ -90,6 +95,36 @@ impl Peers {
         match self.seen.lock().expect("peers lock").get(&id) {
             Some(s) => s.at.elapsed(),
             None => self.since.elapsed(),
+        }
+    }
+
+    /// Logs each peer's changes of state once (not every failed poll), and a summary of the
+    /// peers still down every [`DOWN_SUMMARY_EVERY`].
+    fn log_changes(&self, members: &[(u64, String)]) {
+        let mut logged = self.logged.lock().expect("peers log lock");
+        let mut down = Vec::new();
+        for (id, url) in members {
+            let state = self.get(*id).0;
+            if state == PeerState::Down {
+                down.push(url.as_str());
+            }
+            let before = logged.0.insert(*id, state);
+            match (before, state) {
+                (Some(b), s) if b == s => {}
+                (None, PeerState::Up) => {}
+                (_, PeerState::Up) => tracing::info!(peer = id, url = %url, "peer is up again"),
+                (_, PeerState::Suspect) => tracing::warn!(peer = id, url = %url, "peer stopped answering"),
+                (_, PeerState::Down) => tracing::warn!(peer = id, url = %url, "peer is down"),
+            }
+        }
+        logged.0.retain(|id, _| members.iter().any(|(m, _)| m == id));
+        if down.is_empty() {
+            logged.1 = None;
+        } else if logged.1.is_none_or(|t| t.elapsed() >= DOWN_SUMMARY_EVERY) {
+            if logged.1.is_some() {
+                tracing::warn!("{} peers still down: {}", down.len(), down.join(", "));
+            }
+            logged.1 = Some(Instant::now());
         }
     }
 
@@ -144,6 +179,8 @@ impl LivenessWorker {
         for info in futures::future::join_all(polls).await.into_iter().flatten() {
             node.peers.record(info);
         }
+        let others: Vec<(u64, String)> = members.iter().filter(|(id, _)| *id != node.id).cloned().collect();
+        node.peers.log_changes(&others);
         let mut counts = [0usize; 3];
         for (id, _) in members.iter().filter(|(id, _)| *id != node.id) {
             counts[node.peers.get(*id).0 as usize] += 1;
