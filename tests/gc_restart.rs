@@ -51,6 +51,7 @@ fn deleted_and_orphaned_chunks_are_collected_after_the_grace_period() {
     assert_eq!(c.get(fs("/keep-copy")).send().unwrap().bytes().unwrap().as_ref(), data(1, 5 << 20).as_slice());
     assert_eq!(node.chunk_files(), 4);
     assert_eq!(c.get(fs("/keep2")).send().unwrap().bytes().unwrap().as_ref(), data(5, 5 << 20).as_slice());
+    node.assert_space_matches_disk();
 }
 
 #[test]

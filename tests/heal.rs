@@ -132,6 +132,10 @@ fn a_node_lost_for_good_is_re_protected_without_help() {
     for (p, body) in &files {
         assert_eq!(&get(&nodes[3], p), body);
     }
+    // After repair copies and surplus trims, the space each node reports is its chunk files.
+    for n in &nodes {
+        n.assert_space_matches_disk();
+    }
 }
 
 #[test]
@@ -312,6 +316,10 @@ fn new_empty_nodes_fill_until_every_node_is_within_the_band() {
     assert!(on_disk[3] >= 7 && on_disk[4] >= 7, "{on_disk:?}");
     for (p, body) in &files {
         assert_eq!(&get(&nodes[4], p), body);
+    }
+    // After the moves (copy, record, delete), the space each node reports is its chunk files.
+    for n in &nodes {
+        n.assert_space_matches_disk();
     }
 }
 

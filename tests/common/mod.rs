@@ -120,6 +120,39 @@ impl TestNode {
     }
 
     /// The number of chunk files in the node's store (not counting temp or quarantined files).
+    /// Bytes of chunk data in this node's chunk files (each file less its 64-byte header).
+    pub fn chunk_bytes_on_disk(&self) -> u64 {
+        let mut n = 0;
+        for d in std::fs::read_dir(self.data.join("chunks")).unwrap() {
+            let d = d.unwrap();
+            if d.file_name().len() == 2 {
+                for f in std::fs::read_dir(d.path()).unwrap() {
+                    n += f.unwrap().metadata().unwrap().len().saturating_sub(64);
+                }
+            }
+        }
+        n
+    }
+
+    /// Waits until the space the node reports (`stored` in `/v1/node`) equals its chunk
+    /// files, and fails if it never does.
+    pub fn assert_space_matches_disk(&self) {
+        let reported = || -> u64 {
+            let v: serde_json::Value = http().get(format!("{}/v1/node", self.url)).send().unwrap().json().unwrap();
+            v["stored"].as_u64().unwrap()
+        };
+        let mut last = (0, 0);
+        let settled = (0..100).any(|_| {
+            last = (reported(), self.chunk_bytes_on_disk());
+            let same = last.0 == last.1;
+            if !same {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            same
+        });
+        assert!(settled, "node reports {} bytes stored, its chunk files hold {}", last.0, last.1);
+    }
+
     pub fn chunk_files(&self) -> usize {
         let mut n = 0;
         for d in std::fs::read_dir(self.data.join("chunks")).unwrap() {

@@ -191,20 +191,30 @@ impl ChunkStore for FsChunkStore {
             return Ok(PutOutcome::Existed);
         }
         let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
-        let result = (|| {
+        let written = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(&header(id, data))?;
             f.write_all(data)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fsync_dir(path.parent().expect("chunk path has a parent"))
+            f.sync_all()
         })();
-        if let Err(e) = result {
+        // Under the age lock, so two writers of the same chunk (a chain write racing a
+        // repair copy) count its bytes once: the second finds the first's file and drops its
+        // own. Deletions take the same lock.
+        let result = written.and_then(|()| {
+            let _guard = self.age_lock.lock().expect("age lock");
+            if path.exists() {
+                fs::remove_file(&tmp)?;
+                return Ok(PutOutcome::Existed);
+            }
+            fs::rename(&tmp, &path)?;
+            fsync_dir(path.parent().expect("chunk path has a parent"))?;
+            self.used.fetch_add(data.len() as u64, Ordering::Relaxed);
+            Ok(PutOutcome::Stored)
+        });
+        result.map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            return Err(io_err(e));
-        }
-        self.used.fetch_add(data.len() as u64, Ordering::Relaxed);
-        Ok(PutOutcome::Stored)
+            io_err(e)
+        })
     }
 
     fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
@@ -220,6 +230,7 @@ impl ChunkStore for FsChunkStore {
     }
 
     fn delete(&self, id: &ChunkId) -> Result<()> {
+        let _guard = self.age_lock.lock().expect("age lock");
         let path = self.path_of(id);
         let size = fs::metadata(&path).map(|m| m.len().saturating_sub(HEADER_LEN as u64)).unwrap_or(0);
         match fs::remove_file(&path) {
@@ -233,6 +244,7 @@ impl ChunkStore for FsChunkStore {
     }
 
     fn quarantine(&self, id: &ChunkId) -> Result<()> {
+        let _guard = self.age_lock.lock().expect("age lock");
         let path = self.path_of(id);
         let size = match fs::metadata(&path) {
             Ok(m) => m.len().saturating_sub(HEADER_LEN as u64),

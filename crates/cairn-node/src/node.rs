@@ -307,6 +307,7 @@ impl Node {
             used,
             free,
             chunks_served,
+            stored: self.chunks.used_bytes(),
         }
     }
 

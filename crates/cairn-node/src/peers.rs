@@ -37,6 +37,10 @@ pub struct NodeInfo {
     /// Chunk reads served to clients and peers since the node started.
     #[serde(default)]
     pub chunks_served: u64,
+    /// Bytes of chunk data in its store, as the store accounts them (`used` when it has a
+    /// `--capacity`).
+    #[serde(default)]
+    pub stored: u64,
 }
 
 /// A node's liveness as seen from here.
