@@ -49,6 +49,12 @@ pub(crate) struct Tx<'t> {
 /// (the batch must be aborted); the inner one is the command's answer, which is part of the
 /// replicated state.
 pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyResult> {
+    apply_all(txn, now, std::slice::from_ref(cmd)).map(|mut r| r.pop().expect("one answer per command"))
+}
+
+/// Applies commands in order at time `now` inside `txn`, opening the tables once for all of
+/// them; each is still all or nothing on its own. One answer per command.
+pub fn apply_all(txn: &WriteTransaction, now: i64, cmds: &[Command]) -> Result<Vec<ApplyResult>> {
     let mut tx = Tx {
         inodes: txn.open_table(INODES)?,
         dirents: txn.open_table(DIRENTS)?,
@@ -62,43 +68,51 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
         counters: txn.open_table(COUNTERS)?,
         now,
     };
-    match cmd {
-        Command::Mkdir { at, parents, attrs } => tx.mkdir(at, *parents, *attrs),
-        Command::Commit { at, base_version, content, size, parents, attrs } => {
-            tx.commit(at, *base_version, content, *size, *parents, *attrs)
-        }
-        Command::Write { at, base_version, offset, data } => tx.write(at, *base_version, *offset, data),
-        Command::Concat { at, sources } => tx.concat(at, sources),
-        Command::Symlink { at, target } => tx.symlink(at, target),
-        Command::Link { from, to } => tx.link_name(from, to),
-        Command::Remove { at, recursive } => tx.remove(at, *recursive),
-        Command::Rename { from, to } => tx.rename(from, to),
-        Command::SetAttr { at, attrs } => tx.set_attr(at, attrs),
-        Command::SetXattr { at, name, value, mode } => tx.set_xattr(at, name, value, *mode),
-        Command::RemoveXattr { at, name } => tx.remove_xattr(at, name),
-        Command::Open { at, handle, lease } => tx.open(at, *handle, *lease),
-        Command::Renew { handles, lease } => tx.renew(handles, *lease),
-        Command::Close { handles, expired_only } => tx.close(handles, *expired_only),
-        Command::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
-        Command::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
-        Command::ChunkHolders { changes } => tx.chunk_holders(changes),
-        Command::ForgetNode { node } => tx.forget_node(*node),
-        Command::SetNodeState { node, state } => {
-            txn.open_table(NODES)?.insert(*node, encode(state).as_slice())?;
-            Ok(Ok(Reply::Done))
-        }
-        Command::SetWorker { name, paused, rate } => {
-            if !WORKER_NAMES.contains(&name.as_str()) {
-                let known = WORKER_NAMES.join(", ");
-                let msg = format!("no worker named {:?} (known: {known})", name.chars().take(64).collect::<String>());
-                return Ok(crate::tables::fail(ErrorCode::InvalidArgument, msg));
+    cmds.iter().map(|cmd| tx.one(txn, cmd)).collect()
+}
+
+impl Tx<'_> {
+    fn one(&mut self, txn: &WriteTransaction, cmd: &Command) -> Result<ApplyResult> {
+        let tx = self;
+        match cmd {
+            Command::Mkdir { at, parents, attrs } => tx.mkdir(at, *parents, *attrs),
+            Command::Commit { at, base_version, content, size, parents, attrs } => {
+                tx.commit(at, *base_version, content, *size, *parents, *attrs)
             }
-            let mut t = txn.open_table(WORKERS)?;
-            let mut w = get_worker(&t, name)?;
-            w.paused = paused.unwrap_or(w.paused);
-            w.rate = rate.unwrap_or(w.rate);
-            t.insert(name.as_str(), encode(&w).as_slice())?;
-            Ok(Ok(Reply::Done))
+            Command::Write { at, base_version, offset, data } => tx.write(at, *base_version, *offset, data),
+            Command::Concat { at, sources } => tx.concat(at, sources),
+            Command::Symlink { at, target } => tx.symlink(at, target),
+            Command::Link { from, to } => tx.link_name(from, to),
+            Command::Remove { at, recursive } => tx.remove(at, *recursive),
+            Command::Rename { from, to } => tx.rename(from, to),
+            Command::SetAttr { at, attrs } => tx.set_attr(at, attrs),
+            Command::SetXattr { at, name, value, mode } => tx.set_xattr(at, name, value, *mode),
+            Command::RemoveXattr { at, name } => tx.remove_xattr(at, name),
+            Command::Open { at, handle, lease } => tx.open(at, *handle, *lease),
+            Command::Renew { handles, lease } => tx.renew(handles, *lease),
+            Command::Close { handles, expired_only } => tx.close(handles, *expired_only),
+            Command::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
+            Command::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
+            Command::ChunkHolders { changes } => tx.chunk_holders(changes),
+            Command::ForgetNode { node } => tx.forget_node(*node),
+            Command::SetNodeState { node, state } => {
+                txn.open_table(NODES)?.insert(*node, encode(state).as_slice())?;
+                Ok(Ok(Reply::Done))
+            }
+            Command::SetWorker { name, paused, rate } => {
+                if !WORKER_NAMES.contains(&name.as_str()) {
+                    let known = WORKER_NAMES.join(", ");
+                    let msg =
+                        format!("no worker named {:?} (known: {known})", name.chars().take(64).collect::<String>());
+                    return Ok(crate::tables::fail(ErrorCode::InvalidArgument, msg));
+                }
+                let mut t = txn.open_table(WORKERS)?;
+                let mut w = get_worker(&t, name)?;
+                w.paused = paused.unwrap_or(w.paused);
+                w.rate = rate.unwrap_or(w.rate);
+                t.insert(name.as_str(), encode(&w).as_slice())?;
+                Ok(Ok(Reply::Done))
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ mod query;
 mod snapshot;
 mod tables;
 
-pub use apply::apply;
+pub use apply::{apply, apply_all};
 pub use data::CONCAT_MAX;
 pub use handles::{MAX_HANDLES_PER_COMMAND, MAX_LEASE};
 pub use namespace::LINK_MAX;

@@ -215,12 +215,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     applied = Some(e.log_id);
                     out.push(match e.payload {
                         EntryPayload::Blank => Vec::new(),
-                        EntryPayload::Normal(req) => req
-                            .cmds
-                            .iter()
-                            .map(|cmd| cairn_meta::apply(&txn, req.now, cmd))
-                            .collect::<Result<_, _>>()
-                            .map_err(|e| e.to_string())?,
+                        EntryPayload::Normal(req) => {
+                            cairn_meta::apply_all(&txn, req.now, &req.cmds).map_err(|e| e.to_string())?
+                        }
                         EntryPayload::Membership(m) => {
                             membership = Some(StoredMembership::new(Some(e.log_id), m));
                             Vec::new()
