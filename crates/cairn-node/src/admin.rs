@@ -10,7 +10,6 @@ use cairn_core::wire::{Command, NodeState};
 use cairn_core::{ApiError, ErrorCode, FsPath};
 use cairn_meta::ChunkRecord;
 use openraft::ChangeMembers;
-use redb::ReadableDatabase;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,34 +48,29 @@ fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidArgument, msg)
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorCode::Internal, e.to_string())
-}
-
 impl Node {
     /// Checks every chunked file at or below `path` against the durability ledger.
     pub async fn fsck(self: &Arc<Self>, path: FsPath) -> Result<FsckReport, ApiError> {
         self.read_barrier().await?;
         let node = self.clone();
         let shown = path.to_string();
-        let (view, files) = tokio::task::spawn_blocking(move || {
-            let txn = node.db.begin_read().map_err(internal)?;
-            let view = View::of(&node, &txn).map_err(internal)?;
-            // Each file's chunk records, looked up one by one: the walk costs what the tree
-            // below `path` holds, not what the whole ledger does.
-            let mut files = Vec::new();
-            for (p, ids) in cairn_meta::files_below(&txn, &path).map_err(internal)?? {
-                let recs = ids
-                    .iter()
-                    .map(|id| cairn_meta::chunk_record(&txn, id))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(internal)?;
-                files.push((p, recs));
-            }
-            Ok::<_, ApiError>((view, files))
-        })
-        .await
-        .map_err(internal)??;
+        let (view, files) = self
+            .read_local(move |txn| {
+                let view = View::of(&node, txn)?;
+                // Each file's chunk records, looked up one by one: the walk costs what the tree
+                // below `path` holds, not what the whole ledger does.
+                let below = match cairn_meta::files_below(txn, &path)? {
+                    Ok(below) => below,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let mut files = Vec::new();
+                for (p, ids) in below {
+                    let recs = ids.iter().map(|id| cairn_meta::chunk_record(txn, id)).collect::<Result<Vec<_>, _>>()?;
+                    files.push((p, recs));
+                }
+                Ok(Ok((view, files)))
+            })
+            .await??;
         let mut report =
             FsckReport { path: shown, at_policy: true, files_checked: files.len(), chunks_checked: 0, files: vec![] };
         for (p, recs) in files {

@@ -15,11 +15,13 @@
 use crate::peers::PeerState;
 use crate::Node;
 use cairn_core::wire::NodeState;
+use cairn_core::ApiError;
 use cairn_core::ChunkId;
 use cairn_meta::ChunkRecord;
 use redb::ReadTransaction;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What is known of one member.
@@ -187,6 +189,38 @@ impl View {
         }
         sum.healthy = sum.total.saturating_sub(sum.unavailable + sum.under_replicated);
         sum
+    }
+}
+
+impl Node {
+    /// The part of the durability ledger that may need work, and the view of the members to
+    /// judge it by, read linearizably (see [`Ledger`]).
+    pub async fn ledger(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
+        self.read_barrier().await?;
+        self.ledger_here().await
+    }
+
+    /// Like [`Node::ledger`], from this replica as it is (no round to the leader): for status
+    /// and metrics, which must answer even when no majority is reachable.
+    pub async fn ledger_here(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
+        let node = self.clone();
+        self.read_local(move |txn| {
+            let view = View::of(&node, txn)?;
+            let ledger = Ledger::read(txn, &view)?;
+            Ok((view, ledger))
+        })
+        .await
+    }
+
+    /// The chunks node `id` holds a part of, by this replica's ledger (through its index).
+    pub async fn chunks_on(&self, id: u64) -> Result<Vec<(ChunkId, ChunkRecord)>, ApiError> {
+        self.read_local(move |txn| cairn_meta::chunks_of_node(txn, id)).await
+    }
+
+    /// Chunk health counts as status and `/metrics` show them (this replica).
+    pub async fn ledger_summary(self: &Arc<Self>) -> Result<Summary, ApiError> {
+        let (view, ledger) = self.ledger_here().await?;
+        Ok(view.summarize(&ledger))
     }
 }
 

@@ -1,7 +1,6 @@
 //! Starting, serving and stopping a node; its write and read paths into Raft and the store.
 
 use crate::identity::Identity;
-use crate::ledger::{Ledger, Summary, View};
 use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
 use crate::raft::log::LogStore;
 use crate::raft::network::Network;
@@ -14,7 +13,6 @@ use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
 use cairn_core::wire::{Command, Content, HolderChange, NodeState, Part, Query, QueryReply, Reply, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
-use cairn_meta::ChunkRecord;
 use openraft::BasicNode;
 use redb::{Database, ReadableDatabase};
 use std::collections::BTreeMap;
@@ -457,13 +455,19 @@ impl Node {
     /// Answers a metadata query linearizably, on any node (see [`Node::read_barrier`]).
     pub async fn query(&self, q: Query) -> Result<QueryReply, ApiError> {
         self.read_barrier().await?;
+        self.read_local(move |txn| cairn_meta::query(txn, &q)).await?
+    }
+
+    /// Runs `f` over a read transaction of this replica as it is (no read barrier), on the
+    /// blocking pool: redb reads do I/O.
+    pub(crate) async fn read_local<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, cairn_meta::MetaError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(internal)?;
-            cairn_meta::query(&txn, &q).map_err(internal)?
-        })
-        .await
-        .map_err(internal)?
+        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(internal)?).map_err(internal))
+            .await
+            .map_err(internal)?
     }
 
     /// True if this node is the metadata leader now.
@@ -481,44 +485,6 @@ impl Node {
             tracing::warn!(worker = name, "reading worker settings: {e}");
             WorkerSettings::default()
         })
-    }
-
-    /// The part of the durability ledger that may need work, and the view of the members to
-    /// judge it by, read linearizably (see [`Ledger`]).
-    pub async fn ledger(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
-        self.read_barrier().await?;
-        self.ledger_here().await
-    }
-
-    /// Like [`Node::ledger`], from this replica as it is (no round to the leader): for status
-    /// and metrics, which must answer even when no majority is reachable.
-    pub async fn ledger_here(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = node.db.begin_read().map_err(internal)?;
-            let view = View::of(&node, &txn).map_err(internal)?;
-            let ledger = Ledger::read(&txn, &view).map_err(internal)?;
-            Ok((view, ledger))
-        })
-        .await
-        .map_err(internal)?
-    }
-
-    /// The chunks node `id` holds a part of, by this replica's ledger (through its index).
-    pub async fn chunks_on(self: &Arc<Self>, id: u64) -> Result<Vec<(ChunkId, ChunkRecord)>, ApiError> {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = node.db.begin_read().map_err(internal)?;
-            cairn_meta::chunks_of_node(&txn, id).map_err(internal)
-        })
-        .await
-        .map_err(internal)?
-    }
-
-    /// Chunk health counts as status and `/metrics` show them (this replica).
-    pub async fn ledger_summary(self: &Arc<Self>) -> Result<Summary, ApiError> {
-        let (view, ledger) = self.ledger_here().await?;
-        Ok(view.summarize(&ledger))
     }
 
     /// Records facts for the durability ledger through Raft.

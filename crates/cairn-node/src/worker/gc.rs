@@ -66,13 +66,11 @@ impl GcWorker {
             .collect();
         self.node.report(lost).await.map_err(|e| e.to_string())?;
         // Forget the metadata records of chunks unreferenced for longer than the grace period.
-        let db = self.node.db.clone();
-        let stale = tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(|e| e.to_string())?;
-            cairn_meta::unreferenced_chunks(&txn, cutoff_ns).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+        let stale = self
+            .node
+            .read_local(move |txn| cairn_meta::unreferenced_chunks(txn, cutoff_ns))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut forgotten = 0;
         if !stale.is_empty() {
             let cmd = Command::ForgetChunks { ids: stale, before: cutoff_ns };
@@ -95,14 +93,9 @@ impl GcWorker {
         if !self.node.is_leader() {
             return Ok(0);
         }
-        let db = self.node.db.clone();
         let now = now_ns();
-        let expired = tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(|e| e.to_string())?;
-            cairn_meta::expired_handles(&txn, now).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+        let expired =
+            self.node.read_local(move |txn| cairn_meta::expired_handles(txn, now)).await.map_err(|e| e.to_string())?;
         let mut closed = 0;
         for batch in expired.chunks(cairn_meta::MAX_HANDLES_PER_COMMAND) {
             let cmd = Command::Close { handles: batch.to_vec(), expired_only: true };

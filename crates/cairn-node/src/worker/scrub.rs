@@ -91,22 +91,21 @@ impl ScrubWorker {
             .filter(|(_, r)| r.refs > 0)
             .map(|(id, _)| id)
             .collect();
-        let db = self.node.db.clone();
         let uncredited: Vec<(ChunkId, u32)> =
             good.iter().filter(|(id, _)| !credited.contains(id)).map(|(id, len)| (*id, *len)).collect();
-        let referenced = tokio::task::spawn_blocking(move || -> Result<Vec<(ChunkId, u32)>, String> {
-            use redb::ReadableDatabase;
-            let txn = db.begin_read().map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            for (id, len) in uncredited {
-                if cairn_meta::chunk_record(&txn, &id).map_err(|e| e.to_string())?.is_some_and(|r| r.refs > 0) {
-                    out.push((id, len));
+        let referenced = self
+            .node
+            .read_local(move |txn| {
+                let mut out = Vec::new();
+                for (id, len) in uncredited {
+                    if cairn_meta::chunk_record(txn, &id)?.is_some_and(|r| r.refs > 0) {
+                        out.push((id, len));
+                    }
                 }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+                Ok(out)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         let mut changes: Vec<HolderChange> = referenced
             .into_iter()
             .map(|(id, len)| HolderChange { part: cairn_core::wire::Part::Copy, id, node: me, len, held: true })
