@@ -125,15 +125,8 @@ async fn run_cluster(scratch: &Path, files: usize, concurrency: usize, nodes: us
     let listed: usize = stream::iter(0..DIRS)
         .map(|d| async move {
             let at = Target::Path(FsPath::parse(&format!("{base}/d{d}")).context("bench path")?);
-            let (mut n, mut after) = (0, None);
-            loop {
-                let (entries, next) = c(d).list_page(&at, after, LIST_DEFAULT).await?;
-                n += entries.len();
-                match next {
-                    Some(x) => after = Some(x),
-                    None => return Ok::<_, anyhow::Error>(n),
-                }
-            }
+            let n = c(d).entries(at, LIST_DEFAULT).try_fold(0usize, |n, _| async move { Ok(n + 1) }).await?;
+            Ok::<_, anyhow::Error>(n)
         })
         .buffer_unordered(concurrency.min(DIRS))
         .try_fold(0, |acc, n| async move { Ok(acc + n) })

@@ -7,7 +7,7 @@ use cairn_client::{AsyncClient, ClientError};
 use cairn_core::wire::{DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
 use cairn_core::{FsPath, Policy};
 use clap::Subcommand;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
@@ -281,21 +281,13 @@ async fn get_tree(c: &AsyncClient, remote: &str, local: &Path) -> Result<()> {
     let mut stack = vec![(remote.to_string(), local.to_path_buf())];
     while let Some((rdir, ldir)) = stack.pop() {
         tokio::fs::create_dir_all(&ldir).await.with_context(|| format!("creating {}", ldir.display()))?;
-        let at = Target::Path(fs_path(&rdir)?);
-        let mut after = None;
-        loop {
-            let (entries, next) = c.list_page(&at, after, LIST_DEFAULT).await?;
-            for e in entries {
-                let (r, l) = (join(&rdir, &e.name), ldir.join(&e.name));
-                match e.inode.kind {
-                    InodeKind::Dir => stack.push((r, l)),
-                    InodeKind::File => get_file(c, &r, &l).await?,
-                    InodeKind::Symlink => {}
-                }
-            }
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
+        let mut entries = std::pin::pin!(c.entries(Target::Path(fs_path(&rdir)?), LIST_DEFAULT));
+        while let Some(e) = entries.try_next().await? {
+            let (r, l) = (join(&rdir, &e.name), ldir.join(&e.name));
+            match e.inode.kind {
+                InodeKind::Dir => stack.push((r, l)),
+                InodeKind::File => get_file(c, &r, &l).await?,
+                InodeKind::Symlink => {}
             }
         }
     }
@@ -349,17 +341,11 @@ async fn ls(c: &AsyncClient, path: &str, long: bool, json: bool) -> Result<()> {
     if inode.kind != InodeKind::Dir {
         print(&DirEntry { name: base.name().unwrap_or("/").to_string(), inode: inode.clone() }, true)?;
     } else {
-        let (at, mut after, mut first) = (Target::Ino(inode.ino), None, true);
-        loop {
-            let (entries, next) = c.list_page(&at, after, LIST_DEFAULT).await?;
-            for e in &entries {
-                print(e, first)?;
-                first = false;
-            }
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
+        let mut entries = std::pin::pin!(c.entries(Target::Ino(inode.ino), LIST_DEFAULT));
+        let mut first = true;
+        while let Some(e) = entries.try_next().await? {
+            print(&e, first)?;
+            first = false;
         }
     }
     if json {

@@ -4,9 +4,9 @@ use crate::datapath::{self, WriteOptions};
 use crate::edit;
 use crate::{Backend, ClientError, HttpBackend, Result};
 use bytes::Bytes;
-use cairn_core::wire::{Command, DirEntry, Inode, NewAttrs, Query, QueryReply, Reply, SetAttrs, Target, XattrMode};
+use cairn_core::wire::{Command, DirEntry, Inode, NewAttrs, Query, QueryReply, SetAttrs, Target, XattrMode};
 use cairn_core::{ErrorCode, FsPath, Policy};
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -66,27 +66,29 @@ impl AsyncClient {
         }
     }
 
-    /// All of a directory's entries (page by page; prefer [`AsyncClient::list_page`] for
-    /// directories that may be large).
-    pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>> {
-        let at = target(path)?;
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let (entries, next) = self.list_page(&at, after, cairn_core::wire::LIST_MAX).await?;
-            all.extend(entries);
-            match next {
-                Some(n) => after = Some(n),
-                None => return Ok(all),
+    /// A directory's entries in name order, fetched a page of `page` entries at a time as
+    /// the stream is read (memory stays one page whatever the directory's size).
+    pub fn entries(&self, at: Target, page: u32) -> impl Stream<Item = Result<DirEntry>> + '_ {
+        // State: the cursor to continue after, or `None` once the last page was fetched.
+        stream::try_unfold(Some(None), move |cursor: Option<Option<String>>| {
+            let at = at.clone();
+            async move {
+                let Some(after) = cursor else { return Ok::<_, ClientError>(None) };
+                let (entries, next) = self.list_page(&at, after, page).await?;
+                Ok(Some((stream::iter(entries.into_iter().map(Ok::<_, ClientError>)), next.map(Some))))
             }
-        }
+        })
+        .try_flatten()
+    }
+
+    /// All of a directory's entries (prefer [`AsyncClient::entries`] for directories that may
+    /// be large).
+    pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>> {
+        self.entries(target(path)?, cairn_core::wire::LIST_MAX).try_collect().await
     }
 
     async fn write_inode(&self, cmd: Command) -> Result<Inode> {
-        match self.backend.write(cmd).await? {
-            Reply::Inode(i) => Ok(i),
-            other => Err(ClientError::Protocol(format!("expected an inode, got {other:?}"))),
-        }
+        datapath::write_inode(self.backend.as_ref(), cmd).await
     }
 
     /// Creates a directory (`parents`: and missing ancestors, accepting an existing one).

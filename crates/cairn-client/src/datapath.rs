@@ -73,7 +73,7 @@ pub async fn commit<B: Backend>(b: &B, at: &Target, content: Content, size: u64,
         parents: opts.parents,
         attrs: opts.attrs,
     };
-    expect_inode(b.write(cmd).await?)
+    write_inode(b, cmd).await
 }
 
 /// Hashes and stores one chunk with `policy`, returning the extent of all its bytes.
