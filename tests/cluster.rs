@@ -405,3 +405,26 @@ fn nodes_joining_at_the_same_moment_all_get_in() {
         all_up(node, 4);
     }
 }
+
+#[test]
+fn a_client_sends_metadata_writes_to_the_leader_and_falls_back_when_it_is_gone() {
+    let mut nodes = start_cluster(3);
+    let leader_id = cluster(&nodes[0])["raft"]["leader"].as_str().unwrap().to_string();
+    let li = nodes.iter().position(|n| cluster(n)["node_id"] == leader_id.as_str()).unwrap();
+    let fi = (li + 1) % 3;
+    let client = cairn_client::Client::connect(&nodes[fi].url).unwrap();
+    client.mkdir("/routed/a", true).unwrap();
+    // The answer named the leader: with the client's own node gone, writes still get in.
+    nodes[fi].kill();
+    client.mkdir("/routed/b", false).unwrap();
+    // With the leader gone, they go through the client's node again, which forwards them to
+    // the newly elected leader.
+    nodes[fi].restart_same_port();
+    all_up(&nodes[li], 3);
+    nodes[li].kill();
+    client.mkdir("/routed/c", false).unwrap();
+    let third = 3 - li - fi;
+    let v: Value = http().get(format!("{}/v1/fs/routed", nodes[third].url)).send().unwrap().json().unwrap();
+    let names: Vec<&str> = v["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+}

@@ -26,6 +26,40 @@ pub struct HttpBackend {
     short_circuit: bool,
     /// The node's chunk files, once looked up (`None`: not on this machine, or not allowed).
     local: Arc<tokio::sync::OnceCell<Option<FsChunkReader>>>,
+    /// Where metadata writes go.
+    leader: Arc<RwLock<LeaderHint>>,
+}
+
+/// Header of a node's `/v1/meta/write` answer that names the metadata leader.
+const LEADER_HEADER: &str = "x-cairn-leader";
+
+/// The metadata leader as the last write's answer named it: writes go there, where they are
+/// proposed at once instead of being forwarded by another node. A leader this client could
+/// not connect to is not used again for [`SHUN`] (the node it talks to forwards meanwhile).
+#[derive(Default)]
+struct LeaderHint {
+    url: Option<String>,
+    shunned: Option<(String, std::time::Instant)>,
+}
+
+/// How long a leader URL this client could not connect to stays unused.
+const SHUN: Duration = Duration::from_secs(60);
+
+impl LeaderHint {
+    fn adopt(&mut self, url: &str) {
+        let url = url.trim_end_matches('/');
+        if self.shunned.as_ref().is_some_and(|(u, at)| u == url && at.elapsed() < SHUN) {
+            return;
+        }
+        if self.url.as_deref() != Some(url) {
+            self.url = Some(url.to_string());
+        }
+    }
+
+    fn shun(&mut self, url: &str) {
+        self.url = None;
+        self.shunned = Some((url.to_string(), std::time::Instant::now()));
+    }
 }
 
 /// The JSON error body: `{"error":{"code":..., "message":...}}`.
@@ -66,7 +100,15 @@ impl HttpBackend {
             return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
         }
         let readers = Arc::new(RwLock::new(vec![base.clone()]));
-        Ok(HttpBackend { base, http, readers, discovered: Arc::default(), short_circuit: false, local: Arc::default() })
+        Ok(HttpBackend {
+            base,
+            http,
+            readers,
+            discovered: Arc::default(),
+            short_circuit: false,
+            local: Arc::default(),
+            leader: Arc::default(),
+        })
     }
 
     /// The node's base URL.
@@ -82,6 +124,15 @@ impl HttpBackend {
     /// Sends a request and turns transport failures and error statuses into [`ClientError`]s.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let resp = req.send().await.map_err(|e| transport(&self.base, e))?;
+        self.check(resp).await
+    }
+
+    async fn post_meta_write(&self, base: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+        self.http.post(format!("{base}/v1/meta/write")).timeout(META_DEADLINE).body(body).send().await
+    }
+
+    /// Turns an error status into a [`ClientError`].
+    async fn check(&self, resp: reqwest::Response) -> Result<reqwest::Response> {
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -138,7 +189,27 @@ impl Backend for HttpBackend {
     }
 
     async fn write(&self, cmd: Command) -> Result<Reply> {
-        let bytes = self.call("/v1/meta/write", encode(&cmd)).await?;
+        let body = encode(&cmd);
+        let leader = self.leader.read().expect("leader lock").url.clone();
+        let resp = match leader {
+            Some(url) => match self.post_meta_write(&url, body.clone()).await {
+                // Never sent: the node this client talks to forwards it instead.
+                Err(e) if e.is_connect() => {
+                    self.leader.write().expect("leader lock").shun(&url);
+                    self.post_meta_write(&self.base, body).await
+                }
+                other => other,
+            },
+            None => self.post_meta_write(&self.base, body).await,
+        };
+        let resp = self.check(resp.map_err(|e| transport(&self.base, e))?).await?;
+        let named = resp.headers().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).filter(|u| u.starts_with("http"));
+        if let Some(url) = named {
+            if self.leader.read().expect("leader lock").url.as_deref() != Some(url) {
+                self.leader.write().expect("leader lock").adopt(url);
+            }
+        }
+        let bytes = resp.bytes().await.map_err(|e| transport(&self.base, e))?;
         let r: ApplyResult = decode(&bytes, "write reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(r?)
     }

@@ -1,11 +1,8 @@
-//! Many nodes, one metadata: joining a cluster, forwarding writes to the Raft leader,
-//! linearizable reads on any node (read index from the leader), and fetching chunks that
-//! live on other nodes.
+//! Many nodes, one metadata: joining a cluster, forwarding writes to the Raft leader, and
+//! fetching chunks that live on other nodes (linearizable reads are in `reads`).
 //!
 //! Every node accepts every request. A metadata write that reaches a follower is forwarded,
-//! in the batch it was proposed in, to the leader's `/v1/meta/propose`; a read on a follower
-//! first asks the leader for its read index and waits until the local replica has applied
-//! it, then reads locally.
+//! in the batch it was proposed in, to the leader's `/v1/meta/propose`.
 
 use crate::now_ns;
 use crate::{Node, Replication};
@@ -18,12 +15,11 @@ use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// How long a write or read keeps trying to reach a leader before it reports `unavailable`.
 pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Pause between attempts while no leader is known.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a joining node keeps asking while the cluster is busy or has no leader.
 const JOIN_WAIT: Duration = Duration::from_secs(60);
 /// Longest the leader spends admitting one node (catching it up, a snapshot included).
@@ -57,12 +53,12 @@ pub struct JoinReply {
     pub cluster_id: String,
 }
 
-fn unavailable(msg: impl Into<String>) -> ApiError {
+pub(crate) fn unavailable(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, msg)
 }
 
 /// Where the leader is, when a Raft call says "not me".
-fn leader_of(f: &ForwardToLeader<u64, BasicNode>) -> Option<String> {
+pub(crate) fn leader_of(f: &ForwardToLeader<u64, BasicNode>) -> Option<String> {
     f.leader_node.as_ref().map(|n| n.addr.clone())
 }
 
@@ -114,62 +110,6 @@ impl Node {
                 return Err(unavailable("no metadata leader reachable (is a majority of voters up?)"));
             }
             tokio::time::sleep(RETRY_PAUSE).await;
-        }
-    }
-
-    /// Waits until this node's replica reflects every write acknowledged before the call.
-    /// Concurrent callers share rounds: each waits for a round that starts after it asked
-    /// (see `run_read_barriers`), so one read-index round serves a whole batch of reads.
-    pub(crate) async fn read_barrier(&self) -> Result<(), ApiError> {
-        let (tx, rx) = oneshot::channel();
-        self.barriers.send(tx).await.map_err(|_| unavailable("node is shutting down"))?;
-        rx.await.map_err(|_| unavailable("node is shutting down"))?
-    }
-
-    /// One read-index round: on the leader, confirming leadership; on a follower, the
-    /// leader's read index, then waiting until it is applied locally.
-    pub(crate) async fn read_barrier_round(&self) -> Result<(), ApiError> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(checked) = tokio::time::timeout(left, self.raft.ensure_linearizable()).await else {
-                return Err(unavailable("read timed out: no majority of voters reachable"));
-            };
-            let leader = match checked {
-                Ok(_) => return Ok(()),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => leader_of(&f),
-                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
-                Err(e) => return Err(unavailable(format!("linearizable read failed: {e}"))),
-            };
-            if let Some(url) = leader.filter(|u| *u != self.url) {
-                let peer = self.peer(&url)?;
-                let req = peer.http().post(format!("{url}/v1/raft/read-index"));
-                if let Ok(resp) = peer.send(req).await {
-                    let bytes = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-                    let index: Option<u64> = decode::<Result<Option<u64>, ApiError>>(&bytes, "read index")??;
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    return self
-                        .raft
-                        .wait(Some(left))
-                        .applied_index_at_least(index, "read index applied")
-                        .await
-                        .map(drop)
-                        .map_err(|e| unavailable(format!("replica did not catch up: {e}")));
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(unavailable("no metadata leader reachable (is a majority of voters up?)"));
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
-    }
-
-    /// The leader's read index, for followers' reads (`POST /v1/raft/read-index`).
-    pub(crate) async fn read_index(&self) -> Result<Option<u64>, ApiError> {
-        match tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable()).await {
-            Ok(Ok(id)) => Ok(id.map(|l| l.index)),
-            Ok(Err(e)) => Err(unavailable(format!("not the leader: {e}"))),
-            Err(_) => Err(unavailable("read index timed out: no majority of voters reachable")),
         }
     }
 
@@ -566,32 +506,4 @@ async fn forward(
     let resp = peer.send(peer.http().put(target).body(data)).await?;
     let v: serde_json::Value = resp.json().await.map_err(|e| unavailable(e.to_string()))?;
     serde_json::from_value(v["stored"].clone()).map_err(|e| unavailable(format!("bad chain answer: {e}")))
-}
-
-/// Read-index rounds kept in flight by one node.
-const BARRIERS_IN_FLIGHT: usize = 2;
-
-/// Serves read barriers in batches: every caller queued when a round starts is answered by
-/// that round (it started after they asked, so it covers every write acknowledged before
-/// them); callers arriving meanwhile go to the next round.
-pub(crate) async fn run_read_barriers(
-    node: std::sync::Weak<Node>,
-    mut rx: tokio::sync::mpsc::Receiver<oneshot::Sender<Result<(), ApiError>>>,
-) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(BARRIERS_IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let Some(node) = node.upgrade() else { return };
-        let mut waiters = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            waiters.push(w);
-        }
-        tokio::spawn(async move {
-            let answer = node.read_barrier_round().await;
-            for w in waiters {
-                let _ = w.send(answer.clone());
-            }
-            drop(permit);
-        });
-    }
 }

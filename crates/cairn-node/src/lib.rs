@@ -16,6 +16,7 @@ mod local;
 mod node;
 pub mod peers;
 pub mod raft;
+mod reads;
 pub mod worker;
 
 pub use cluster::{JoinReply, JoinRequest};

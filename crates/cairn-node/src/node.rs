@@ -11,7 +11,7 @@ use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
-use cairn_core::wire::{Command, Content, HolderChange, NodeState, Part, Query, QueryReply, Reply, WorkerSettings};
+use cairn_core::wire::{Command, Content, HolderChange, NodeState, Part, Reply, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::BasicNode;
 use redb::{Database, ReadableDatabase};
@@ -61,8 +61,8 @@ pub struct Node {
     /// Held by every membership change this node makes as leader: Raft takes one change at a
     /// time, so concurrent joins and removals queue here instead of failing.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
-    /// Callers waiting for a read barrier (served in batches by `run_read_barriers`).
-    pub(crate) barriers: mpsc::Sender<oneshot::Sender<Result<(), ApiError>>>,
+    /// Reads waiting for a read-index round (served in batches by `reads::run_read_rounds`).
+    pub(crate) barriers: mpsc::Sender<crate::reads::Waiter>,
 }
 
 /// A metadata command waiting to be proposed, and where its answer goes.
@@ -210,7 +210,7 @@ impl Node {
         });
 
         tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
-        tokio::spawn(crate::cluster::run_read_barriers(Arc::downgrade(&node), barrier_queue));
+        tokio::spawn(crate::reads::run_read_rounds(Arc::downgrade(&node), barrier_queue));
 
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = crate::api::router(node.clone());
@@ -452,12 +452,6 @@ impl Node {
         rx.await.map_err(|_| ApiError::new(ErrorCode::Unavailable, "node is shutting down"))?
     }
 
-    /// Answers a metadata query linearizably, on any node (see [`Node::read_barrier`]).
-    pub async fn query(&self, q: Query) -> Result<QueryReply, ApiError> {
-        self.read_barrier().await?;
-        self.read_local(move |txn| cairn_meta::query(txn, &q)).await?
-    }
-
     /// Runs `f` over a read transaction of this replica as it is (no read barrier), on the
     /// blocking pool: redb reads do I/O.
     pub(crate) async fn read_local<T: Send + 'static>(
@@ -468,6 +462,14 @@ impl Node {
         tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(internal)?).map_err(internal))
             .await
             .map_err(internal)?
+    }
+
+    /// The metadata leader's URL, if one is known.
+    pub fn leader_url(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let leader = m.current_leader?;
+        m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
     }
 
     /// True if this node is the metadata leader now.

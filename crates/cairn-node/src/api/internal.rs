@@ -16,6 +16,9 @@ use cairn_core::{ApiError, ChunkId, ErrorCode};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
+/// Header of `/v1/meta/write` answers naming the metadata leader's URL.
+pub const LEADER_HEADER: &str = "x-cairn-leader";
+
 fn binary(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
 }
@@ -123,10 +126,15 @@ pub async fn get_chunk(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
-/// `POST /v1/meta/write`: apply a codec-encoded [`Command`].
+/// `POST /v1/meta/write`: apply a codec-encoded [`Command`]. The answer names the metadata
+/// leader (header [`LEADER_HEADER`]), where clients send their next writes.
 pub async fn meta_write(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
     let cmd: Command = decode(&body, "command")?;
-    Ok(binary(encode(&st.node.write(cmd).await)))
+    let mut resp = binary(encode(&st.node.write(cmd).await));
+    if let Some(value) = st.node.leader_url().and_then(|u| header::HeaderValue::from_str(&u).ok()) {
+        resp.headers_mut().insert(LEADER_HEADER, value);
+    }
+    Ok(resp)
 }
 
 /// `POST /v1/meta/query`: answer a codec-encoded [`Query`].

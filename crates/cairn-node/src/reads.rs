@@ -1,0 +1,151 @@
+//! Linearizable reads on any node, in batches.
+//!
+//! A read must see every write acknowledged before it was asked. On the leader that takes
+//! confirming leadership with a majority; on a follower, the leader's read index and waiting
+//! until the local replica has applied it. Such a round costs a network round trip, so one
+//! round serves every read queued when it starts: it started after they asked, so it covers
+//! every write acknowledged before them. Queries in the batch are then answered together from
+//! one read transaction on the blocking pool.
+
+use crate::cluster::{leader_of, unavailable, LEADER_WAIT, RETRY_PAUSE};
+use crate::Node;
+use cairn_core::codec::decode;
+use cairn_core::wire::{Query, QueryReply};
+use cairn_core::{ApiError, ErrorCode};
+use openraft::error::{CheckIsLeaderError, RaftError};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Read-index rounds kept in flight by one node.
+const ROUNDS_IN_FLIGHT: usize = 2;
+/// Most queries answered from one read transaction (the rest wait for the next round).
+const MAX_QUERIES: usize = 512;
+
+/// Where a query's answer goes.
+type Answer = oneshot::Sender<Result<QueryReply, ApiError>>;
+
+/// A caller waiting for the next read-index round.
+pub(crate) enum Waiter {
+    /// Wants only the barrier (then reads by itself).
+    Barrier(oneshot::Sender<Result<(), ApiError>>),
+    /// Wants a metadata query answered right after the barrier.
+    Query(Box<Query>, Answer),
+}
+
+impl Node {
+    /// Waits until this node's replica reflects every write acknowledged before the call.
+    pub(crate) async fn read_barrier(&self) -> Result<(), ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue_read(Waiter::Barrier(tx)).await?;
+        rx.await.map_err(|_| unavailable("node is shutting down"))?
+    }
+
+    /// Answers a metadata query linearizably, on any node.
+    pub async fn query(&self, q: Query) -> Result<QueryReply, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue_read(Waiter::Query(Box::new(q), tx)).await?;
+        rx.await.map_err(|_| unavailable("node is shutting down"))?
+    }
+
+    async fn enqueue_read(&self, w: Waiter) -> Result<(), ApiError> {
+        self.barriers.send(w).await.map_err(|_| unavailable("node is shutting down"))
+    }
+
+    /// One read-index round: on the leader, confirming leadership; on a follower, the
+    /// leader's read index, then waiting until it is applied locally.
+    async fn read_barrier_round(&self) -> Result<(), ApiError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(checked) = tokio::time::timeout(left, self.raft.ensure_linearizable()).await else {
+                return Err(unavailable("read timed out: no majority of voters reachable"));
+            };
+            let leader = match checked {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => leader_of(&f),
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
+                Err(e) => return Err(unavailable(format!("linearizable read failed: {e}"))),
+            };
+            if let Some(url) = leader.filter(|u| *u != self.url) {
+                let peer = self.peer(&url)?;
+                let req = peer.http().post(format!("{url}/v1/raft/read-index"));
+                if let Ok(resp) = peer.send(req).await {
+                    let bytes = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+                    let index: Option<u64> = decode::<Result<Option<u64>, ApiError>>(&bytes, "read index")??;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    return self
+                        .raft
+                        .wait(Some(left))
+                        .applied_index_at_least(index, "read index applied")
+                        .await
+                        .map(drop)
+                        .map_err(|e| unavailable(format!("replica did not catch up: {e}")));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable("no metadata leader reachable (is a majority of voters up?)"));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// The leader's read index, for followers' reads (`POST /v1/raft/read-index`).
+    pub(crate) async fn read_index(&self) -> Result<Option<u64>, ApiError> {
+        match tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(id)) => Ok(id.map(|l| l.index)),
+            Ok(Err(e)) => Err(unavailable(format!("not the leader: {e}"))),
+            Err(_) => Err(unavailable("read index timed out: no majority of voters reachable")),
+        }
+    }
+
+    /// Answers `queries` from one read transaction of this replica.
+    async fn answer(&self, queries: Vec<(Box<Query>, Answer)>) {
+        let (qs, txs): (Vec<_>, Vec<_>) = queries.into_iter().unzip();
+        let n = qs.len();
+        let answers = self
+            .read_local(move |txn| {
+                let one = |q: &Query| {
+                    cairn_meta::query(txn, q).unwrap_or_else(|e| Err(ApiError::new(ErrorCode::Internal, e.to_string())))
+                };
+                Ok(qs.iter().map(|q| one(q)).collect::<Vec<_>>())
+            })
+            .await
+            .unwrap_or_else(|e| vec![Err(e); n]);
+        for (tx, answer) in txs.into_iter().zip(answers) {
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+/// Serves the read queue: every waiter queued when a round starts is answered by that round;
+/// waiters arriving meanwhile go to the next one.
+pub(crate) async fn run_read_rounds(node: Weak<Node>, mut rx: mpsc::Receiver<Waiter>) {
+    let slots = Arc::new(Semaphore::new(ROUNDS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Some(node) = node.upgrade() else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_QUERIES {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        tokio::spawn(async move {
+            let round = node.read_barrier_round().await;
+            let mut queries = Vec::new();
+            for w in batch {
+                match (w, &round) {
+                    (Waiter::Barrier(tx), _) => drop(tx.send(round.clone())),
+                    (Waiter::Query(q, tx), Ok(())) => queries.push((q, tx)),
+                    (Waiter::Query(_, tx), Err(e)) => drop(tx.send(Err(e.clone()))),
+                }
+            }
+            if !queries.is_empty() {
+                node.answer(queries).await;
+            }
+            drop(permit);
+        });
+    }
+}
