@@ -44,6 +44,9 @@ pub struct UpArgs {
     /// The cluster secret (`cairn status --secret` on a member shows it).
     #[arg(long, env = "CAIRN_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Read the cluster secret from this file (first line), keeping it out of `ps`.
+    #[arg(long, value_name = "FILE", conflicts_with = "secret")]
+    secret_file: Option<std::path::PathBuf>,
     /// How long a node may be down before its chunks are copied elsewhere, e.g. 10m [default: 10m].
     #[arg(long, env = "CAIRN_REPAIR_DELAY", value_parser = humantime::parse_duration)]
     repair_delay: Option<Duration>,
@@ -61,6 +64,10 @@ pub struct UpArgs {
     /// node gets the chunks placement assigns to it back from the others.
     #[arg(long, env = "CAIRN_RECOVER", value_name = "ID")]
     recover: Option<u64>,
+    /// Found a new cluster in a data dir whose metadata is missing or empty (a node refuses
+    /// to start there otherwise; its old chunks become garbage).
+    #[arg(long)]
+    force_new_cluster: bool,
 }
 
 /// Reads a TOML config file into a [`NodeConfig`].
@@ -102,6 +109,12 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     if args.secret.is_some() {
         c.secret = args.secret;
     }
+    if let Some(f) = &args.secret_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading the secret file {}", f.display()))?;
+        let secret = text.lines().next().unwrap_or("").trim();
+        anyhow::ensure!(!secret.is_empty(), "the secret file {} is empty", f.display());
+        c.secret = Some(secret.to_string());
+    }
     if let Some(d) = args.repair_delay {
         c.repair_delay = d;
     }
@@ -117,6 +130,7 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     if args.recover.is_some() {
         c.recover = args.recover;
     }
+    c.force_new_cluster |= args.force_new_cluster;
     c.validate()?;
     Ok(c)
 }

@@ -80,6 +80,7 @@ impl From<ClientError> for std::io::Error {
             ErrorCode::NotEmpty => K::DirectoryNotEmpty,
             ErrorCode::PermissionDenied => K::PermissionDenied,
             ErrorCode::NoSpace => K::StorageFull,
+            ErrorCode::TooLarge => K::FileTooLarge,
             ErrorCode::InvalidArgument => K::InvalidInput,
             ErrorCode::Unavailable => K::ConnectionRefused,
             ErrorCode::Corrupt => K::InvalidData,

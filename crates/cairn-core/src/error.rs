@@ -39,6 +39,8 @@ pub enum ErrorCode {
     Corrupt,
     /// A bug or unexpected condition inside cairn.
     Internal,
+    /// A request (or the upload it announces) is larger than cairn takes at all.
+    TooLarge,
 }
 
 impl ErrorCode {
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorCode::Corrupt => "corrupt",
             ErrorCode::Internal => "internal",
+            ErrorCode::TooLarge => "too_large",
         }
     }
 
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => 503,
             ErrorCode::RangeNotSatisfiable => 416,
             ErrorCode::Corrupt | ErrorCode::Internal => 500,
+            ErrorCode::TooLarge => 413,
         }
     }
 }

@@ -93,9 +93,18 @@ impl FsPath {
         Some(FsPath { parts: self.parts[..self.parts.len() - 1].to_vec() })
     }
 
-    /// This path with `name` appended.
+    /// Length of the path as text, in bytes (`/` for the root).
+    pub fn text_len(&self) -> usize {
+        self.parts.iter().map(|p| p.len() + 1).sum::<usize>().max(1)
+    }
+
+    /// This path with `name` appended; refused beyond [`PATH_MAX`], like [`FsPath::parse`].
     pub fn join(&self, name: &str) -> Result<FsPath, Error> {
         validate_name(name)?;
+        if self.text_len() + 1 + name.len() > PATH_MAX {
+            let path = format!("{self}/{name}").chars().take(128).collect();
+            return Err(Error::InvalidPath { path, why: "longer than 4096 bytes" });
+        }
         let mut parts = self.parts.clone();
         parts.push(name.to_string());
         Ok(FsPath { parts })
@@ -164,6 +173,19 @@ mod tests {
             assert!(FsPath::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(FsPath::parse_bytes(b"/a/\xff").is_err());
+    }
+
+    #[test]
+    fn join_keeps_paths_within_path_max() {
+        let name = "n".repeat(NAME_MAX);
+        let mut p = FsPath::root();
+        while let Ok(longer) = p.join(&name) {
+            p = longer;
+        }
+        assert!(p.text_len() <= PATH_MAX && p.text_len() + 1 + NAME_MAX > PATH_MAX);
+        assert_eq!(p.text_len(), p.to_string().len());
+        assert_eq!(FsPath::parse(&p.to_string()).unwrap(), p, "every joined path parses back");
+        assert_eq!(FsPath::root().text_len(), 1);
     }
 
     #[test]

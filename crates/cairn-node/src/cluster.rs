@@ -115,7 +115,8 @@ impl Node {
 
     /// Adds a node to the cluster (`POST /v1/cluster/join`), on the leader wherever it is.
     pub(crate) async fn handle_join(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
-        if req.secret != self.secret() {
+        use subtle::ConstantTimeEq;
+        if !bool::from(req.secret.as_bytes().ct_eq(self.secret().as_bytes())) {
             return Err(ApiError::new(ErrorCode::PermissionDenied, "wrong cluster secret"));
         }
         self.peer(&req.url)?;
@@ -313,6 +314,9 @@ impl Node {
         let members: BTreeMap<u64, String> = self.members().into_iter().collect();
         let wanted = policy.copies().clamp(1, members.len().max(1));
         let candidates = self.candidates(None);
+        if candidates.is_empty() && self.any_node_full() {
+            return Err(ApiError::new(ErrorCode::NoSpace, format!("chunk {id}: every node that is up is full")));
+        }
         let mut ranked = cairn_core::placement::place(&id, &candidates, candidates.len()).into_iter();
         let (mut stored, mut last_error) = (Vec::new(), None);
         loop {
@@ -410,6 +414,23 @@ impl Node {
             .collect()
     }
 
+    /// Checks node URLs a request names (a chain to pass a chunk down, sources to copy one
+    /// from): each must be another member of this cluster, named once. A node never sends
+    /// data to, nor fetches from, an address only a caller vouches for.
+    pub(crate) fn check_members(&self, urls: &[String], what: &str) -> Result<(), ApiError> {
+        let members = self.members();
+        let mut seen = BTreeSet::new();
+        for url in urls {
+            let member = members.iter().any(|(id, m)| *id != self.id && m == url);
+            if !member || !seen.insert(url.as_str()) {
+                let url: String = url.chars().take(128).collect();
+                let msg = format!("{what}: {url:?} is not another member of this cluster, or is named twice");
+                return Err(ApiError::new(ErrorCode::InvalidArgument, msg));
+            }
+        }
+        Ok(())
+    }
+
     /// One link of a chain: stores the chunk here and, at the same time, passes it to
     /// `next[0]` with the rest of the chain. Returns the nodes that stored it, this one first.
     pub async fn put_chunk_chained(
@@ -419,6 +440,10 @@ impl Node {
         next: &[String],
         hashed_here: bool,
     ) -> Result<Vec<u64>, ApiError> {
+        // Bad bytes stop here, before they cost the rest of the chain anything.
+        if !hashed_here && ChunkId::of(&data) != id {
+            return Err(ApiError::new(ErrorCode::InvalidArgument, format!("chunk {id}: data does not match its id")));
+        }
         let onward = async {
             match next.split_first() {
                 Some((first, rest)) => forward(self, first, id, data.clone(), rest).await.unwrap_or_else(|e| {
@@ -428,7 +453,7 @@ impl Node {
                 None => Vec::new(),
             }
         };
-        let (here, mut stored) = tokio::join!(self.put_chunk_local(id, data.clone(), hashed_here), onward);
+        let (here, mut stored) = tokio::join!(self.put_chunk_local(id, data.clone(), true), onward);
         match here {
             Ok(()) => stored.insert(0, self.id),
             // Bad bytes are refused alike everywhere; other failures leave the rest standing.

@@ -56,6 +56,10 @@ pub struct NodeConfig {
     /// Start as the node with this id whose disk was replaced: join the cluster (with
     /// `join`) under the old id, and get its chunks back from the other nodes.
     pub recover: Option<u64>,
+    /// Found a new one-voter cluster even though this data dir belonged to a node whose
+    /// metadata is now missing or empty (its chunks then count as garbage).
+    #[serde(default)]
+    pub force_new_cluster: bool,
 }
 
 impl Default for NodeConfig {
@@ -76,6 +80,7 @@ impl Default for NodeConfig {
             rebalance_band: 5.0,
             fill_limit: 95.0,
             recover: None,
+            force_new_cluster: false,
             replication: Replication::Chain,
         }
     }

@@ -22,6 +22,10 @@ pub(crate) struct Identity {
     /// The shared cluster secret a joining node must present.
     #[serde(default)]
     pub secret: String,
+    /// Set once this node has Raft state (it founded its cluster or was admitted to one):
+    /// from then on, empty metadata means it was lost, and the node refuses to start.
+    #[serde(default)]
+    pub member: bool,
 }
 
 /// A fresh random secret (128 bits, hex).
@@ -29,11 +33,13 @@ pub(crate) fn new_secret() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename, directory fsync.
+/// Writes `bytes` to `path` atomically: temp file (readable by its owner only: it holds the
+/// cluster secret), fsync, rename, directory fsync.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -51,8 +57,8 @@ impl Identity {
     }
 
     /// Loads the identity, or creates and saves a new one (with node id `recover` if given:
-    /// a node whose disk was replaced takes its old id back); true if it was created.
-    pub fn load_or_create(data: &Path, recover: Option<u64>) -> Result<(Identity, bool), NodeError> {
+    /// a node whose disk was replaced takes its old id back).
+    pub fn load_or_create(data: &Path, recover: Option<u64>) -> Result<Identity, NodeError> {
         let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
         match std::fs::read(data.join("node.json")) {
             Ok(bytes) => {
@@ -75,7 +81,7 @@ impl Identity {
                     id.secret = new_secret();
                     id.save(data)?;
                 }
-                Ok((id, false))
+                Ok(id)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = Identity {
@@ -83,9 +89,10 @@ impl Identity {
                     node_id: recover.unwrap_or_else(|| rand::random::<u64>() >> 1 | 1),
                     cluster_id: format!("{:032x}", rand::random::<u128>()),
                     secret: new_secret(),
+                    member: false,
                 };
                 id.save(data)?;
-                Ok((id, true))
+                Ok(id)
             }
             Err(e) => Err(dir_err(format!("cannot read node.json: {e}"))),
         }

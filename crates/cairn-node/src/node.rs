@@ -81,6 +81,24 @@ const MAX_BATCH: usize = 512;
 /// Raft entries proposed concurrently by one node.
 const MAX_IN_FLIGHT: usize = 2;
 
+/// Largest encoded command admitted to the Raft log (a file of [`cairn_core::MAX_EXTENTS`]
+/// extents fits; inline data and xattr values are far smaller).
+const MAX_COMMAND_BYTES: usize = 4 << 20;
+
+/// Refuses a command that every node could not decode from the log: it must survive its own
+/// encoding and stay within [`MAX_COMMAND_BYTES`]. A command built in this process (a REST
+/// request) has not been through a decoder yet; one that arrived encoded has, and passes.
+fn admissible(cmd: &Command) -> Result<(), ApiError> {
+    let bytes = cairn_core::codec::encode(cmd);
+    if bytes.len() > MAX_COMMAND_BYTES {
+        let msg = format!("metadata command of {} bytes (at most {MAX_COMMAND_BYTES})", bytes.len());
+        return Err(ApiError::new(ErrorCode::InvalidArgument, msg));
+    }
+    cairn_core::codec::decode::<Command>(&bytes, "command")
+        .map(drop)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, format!("metadata command refused: {e}")))
+}
+
 /// Proposes queued commands to Raft in batches: while earlier entries are being made durable,
 /// new commands queue up and go out together in the next entry, sharing one log fsync (group
 /// commit). Each command's answer goes back to its own caller.
@@ -135,6 +153,12 @@ impl Node {
         let data: PathBuf = config.data.clone();
         let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
         std::fs::create_dir_all(&data).map_err(|e| dir_err(e.to_string()))?;
+        // The data dir holds the cluster secret and every chunk: its owner's alone.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| dir_err(e.to_string()))?;
+        }
         // The database is opened first: it locks the directory against a second node, before
         // anything (like clearing the chunk store's temp files) touches it.
         let db =
@@ -143,7 +167,7 @@ impl Node {
                 e => dir_err(format!("metadata database: {e}")),
             })?;
         let db = Arc::new(db);
-        let (identity, fresh) = Identity::load_or_create(&data, config.recover)?;
+        let mut identity = Identity::load_or_create(&data, config.recover)?;
         let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;
         let log = LogStore::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
         let sm = StateMachine::open(db.clone(), &data.join("snapshots")).map_err(|e| dir_err(e.to_string()))?;
@@ -181,12 +205,22 @@ impl Node {
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
         let join = config.join.clone();
+        if !initialized && identity.member && config.recover.is_none() && !config.force_new_cluster {
+            return Err(dir_err(
+                "node.json is here but the metadata (meta.redb) is missing or empty: refusing to start. \
+                 Restore meta.redb, or start with --recover ID --join URL to get this node back from \
+                 its cluster, or with --force-new-cluster to found a new cluster here (its chunks then \
+                 count as garbage)"
+                    .into(),
+            ));
+        }
         if !initialized && join.is_none() {
-            if !fresh {
-                tracing::warn!("node.json exists but Raft state is empty; initialising a new one-voter cluster");
-            }
             let members = BTreeMap::from([(identity.node_id, BasicNode { addr: url.clone() })]);
             raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
+        if (initialized || join.is_none()) && !identity.member {
+            identity.member = true;
+            identity.save(&data)?;
         }
 
         let (proposals, queue) = mpsc::channel(4 * MAX_BATCH);
@@ -257,6 +291,7 @@ impl Node {
                 let mut identity = self.identity.lock().expect("identity lock");
                 identity.cluster_id = reply.cluster_id;
                 identity.secret = secret;
+                identity.member = true;
                 identity.save(&self.config.data)?;
             }
             if self.config.recover.is_some() {
@@ -332,7 +367,8 @@ impl Node {
                 Some(i) => (i.zone, i.free, fill_percent(i.used, i.capacity)),
                 None => (self.config.zone.clone(), 1 << 30, 0.0),
             };
-            if fill_limit.is_some_and(|limit| fill >= limit) {
+            // A node with no room left takes nothing (it would only refuse the chunk).
+            if free == 0 || fill_limit.is_some_and(|limit| fill >= limit) {
                 continue;
             }
             out.push(Candidate { id, zone, weight: free.max(1) as f64 });
@@ -374,6 +410,7 @@ impl Node {
     /// Stores a chunk in this node's own store, fsync'd before returning. Its bytes are
     /// verified against `id` unless `hashed_here` (this process computed `id` from them).
     pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes, hashed_here: bool) -> Result<(), ApiError> {
+        self.check_room(id, data.len() as u64).await?;
         let store = self.chunks.clone();
         let put = move || if hashed_here { store.put_hashed(&id, &data) } else { store.put(&id, &data) };
         tokio::task::spawn_blocking(put).await.map_err(internal)?.map(drop).map_err(chunk_err)
@@ -428,6 +465,7 @@ impl Node {
     /// chunk the garbage collector already deleted makes the commit fail with `conflict`
     /// instead of committing a dangling reference.
     pub async fn write(&self, cmd: Command) -> Result<Reply, ApiError> {
+        admissible(&cmd)?;
         let referenced = match &cmd {
             Command::Commit { content: Content::Extents(e), .. } | Command::Write { data: Content::Extents(e), .. } => {
                 Some(e)

@@ -55,6 +55,7 @@ pub async fn put_chunk(
     let id = chunk_id(&hex)?;
     if let Some(chain) = p.chain {
         let next: Vec<String> = chain.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect();
+        st.node.check_members(&next, "chain")?;
         let stored = st.node.put_chunk_chained(id, body, &next, false).await?;
         return Ok(axum::Json(serde_json::json!({ "stored": stored })).into_response());
     }
@@ -94,6 +95,7 @@ pub async fn copy_chunk(
     let id = chunk_id(&hex)?;
     let req: CopyRequest = serde_json::from_slice(&body)
         .map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("bad copy request: {e}"))))?;
+    st.node.check_members(&req.from, "copy source")?;
     let len = st.node.copy_chunk_from(id, &req.from).await?;
     Ok(axum::Json(serde_json::json!({ "len": len })).into_response())
 }

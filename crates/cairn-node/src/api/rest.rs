@@ -229,9 +229,18 @@ pub async fn head(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> R
 /// `PUT /v1/fs/{path}`: create or atomically replace a file from the streamed body;
 /// `?offset=N` writes the body at N into the existing file instead; `?op=xattr&name=N` sets
 /// an extended attribute to the body.
-pub async fn put(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -> Result<Response, HttpError> {
+pub async fn put(
+    State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    p: Params,
+    body: Body,
+) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
     let p = query_params(p)?;
+    if let Some(len) = content_length(&headers)? {
+        st.node.admit_upload(len)?;
+    }
     match p.op.as_deref() {
         Some("xattr") => return super::rest_ops::put_xattr(&st, &path, &p, body).await,
         Some(op) => return Err(bad(format!("unknown PUT op {op:?} (expected xattr, or none)"))),
@@ -257,6 +266,14 @@ pub async fn put(State(st): State<AppState>, uri: Uri, p: Params, body: Body) ->
             drain(&mut body).await;
             Err(e.into())
         }
+    }
+}
+
+/// The request's declared body length, if it declares one.
+pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HttpError> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()).map(Some).ok_or_else(|| bad("bad Content-Length")),
     }
 }
 

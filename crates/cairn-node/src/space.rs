@@ -1,0 +1,59 @@
+//! Room: what this node and the cluster can still take, checked before bytes arrive.
+//!
+//! `--capacity` is a promise to the operator: the chunk store never grows past it (a chunk
+//! that would cross it is refused with `no_space`), and placement skips full nodes. An upload
+//! whose declared length cannot fit anywhere is refused before its body is read.
+
+use crate::Node;
+use cairn_core::{ApiError, ChunkId, ErrorCode, INLINE_MAX, MAX_CHUNK_SIZE, MAX_EXTENTS};
+
+/// Longest file: every extent a whole chunk of the largest size.
+pub const MAX_FILE_SIZE: u64 = MAX_EXTENTS as u64 * MAX_CHUNK_SIZE as u64;
+
+impl Node {
+    /// Refuses a chunk of `len` bytes that would take this node's store past `--capacity`
+    /// (one already stored costs nothing more).
+    pub(crate) async fn check_room(&self, id: ChunkId, len: u64) -> Result<(), ApiError> {
+        let Some(capacity) = self.config.capacity else { return Ok(()) };
+        if self.chunks.used_bytes().saturating_add(len) <= capacity {
+            return Ok(());
+        }
+        let store = self.chunks.clone();
+        if tokio::task::spawn_blocking(move || store.contains(&id)).await.ok().and_then(Result::ok) == Some(true) {
+            return Ok(());
+        }
+        let msg = format!("node {} is full: {len} more bytes would pass its capacity of {capacity}", self.id);
+        Err(ApiError::new(ErrorCode::NoSpace, msg))
+    }
+
+    /// True if this node, or a peer that is up, has no room left.
+    pub(crate) fn any_node_full(&self) -> bool {
+        self.info().free == 0
+            || self.members().iter().any(|(id, _)| {
+                *id != self.id && self.peers.usable(*id) && self.peers.get(*id).1.is_some_and(|i| i.free == 0)
+            })
+    }
+
+    /// Refuses at once an upload declared `len` bytes long that cannot be stored: longer than
+    /// any file may be (`too_large`), or, unless it is small enough to be kept inline, than
+    /// the free space of every usable node together (`no_space`).
+    pub fn admit_upload(&self, len: u64) -> Result<(), ApiError> {
+        if len > MAX_FILE_SIZE {
+            let msg = format!("{len} bytes is more than the largest file ({MAX_FILE_SIZE} bytes)");
+            return Err(ApiError::new(ErrorCode::TooLarge, msg));
+        }
+        // Small files live in the metadata, not in chunks.
+        if len <= INLINE_MAX {
+            return Ok(());
+        }
+        // Placement weighs each node that has room by its free bytes.
+        let free: u64 = self.candidates(None).iter().map(|c| c.weight as u64).sum();
+        if len > free {
+            return Err(ApiError::new(
+                ErrorCode::NoSpace,
+                format!("{len} bytes do not fit: the cluster has {free} free"),
+            ));
+        }
+        Ok(())
+    }
+}

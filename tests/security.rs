@@ -1,0 +1,160 @@
+//! Attacks from issue 9's table against real node processes: each is refused, and nothing
+//! changed (files intact, the log decodable, the node restartable).
+//!
+//! What needs the trust boundary itself (forged Raft messages, unauthenticated chunk
+//! deletes and ledger writes) is not here yet: those doors are still open.
+
+mod common;
+use common::{bin, data, http, TestNode};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+fn code_of(r: reqwest::blocking::Response) -> (StatusCode, String) {
+    let status = r.status();
+    let v: Value = r.json().unwrap_or(Value::Null);
+    (status, v["error"]["code"].as_str().unwrap_or("").to_string())
+}
+
+fn listing(node: &TestNode, dir: &str) -> Vec<String> {
+    let v: Value = http().get(format!("{}/v1/fs{dir}", node.url)).send().unwrap().json().unwrap();
+    v["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn an_over_long_path_never_reaches_the_log_and_the_node_restarts() {
+    let mut node = TestNode::start(&[]);
+    let c = http();
+    c.put(format!("{}/v1/fs/kept", node.url)).body("kept").send().unwrap();
+    // 17 names of 255 bytes: each name is valid, the path (4,352 bytes) is not.
+    let long: Vec<String> = (0..17).map(|i| format!("{i:x}").repeat(255)[..255].to_string()).collect();
+    let path = long.join("/");
+    for op in ["mkdir", ""] {
+        let url = format!("{}/v1/fs/{path}?op={op}&parents=true", node.url);
+        let r = if op == "mkdir" { c.post(url).send().unwrap() } else { c.put(url).body("x").send().unwrap() };
+        assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()), "op {op:?}");
+    }
+    // A path right at the limit still works.
+    let fits: String = long[..15].join("/");
+    let r = c.put(format!("{}/v1/fs/{fits}", node.url)).body("deep").send().unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().unwrap());
+    node.restart();
+    let c = http();
+    assert_eq!(c.get(format!("{}/v1/fs/kept", node.url)).send().unwrap().text().unwrap(), "kept");
+    assert_eq!(c.get(format!("{}/v1/fs/{fits}", node.url)).send().unwrap().text().unwrap(), "deep");
+}
+
+#[test]
+fn chains_and_copies_only_go_to_members() {
+    let node = TestNode::start(&[]);
+    let c = http();
+    let body = data(1, 4 << 20);
+    let id = blake3::hash(&body).to_hex().to_string();
+    // A chain pointing back at the node itself, 200 times: refused at once, nothing stored.
+    let me = node.url.clone();
+    let chain = vec![me.as_str(); 200].join(",");
+    let r = c.put(format!("{}/v1/chunks/{id}?chain={chain}", node.url)).body(body.clone()).send().unwrap();
+    assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
+    // Wrong bytes are refused before any forwarding.
+    let wrong = blake3::hash(b"other").to_hex().to_string();
+    let r = c.put(format!("{}/v1/chunks/{wrong}?chain=", node.url)).body(body.clone()).send().unwrap();
+    assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
+    assert_eq!(node.chunk_files(), 0);
+    // A copy from an address no member has: refused without the node ever connecting there.
+    let bait = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    bait.set_nonblocking(true).unwrap();
+    let from = format!("http://{}", bait.local_addr().unwrap());
+    let r = c
+        .post(format!("{}/v1/chunks/{id}/copy", node.url))
+        .body(serde_json::json!({ "from": [from] }).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
+    assert!(bait.accept().is_err(), "the node connected to an address a caller named");
+    assert_eq!(node.chunk_files(), 0);
+}
+
+#[test]
+fn capacity_is_enforced_and_oversized_uploads_are_refused_at_once() {
+    let node = TestNode::start(&["--capacity", "32MiB"]);
+    let c = http();
+    c.put(format!("{}/v1/fs/kept", node.url)).body("kept").send().unwrap();
+    // Streamed without a length: refused once the node is full, the store never past it.
+    let body = reqwest::blocking::Body::new(std::io::Cursor::new(data(2, 100 << 20)));
+    let r = c.put(format!("{}/v1/fs/huge", node.url)).body(body).send().unwrap();
+    assert_eq!(code_of(r), (StatusCode::INSUFFICIENT_STORAGE, "no_space".into()));
+    assert!(node.chunk_bytes_on_disk() <= 32 << 20, "{} bytes stored", node.chunk_bytes_on_disk());
+    assert_eq!(c.get(format!("{}/v1/fs/huge", node.url)).send().unwrap().status(), StatusCode::NOT_FOUND);
+    // A declared length beyond the cluster's room, or beyond any file, is answered before the
+    // body is sent.
+    let status = node.raw(b"PUT /v1/fs/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nhello");
+    assert_eq!(status, 507);
+    let status = node.raw(b"PUT /v1/fs/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\nhello");
+    assert_eq!(status, 413);
+    assert_eq!(c.get(format!("{}/v1/fs/kept", node.url)).send().unwrap().text().unwrap(), "kept");
+    // The chunks of the refused upload wait for GC; small files, kept in the metadata, still fit.
+    let r = c.put(format!("{}/v1/fs/small", node.url)).body(data(3, 1000)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().unwrap());
+}
+
+#[test]
+fn lost_metadata_refuses_to_start_instead_of_founding_a_new_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut node = TestNode::start_in(&data_dir, &[]);
+    http().put(format!("{}/v1/fs/kept", node.url)).body(data(4, 5 << 20)).send().unwrap();
+    let chunks = node.chunk_files();
+    node.kill();
+    for damage in ["truncate", "remove"] {
+        let meta = data_dir.join("meta.redb");
+        match damage {
+            "truncate" => std::fs::File::create(&meta).map(drop).unwrap(),
+            _ => std::fs::remove_file(&meta).unwrap(),
+        }
+        let out = std::process::Command::new(bin())
+            .args(["up", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data_dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{damage}: the node started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("missing or empty") && err.contains("--force-new-cluster"), "{damage}: {err}");
+        assert_eq!(node.chunk_files(), chunks, "{damage}: chunks were touched");
+    }
+    // The operator may say otherwise.
+    let forced = TestNode::start_in(&data_dir, &["--force-new-cluster"]);
+    assert_eq!(listing(&forced, "/"), Vec::<String>::new());
+}
+
+#[test]
+fn secrets_stay_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "s3cr3t-from-a-file\n").unwrap();
+    let first = TestNode::start(&[]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&first.data), 0o700);
+    assert_eq!(mode(&first.data.join("node.json")), 0o600);
+    // --secret-file keeps the secret off the command line; a wrong one is refused.
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let file = secret_file.to_str().unwrap();
+    let second = TestNode::start(&["--join", &first.url, "--secret-file", file]);
+    let mut cmdline = String::new();
+    std::fs::File::open(format!("/proc/{}/cmdline", second.pid())).unwrap().read_to_string(&mut cmdline).unwrap();
+    assert!(!cmdline.contains(&secret));
+    std::fs::write(&secret_file, "wrong\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--join", &first.url, "--secret-file", file, "--data"])
+        .arg(dir.path().join("third"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong cluster secret"));
+    common::wait_for("two members", Duration::from_secs(30), || {
+        let v: Value = http().get(format!("{}/v1/cluster", first.url)).send().unwrap().json().unwrap();
+        v["nodes"].as_array().unwrap().len() == 2
+    });
+}
