@@ -158,3 +158,32 @@ fn secrets_stay_private() {
         v["nodes"].as_array().unwrap().len() == 2
     });
 }
+
+#[test]
+fn snapshot_pieces_out_of_order_are_refused_before_they_are_written() {
+    use openraft::{raft::InstallSnapshotRequest, SnapshotMeta, StoredMembership, Vote};
+    let mut node = TestNode::start(&[]);
+    let c = http();
+    c.put(format!("{}/v1/fs/kept", node.url)).body("kept").send().unwrap();
+    let piece = |offset: u64| InstallSnapshotRequest::<cairn_node::raft::TypeConfig> {
+        vote: Vote::new(0, 0),
+        meta: SnapshotMeta {
+            last_log_id: None,
+            last_membership: StoredMembership::default(),
+            snapshot_id: "forged".into(),
+        },
+        offset,
+        data: vec![7; 16],
+        done: false,
+    };
+    let post = |offset: u64| {
+        let body = cairn_core::codec::encode(&piece(offset));
+        c.post(format!("{}/v1/raft/snapshot", node.url)).body(body).send().unwrap()
+    };
+    assert_eq!(post(0).status(), StatusCode::OK);
+    for offset in [1 << 62, u64::MAX - 3, 17] {
+        assert_eq!(code_of(post(offset)), (StatusCode::BAD_REQUEST, "invalid_argument".into()), "offset {offset}");
+    }
+    node.restart();
+    assert_eq!(http().get(format!("{}/v1/fs/kept", node.url)).send().unwrap().text().unwrap(), "kept");
+}

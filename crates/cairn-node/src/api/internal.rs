@@ -206,8 +206,32 @@ pub async fn raft_vote(State(st): State<AppState>, body: Bytes) -> Result<Respon
     Ok(binary(encode(&st.node.raft().vote(req).await)))
 }
 
-/// `POST /v1/raft/snapshot`.
+/// `POST /v1/raft/snapshot`: one piece of a snapshot. Pieces must come in order (offset 0
+/// starts a snapshot, each next one starts where the last ended; the last may be sent again
+/// when its answer was lost) and the whole must fit in this node's free disk space; anything
+/// else is refused before it is written.
 pub async fn raft_snapshot(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
-    let req = decode(&body, "install snapshot")?;
-    Ok(binary(encode(&st.node.raft().install_snapshot(req).await)))
+    let req: openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig> = decode(&body, "install snapshot")?;
+    let id = req.meta.snapshot_id.clone();
+    let end = req.offset.checked_add(req.data.len() as u64).ok_or_else(|| bad_piece("offset overflows"))?;
+    if req.offset != 0 {
+        let rx = st.snapshot_rx.lock().expect("snapshot lock");
+        let in_order = rx.as_ref().is_some_and(|r| r.id == id && (req.offset == r.next || req.offset == r.last));
+        if !in_order {
+            return Err(bad_piece(&format!("piece at offset {} is out of order", req.offset)));
+        }
+    }
+    let room = crate::peers::disk_space(&st.node.config.data).map(|(_, free)| free).unwrap_or(u64::MAX);
+    if end > room {
+        return Err(HttpError(ApiError::new(ErrorCode::NoSpace, format!("a snapshot of {end} bytes does not fit"))));
+    }
+    let (start, done) = (req.offset, req.done);
+    let answer = st.node.raft().install_snapshot(req).await;
+    *st.snapshot_rx.lock().expect("snapshot lock") =
+        (answer.is_ok() && !done).then_some(super::SnapshotReceipt { id, last: start, next: end });
+    Ok(binary(encode(&answer)))
+}
+
+fn bad_piece(why: &str) -> HttpError {
+    HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("snapshot piece refused: {why}")))
 }

@@ -24,6 +24,18 @@ use std::sync::Arc;
 pub(crate) struct AppState {
     pub node: Arc<Node>,
     pub backend: Arc<LocalBackend>,
+    /// The snapshot being received, if any.
+    pub snapshot_rx: Arc<std::sync::Mutex<Option<SnapshotReceipt>>>,
+}
+
+/// How far a snapshot being received has come.
+pub(crate) struct SnapshotReceipt {
+    /// The snapshot's id.
+    pub id: String,
+    /// Offset of the last piece written (it may be sent again).
+    pub last: u64,
+    /// Offset the next piece must start at.
+    pub next: u64,
 }
 
 /// Largest body the internal endpoints accept: one chunk plus framing.
@@ -31,7 +43,7 @@ const INTERNAL_BODY_LIMIT: usize = MAX_CHUNK_SIZE as usize + (1 << 20);
 
 /// Builds the node's router.
 pub fn router(node: Arc<Node>) -> Router {
-    let state = AppState { backend: Arc::new(LocalBackend::new(node.clone())), node };
+    let state = AppState { backend: Arc::new(LocalBackend::new(node.clone())), node, snapshot_rx: Arc::default() };
     let fs = axum::routing::get(rest::get)
         .head(rest::head)
         .put(rest::put)
