@@ -187,3 +187,34 @@ fn snapshot_pieces_out_of_order_are_refused_before_they_are_written() {
     node.restart();
     assert_eq!(http().get(format!("{}/v1/fs/kept", node.url)).send().unwrap().text().unwrap(), "kept");
 }
+
+#[test]
+fn stalled_and_excess_connections_are_closed() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::Instant;
+    let node = TestNode::start(&[]);
+    let stall = || {
+        let mut s = TcpStream::connect(node.addr()).unwrap();
+        s.write_all(b"GET /v1/fs/ HTTP/1.1\r\nHost: x\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    };
+    // Slowloris: 512 connections (the most one address may hold) whose headers never end.
+    let mut held: Vec<TcpStream> = (0..512).map(|_| stall()).collect();
+    // One more from the same address is closed at once, unanswered.
+    let mut extra = stall();
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    assert!(matches!(extra.read(&mut buf), Ok(0) | Err(_)), "an excess connection was served");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // The stalled ones are cut off after the header timeout (10 s), not held forever.
+    for s in &mut held {
+        let _ = s.read(&mut buf);
+    }
+    assert!(t.elapsed() < Duration::from_secs(25), "stalled connections held for {:?}", t.elapsed());
+    // And the node serves again.
+    common::wait_for("the node to serve again", Duration::from_secs(10), || {
+        http().get(format!("{}/v1/health", node.url)).send().is_ok_and(|r| r.status().is_success())
+    });
+}

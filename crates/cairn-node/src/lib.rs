@@ -17,6 +17,7 @@ mod node;
 pub mod peers;
 pub mod raft;
 mod reads;
+mod serve;
 mod space;
 pub mod worker;
 

@@ -133,7 +133,7 @@ async fn run_proposer(node: std::sync::Weak<Node>, mut rx: mpsc::Receiver<Propos
 pub struct RunningNode {
     /// The node.
     pub node: Arc<Node>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -246,15 +246,9 @@ impl Node {
         tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
         tokio::spawn(crate::reads::run_read_rounds(Arc::downgrade(&node), barrier_queue));
 
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let app = crate::api::router(node.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let server = tokio::spawn(crate::serve::serve(listener, app, stopped));
 
         node.join_or_rejoin(join, initialized).await?;
         node.raft
@@ -607,8 +601,7 @@ impl RunningNode {
     /// and Raft.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(true);
-        let served = self.server.await.map_err(|e| NodeError::Raft(e.to_string()))?;
-        self.node.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
-        served.map_err(NodeError::Io)
+        self.server.await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.node.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))
     }
 }

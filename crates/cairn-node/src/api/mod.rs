@@ -69,6 +69,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/fs", fs.clone())
         .route("/v1/fs/", fs.clone())
         .route("/v1/fs/{*path}", fs)
+        .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/v1/cluster", get(status::cluster))
         .route("/v1/node", get(status::node))
         .route("/v1/openapi.json", get(status::openapi))
