@@ -4,7 +4,7 @@
 use crate::commands::{show, UsageError};
 use anyhow::Result;
 use cairn_client::{AsyncClient, Backend, ClientError};
-use cairn_core::wire::{Command, Content, NewAttrs, SetAttrs, XattrMode};
+use cairn_core::wire::{ClientCommand, Content, NewAttrs, SetAttrs, XattrMode};
 use cairn_core::{ErrorCode, FsPath};
 use clap::Subcommand;
 use std::io::Write;
@@ -122,7 +122,7 @@ pub async fn run(c: &AsyncClient, json: bool, cmd: AttrCmd) -> Result<()> {
         }
         AttrCmd::Touch { path, time } => {
             let at = cairn_core::wire::Target::Path(FsPath::parse(&path).map_err(|e| ClientError::Api(e.into()))?);
-            let create = Command::Commit {
+            let create = ClientCommand::Commit {
                 at,
                 base_version: Some(0),
                 content: Content::None,

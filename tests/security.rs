@@ -1,8 +1,11 @@
 //! Attacks from issue 9's table against real node processes: each is refused, and nothing
 //! changed (files intact, the log decodable, the node restartable).
 //!
-//! What needs the trust boundary itself (forged Raft messages, unauthenticated chunk
-//! deletes and ledger writes) is not here yet: those doors are still open.
+//! Covered so far: over-long paths, chains and copies to foreign addresses, capacity and
+//! oversized uploads, lost metadata, secrets on disk and in `ps`, out-of-order snapshot
+//! pieces, slowloris connections, cluster commands from clients. What needs the trust
+//! boundary itself (forged Raft messages, unauthenticated chunk deletes, operator endpoints
+//! without keys) is not here yet: those doors are still open (issue 9, points 1-5).
 
 mod common;
 use common::{bin, data, http, TestNode};
@@ -217,4 +220,25 @@ fn stalled_and_excess_connections_are_closed() {
     common::wait_for("the node to serve again", Duration::from_secs(10), || {
         http().get(format!("{}/v1/health", node.url)).send().is_ok_and(|r| r.status().is_success())
     });
+}
+
+#[test]
+fn no_client_can_send_a_cluster_command() {
+    use cairn_core::wire::{ClusterCommand, Command};
+    let node = TestNode::start(&[]);
+    let c = http();
+    let pause = ClusterCommand::SetWorker { name: "repair".into(), paused: Some(true), rate: None };
+    let forget = ClusterCommand::ForgetNode { node: 1 };
+    for body in [
+        cairn_core::codec::encode(&pause),
+        cairn_core::codec::encode(&Command::Cluster(pause.clone())),
+        cairn_core::codec::encode(&Command::Cluster(forget)),
+    ] {
+        let r = c.post(format!("{}/v1/meta/write", node.url)).body(body).send().unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let v: Value = c.get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap();
+    let workers = v["workers"].as_array().expect("workers listed");
+    let repair = workers.iter().find(|w| w["name"] == "repair").expect("repair worker");
+    assert_eq!(repair["paused"], false, "{repair}");
 }

@@ -4,7 +4,7 @@ use crate::datapath::{self, WriteOptions};
 use crate::edit;
 use crate::{Backend, ClientError, HttpBackend, Result};
 use bytes::Bytes;
-use cairn_core::wire::{Command, DirEntry, Inode, NewAttrs, Query, QueryReply, SetAttrs, Target, XattrMode};
+use cairn_core::wire::{ClientCommand, DirEntry, Inode, NewAttrs, Query, QueryReply, SetAttrs, Target, XattrMode};
 use cairn_core::{ErrorCode, FsPath, Policy};
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use std::sync::Arc;
@@ -87,33 +87,33 @@ impl AsyncClient {
         self.entries(target(path)?, cairn_core::wire::LIST_MAX).try_collect().await
     }
 
-    async fn write_inode(&self, cmd: Command) -> Result<Inode> {
+    async fn write_inode(&self, cmd: ClientCommand) -> Result<Inode> {
         datapath::write_inode(self.backend.as_ref(), cmd).await
     }
 
     /// Creates a directory (`parents`: and missing ancestors, accepting an existing one).
     pub async fn mkdir(&self, path: &str, parents: bool) -> Result<Inode> {
-        self.write_inode(Command::Mkdir { at: target(path)?, parents, attrs: NewAttrs::dir() }).await
+        self.write_inode(ClientCommand::Mkdir { at: target(path)?, parents, attrs: NewAttrs::dir() }).await
     }
 
     /// Removes a file or empty directory, or with `recursive` a whole tree.
     pub async fn remove(&self, path: &str, recursive: bool) -> Result<()> {
-        self.backend.write(Command::Remove { at: target(path)?, recursive }).await.map(drop)
+        self.backend.write(ClientCommand::Remove { at: target(path)?, recursive }).await.map(drop)
     }
 
     /// Atomically renames `from` to `to`.
     pub async fn rename(&self, from: &str, to: &str) -> Result<Inode> {
-        self.write_inode(Command::Rename { from: target(from)?, to: target(to)? }).await
+        self.write_inode(ClientCommand::Rename { from: target(from)?, to: target(to)? }).await
     }
 
     /// Gives the file `from` a second name `to` (a hard link).
     pub async fn link(&self, from: &str, to: &str) -> Result<Inode> {
-        self.write_inode(Command::Link { from: target(from)?, to: target(to)? }).await
+        self.write_inode(ClientCommand::Link { from: target(from)?, to: target(to)? }).await
     }
 
     /// Creates a symbolic link at `path` pointing to `to`.
     pub async fn symlink(&self, path: &str, to: &str) -> Result<Inode> {
-        self.write_inode(Command::Symlink { at: target(path)?, target: to.to_string() }).await
+        self.write_inode(ClientCommand::Symlink { at: target(path)?, target: to.to_string() }).await
     }
 
     /// Changes mode, owner, times or size (a size cuts the file or extends it with zeros).
@@ -123,7 +123,7 @@ impl AsyncClient {
 
     /// Sets an extended attribute.
     pub async fn set_xattr(&self, path: &str, name: &str, value: &[u8], mode: XattrMode) -> Result<Inode> {
-        let cmd = Command::SetXattr { at: target(path)?, name: name.to_string(), value: value.to_vec(), mode };
+        let cmd = ClientCommand::SetXattr { at: target(path)?, name: name.to_string(), value: value.to_vec(), mode };
         self.write_inode(cmd).await
     }
 
@@ -145,7 +145,7 @@ impl AsyncClient {
 
     /// Removes an extended attribute.
     pub async fn remove_xattr(&self, path: &str, name: &str) -> Result<Inode> {
-        self.write_inode(Command::RemoveXattr { at: target(path)?, name: name.to_string() }).await
+        self.write_inode(ClientCommand::RemoveXattr { at: target(path)?, name: name.to_string() }).await
     }
 
     /// Writes `data` into the existing file at `offset` (`None`: appends), extending it if
@@ -168,7 +168,7 @@ impl AsyncClient {
     /// Sets a directory's redundancy policy and, optionally, the chunk size of files created
     /// below it.
     pub async fn set_policy(&self, path: &str, policy: Policy, chunk_size: Option<u32>) -> Result<Inode> {
-        self.write_inode(Command::SetDirPolicy { at: target(path)?, policy: Some(policy), chunk_size }).await
+        self.write_inode(ClientCommand::SetDirPolicy { at: target(path)?, policy: Some(policy), chunk_size }).await
     }
 
     /// Writes a whole file from an async reader, replacing any file there atomically.

@@ -8,7 +8,9 @@
 use crate::{Backend, ClientError, Result};
 use bytes::{Bytes, BytesMut};
 use cairn_core::extent::{self, Extent};
-use cairn_core::wire::{Command, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, Target, WritePlan};
+use cairn_core::wire::{
+    ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, Target, WritePlan,
+};
 use cairn_core::{ChunkId, ErrorCode, Policy, INLINE_MAX, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use futures::stream::{self, FuturesOrdered, Stream, StreamExt};
 use std::sync::Arc;
@@ -59,13 +61,13 @@ pub async fn plan<B: Backend>(b: &B, at: &Target) -> Result<WritePlan> {
 }
 
 /// Applies a command that answers with an inode.
-pub async fn write_inode<B: Backend>(b: &B, cmd: Command) -> Result<Inode> {
+pub async fn write_inode<B: Backend>(b: &B, cmd: ClientCommand) -> Result<Inode> {
     expect_inode(b.write(cmd).await?)
 }
 
 /// Commits new content for `at` (the last step of every whole-file write).
 pub async fn commit<B: Backend>(b: &B, at: &Target, content: Content, size: u64, opts: WriteOptions) -> Result<Inode> {
-    let cmd = Command::Commit {
+    let cmd = ClientCommand::Commit {
         at: at.clone(),
         base_version: opts.base_version,
         content,

@@ -9,7 +9,7 @@
 use crate::datapath::{self, stat, write_inode, WriteOptions};
 use crate::{Backend, ClientError, Result};
 use bytes::Bytes;
-use cairn_core::wire::{Command, Content, Inode, SetAttrs, Target};
+use cairn_core::wire::{ClientCommand, Content, Inode, SetAttrs, Target};
 use cairn_core::{ErrorCode, INLINE_MAX};
 use futures::stream::Stream;
 use std::sync::Arc;
@@ -50,8 +50,12 @@ where
         for _ in 0..LAYOUT_RETRIES {
             let end = offset.unwrap_or(inode.size).saturating_add(len);
             if end <= INLINE_MAX && matches!(inode.content, Content::None | Content::Inline(_)) {
-                let cmd =
-                    Command::Write { at: at.clone(), base_version: None, offset, data: Content::Inline(head.to_vec()) };
+                let cmd = ClientCommand::Write {
+                    at: at.clone(),
+                    base_version: None,
+                    offset,
+                    data: Content::Inline(head.to_vec()),
+                };
                 match write_inode(b.as_ref(), cmd).await {
                     Err(e) if is_conflict(&e) => inode = stat(b.as_ref(), &at).await?,
                     other => return other,
@@ -69,7 +73,7 @@ where
             Content::Inline(d) if !d.is_empty() => uninline(b.as_ref(), &inode).await.map(drop),
             _ => Ok(()),
         };
-        let cmd = Command::Write { at: at.clone(), base_version: None, offset, data: data.clone() };
+        let cmd = ClientCommand::Write { at: at.clone(), base_version: None, offset, data: data.clone() };
         let result = match ready {
             Ok(()) => write_inode(b.as_ref(), cmd).await,
             Err(e) => Err(e),
@@ -99,7 +103,7 @@ pub async fn set_attr<B: Backend>(b: &B, at: &Target, attrs: SetAttrs) -> Result
                 }
             }
         }
-        match write_inode(b, Command::SetAttr { at: at.clone(), attrs }).await {
+        match write_inode(b, ClientCommand::SetAttr { at: at.clone(), attrs }).await {
             Err(e) if is_conflict(&e) => continue,
             other => return other,
         }
@@ -118,7 +122,7 @@ pub async fn concat<B: Backend>(b: &B, at: &Target, sources: &[Target]) -> Resul
                 other => drop(other?),
             }
         }
-        match write_inode(b, Command::Concat { at: at.clone(), sources: sources.to_vec() }).await {
+        match write_inode(b, ClientCommand::Concat { at: at.clone(), sources: sources.to_vec() }).await {
             Err(e) if is_conflict(&e) => continue,
             other => return other,
         }

@@ -21,7 +21,7 @@ use crate::r#async::target;
 use crate::{AsyncClient, Backend, ClientError, Result};
 use bytes::Bytes;
 use cairn_core::extent::{self, Extent};
-use cairn_core::wire::{Command, Content, DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
+use cairn_core::wire::{ClientCommand, Content, DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
 use cairn_core::{ChunkId, ErrorCode, Policy, INLINE_MAX};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -253,12 +253,12 @@ struct Handle {
 /// Opens a handle on what `at` names; answers the inode.
 async fn open_handle<B: Backend>(b: &B, at: &Target, handle: u64) -> Result<Inode> {
     let lease = HANDLE_LEASE.as_nanos() as i64;
-    datapath::write_inode(b, Command::Open { at: at.clone(), handle, lease }).await
+    datapath::write_inode(b, ClientCommand::Open { at: at.clone(), handle, lease }).await
 }
 
 /// Closes a handle (best effort: an unreachable cluster lets the lease run out instead).
 async fn close_handle<B: Backend>(b: &B, h: &Handle) {
-    let cmd = Command::Close { handles: vec![(h.ino, h.id)], expired_only: false };
+    let cmd = ClientCommand::Close { handles: vec![(h.ino, h.id)], expired_only: false };
     if let Err(e) = b.write(cmd).await {
         tracing::warn!(ino = h.ino, "closing a file handle failed (its lease will run out): {e}");
     }
@@ -286,7 +286,7 @@ impl File {
         if h.renewed.elapsed() < HANDLE_LEASE / 2 {
             return Ok(());
         }
-        let cmd = Command::Renew { handles: vec![(h.ino, h.id)], lease: HANDLE_LEASE.as_nanos() as i64 };
+        let cmd = ClientCommand::Renew { handles: vec![(h.ino, h.id)], lease: HANDLE_LEASE.as_nanos() as i64 };
         let backend = self.client.inner.backend().clone();
         self.client.block(async move { backend.write(cmd).await })?;
         h.renewed = Instant::now();

@@ -7,7 +7,7 @@ use crate::{Backend, ClientError, Frames, Result};
 use bytes::Bytes;
 use cairn_chunk::FsChunkReader;
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{ApplyResult, Command, Query, QueryReply, Reply};
+use cairn_core::wire::{ApplyResult, ClientCommand, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use serde::Deserialize;
 use std::sync::{Arc, RwLock};
@@ -188,7 +188,7 @@ impl Backend for HttpBackend {
         self.fetch_chunk(id, false).await
     }
 
-    async fn write(&self, cmd: Command) -> Result<Reply> {
+    async fn write(&self, cmd: ClientCommand) -> Result<Reply> {
         let body = encode(&cmd);
         let leader = self.leader.read().expect("leader lock").url.clone();
         let resp = match leader {

@@ -22,7 +22,7 @@ pub use http::HttpBackend;
 pub use r#async::{AsyncClient, Page};
 
 use bytes::Bytes;
-use cairn_core::wire::{Command, Query, QueryReply, Reply};
+use cairn_core::wire::{ClientCommand, Query, QueryReply, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use std::future::Future;
 
@@ -150,7 +150,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Fetches a chunk; the bytes returned are verified against `id`.
     fn get_chunk(&self, id: ChunkId) -> impl Future<Output = Result<Frames>> + Send;
     /// Applies a metadata command through consensus.
-    fn write(&self, cmd: Command) -> impl Future<Output = Result<Reply>> + Send;
+    fn write(&self, cmd: ClientCommand) -> impl Future<Output = Result<Reply>> + Send;
     /// Answers a metadata query (linearizable).
     fn query(&self, q: Query) -> impl Future<Output = Result<QueryReply>> + Send;
 }

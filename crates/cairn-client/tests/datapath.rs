@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use cairn_client::datapath::{self, WriteOptions};
 use cairn_client::{edit, Backend, ClientError, Frames, Result};
-use cairn_core::wire::{Command, Query, QueryReply, Reply, Target};
+use cairn_core::wire::{ClientCommand, Query, QueryReply, Reply, Target};
 use cairn_core::{ChunkId, ErrorCode, FsPath, Policy, MIN_CHUNK_SIZE};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -44,9 +44,9 @@ impl Backend for MemBackend {
         let cut = c.len() / 3;
         Ok(Frames(vec![c.slice(..cut), c.slice(cut..cut + 1.min(c.len() - cut)), c.slice((cut + 1).min(c.len())..)]))
     }
-    async fn write(&self, cmd: Command) -> Result<Reply> {
+    async fn write(&self, cmd: ClientCommand) -> Result<Reply> {
         let txn = self.db.begin_write().unwrap();
-        let r = cairn_meta::apply(&txn, 1, &cmd).unwrap();
+        let r = cairn_meta::apply(&txn, 1, &cmd.into()).unwrap();
         txn.commit().unwrap();
         Ok(r?)
     }
@@ -145,7 +145,7 @@ async fn apply_edit(b: &Arc<MemBackend>, edit: &Edit, oracle: &mut Vec<u8>) {
         }
         Edit::Concat(n, seed) => {
             let (a, c) = (Target::Path(FsPath::parse("/d/a").unwrap()), Target::Path(FsPath::parse("/d/c").unwrap()));
-            b.write(Command::Rename { from: f.clone(), to: a.clone() }).await.unwrap();
+            b.write(ClientCommand::Rename { from: f.clone(), to: a.clone() }).await.unwrap();
             let data = bytes(n, seed);
             datapath::write_stream(b, &c, body(data.clone()), WriteOptions::default()).await.unwrap();
             edit::concat(b.as_ref(), &f, &[a.clone(), c.clone()]).await.unwrap();
@@ -166,9 +166,9 @@ proptest! {
         let d = Target::Path(FsPath::parse("/d").unwrap());
         let path = FsPath::parse("/d/f").unwrap();
         run(async {
-            b.write(Command::Mkdir { at: d.clone(), parents: false, attrs: cairn_core::wire::NewAttrs::dir() }).await.unwrap();
+            b.write(ClientCommand::Mkdir { at: d.clone(), parents: false, attrs: cairn_core::wire::NewAttrs::dir() }).await.unwrap();
             // Small chunks, so edits cross chunk boundaries often.
-            b.write(Command::SetDirPolicy { at: d, policy: None, chunk_size: Some(MIN_CHUNK_SIZE) }).await.unwrap();
+            b.write(ClientCommand::SetDirPolicy { at: d, policy: None, chunk_size: Some(MIN_CHUNK_SIZE) }).await.unwrap();
             let body = edit::body_of(Bytes::from(bytes(initial, 0)));
             datapath::write_stream(&b, &Target::Path(path.clone()), body, WriteOptions::default()).await.unwrap();
         });
@@ -180,7 +180,7 @@ proptest! {
             prop_assert!(got == oracle, "bytes differ after {:?}", e);
         }
         // Reference counts follow every splice: once the file is gone, nothing is referenced.
-        run(b.write(Command::Remove { at: Target::Path(FsPath::parse("/d").unwrap()), recursive: true })).unwrap();
+        run(b.write(ClientCommand::Remove { at: Target::Path(FsPath::parse("/d").unwrap()), recursive: true })).unwrap();
         let txn = b.db.begin_read().unwrap();
         prop_assert!(cairn_meta::ledger(&txn).unwrap().is_empty(), "chunks still referenced after removal");
     }

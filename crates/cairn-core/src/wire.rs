@@ -202,9 +202,34 @@ pub const XATTR_VALUE_MAX: usize = 64 << 10;
 /// Most extended attributes one inode may carry.
 pub const XATTRS_PER_INODE: usize = 1024;
 
-/// A metadata mutation. Each is applied atomically: all of it or none of it.
+/// A metadata mutation in the Raft log. Each is applied atomically: all of it or none of it.
+///
+/// Clients can only ever send a [`ClientCommand`] (the client door decodes nothing else);
+/// [`ClusterCommand`]s are proposed by nodes themselves, so a client write of a ledger or
+/// membership command cannot even be expressed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    /// A namespace or file operation, as a client asked for it.
+    Client(ClientCommand),
+    /// The cluster's own bookkeeping.
+    Cluster(ClusterCommand),
+}
+
+impl From<ClientCommand> for Command {
+    fn from(c: ClientCommand) -> Self {
+        Command::Client(c)
+    }
+}
+
+impl From<ClusterCommand> for Command {
+    fn from(c: ClusterCommand) -> Self {
+        Command::Cluster(c)
+    }
+}
+
+/// A namespace or file operation a client may ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientCommand {
     /// Create a directory (and, with `parents`, missing ancestors; an existing dir is then fine).
     Mkdir {
         /// The directory (a path or a name in a directory).
@@ -339,6 +364,12 @@ pub enum Command {
         /// New chunk size, if changing.
         chunk_size: Option<u32>,
     },
+}
+
+/// The cluster's own bookkeeping, proposed only by nodes: the durability ledger, node and
+/// worker states, garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterCommand {
     /// Verified facts about where chunk copies are (the durability ledger): a node that
     /// stored and verified a copy, or found one missing or corrupt, says so here.
     ChunkHolders {

@@ -11,7 +11,9 @@ use crate::tables::{
 };
 use crate::Result;
 use cairn_core::codec::encode;
-use cairn_core::wire::{ApplyResult, Command, Content, Inode, InodeKind, NewAttrs, Reply};
+use cairn_core::wire::{
+    ApplyResult, ClientCommand, ClusterCommand, Command, Content, Inode, InodeKind, NewAttrs, Reply,
+};
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use redb::{ReadableTable, Table, WriteTransaction};
 use std::collections::BTreeMap;
@@ -73,33 +75,46 @@ pub fn apply_all(txn: &WriteTransaction, now: i64, cmds: &[Command]) -> Result<V
 
 impl Tx<'_> {
     fn one(&mut self, txn: &WriteTransaction, cmd: &Command) -> Result<ApplyResult> {
+        match cmd {
+            Command::Client(c) => self.client(c),
+            Command::Cluster(c) => self.cluster(txn, c),
+        }
+    }
+
+    fn client(&mut self, cmd: &ClientCommand) -> Result<ApplyResult> {
         let tx = self;
         match cmd {
-            Command::Mkdir { at, parents, attrs } => tx.mkdir(at, *parents, *attrs),
-            Command::Commit { at, base_version, content, size, parents, attrs } => {
+            ClientCommand::Mkdir { at, parents, attrs } => tx.mkdir(at, *parents, *attrs),
+            ClientCommand::Commit { at, base_version, content, size, parents, attrs } => {
                 tx.commit(at, *base_version, content, *size, *parents, *attrs)
             }
-            Command::Write { at, base_version, offset, data } => tx.write(at, *base_version, *offset, data),
-            Command::Concat { at, sources } => tx.concat(at, sources),
-            Command::Symlink { at, target } => tx.symlink(at, target),
-            Command::Link { from, to } => tx.link_name(from, to),
-            Command::Remove { at, recursive } => tx.remove(at, *recursive),
-            Command::Rename { from, to } => tx.rename(from, to),
-            Command::SetAttr { at, attrs } => tx.set_attr(at, attrs),
-            Command::SetXattr { at, name, value, mode } => tx.set_xattr(at, name, value, *mode),
-            Command::RemoveXattr { at, name } => tx.remove_xattr(at, name),
-            Command::Open { at, handle, lease } => tx.open(at, *handle, *lease),
-            Command::Renew { handles, lease } => tx.renew(handles, *lease),
-            Command::Close { handles, expired_only } => tx.close(handles, *expired_only),
-            Command::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
-            Command::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
-            Command::ChunkHolders { changes } => tx.chunk_holders(changes),
-            Command::ForgetNode { node } => tx.forget_node(*node),
-            Command::SetNodeState { node, state } => {
+            ClientCommand::Write { at, base_version, offset, data } => tx.write(at, *base_version, *offset, data),
+            ClientCommand::Concat { at, sources } => tx.concat(at, sources),
+            ClientCommand::Symlink { at, target } => tx.symlink(at, target),
+            ClientCommand::Link { from, to } => tx.link_name(from, to),
+            ClientCommand::Remove { at, recursive } => tx.remove(at, *recursive),
+            ClientCommand::Rename { from, to } => tx.rename(from, to),
+            ClientCommand::SetAttr { at, attrs } => tx.set_attr(at, attrs),
+            ClientCommand::SetXattr { at, name, value, mode } => tx.set_xattr(at, name, value, *mode),
+            ClientCommand::RemoveXattr { at, name } => tx.remove_xattr(at, name),
+            ClientCommand::Open { at, handle, lease } => tx.open(at, *handle, *lease),
+            ClientCommand::Renew { handles, lease } => tx.renew(handles, *lease),
+            ClientCommand::Close { handles, expired_only } => tx.close(handles, *expired_only),
+            ClientCommand::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
+        }
+    }
+
+    fn cluster(&mut self, txn: &WriteTransaction, cmd: &ClusterCommand) -> Result<ApplyResult> {
+        let tx = self;
+        match cmd {
+            ClusterCommand::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
+            ClusterCommand::ChunkHolders { changes } => tx.chunk_holders(changes),
+            ClusterCommand::ForgetNode { node } => tx.forget_node(*node),
+            ClusterCommand::SetNodeState { node, state } => {
                 txn.open_table(NODES)?.insert(*node, encode(state).as_slice())?;
                 Ok(Ok(Reply::Done))
             }
-            Command::SetWorker { name, paused, rate } => {
+            ClusterCommand::SetWorker { name, paused, rate } => {
                 if !WORKER_NAMES.contains(&name.as_str()) {
                     let known = WORKER_NAMES.join(", ");
                     let msg =

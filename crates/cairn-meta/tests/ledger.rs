@@ -1,6 +1,8 @@
 //! The durability ledger, node states and worker settings: what each command records.
 
-use cairn_core::wire::{Command, Content, HolderChange, NewAttrs, NodeState, Part, Reply, Target};
+use cairn_core::wire::{
+    ClientCommand, ClusterCommand, Command, Content, HolderChange, NewAttrs, NodeState, Part, Reply, Target,
+};
 use cairn_core::{ChunkId, Extent, FsPath, Policy};
 use cairn_meta::Holder;
 use redb::{Database, ReadableDatabase};
@@ -14,9 +16,9 @@ fn db() -> (tempfile::TempDir, Database) {
     (dir, db)
 }
 
-fn run(db: &Database, now: i64, cmd: Command) -> Reply {
+fn run(db: &Database, now: i64, cmd: impl Into<Command>) -> Reply {
     let txn = db.begin_write().unwrap();
-    let reply = cairn_meta::apply(&txn, now, &cmd).unwrap().expect("command succeeds");
+    let reply = cairn_meta::apply(&txn, now, &cmd.into()).unwrap().expect("command succeeds");
     txn.commit().unwrap();
     reply
 }
@@ -40,8 +42,14 @@ fn held(id: ChunkId, node: u64, held: bool) -> HolderChange {
 /// Commits a one-chunk file of 100 bytes.
 fn commit(db: &Database, p: &str, id: ChunkId) {
     let content = Content::Extents(vec![Extent::whole(id, 100)]);
-    let cmd =
-        Command::Commit { at: at(p), base_version: None, content, size: 100, parents: true, attrs: NewAttrs::file() };
+    let cmd = ClientCommand::Commit {
+        at: at(p),
+        base_version: None,
+        content,
+        size: 100,
+        parents: true,
+        attrs: NewAttrs::file(),
+    };
     run(db, 1, cmd);
 }
 
@@ -50,7 +58,7 @@ fn holders_are_recorded_and_dropped_and_survive_snapshots() {
     let (_d, db) = db();
     let (a, b) = (ChunkId::of(b"a"), ChunkId::of(b"b"));
     // Stored before any commit: a record with no references, collectable after the grace.
-    run(&db, 5, Command::ChunkHolders { changes: vec![held(a, 2, true), held(a, 1, true), held(a, 2, true)] });
+    run(&db, 5, ClusterCommand::ChunkHolders { changes: vec![held(a, 2, true), held(a, 1, true), held(a, 2, true)] });
     let rec = cairn_meta::chunk_record(&db.begin_read().unwrap(), &a).unwrap().unwrap();
     assert_eq!((rec.refs, rec.zero_since, rec.holders.clone()), (0, Some(5), copies(&[1, 2])));
     assert!(
@@ -58,15 +66,15 @@ fn holders_are_recorded_and_dropped_and_survive_snapshots() {
         "unreferenced chunks are not in the ledger"
     );
     // Committing references it and records the policy's copies.
-    run(&db, 6, Command::SetDirPolicy { at: at("/"), policy: Some(Policy::Replicas(2)), chunk_size: None });
+    run(&db, 6, ClientCommand::SetDirPolicy { at: at("/"), policy: Some(Policy::Replicas(2)), chunk_size: None });
     commit(&db, "/f", a);
     let ledger = cairn_meta::ledger(&db.begin_read().unwrap()).unwrap();
     assert_eq!(ledger.len(), 1);
     assert_eq!((ledger[0].1.refs, ledger[0].1.policy, ledger[0].1.zero_since), (1, Some(Policy::Replicas(2)), None));
     // A loss report removes only that holder; a report about an unknown chunk is ignored.
-    let r = run(&db, 7, Command::ChunkHolders { changes: vec![held(a, 1, false), held(b, 1, false)] });
+    let r = run(&db, 7, ClusterCommand::ChunkHolders { changes: vec![held(a, 1, false), held(b, 1, false)] });
     assert_eq!(r, Reply::Count(1));
-    run(&db, 8, Command::ChunkHolders { changes: vec![held(b, 3, true)] });
+    run(&db, 8, ClusterCommand::ChunkHolders { changes: vec![held(b, 3, true)] });
     commit(&db, "/g", b);
     let held_by = |node| -> Vec<ChunkId> {
         cairn_meta::chunks_of_node(&db.begin_read().unwrap(), node).unwrap().into_iter().map(|(id, _)| id).collect()
@@ -82,7 +90,7 @@ fn holders_are_recorded_and_dropped_and_survive_snapshots() {
     assert_eq!(cairn_meta::chunk_totals(&txn).unwrap(), (2, 200));
     drop(txn);
     // Forgetting a node drops it everywhere.
-    assert_eq!(run(&db, 9, Command::ForgetNode { node: 2 }), Reply::Count(1));
+    assert_eq!(run(&db, 9, ClusterCommand::ForgetNode { node: 2 }), Reply::Count(1));
     assert!(held_by(2).is_empty());
     let mut snap = Vec::new();
     cairn_meta::export(&db.begin_read().unwrap(), &mut snap).unwrap();
@@ -103,16 +111,19 @@ fn holders_are_recorded_and_dropped_and_survive_snapshots() {
 fn node_states_and_worker_settings_are_kept() {
     let (_d, db) = db();
     assert_eq!(cairn_meta::node_state(&db.begin_read().unwrap(), 7).unwrap(), NodeState::Active);
-    run(&db, 1, Command::SetNodeState { node: 7, state: NodeState::Draining });
+    run(&db, 1, ClusterCommand::SetNodeState { node: 7, state: NodeState::Draining });
     assert_eq!(cairn_meta::node_state(&db.begin_read().unwrap(), 7).unwrap(), NodeState::Draining);
-    run(&db, 2, Command::SetWorker { name: "repair".into(), paused: Some(true), rate: None });
-    run(&db, 3, Command::SetWorker { name: "repair".into(), paused: None, rate: Some(1 << 20) });
+    run(&db, 2, ClusterCommand::SetWorker { name: "repair".into(), paused: Some(true), rate: None });
+    run(&db, 3, ClusterCommand::SetWorker { name: "repair".into(), paused: None, rate: Some(1 << 20) });
     let w = cairn_meta::worker_settings(&db.begin_read().unwrap(), "repair").unwrap();
     assert!(w.paused);
     assert_eq!(w.rate, 1 << 20);
     let txn = db.begin_write().unwrap();
-    let answer =
-        cairn_meta::apply(&txn, 4, &Command::SetWorker { name: "nope".into(), paused: Some(true), rate: None });
+    let answer = cairn_meta::apply(
+        &txn,
+        4,
+        &ClusterCommand::SetWorker { name: "nope".into(), paused: Some(true), rate: None }.into(),
+    );
     assert!(answer.unwrap().is_err(), "unknown workers are refused");
 }
 

@@ -3,7 +3,7 @@
 //! must succeed or fail exactly when the oracle's do, and leave the same tree, the same link
 //! counts, the same orphans and the same chunk reference counts.
 
-use cairn_core::wire::{Command, Content, InodeKind, NewAttrs, Query, QueryReply, Target};
+use cairn_core::wire::{ClientCommand, Content, InodeKind, NewAttrs, Query, QueryReply, Target};
 use cairn_core::{ChunkId, Extent, FsPath};
 use proptest::prelude::*;
 use redb::{Database, ReadableDatabase};
@@ -203,11 +203,11 @@ fn chunk(seed: u8) -> Extent {
     Extent::whole(ChunkId::of(&[seed]), 65536)
 }
 
-fn to_cmd(op: &Op, model: &Model) -> Command {
+fn to_cmd(op: &Op, model: &Model) -> ClientCommand {
     let p = |s: &str| Target::Path(FsPath::parse(s).unwrap());
     match op {
-        Op::Mkdir(s, parents) => Command::Mkdir { at: p(s), parents: *parents, attrs: NewAttrs::dir() },
-        Op::Commit(s, seeds) => Command::Commit {
+        Op::Mkdir(s, parents) => ClientCommand::Mkdir { at: p(s), parents: *parents, attrs: NewAttrs::dir() },
+        Op::Commit(s, seeds) => ClientCommand::Commit {
             at: p(s),
             base_version: None,
             content: content(seeds),
@@ -215,12 +215,14 @@ fn to_cmd(op: &Op, model: &Model) -> Command {
             parents: true,
             attrs: NewAttrs::file(),
         },
-        Op::Remove(s, recursive) => Command::Remove { at: p(s), recursive: *recursive },
-        Op::Rename(a, b) => Command::Rename { from: p(a), to: p(b) },
-        Op::Link(a, b) => Command::Link { from: p(a), to: p(b) },
-        Op::Open(a) => Command::Open { at: p(a), handle: model.next_handle(), lease: 1 << 40 },
-        Op::Close(k) => Command::Close { handles: model.nth_handle(*k).into_iter().collect(), expired_only: false },
-        Op::CommitIno(k, seeds) => Command::Commit {
+        Op::Remove(s, recursive) => ClientCommand::Remove { at: p(s), recursive: *recursive },
+        Op::Rename(a, b) => ClientCommand::Rename { from: p(a), to: p(b) },
+        Op::Link(a, b) => ClientCommand::Link { from: p(a), to: p(b) },
+        Op::Open(a) => ClientCommand::Open { at: p(a), handle: model.next_handle(), lease: 1 << 40 },
+        Op::Close(k) => {
+            ClientCommand::Close { handles: model.nth_handle(*k).into_iter().collect(), expired_only: false }
+        }
+        Op::CommitIno(k, seeds) => ClientCommand::Commit {
             at: Target::Ino(model.nth_ino(*k).unwrap_or(u64::MAX >> 1)),
             base_version: None,
             content: content(seeds),
@@ -310,7 +312,7 @@ proptest! {
         let mut model = Model::new();
         for (i, op) in ops.iter().enumerate() {
             let txn = db.begin_write().unwrap();
-            let got = cairn_meta::apply(&txn, i as i64, &to_cmd(op, &model)).unwrap();
+            let got = cairn_meta::apply(&txn, i as i64, &to_cmd(op, &model).into()).unwrap();
             txn.commit().unwrap();
             let created = match &got {
                 Ok(cairn_core::wire::Reply::Inode(i)) => Some(i.ino),

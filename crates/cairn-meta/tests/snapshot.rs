@@ -1,6 +1,6 @@
 //! Snapshots: a damaged or truncated stream is refused by `validate` before anything changes.
 
-use cairn_core::wire::{Command, NewAttrs, Target};
+use cairn_core::wire::{ClientCommand, NewAttrs, Target};
 use cairn_core::FsPath;
 use redb::{Database, ReadableDatabase};
 
@@ -12,8 +12,8 @@ fn damaged_snapshots_are_refused() {
     cairn_meta::init(&txn).unwrap();
     for i in 0..50 {
         let at = Target::Path(FsPath::parse(&format!("/d/f{i}")).unwrap());
-        let cmd = Command::Mkdir { at, parents: true, attrs: NewAttrs::dir() };
-        cairn_meta::apply(&txn, i, &cmd).unwrap().unwrap();
+        let cmd = ClientCommand::Mkdir { at, parents: true, attrs: NewAttrs::dir() };
+        cairn_meta::apply(&txn, i, &cmd.into()).unwrap().unwrap();
     }
     txn.commit().unwrap();
     let mut good = Vec::new();

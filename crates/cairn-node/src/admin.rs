@@ -6,7 +6,7 @@
 
 use crate::ledger::{Standing, View};
 use crate::Node;
-use cairn_core::wire::{Command, NodeState};
+use cairn_core::wire::{ClusterCommand, NodeState};
 use cairn_core::{ApiError, ErrorCode, FsPath};
 use cairn_meta::ChunkRecord;
 use openraft::ChangeMembers;
@@ -92,7 +92,7 @@ impl Node {
         if state == NodeState::Retired {
             return Err(invalid("nodes are retired by removing them"));
         }
-        self.write(Command::SetNodeState { node: id, state }).await.map(drop)
+        self.write(ClusterCommand::SetNodeState { node: id, state }).await.map(drop)
     }
 
     /// Chunks held by node `id` that would be below policy without it.
@@ -125,8 +125,8 @@ impl Node {
         if !self.is_leader() {
             return self.forward_removal(id, force).await;
         }
-        self.write(Command::SetNodeState { node: id, state: NodeState::Retired }).await?;
-        self.write(Command::ForgetNode { node: id }).await?;
+        self.write(ClusterCommand::SetNodeState { node: id, state: NodeState::Retired }).await?;
+        self.write(ClusterCommand::ForgetNode { node: id }).await?;
         let err = |e: openraft::error::RaftError<u64, _>| {
             ApiError::new(ErrorCode::Unavailable, format!("membership change failed: {e}"))
         };

@@ -1,14 +1,16 @@
-//! A node's identity on disk: `<data>/node.json` (format 2), written atomically.
+//! A node's identity on disk: `<data>/node.json` (format 3), written atomically.
 //!
 //! The format number also stands for the whole data dir: a dir written by another format
-//! (format 1: metadata v1) is refused with a clear message, never misread.
+//! (format 1: metadata v1; format 2: log commands before the client/cluster split) is refused
+//! with a clear message, never misread.
 
 use crate::NodeError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// The data dir format this code writes and reads (2: metadata v2, inode-addressed, extents).
-pub(crate) const DATA_FORMAT: u32 = 2;
+/// The data dir format this code writes and reads (3: metadata v2, inode-addressed, extents;
+/// Raft log commands split into client and cluster commands).
+pub(crate) const DATA_FORMAT: u32 = 3;
 
 /// Who this node is and which cluster it belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize)]

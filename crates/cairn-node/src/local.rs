@@ -4,7 +4,7 @@
 use crate::Node;
 use bytes::Bytes;
 use cairn_client::{Backend, ClientError, Frames, Result};
-use cairn_core::wire::{Command, Query, QueryReply, Reply};
+use cairn_core::wire::{ClientCommand, Query, QueryReply, Reply};
 use cairn_core::{ChunkId, Policy};
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ impl Backend for LocalBackend {
         self.node.get_chunk(id).await.map(Frames::from).map_err(ClientError::Api)
     }
 
-    async fn write(&self, cmd: Command) -> Result<Reply> {
+    async fn write(&self, cmd: ClientCommand) -> Result<Reply> {
         self.node.write(cmd).await.map_err(ClientError::Api)
     }
 

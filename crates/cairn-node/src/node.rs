@@ -11,7 +11,9 @@ use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
-use cairn_core::wire::{Command, Content, HolderChange, NodeState, Part, Reply, WorkerSettings};
+use cairn_core::wire::{
+    ClientCommand, ClusterCommand, Command, Content, HolderChange, NodeState, Part, Reply, WorkerSettings,
+};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::BasicNode;
 use redb::{Database, ReadableDatabase};
@@ -291,7 +293,7 @@ impl Node {
             if self.config.recover.is_some() {
                 // The copies the ledger credits to this id went with the old disk; repair
                 // brings back the ones placement assigns here.
-                self.write(Command::ForgetNode { node: self.id }).await.map_err(refused)?;
+                self.write(ClusterCommand::ForgetNode { node: self.id }).await.map_err(refused)?;
             }
             return Ok(());
         }
@@ -458,12 +460,12 @@ impl Node {
     /// A commit first refreshes the age of every chunk it references (the intent step): a
     /// chunk the garbage collector already deleted makes the commit fail with `conflict`
     /// instead of committing a dangling reference.
-    pub async fn write(&self, cmd: Command) -> Result<Reply, ApiError> {
+    pub async fn write(&self, cmd: impl Into<Command>) -> Result<Reply, ApiError> {
+        let cmd = cmd.into();
         admissible(&cmd)?;
         let referenced = match &cmd {
-            Command::Commit { content: Content::Extents(e), .. } | Command::Write { data: Content::Extents(e), .. } => {
-                Some(e)
-            }
+            Command::Client(ClientCommand::Commit { content: Content::Extents(e), .. })
+            | Command::Client(ClientCommand::Write { data: Content::Extents(e), .. }) => Some(e),
             _ => None,
         };
         if let Some(extents) = referenced {
@@ -526,7 +528,7 @@ impl Node {
         if changes.is_empty() {
             return Ok(());
         }
-        self.write(Command::ChunkHolders { changes }).await.map(drop)
+        self.write(ClusterCommand::ChunkHolders { changes }).await.map(drop)
     }
 
     /// Stores a verified copy of chunk `id` here, fetched from the first of `sources` (node

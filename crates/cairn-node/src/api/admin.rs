@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cairn_core::wire::{Command, NodeState};
+use cairn_core::wire::{ClusterCommand, NodeState};
 use cairn_core::{ApiError, ErrorCode, FsPath};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -96,7 +96,7 @@ pub async fn worker_op(
         (Some("throttle"), None) => return Err(invalid("throttle needs rate=BYTES_PER_SEC (0: default)")),
         (op, _) => return Err(invalid(format!("op must be pause, resume or throttle&rate=N, not {op:?}"))),
     };
-    st.node.write(Command::SetWorker { name: name.clone(), paused, rate }).await?;
+    st.node.write(ClusterCommand::SetWorker { name: name.clone(), paused, rate }).await?;
     Ok(Json(json!({ "message": format!("worker {name} updated on every node") })))
 }
 

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::{Command, Query as MetaQuery};
+use cairn_core::wire::{ClientCommand, Command, Query as MetaQuery};
 use cairn_core::Policy;
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use serde::Deserialize;
@@ -128,10 +128,11 @@ pub async fn get_chunk(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
-/// `POST /v1/meta/write`: apply a codec-encoded [`Command`]. The answer names the metadata
+/// `POST /v1/meta/write`: apply a codec-encoded [`ClientCommand`] (a cluster command cannot be
+/// sent here: it does not decode as one). The answer names the metadata
 /// leader (header [`LEADER_HEADER`]), where clients send their next writes.
 pub async fn meta_write(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
-    let cmd: Command = decode(&body, "command")?;
+    let cmd: ClientCommand = decode(&body, "command")?;
     let mut resp = binary(encode(&st.node.write(cmd).await));
     if let Some(value) = st.node.leader_url().and_then(|u| header::HeaderValue::from_str(&u).ok()) {
         resp.headers_mut().insert(LEADER_HEADER, value);

@@ -12,7 +12,9 @@ use axum::Json;
 use cairn_client::datapath::{self, WriteOptions};
 use cairn_client::json::inode_json;
 use cairn_client::{edit, Backend};
-use cairn_core::wire::{Command, DirEntry, Inode, InodeKind, Query as MetaQuery, QueryReply, Target, LIST_DEFAULT};
+use cairn_core::wire::{
+    ClientCommand, DirEntry, Inode, InodeKind, Query as MetaQuery, QueryReply, Target, LIST_DEFAULT,
+};
 use cairn_core::{ApiError, ErrorCode, FsPath};
 use futures::stream::{self, StreamExt};
 use percent_encoding::percent_decode_str;
@@ -238,7 +240,9 @@ pub async fn put(
 ) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
     let p = query_params(p)?;
-    if let Some(len) = content_length(&headers)? {
+    // Refused before the body is read, which cuts the client off mid-send; below DRAIN_MAX a
+    // refusal comes after the body was read instead, so every client gets to see it.
+    if let Some(len) = content_length(&headers)?.filter(|len| *len > DRAIN_MAX) {
         st.node.admit_upload(len)?;
     }
     match p.op.as_deref() {
@@ -302,12 +306,12 @@ pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<S
     match p.op.as_deref() {
         Some("xattr") => {
             let name = p.name.ok_or_else(|| bad("op=xattr needs ?name="))?;
-            st.backend.write(Command::RemoveXattr { at: Target::Path(path), name }).await?;
+            st.backend.write(ClientCommand::RemoveXattr { at: Target::Path(path), name }).await?;
         }
         Some(op) => return Err(bad(format!("unknown DELETE op {op:?} (expected xattr, or none)"))),
         None => {
             let at = Target::Path(path);
-            st.backend.write(Command::Remove { at, recursive: p.recursive.unwrap_or(false) }).await?;
+            st.backend.write(ClientCommand::Remove { at, recursive: p.recursive.unwrap_or(false) }).await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)

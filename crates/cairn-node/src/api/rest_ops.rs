@@ -11,7 +11,7 @@ use axum::Json;
 use cairn_client::json::inode_json;
 use cairn_client::{edit, Backend};
 use cairn_core::wire::{
-    Command, NewAttrs, Query as MetaQuery, QueryReply, Reply, SetAttrs, Target, XattrMode, XATTR_VALUE_MAX,
+    ClientCommand, NewAttrs, Query as MetaQuery, QueryReply, Reply, SetAttrs, Target, XattrMode, XATTR_VALUE_MAX,
 };
 use cairn_core::{ApiError, ErrorCode, FsPath, Policy};
 use serde_json::json;
@@ -95,18 +95,18 @@ pub async fn post(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -
 }
 
 /// The commands of the operations on names: (status, command, path the answer shows).
-fn namespace_op(op: &str, p: &FsParams, path: FsPath) -> Result<(StatusCode, Command, FsPath), HttpError> {
+fn namespace_op(op: &str, p: &FsParams, path: FsPath) -> Result<(StatusCode, ClientCommand, FsPath), HttpError> {
     let at = Target::Path(path.clone());
     Ok(match op {
         "mkdir" => {
-            let cmd = Command::Mkdir { at, parents: p.parents.unwrap_or(false), attrs: NewAttrs::dir() };
+            let cmd = ClientCommand::Mkdir { at, parents: p.parents.unwrap_or(false), attrs: NewAttrs::dir() };
             (StatusCode::CREATED, cmd, path)
         }
         "rename" | "link" => {
             let to = FsPath::parse(p.to.as_deref().ok_or_else(|| bad(format!("{op} needs ?to=/new/path")))?)?;
             let cmd = match op {
-                "rename" => Command::Rename { from: at, to: Target::Path(to.clone()) },
-                _ => Command::Link { from: at, to: Target::Path(to.clone()) },
+                "rename" => ClientCommand::Rename { from: at, to: Target::Path(to.clone()) },
+                _ => ClientCommand::Link { from: at, to: Target::Path(to.clone()) },
             };
             let status = if op == "link" { StatusCode::CREATED } else { StatusCode::OK };
             (status, cmd, to)
@@ -116,11 +116,11 @@ fn namespace_op(op: &str, p: &FsParams, path: FsPath) -> Result<(StatusCode, Com
                 return Err(bad("policy needs ?policy=replicas:N and/or ?chunk_size=BYTES"));
             }
             let policy = p.policy.as_deref().map(Policy::parse).transpose()?;
-            (StatusCode::OK, Command::SetDirPolicy { at, policy, chunk_size: p.chunk_size }, path)
+            (StatusCode::OK, ClientCommand::SetDirPolicy { at, policy, chunk_size: p.chunk_size }, path)
         }
         "symlink" => {
             let target = p.target.clone().ok_or_else(|| bad("symlink needs ?target=..."))?;
-            (StatusCode::CREATED, Command::Symlink { at, target }, path)
+            (StatusCode::CREATED, ClientCommand::Symlink { at, target }, path)
         }
         other => return Err(bad(format!("unknown POST op {other:?}"))),
     })
@@ -141,7 +141,7 @@ pub(super) async fn put_xattr(st: &AppState, path: &FsPath, p: &FsParams, body: 
             format!("xattr values are at most {XATTR_VALUE_MAX} bytes"),
         ))
     })?;
-    let cmd = Command::SetXattr { at: Target::Path(path.clone()), name, value: value.to_vec(), mode };
+    let cmd = ClientCommand::SetXattr { at: Target::Path(path.clone()), name, value: value.to_vec(), mode };
     st.backend.write(cmd).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

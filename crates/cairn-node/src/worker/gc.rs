@@ -11,7 +11,7 @@
 
 use super::{PassReport, Worker};
 use crate::{now_ns, Node};
-use cairn_core::wire::{Command, HolderChange, Reply, WorkerSettings};
+use cairn_core::wire::{ClientCommand, ClusterCommand, HolderChange, Reply, WorkerSettings};
 use cairn_core::ChunkId;
 use futures::future::BoxFuture;
 use redb::ReadableDatabase;
@@ -73,7 +73,7 @@ impl GcWorker {
             .map_err(|e| e.to_string())?;
         let mut forgotten = 0;
         if !stale.is_empty() {
-            let cmd = Command::ForgetChunks { ids: stale, before: cutoff_ns };
+            let cmd = ClusterCommand::ForgetChunks { ids: stale, before: cutoff_ns };
             if let Reply::Count(n) = self.node.write(cmd).await.map_err(|e| e.to_string())? {
                 forgotten = n;
             }
@@ -98,7 +98,7 @@ impl GcWorker {
             self.node.read_local(move |txn| cairn_meta::expired_handles(txn, now)).await.map_err(|e| e.to_string())?;
         let mut closed = 0;
         for batch in expired.chunks(cairn_meta::MAX_HANDLES_PER_COMMAND) {
-            let cmd = Command::Close { handles: batch.to_vec(), expired_only: true };
+            let cmd = ClientCommand::Close { handles: batch.to_vec(), expired_only: true };
             if let Reply::Count(n) = self.node.write(cmd).await.map_err(|e| e.to_string())? {
                 closed += n;
             }
