@@ -109,8 +109,9 @@ async fn run_cluster(scratch: &Path, files: usize, concurrency: usize, nodes: us
         Ok(())
     })
     .await?;
-    // Idle: let background work settle, then read memory and disk.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Idle: let background work settle and freed memory go back (see up::TRIM_EVERY), then
+    // read memory and disk.
+    tokio::time::sleep(crate::up::TRIM_EVERY + Duration::from_secs(2)).await;
     let pids: Vec<u32> = children.0.iter().flatten().map(|c| c.id()).collect();
     let idle = pids.iter().map(|p| rss(*p).0).max().unwrap_or(0);
     let disk: u64 =

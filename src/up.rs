@@ -161,9 +161,26 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     writeln!(out, "       curl {}/v1/fs/        (Ctrl-C stops the node)", node.url)?;
     out.flush()?;
     drop(out);
+    return_idle_memory()?;
     shutdown_signal().await;
     eprintln!("cairn: shutting down");
     running.shutdown().await?;
+    Ok(())
+}
+
+/// How often a node hands freed heap memory back to the OS.
+pub const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+/// Hands freed heap memory back to the OS every [`TRIM_EVERY`]. glibc keeps up to its trim
+/// threshold (64 MiB, see `tune_malloc`) free in each arena, so without this a node's idle
+/// memory would follow its last burst (a big listing, a snapshot, a million creates) rather
+/// than what it holds.
+fn return_idle_memory() -> std::io::Result<()> {
+    std::thread::Builder::new().name("cairn-trim".into()).spawn(|| loop {
+        std::thread::sleep(TRIM_EVERY);
+        // SAFETY: malloc_trim only releases free memory of glibc's heap to the OS.
+        unsafe { libc::malloc_trim(0) };
+    })?;
     Ok(())
 }
 

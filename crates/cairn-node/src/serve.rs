@@ -2,9 +2,11 @@
 //!
 //! axum's own `serve` has no timeouts and no connection limits: a client could hold any
 //! number of connections open forever by never finishing its headers (slowloris). Here every
-//! connection must send its request headers within [`HEADER_TIMEOUT`], a body that stops
-//! flowing for [`BODY_IDLE`] is cut off (the router's `RequestBodyTimeoutLayer`), and a node
-//! holds at most [`MAX_CONNECTIONS`] connections, [`MAX_PER_ADDRESS`] of them from one address.
+//! connection must send its request headers within [`HEADER_TIMEOUT`], a streamed body (a
+//! file or chunk upload) that stops flowing for [`BODY_IDLE`] is cut off (`api::router` puts
+//! a `RequestBodyTimeoutLayer` on those routes only: a timer per request costs the small
+//! metadata RPCs a third of their rate), and a node holds at most [`MAX_CONNECTIONS`]
+//! connections, [`MAX_PER_ADDRESS`] of them from one address.
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -67,7 +69,6 @@ impl Drop for Admitted {
 /// Serves `app` on `listener` until `stop` turns true, then lets requests in flight finish
 /// (up to [`DRAIN_TIMEOUT`]).
 pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_IDLE));
     let counts = Arc::new(Counts::default());
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());

@@ -17,7 +17,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
 use cairn_core::{ApiError, ErrorCode, MAX_CHUNK_SIZE};
+use std::convert::Infallible;
 use std::sync::Arc;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -49,9 +51,16 @@ pub fn router(node: Arc<Node>) -> Router {
         .put(rest::put)
         .delete(rest::delete)
         .post(rest_ops::post)
-        .layer(DefaultBodyLimit::disable());
+        .layer::<_, Infallible>(DefaultBodyLimit::disable())
+        .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(crate::serve::BODY_IDLE));
     let internal = Router::new()
-        .route("/v1/chunks/{id}", put(internal::put_chunk).get(internal::get_chunk).delete(internal::delete_chunk))
+        .route(
+            "/v1/chunks/{id}",
+            put(internal::put_chunk)
+                .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(crate::serve::BODY_IDLE))
+                .get(internal::get_chunk)
+                .delete(internal::delete_chunk),
+        )
         .route("/v1/chunks/{id}/touch", post(internal::touch_chunk))
         .route("/v1/chunks/{id}/copy", post(internal::copy_chunk))
         .route("/v1/meta/write", post(internal::meta_write))
