@@ -16,12 +16,25 @@ use std::time::Duration;
 const PRIVATE_ENV: [&str; 6] =
     ["CAIRN_DATA", "CAIRN_LISTEN", "CAIRN_JOIN", "CAIRN_SECRET", "CAIRN_CONFIG", "CAIRN_NODES"];
 
-/// Starts one child node and waits for the URL it listens on.
+/// Starts one child node and waits for the URL it listens on. A `--secret S` among `extra`
+/// reaches the child as `CAIRN_SECRET`, not on its command line (where `ps` shows it).
 pub(crate) fn start_child(data: &Path, listen: &SocketAddr, extra: &[String]) -> Result<(Child, String)> {
     let mut cmd = Command::new(std::env::current_exe().context("locating the cairn binary")?);
-    cmd.arg("up").arg("--data").arg(data).arg("--listen").arg(listen.to_string()).args(extra);
+    cmd.arg("up").arg("--data").arg(data).arg("--listen").arg(listen.to_string());
     for var in PRIVATE_ENV {
         cmd.env_remove(var);
+    }
+    let mut args = extra.iter();
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.clone().next()) {
+            ("--secret", Some(secret)) => {
+                cmd.env("CAIRN_SECRET", secret);
+                args.next();
+            }
+            _ => {
+                cmd.arg(a);
+            }
+        }
     }
     if std::env::var_os("CAIRN_LOG").is_none() {
         cmd.env("CAIRN_LOG", "warn");

@@ -56,6 +56,9 @@ pub struct UpArgs {
     /// How often every local chunk is re-read and re-hashed, e.g. 24h [default: 24h].
     #[arg(long, env = "CAIRN_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     scrub_interval: Option<Duration>,
+    /// Cut off an upload whose body stops flowing for this long, e.g. 60s [default: 60s].
+    #[arg(long, env = "CAIRN_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    body_timeout: Option<Duration>,
     /// How copies reach their nodes: chain (node to node) or fanout (this node sends each)
     /// [default: chain].
     #[arg(long, env = "CAIRN_REPLICATION")]
@@ -123,6 +126,9 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(i) = args.scrub_interval {
         c.scrub_interval = i;
+    }
+    if let Some(t) = args.body_timeout {
+        c.body_timeout = t;
     }
     if let Some(r) = args.replication {
         c.replication = r;

@@ -274,6 +274,15 @@ fn a_local_cluster_in_one_command() {
     let c = http();
     let v: Value = c.get(format!("{}/v1/cluster", urls[0])).send().unwrap().json().unwrap();
     assert_eq!(v["nodes"].as_array().unwrap().iter().filter(|n| n["voter"] == true).count(), 3);
+    // The joiners got the secret through their environment: no command line shows it.
+    let secret = c.get(format!("{}/v1/cluster/secret", urls[0])).send().unwrap().json::<Value>().unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(proc.path().join("cmdline")).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(&secret), "{:?} shows the secret", proc.path());
+    }
     c.put(format!("{}/v1/fs/x", urls[2])).body("from node 2").send().unwrap();
     assert_eq!(c.get(format!("{}/v1/fs/x", urls[0])).send().unwrap().text().unwrap(), "from node 2");
     std::process::Command::new("kill").args(["-TERM", &parent.id().to_string()]).status().unwrap();

@@ -242,3 +242,14 @@ fn no_client_can_send_a_cluster_command() {
     let repair = workers.iter().find(|w| w["name"] == "repair").expect("repair worker");
     assert_eq!(repair["paused"], false, "{repair}");
 }
+
+#[test]
+fn an_upload_that_stalls_is_cut_off() {
+    let node = TestNode::start(&["--body-timeout", "1s"]);
+    let t = std::time::Instant::now();
+    // Declares 100,000 bytes, sends 9, then nothing: refused once the body stalls for 1 s
+    // (`raw` gives up after 3 s with status 0).
+    let status = node.raw(b"PUT /v1/fs/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly-some");
+    assert_eq!(status, 400, "after {:?}", t.elapsed());
+    assert_eq!(http().get(format!("{}/v1/fs/stalled", node.url)).send().unwrap().status(), StatusCode::NOT_FOUND);
+}

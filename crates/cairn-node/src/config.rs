@@ -45,6 +45,9 @@ pub struct NodeConfig {
     /// How often the scrub worker re-reads every local chunk.
     #[serde(with = "human")]
     pub scrub_interval: Duration,
+    /// An upload whose body stops flowing for this long is cut off.
+    #[serde(with = "human")]
+    pub body_timeout: Duration,
     /// Rebalancing stops once every node's fill is within this many percentage points of
     /// the mean.
     pub rebalance_band: f64,
@@ -77,6 +80,7 @@ impl Default for NodeConfig {
             repair_delay: Duration::from_secs(600),
             repair_interval: Duration::from_secs(5),
             scrub_interval: Duration::from_secs(24 * 3600),
+            body_timeout: Duration::from_secs(60),
             rebalance_band: 5.0,
             fill_limit: 95.0,
             recover: None,
@@ -134,6 +138,9 @@ impl NodeConfig {
         }
         if self.capacity == Some(0) {
             return bad("capacity must be positive".into());
+        }
+        if self.body_timeout < Duration::from_millis(100) {
+            return bad("body_timeout must be at least 100ms".into());
         }
         if self.repair_interval < Duration::from_millis(100) || self.scrub_interval < Duration::from_millis(100) {
             return bad("repair_interval and scrub_interval must be at least 100ms".into());

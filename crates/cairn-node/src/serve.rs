@@ -3,7 +3,7 @@
 //! axum's own `serve` has no timeouts and no connection limits: a client could hold any
 //! number of connections open forever by never finishing its headers (slowloris). Here every
 //! connection must send its request headers within [`HEADER_TIMEOUT`], a streamed body (a
-//! file or chunk upload) that stops flowing for [`BODY_IDLE`] is cut off (`api::router` puts
+//! file or chunk upload) that stops flowing for `body_timeout` is cut off (`api::router` puts
 //! a `RequestBodyTimeoutLayer` on those routes only: a timer per request costs the small
 //! metadata RPCs a third of their rate), and a node holds at most [`MAX_CONNECTIONS`]
 //! connections, [`MAX_PER_ADDRESS`] of them from one address.
@@ -22,8 +22,6 @@ use tokio::sync::watch;
 
 /// Longest a connection may take to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a request body may stall between two pieces.
-pub const BODY_IDLE: Duration = Duration::from_secs(60);
 /// Most connections one node holds open.
 pub const MAX_CONNECTIONS: usize = 4096;
 /// Most connections one node holds open from a single address.

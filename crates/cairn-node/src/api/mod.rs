@@ -26,6 +26,8 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub(crate) struct AppState {
     pub node: Arc<Node>,
     pub backend: Arc<LocalBackend>,
+    /// Places for client uploads in flight (see [`MAX_UPLOADS`]).
+    pub uploads: Arc<tokio::sync::Semaphore>,
     /// The snapshot being received, if any.
     pub snapshot_rx: Arc<std::sync::Mutex<Option<SnapshotReceipt>>>,
 }
@@ -40,24 +42,31 @@ pub(crate) struct SnapshotReceipt {
     pub next: u64,
 }
 
+/// Most client uploads (file PUTs and appends) one node takes at once; more are refused with
+/// `unavailable` (503) rather than queued, so a flood cannot pin the node's memory.
+const MAX_UPLOADS: usize = 256;
+
 /// Largest body the internal endpoints accept: one chunk plus framing.
 const INTERNAL_BODY_LIMIT: usize = MAX_CHUNK_SIZE as usize + (1 << 20);
 
 /// Builds the node's router.
 pub fn router(node: Arc<Node>) -> Router {
-    let state = AppState { backend: Arc::new(LocalBackend::new(node.clone())), node, snapshot_rx: Arc::default() };
+    let body_timeout = node.config.body_timeout;
+    let uploads = Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS));
+    let state =
+        AppState { backend: Arc::new(LocalBackend::new(node.clone())), node, snapshot_rx: Arc::default(), uploads };
     let fs = axum::routing::get(rest::get)
         .head(rest::head)
         .put(rest::put)
         .delete(rest::delete)
         .post(rest_ops::post)
         .layer::<_, Infallible>(DefaultBodyLimit::disable())
-        .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(crate::serve::BODY_IDLE));
+        .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout));
     let internal = Router::new()
         .route(
             "/v1/chunks/{id}",
             put(internal::put_chunk)
-                .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(crate::serve::BODY_IDLE))
+                .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout))
                 .get(internal::get_chunk)
                 .delete(internal::delete_chunk),
         )

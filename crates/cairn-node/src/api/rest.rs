@@ -250,6 +250,7 @@ pub async fn put(
         Some(op) => return Err(bad(format!("unknown PUT op {op:?} (expected xattr, or none)"))),
         None => {}
     }
+    let _slot = upload_slot(&st)?;
     let mut body = body.into_data_stream();
     let at = Target::Path(path.clone());
     let written = match p.offset {
@@ -271,6 +272,14 @@ pub async fn put(
             Err(e.into())
         }
     }
+}
+
+/// A place for one client upload, or `unavailable` while the node has too many in flight.
+pub(super) fn upload_slot(st: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, HttpError> {
+    st.uploads
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| HttpError(ApiError::new(ErrorCode::Unavailable, "too many uploads in flight on this node; retry")))
 }
 
 /// The request's declared body length, if it declares one.

@@ -59,6 +59,7 @@ pub async fn post(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -
     let b = st.backend.as_ref();
     let (status, inode, shown) = match p.op.as_deref() {
         Some("append") => {
+            let _slot = super::rest::upload_slot(&st)?;
             let mut body = body.into_data_stream();
             match edit::write_at(&st.backend, &at, None, &mut body).await {
                 Ok(inode) => (StatusCode::OK, inode, path),
