@@ -20,6 +20,7 @@ mod reads;
 mod serve;
 mod space;
 pub mod worker;
+mod writes;
 
 pub use cluster::{JoinReply, JoinRequest};
 pub use config::{NodeConfig, Replication};
@@ -73,4 +74,37 @@ impl NodeError {
 /// Nanoseconds since the Unix epoch, now.
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// Serves a queue in batches: whenever one of `in_flight` slots is free, takes everything
+/// queued (up to `max`, at least one) and runs `serve` on it in a task of its own. Ends when
+/// the queue closes or the node is gone. The metadata proposer and the read rounds run on it.
+pub(crate) async fn serve_batches<T, F, Fut>(
+    node: std::sync::Weak<Node>,
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+    max: usize,
+    in_flight: usize,
+    serve: F,
+) where
+    T: Send + 'static,
+    F: Fn(std::sync::Arc<Node>, Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Some(node) = node.upgrade() else { return };
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let served = serve(node, batch);
+        tokio::spawn(async move {
+            served.await;
+            drop(permit);
+        });
+    }
 }

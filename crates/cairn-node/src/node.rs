@@ -1,4 +1,5 @@
-//! Starting, serving and stopping a node; its write and read paths into Raft and the store.
+//! Starting, serving and stopping a node; its chunk store paths and cluster view (metadata
+//! writes are in `writes`, linearizable reads in `reads`).
 
 use crate::identity::Identity;
 use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
@@ -11,9 +12,7 @@ use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
-use cairn_core::wire::{
-    ClientCommand, ClusterCommand, Command, Content, HolderChange, NodeState, Part, Reply, WorkerSettings,
-};
+use cairn_core::wire::{ClusterCommand, HolderChange, NodeState, Part, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::BasicNode;
 use redb::{Database, ReadableDatabase};
@@ -22,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// How often every node polls every other member.
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -53,7 +52,7 @@ pub struct Node {
     pub(crate) db: Arc<Database>,
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) workers: std::sync::Mutex<Vec<WorkerHandle>>,
-    proposals: mpsc::Sender<Proposal>,
+    pub(crate) proposals: mpsc::Sender<crate::writes::Proposal>,
     /// The HTTP client for talking to other nodes.
     pub(crate) http: reqwest::Client,
     /// What this node knows of the others.
@@ -67,69 +66,10 @@ pub struct Node {
     pub(crate) barriers: mpsc::Sender<crate::reads::Waiter>,
 }
 
-/// A metadata command waiting to be proposed, and where its answer goes.
-pub(crate) struct Proposal {
-    cmd: Command,
-    tx: oneshot::Sender<Result<Reply, ApiError>>,
-}
-
 /// The metadata database's page cache. The namespace lives on disk in redb, and the node's
 /// memory must not grow with it (redb's default cache is 1 GiB): pages beyond this come from
 /// the kernel's page cache.
 const META_CACHE: usize = 32 << 20;
-
-/// Most commands proposed in one Raft entry.
-const MAX_BATCH: usize = 512;
-/// Raft entries proposed concurrently by one node.
-const MAX_IN_FLIGHT: usize = 2;
-
-/// Largest encoded command admitted to the Raft log (a file of [`cairn_core::MAX_EXTENTS`]
-/// extents fits; inline data and xattr values are far smaller).
-const MAX_COMMAND_BYTES: usize = 4 << 20;
-
-/// Refuses a command that every node could not decode from the log: it must survive its own
-/// encoding and stay within [`MAX_COMMAND_BYTES`]. A command built in this process (a REST
-/// request) has not been through a decoder yet; one that arrived encoded has, and passes.
-fn admissible(cmd: &Command) -> Result<(), ApiError> {
-    let bytes = cairn_core::codec::encode(cmd);
-    if bytes.len() > MAX_COMMAND_BYTES {
-        let msg = format!("metadata command of {} bytes (at most {MAX_COMMAND_BYTES})", bytes.len());
-        return Err(ApiError::new(ErrorCode::InvalidArgument, msg));
-    }
-    cairn_core::codec::decode::<Command>(&bytes, "command")
-        .map(drop)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, format!("metadata command refused: {e}")))
-}
-
-/// Proposes queued commands to Raft in batches: while earlier entries are being made durable,
-/// new commands queue up and go out together in the next entry, sharing one log fsync (group
-/// commit). Each command's answer goes back to its own caller.
-async fn run_proposer(node: std::sync::Weak<Node>, mut rx: mpsc::Receiver<Proposal>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let Some(node) = node.upgrade() else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        tokio::spawn(async move {
-            let (cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
-            let n = cmds.len();
-            let answers = match node.propose(cmds).await {
-                Ok(answers) => answers,
-                Err(e) => vec![Err(e); n],
-            };
-            for (tx, answer) in txs.into_iter().zip(answers) {
-                let _ = tx.send(answer);
-            }
-            drop(permit);
-        });
-    }
-}
 
 /// A started node: its state, and the means to stop it.
 pub struct RunningNode {
@@ -225,8 +165,8 @@ impl Node {
             identity.save(&data)?;
         }
 
-        let (proposals, queue) = mpsc::channel(4 * MAX_BATCH);
-        let (barriers, barrier_queue) = mpsc::channel(4 * MAX_BATCH);
+        let (proposals, queue) = mpsc::channel(4 * crate::writes::MAX_BATCH);
+        let (barriers, barrier_queue) = mpsc::channel(4 * crate::writes::MAX_BATCH);
         let node = Arc::new(Node {
             id: identity.node_id,
             identity: std::sync::Mutex::new(identity),
@@ -245,7 +185,7 @@ impl Node {
             barriers,
         });
 
-        tokio::spawn(run_proposer(Arc::downgrade(&node), queue));
+        tokio::spawn(crate::writes::run_proposer(Arc::downgrade(&node), queue));
         tokio::spawn(crate::reads::run_read_rounds(Arc::downgrade(&node), barrier_queue));
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -453,37 +393,6 @@ impl Node {
             Err(ChunkError::NotFound(_) | ChunkError::Corrupt { .. }) if !local_only => self.fetch_from_peers(id).await,
             Err(e) => Err(chunk_err(e)),
         }
-    }
-
-    /// Applies a metadata command through Raft.
-    ///
-    /// A commit first refreshes the age of every chunk it references (the intent step): a
-    /// chunk the garbage collector already deleted makes the commit fail with `conflict`
-    /// instead of committing a dangling reference.
-    pub async fn write(&self, cmd: impl Into<Command>) -> Result<Reply, ApiError> {
-        let cmd = cmd.into();
-        admissible(&cmd)?;
-        let referenced = match &cmd {
-            Command::Client(ClientCommand::Commit { content: Content::Extents(e), .. })
-            | Command::Client(ClientCommand::Write { data: Content::Extents(e), .. }) => Some(e),
-            _ => None,
-        };
-        if let Some(extents) = referenced {
-            let ids: std::collections::BTreeSet<ChunkId> = cairn_core::extent::chunks(extents).collect();
-            let touched = futures::future::join_all(ids.iter().map(|id| self.touch_chunk(*id))).await;
-            if let Some((id, _)) = ids.iter().zip(touched).find(|(_, present)| !present) {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("chunk {id} is not stored (collected?); retry the write"),
-                ));
-            }
-        }
-        let (tx, rx) = oneshot::channel();
-        self.proposals
-            .send(Proposal { cmd, tx })
-            .await
-            .map_err(|_| ApiError::new(ErrorCode::Unavailable, "node is shutting down"))?;
-        rx.await.map_err(|_| ApiError::new(ErrorCode::Unavailable, "node is shutting down"))?
     }
 
     /// Runs `f` over a read transaction of this replica as it is (no read barrier), on the

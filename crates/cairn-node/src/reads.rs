@@ -13,9 +13,9 @@ use cairn_core::codec::decode;
 use cairn_core::wire::{Query, QueryReply};
 use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{CheckIsLeaderError, RaftError};
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 /// Read-index rounds kept in flight by one node.
 const ROUNDS_IN_FLIGHT: usize = 2;
@@ -120,32 +120,20 @@ impl Node {
 
 /// Serves the read queue: every waiter queued when a round starts is answered by that round;
 /// waiters arriving meanwhile go to the next one.
-pub(crate) async fn run_read_rounds(node: Weak<Node>, mut rx: mpsc::Receiver<Waiter>) {
-    let slots = Arc::new(Semaphore::new(ROUNDS_IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let Some(node) = node.upgrade() else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_QUERIES {
-            match rx.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
+pub(crate) async fn run_read_rounds(node: Weak<Node>, rx: mpsc::Receiver<Waiter>) {
+    crate::serve_batches(node, rx, MAX_QUERIES, ROUNDS_IN_FLIGHT, |node, batch: Vec<Waiter>| async move {
+        let round = node.read_barrier_round().await;
+        let mut queries = Vec::new();
+        for w in batch {
+            match (w, &round) {
+                (Waiter::Barrier(tx), _) => drop(tx.send(round.clone())),
+                (Waiter::Query(q, tx), Ok(())) => queries.push((q, tx)),
+                (Waiter::Query(_, tx), Err(e)) => drop(tx.send(Err(e.clone()))),
             }
         }
-        tokio::spawn(async move {
-            let round = node.read_barrier_round().await;
-            let mut queries = Vec::new();
-            for w in batch {
-                match (w, &round) {
-                    (Waiter::Barrier(tx), _) => drop(tx.send(round.clone())),
-                    (Waiter::Query(q, tx), Ok(())) => queries.push((q, tx)),
-                    (Waiter::Query(_, tx), Err(e)) => drop(tx.send(Err(e.clone()))),
-                }
-            }
-            if !queries.is_empty() {
-                node.answer(queries).await;
-            }
-            drop(permit);
-        });
-    }
+        if !queries.is_empty() {
+            node.answer(queries).await;
+        }
+    })
+    .await
 }
