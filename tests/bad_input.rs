@@ -1,7 +1,7 @@
 //! Bad input of every kind gets a clear error, changes nothing, and never crashes the node.
 
 mod common;
-use common::{http, TestNode};
+use common::{code_of, http, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -22,12 +22,6 @@ fn tree(node: &TestNode) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-fn code_of(r: reqwest::blocking::Response) -> (StatusCode, String) {
-    let status = r.status();
-    let v: Value = r.json().unwrap_or(Value::Null);
-    (status, v["error"]["code"].as_str().unwrap_or("").to_string())
 }
 
 #[test]

@@ -8,18 +8,12 @@
 //! without keys) is not here yet: those doors are still open (issue 9, points 1-5).
 
 mod common;
-use common::{bin, data, http, TestNode};
+use common::{bin, code_of, data, http, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
-
-fn code_of(r: reqwest::blocking::Response) -> (StatusCode, String) {
-    let status = r.status();
-    let v: Value = r.json().unwrap_or(Value::Null);
-    (status, v["error"]["code"].as_str().unwrap_or("").to_string())
-}
 
 fn listing(node: &TestNode, dir: &str) -> Vec<String> {
     let v: Value = http().get(format!("{}/v1/fs{dir}", node.url)).send().unwrap().json().unwrap();

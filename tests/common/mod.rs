@@ -246,3 +246,10 @@ pub fn data(seed: u64, len: usize) -> Vec<u8> {
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
 }
+
+/// The status and error code (`""` if none) of a REST answer.
+pub fn code_of(r: reqwest::blocking::Response) -> (reqwest::StatusCode, String) {
+    let status = r.status();
+    let v: serde_json::Value = r.json().unwrap_or(serde_json::Value::Null);
+    (status, v["error"]["code"].as_str().unwrap_or("").to_string())
+}
