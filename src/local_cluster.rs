@@ -1,6 +1,7 @@
 //! `cairn up --nodes N`: a whole local cluster in one command, for trying redundancy.
 //!
-//! Node K keeps its data in `<data>/node-K` and listens on the base port + K. Node 0 starts
+//! Node K keeps its data in `<data>/node-K` and listens on the base port + K (its peers reach
+//! it on that port + 100). Node 0 starts
 //! (or resumes) the cluster; the others join it with its secret at their first start, and
 //! find it by themselves afterwards. Ctrl-C (or SIGTERM) stops them all.
 
@@ -13,8 +14,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// Environment variables of the parent that must not reach the children (flags decide).
-const PRIVATE_ENV: [&str; 6] =
-    ["CAIRN_DATA", "CAIRN_LISTEN", "CAIRN_JOIN", "CAIRN_SECRET", "CAIRN_CONFIG", "CAIRN_NODES"];
+const PRIVATE_ENV: [&str; 7] =
+    ["CAIRN_DATA", "CAIRN_LISTEN", "CAIRN_PEER_LISTEN", "CAIRN_JOIN", "CAIRN_SECRET", "CAIRN_CONFIG", "CAIRN_NODES"];
 
 /// Starts one child node and waits for the URL it listens on. A `--secret S` among `extra`
 /// reaches the child as `CAIRN_SECRET`, not on its command line (where `ps` shows it).

@@ -17,6 +17,10 @@ pub struct UpArgs {
     /// Address to listen on [default: 127.0.0.1:7070]; port 0 picks a free one.
     #[arg(long, env = "CAIRN_LISTEN")]
     listen: Option<String>,
+    /// Address other nodes reach this one at (Raft, chunk transfer) [default: the client
+    /// address with port + 100; a free port when the client port is 0].
+    #[arg(long, env = "CAIRN_PEER_LISTEN")]
+    peer_listen: Option<String>,
     /// TOML configuration file (see cairn.example.toml).
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
@@ -91,6 +95,9 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     if let Some(l) = args.listen {
         c.listen = l;
     }
+    if args.peer_listen.is_some() {
+        c.peer_listen = args.peer_listen;
+    }
     if let Some(g) = args.gc_grace {
         c.gc_grace = g;
     }
@@ -162,6 +169,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let node = running.node.clone();
     let mut out = std::io::stdout().lock();
     writeln!(out, "cairn: listening on {}", node.url)?;
+    writeln!(out, "cairn: peers reach it on {}", node.peer_url)?;
     writeln!(out, "cairn: node {} of cluster {}, data in {}", node.id, node.cluster_id(), data.display())?;
     writeln!(out, "try:   echo hello > hello.txt && cairn put hello.txt /hello.txt && cairn cat /hello.txt")?;
     writeln!(out, "       curl {}/v1/fs/        (Ctrl-C stops the node)", node.url)?;

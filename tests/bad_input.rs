@@ -1,7 +1,7 @@
 //! Bad input of every kind gets a clear error, changes nothing, and never crashes the node.
 
 mod common;
-use common::{code_of, http, TestNode};
+use common::{code_of, http, peer_http, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -96,12 +96,21 @@ fn malformed_internal_requests_and_garbage_bytes() {
     let c = http();
     let before = tree(&node);
     let u = |p: &str| format!("{}{p}", node.url);
+    let peer = peer_http(&node);
+    let pu = |p: &str| format!("{}{p}", node.peer_url);
     // A chunk whose bytes do not match its id, a bad id, garbage commands and queries.
     let id = "a".repeat(64);
     assert_eq!(code_of(c.put(u(&format!("/v1/chunks/{id}"))).body("not it").send().unwrap()).1, "invalid_argument");
     assert_eq!(code_of(c.put(u("/v1/chunks/xyz")).body("x").send().unwrap()).1, "invalid_argument");
     assert_eq!(code_of(c.get(u(&format!("/v1/chunks/{id}"))).send().unwrap()).1, "not_found");
-    for ep in ["/v1/meta/write", "/v1/meta/query", "/v1/raft/append", "/v1/raft/vote", "/v1/raft/snapshot"] {
+    for (c, u, ep) in [
+        (&c, &u as &dyn Fn(&str) -> String, "/v1/meta/write"),
+        (&c, &u, "/v1/meta/query"),
+        (&peer, &pu, "/v1/raft/append"),
+        (&peer, &pu, "/v1/raft/vote"),
+        (&peer, &pu, "/v1/raft/snapshot"),
+        (&peer, &pu, "/v1/meta/propose"),
+    ] {
         for body in [&b""[..], b"\x01garbage", b"\x09wrong version"] {
             let (status, code) = code_of(c.post(u(ep)).body(body.to_vec()).send().unwrap());
             assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_argument"), "{ep} {body:?}");
@@ -110,12 +119,19 @@ fn malformed_internal_requests_and_garbage_bytes() {
     // Operator and self-healing endpoints.
     let chunk = blake3::hash(b"real").to_hex().to_string();
     for (req, want) in [
-        (c.post(u(&format!("/v1/chunks/{id}/copy"))).body("{not json"), "invalid_argument"),
-        (c.post(u(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": []}"#), "not_found"),
+        (peer.post(pu(&format!("/v1/chunks/{id}/copy"))).body("{not json"), "invalid_argument"),
+        (peer.post(pu(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": []}"#), "not_found"),
         // Sources and chain links must be other members (security.rs has more).
-        (c.post(u(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": ["http://127.0.0.1:1"]}"#), "invalid_argument"),
-        (c.put(u(&format!("/v1/chunks/{id}?chain=http://127.0.0.1:1"))).body("not it"), "invalid_argument"),
-        (c.put(u(&format!("/v1/chunks/{chunk}?chain=nonsense,,%00"))).body("not it"), "invalid_argument"),
+        (
+            peer.post(pu(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": ["http://127.0.0.1:1"]}"#),
+            "invalid_argument",
+        ),
+        (peer.put(pu(&format!("/v1/chunks/{id}?chain=http://127.0.0.1:1"))).body("not it"), "invalid_argument"),
+        (peer.put(pu(&format!("/v1/chunks/{chunk}?chain=nonsense,,%00"))).body("not it"), "invalid_argument"),
+        // The peer routes are not on the client door at all.
+        (c.put(u(&format!("/v1/chunks/{chunk}?chain="))).body("real"), "invalid_argument"),
+        (c.post(u(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": []}"#), "not_found"),
+        (c.post(u("/v1/raft/vote")).body("x"), "not_found"),
         (c.get(u("/v1/fsck?path=../up")), "invalid_argument"),
         (c.get(u("/v1/fsck?path=/missing")), "not_found"),
         (c.get(u("/v1/fsck?colour=blue")), "invalid_argument"),
@@ -133,9 +149,9 @@ fn malformed_internal_requests_and_garbage_bytes() {
     let (_, code) = code_of(c.post(u(&format!("/v1/nodes/{me}?op=remove"))).send().unwrap());
     assert_eq!(code, "invalid_argument", "the last node cannot be removed");
     // A chain naming a non-member is refused whole; the last link (empty chain) stores.
-    let r = c.put(u(&format!("/v1/chunks/{chunk}?chain=http://127.0.0.1:1"))).body("real").send().unwrap();
+    let r = peer.put(pu(&format!("/v1/chunks/{chunk}?chain=http://127.0.0.1:1"))).body("real").send().unwrap();
     assert_eq!(code_of(r).1, "invalid_argument");
-    let r = c.put(u(&format!("/v1/chunks/{chunk}?chain="))).body("real").send().unwrap();
+    let r = peer.put(pu(&format!("/v1/chunks/{chunk}?chain="))).body("real").send().unwrap();
     let v: Value = r.json().unwrap();
     assert_eq!(v["stored"].as_array().unwrap().len(), 1, "{v}");
     // Raw garbage and broken HTTP on the socket.

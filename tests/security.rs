@@ -8,7 +8,7 @@
 //! without keys) is not here yet: those doors are still open (issue 9, points 1-5).
 
 mod common;
-use common::{bin, code_of, data, http, TestNode};
+use common::{bin, code_of, data, http, peer_http, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::Read;
@@ -46,17 +46,17 @@ fn an_over_long_path_never_reaches_the_log_and_the_node_restarts() {
 #[test]
 fn chains_and_copies_only_go_to_members() {
     let node = TestNode::start(&[]);
-    let c = http();
+    let c = peer_http(&node);
     let body = data(1, 4 << 20);
     let id = blake3::hash(&body).to_hex().to_string();
     // A chain pointing back at the node itself, 200 times: refused at once, nothing stored.
-    let me = node.url.clone();
+    let me = node.peer_url.clone();
     let chain = vec![me.as_str(); 200].join(",");
-    let r = c.put(format!("{}/v1/chunks/{id}?chain={chain}", node.url)).body(body.clone()).send().unwrap();
+    let r = c.put(format!("{}/v1/chunks/{id}?chain={chain}", node.peer_url)).body(body.clone()).send().unwrap();
     assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
     // Wrong bytes are refused before any forwarding.
     let wrong = blake3::hash(b"other").to_hex().to_string();
-    let r = c.put(format!("{}/v1/chunks/{wrong}?chain=", node.url)).body(body.clone()).send().unwrap();
+    let r = c.put(format!("{}/v1/chunks/{wrong}?chain=", node.peer_url)).body(body.clone()).send().unwrap();
     assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
     assert_eq!(node.chunk_files(), 0);
     // A copy from an address no member has: refused without the node ever connecting there.
@@ -64,7 +64,7 @@ fn chains_and_copies_only_go_to_members() {
     bait.set_nonblocking(true).unwrap();
     let from = format!("http://{}", bait.local_addr().unwrap());
     let r = c
-        .post(format!("{}/v1/chunks/{id}/copy", node.url))
+        .post(format!("{}/v1/chunks/{id}/copy", node.peer_url))
         .body(serde_json::json!({ "from": [from] }).to_string())
         .send()
         .unwrap();
@@ -173,9 +173,10 @@ fn snapshot_pieces_out_of_order_are_refused_before_they_are_written() {
         data: vec![7; 16],
         done: false,
     };
+    let peer = peer_http(&node);
     let post = |offset: u64| {
         let body = cairn_core::codec::encode(&piece(offset));
-        c.post(format!("{}/v1/raft/snapshot", node.url)).body(body).send().unwrap()
+        peer.post(format!("{}/v1/raft/snapshot", node.peer_url)).body(body).send().unwrap()
     };
     assert_eq!(post(0).status(), StatusCode::OK);
     for offset in [1 << 62, u64::MAX - 3, 17] {

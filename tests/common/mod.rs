@@ -16,8 +16,10 @@ pub fn bin() -> &'static str {
 /// A running `cairn up` process.
 pub struct TestNode {
     child: Option<Child>,
-    /// The node's URL.
+    /// The node's URL (its client door).
     pub url: String,
+    /// Its peer door's URL.
+    pub peer_url: String,
     /// Its data directory.
     pub data: PathBuf,
     /// Extra flags it was started with (kept for restarts).
@@ -37,8 +39,8 @@ impl TestNode {
     /// Starts a node on `data` (created if needed), on a free port.
     pub fn start_in(data: &Path, extra: &[&str]) -> Self {
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn(data, &args, "127.0.0.1:0");
-        TestNode { child: Some(child), url, data: data.to_path_buf(), args, _dir: None }
+        let (child, url, peer_url) = spawn(data, &args, "127.0.0.1:0");
+        TestNode { child: Some(child), url, peer_url, data: data.to_path_buf(), args, _dir: None }
     }
 
     /// SIGKILLs the node.
@@ -59,9 +61,9 @@ impl TestNode {
     /// Starts the node again on the same data dir (new port).
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url) = spawn(&self.data, &self.args, "127.0.0.1:0");
+        let (child, url, peer_url) = spawn(&self.data, &self.args, "127.0.0.1:0");
         self.child = Some(child);
-        self.url = url;
+        (self.url, self.peer_url) = (url, peer_url);
     }
 
     /// Starts the node again on the same data dir and the same port, without its first-start
@@ -78,9 +80,11 @@ impl TestNode {
             }
         }
         self.args = kept;
-        let (child, url) = spawn(&self.data, &self.args, &self.addr());
+        let mut args = self.args.clone();
+        args.extend(["--peer-listen".to_string(), self.peer_url.trim_start_matches("http://").to_string()]);
+        let (child, url, peer_url) = spawn(&self.data, &args, &self.addr());
         self.child = Some(child);
-        self.url = url;
+        (self.url, self.peer_url) = (url, peer_url);
     }
 
     /// Process id.
@@ -171,7 +175,7 @@ impl Drop for TestNode {
     }
 }
 
-fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String) {
+fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String, String) {
     std::fs::create_dir_all(data).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
     let mut child = Command::new(bin())
@@ -186,15 +190,19 @@ fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String) {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        let mut url = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
-            if let Some(url) = line.strip_prefix("cairn: listening on ") {
-                let _ = tx.send(url.to_string());
+            if let Some(u) = line.strip_prefix("cairn: listening on ") {
+                url = Some(u.to_string());
+            }
+            if let Some(peer) = line.strip_prefix("cairn: peers reach it on ") {
+                let _ = tx.send((url.take().unwrap_or_default(), peer.to_string()));
             }
         }
     });
     match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(url) => (child, url),
+        Ok((url, peer_url)) => (child, url, peer_url),
         Err(_) => {
             let _ = child.kill();
             let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
@@ -203,12 +211,19 @@ fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String) {
     }
 }
 
-/// A base port with `n` consecutive ports free right now (for `cairn up --nodes`).
+/// A client for a node's peer door, as another member of its cluster would call it.
+pub fn peer_http(_node: &TestNode) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// A base port with `n` consecutive ports free right now, and the `n` peer ports 100 above
+/// them (for `cairn up --nodes`).
 pub fn free_port_block(n: u16) -> u16 {
     for _ in 0..200 {
         let base = 20_000 + (rand_u16() % 40_000);
-        let held: Vec<_> = (0..n).map_while(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).ok()).collect();
-        if held.len() == n as usize {
+        let ports = (0..n).map(|k| base + k).chain((0..n).map(|k| base + 100 + k));
+        let held: Vec<_> = ports.map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).collect();
+        if held.len() == 2 * n as usize {
             return base;
         }
     }

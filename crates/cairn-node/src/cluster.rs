@@ -5,13 +5,14 @@
 //! in the batch it was proposed in, to the leader's `/v1/meta/propose`.
 
 use crate::now_ns;
+use crate::raft::Member;
 use crate::{Node, Replication};
 use cairn_client::HttpBackend;
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, HolderChange, Part, Request};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
-use openraft::{BasicNode, ChangeMembers};
+use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -34,8 +35,10 @@ const MAX_VOTERS: usize = 5;
 pub struct JoinRequest {
     /// The joining node's id.
     pub node_id: u64,
-    /// The URL it is reached at.
+    /// The URL clients reach it at.
     pub url: String,
+    /// The URL its peers reach it at.
+    pub peer_url: String,
     /// The cluster secret.
     pub secret: String,
     /// The joining node's zone.
@@ -57,9 +60,9 @@ pub(crate) fn unavailable(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, msg)
 }
 
-/// Where the leader is, when a Raft call says "not me".
-pub(crate) fn leader_of(f: &ForwardToLeader<u64, BasicNode>) -> Option<String> {
-    f.leader_node.as_ref().map(|n| n.addr.clone())
+/// Where the leader's peer door is, when a Raft call says "not me".
+pub(crate) fn leader_of(f: &ForwardToLeader<u64, Member>) -> Option<String> {
+    f.leader_node.as_ref().map(|n| n.peer.clone())
 }
 
 impl Node {
@@ -93,7 +96,7 @@ impl Node {
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => leader_of(&f),
                 Err(e) => return Err(unavailable(format!("metadata write failed: {e}"))),
             };
-            if let Some(url) = leader.filter(|u| *u != self.url) {
+            if let Some(url) = leader.filter(|u| *u != self.peer_url) {
                 let peer = self.peer(&url)?;
                 let req = peer.http().post(format!("{url}/v1/meta/propose")).body(encode(&cmds));
                 match peer.send(req).await {
@@ -120,6 +123,7 @@ impl Node {
             return Err(ApiError::new(ErrorCode::PermissionDenied, "wrong cluster secret"));
         }
         self.peer(&req.url)?;
+        self.peer(&req.peer_url)?;
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -127,7 +131,7 @@ impl Node {
             match checked.unwrap_or(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) {
                 Ok(_) => return self.admit(req).await,
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    if let Some(url) = leader_of(&f).filter(|u| *u != self.url) {
+                    if let Some(url) = leader_of(&f).filter(|u| *u != self.peer_url) {
                         let peer = self.peer(&url)?;
                         let resp = peer.send(peer.http().post(format!("{url}/v1/cluster/join")).json(&req)).await?;
                         return resp.json().await.map_err(|e| unavailable(e.to_string()));
@@ -157,7 +161,7 @@ impl Node {
         if outcome.is_err() && !was_member {
             let m = self.raft.metrics().borrow().membership_config.membership().clone();
             if m.get_node(&id).is_some() && !m.voter_ids().any(|v| v == id) {
-                let gone: ChangeMembers<u64, BasicNode> = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+                let gone: ChangeMembers<u64, Member> = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
                 if let Err(e) = tokio::time::timeout(LEADER_WAIT, self.raft.change_membership(gone, false)).await {
                     tracing::warn!(node = id, "removing a learner that failed to join timed out: {e}");
                 }
@@ -170,15 +174,15 @@ impl Node {
     /// there are fewer than five; a known node that moved gets its new address.
     async fn admit_locked(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
         let err =
-            |e: RaftError<u64, ClientWriteError<u64, BasicNode>>| unavailable(format!("membership change failed: {e}"));
-        let node = BasicNode { addr: req.url.clone() };
+            |e: RaftError<u64, ClientWriteError<u64, Member>>| unavailable(format!("membership change failed: {e}"));
+        let node = Member { url: req.url.clone(), peer: req.peer_url.clone() };
         let mut membership = self.raft.metrics().borrow().membership_config.membership().clone();
         if req.recover && membership.get_node(&req.node_id).is_some() {
             // Its Raft log and vote went with its disk. It leaves the membership and comes
             // back as a new learner: it must not vote before it has caught up, and the leader
             // must not mistake its empty log for a log that went backwards.
             let gone = BTreeSet::from([req.node_id]);
-            let change: ChangeMembers<u64, BasicNode> = match membership.voter_ids().any(|v| v == req.node_id) {
+            let change: ChangeMembers<u64, Member> = match membership.voter_ids().any(|v| v == req.node_id) {
                 true => ChangeMembers::RemoveVoters(gone),
                 false => ChangeMembers::RemoveNodes(gone),
             };
@@ -186,10 +190,9 @@ impl Node {
             membership = self.raft.metrics().borrow().membership_config.membership().clone();
         }
         match membership.get_node(&req.node_id) {
-            Some(known) if known.addr == req.url => {}
+            Some(known) if *known == node => {}
             Some(_) => {
-                let change: ChangeMembers<u64, BasicNode> =
-                    ChangeMembers::SetNodes(BTreeMap::from([(req.node_id, node)]));
+                let change: ChangeMembers<u64, Member> = ChangeMembers::SetNodes(BTreeMap::from([(req.node_id, node)]));
                 self.raft.change_membership(change, true).await.map_err(err)?;
             }
             None => {
@@ -199,7 +202,7 @@ impl Node {
         let voters: BTreeSet<u64> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
         if !voters.contains(&req.node_id) {
             if voters.len() < MAX_VOTERS {
-                let change: ChangeMembers<u64, BasicNode> = ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id]));
+                let change: ChangeMembers<u64, Member> = ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id]));
                 self.raft.change_membership(change, true).await.map_err(err)?;
             } else if let Some(out) = self.voter_to_swap(&voters, req.zone.as_deref()) {
                 // Spread voters over zones: the newcomer's zone has none, another has several.
@@ -243,6 +246,7 @@ impl Node {
         let req = JoinRequest {
             node_id: self.id,
             url: self.url.clone(),
+            peer_url: self.peer_url.clone(),
             secret: secret.to_string(),
             zone: Some(self.config.zone.clone()),
             recover: self.config.recover.is_some(),

@@ -15,8 +15,11 @@ use std::time::Duration;
 pub struct NodeConfig {
     /// Data directory: metadata database, chunks, node identity.
     pub data: PathBuf,
-    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    /// Address to listen on for clients (`127.0.0.1:0` picks a free port).
     pub listen: String,
+    /// Address to listen on for the other nodes (Raft, chunk transfer between nodes). Default:
+    /// the client address with its port + 100 (a free port when the client port is 0).
+    pub peer_listen: Option<String>,
     /// How long an unreferenced chunk is kept before the garbage collector deletes it.
     /// Must exceed the longest write (first chunk stored -> commit); see `docs/formats.md`.
     #[serde(with = "human")]
@@ -70,6 +73,7 @@ impl Default for NodeConfig {
         NodeConfig {
             data: PathBuf::from("./cairn-data"),
             listen: "127.0.0.1:7070".into(),
+            peer_listen: None,
             gc_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(60),
             snapshot_every: 5000,
@@ -121,6 +125,7 @@ impl NodeConfig {
         if self.listen.parse::<SocketAddr>().is_err() {
             return bad(format!("listen address {:?} is not IP:PORT", self.listen));
         }
+        self.peer_addr()?;
         if self.data.as_os_str().is_empty() {
             return bad("data directory must not be empty".into());
         }
@@ -157,6 +162,33 @@ impl NodeConfig {
         Ok(())
     }
 }
+
+impl NodeConfig {
+    /// The address the peer door listens on: `peer_listen`, else the client address with its
+    /// port + 100 (port 0 stays 0: a free port).
+    pub fn peer_addr(&self) -> Result<SocketAddr, NodeError> {
+        if let Some(p) = &self.peer_listen {
+            return p.parse().map_err(|_| NodeError::Config(format!("peer listen address {p:?} is not IP:PORT")));
+        }
+        let mut addr: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| NodeError::Config(format!("listen address {:?} is not IP:PORT", self.listen)))?;
+        if addr.port() != 0 {
+            let port = addr.port().checked_add(PEER_PORT_OFFSET).ok_or_else(|| {
+                NodeError::Config(format!(
+                    "client port {} + {PEER_PORT_OFFSET} is no port: set --peer-listen",
+                    addr.port()
+                ))
+            })?;
+            addr.set_port(port);
+        }
+        Ok(addr)
+    }
+}
+
+/// The peer door's default port: the client port plus this.
+pub const PEER_PORT_OFFSET: u16 = 100;
 
 /// Durations as humantime strings ("10m", "1h 30m").
 mod human {

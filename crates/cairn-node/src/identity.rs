@@ -1,16 +1,17 @@
-//! A node's identity on disk: `<data>/node.json` (format 3), written atomically.
+//! A node's identity on disk: `<data>/node.json` (format 4), written atomically.
 //!
 //! The format number also stands for the whole data dir: a dir written by another format
-//! (format 1: metadata v1; format 2: log commands before the client/cluster split) is refused
-//! with a clear message, never misread.
+//! (format 1: metadata v1; format 2: log commands before the client/cluster split; format 3:
+//! one URL per member, before the peer door) is refused with a clear message, never misread.
 
 use crate::NodeError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The data dir format this code writes and reads (3: metadata v2, inode-addressed, extents;
-/// Raft log commands split into client and cluster commands).
-pub(crate) const DATA_FORMAT: u32 = 3;
+/// Raft log commands split into client and cluster commands; 4: members have a client and a
+/// peer URL).
+pub(crate) const DATA_FORMAT: u32 = 4;
 
 /// Who this node is and which cluster it belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
 use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
+use crate::raft::Member;
 use crate::raft::Raft;
 use crate::worker::{gc::GcWorker, rebalance::RebalanceWorker, repair::RepairWorker, scrub::ScrubWorker, WorkerHandle};
 use crate::{NodeConfig, NodeError};
@@ -14,7 +15,6 @@ use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
 use cairn_core::wire::{ClusterCommand, HolderChange, NodeState, Part, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
-use openraft::BasicNode;
 use redb::{Database, ReadableDatabase};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,8 +42,10 @@ pub struct Node {
     pub id: u64,
     /// Its identity on disk (cluster id and secret may change when it joins a cluster).
     identity: std::sync::Mutex<Identity>,
-    /// The URL this node is reached at.
+    /// The URL clients reach this node at.
     pub url: String,
+    /// The URL the other nodes reach this node at (its peer door).
+    pub peer_url: String,
     /// The configuration it runs with.
     pub config: NodeConfig,
     /// When it started.
@@ -118,6 +120,11 @@ impl Node {
             .await
             .map_err(|e| NodeError::Listen { addr: config.listen.clone(), why: e.to_string() })?;
         let url = format!("http://{}", listener.local_addr()?);
+        let peer_addr = config.peer_addr()?;
+        let peer_listener = TcpListener::bind(peer_addr)
+            .await
+            .map_err(|e| NodeError::Listen { addr: peer_addr.to_string(), why: e.to_string() })?;
+        let peer_url = format!("http://{}", peer_listener.local_addr()?);
 
         let raft_config = openraft::Config {
             cluster_name: identity.cluster_id.clone(),
@@ -157,7 +164,7 @@ impl Node {
             ));
         }
         if !initialized && join.is_none() {
-            let members = BTreeMap::from([(identity.node_id, BasicNode { addr: url.clone() })]);
+            let members = BTreeMap::from([(identity.node_id, Member { url: url.clone(), peer: peer_url.clone() })]);
             raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
         }
         if (initialized || join.is_none()) && !identity.member {
@@ -171,6 +178,7 @@ impl Node {
             id: identity.node_id,
             identity: std::sync::Mutex::new(identity),
             url,
+            peer_url,
             config,
             started: SystemTime::now(),
             raft,
@@ -189,8 +197,14 @@ impl Node {
         tokio::spawn(crate::reads::run_read_rounds(Arc::downgrade(&node), barrier_queue));
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let app = crate::api::router(node.clone());
-        let server = tokio::spawn(crate::serve::serve(listener, app, stopped));
+        let (app, peer_app) = crate::api::routers(node.clone());
+        let peer_stopped = stopped.clone();
+        let server = tokio::spawn(async move {
+            tokio::join!(
+                crate::serve::serve(listener, app, stopped),
+                crate::serve::serve(peer_listener, peer_app, peer_stopped)
+            );
+        });
 
         node.join_or_rejoin(join, initialized).await?;
         node.raft
@@ -238,11 +252,11 @@ impl Node {
             return Ok(());
         }
         let membership = self.raft.metrics().borrow().membership_config.membership().clone();
-        let moved = membership.get_node(&self.id).is_some_and(|n| n.addr != self.url);
+        let moved = membership.get_node(&self.id).is_some_and(|n| n.url != self.url || n.peer != self.peer_url);
         if moved {
             let secret = self.secret();
             for (_, peer) in membership.nodes().filter(|(id, _)| **id != self.id) {
-                if self.join(&peer.addr, &secret).await.is_ok() {
+                if self.join(&peer.peer, &secret).await.is_ok() {
                     return Ok(());
                 }
             }
@@ -251,10 +265,18 @@ impl Node {
         Ok(())
     }
 
-    /// Every member of the cluster: (id, URL), this node with its current URL.
+    /// Every member of the cluster: (id, peer URL), this node with its current one. Every
+    /// call between nodes goes to these.
     pub fn members(&self) -> Vec<(u64, String)> {
         let m = self.raft.metrics().borrow().membership_config.membership().clone();
-        m.nodes().map(|(id, n)| (*id, if *id == self.id { self.url.clone() } else { n.addr.clone() })).collect()
+        m.nodes().map(|(id, n)| (*id, if *id == self.id { self.peer_url.clone() } else { n.peer.clone() })).collect()
+    }
+
+    /// Every member of the cluster: (id, client URL), this node with its current one: where
+    /// clients are sent.
+    pub fn client_urls(&self) -> Vec<(u64, String)> {
+        let m = self.raft.metrics().borrow().membership_config.membership().clone();
+        m.nodes().map(|(id, n)| (*id, if *id == self.id { self.url.clone() } else { n.url.clone() })).collect()
     }
 
     /// What this node reports about itself: zone and space.
@@ -407,12 +429,12 @@ impl Node {
             .map_err(internal)?
     }
 
-    /// The metadata leader's URL, if one is known.
+    /// The metadata leader's client URL, if one is known.
     pub fn leader_url(&self) -> Option<String> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let leader = m.current_leader?;
-        m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
+        m.membership_config.membership().get_node(&leader).map(|n| n.url.clone())
     }
 
     /// True if this node is the metadata leader now.

@@ -67,7 +67,7 @@ impl Node {
                 Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
                 Err(e) => return Err(unavailable(format!("linearizable read failed: {e}"))),
             };
-            if let Some(url) = leader.filter(|u| *u != self.url) {
+            if let Some(url) = leader.filter(|u| *u != self.peer_url) {
                 let peer = self.peer(&url)?;
                 let req = peer.http().post(format!("{url}/v1/raft/read-index"));
                 if let Ok(resp) = peer.send(req).await {

@@ -27,28 +27,51 @@ fn chunk_id(hex: &str) -> Result<ChunkId, HttpError> {
     Ok(ChunkId::from_hex(hex)?)
 }
 
-/// Query of `PUT /v1/chunks/{id}`.
+/// Query of `PUT /v1/chunks/{id}` on the client door.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutChunkParams {
-    /// Store on this node only (how nodes hand each other copies).
-    local: Option<bool>,
     /// The file's redundancy policy (`replicas:N`); placement stores what it asks for.
     policy: Option<String>,
     /// The older form of `policy=replicas:N`; default 1 copy when neither is given.
     replicas: Option<u8>,
-    /// Store here and pass the chunk on down this chain (comma-separated node URLs, may be
-    /// empty); answers `{"stored": [node ids]}`.
-    chain: Option<String>,
 }
 
-/// `PUT /v1/chunks/{id}[?policy=P | ?replicas=N | ?local=true | ?chain=URLS]`: store a chunk (verified
-/// against its id) durably on the nodes placement picks, on this node only, or on this node
-/// and down a chain of others.
+/// `PUT /v1/chunks/{id}[?policy=P | ?replicas=N]` (client door): store a chunk, verified
+/// against its id, durably on the nodes placement picks.
 pub async fn put_chunk(
     State(st): State<AppState>,
     Path(hex): Path<String>,
     q: Result<Query<PutChunkParams>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let p = query_params(q)?;
+    let id = chunk_id(&hex)?;
+    let policy = match (p.policy, p.replicas) {
+        (Some(text), _) => Policy::parse(&text)?,
+        (None, n) => Policy::parse(&format!("replicas:{}", n.unwrap_or(1)))?,
+    };
+    st.node.put_chunk(id, body, policy, false).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Query of `PUT /v1/chunks/{id}` on the peer door.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerPutParams {
+    /// Store on this node only (how nodes hand each other copies).
+    local: Option<bool>,
+    /// Store here and pass the chunk on down this chain (comma-separated peer URLs of
+    /// members, may be empty); answers `{"stored": [node ids]}`.
+    chain: Option<String>,
+}
+
+/// `PUT /v1/chunks/{id}?local=true | ?chain=URLS` (peer door): store a chunk (verified
+/// against its id) on this node only, or on this node and down a chain of others.
+pub async fn peer_put_chunk(
+    State(st): State<AppState>,
+    Path(hex): Path<String>,
+    q: Result<Query<PeerPutParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let p = query_params(q)?;
@@ -59,15 +82,10 @@ pub async fn put_chunk(
         let stored = st.node.put_chunk_chained(id, body, &next, false).await?;
         return Ok(axum::Json(serde_json::json!({ "stored": stored })).into_response());
     }
-    if p.local.unwrap_or(false) {
-        st.node.put_chunk_local(id, body, false).await?;
-    } else {
-        let policy = match (p.policy, p.replicas) {
-            (Some(text), _) => Policy::parse(&text)?,
-            (None, n) => Policy::parse(&format!("replicas:{}", n.unwrap_or(1)))?,
-        };
-        st.node.put_chunk(id, body, policy, false).await?;
+    if !p.local.unwrap_or(false) {
+        return Err(HttpError(ApiError::new(ErrorCode::InvalidArgument, "a peer stores with ?local=true or ?chain=")));
     }
+    st.node.put_chunk_local(id, body, false).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

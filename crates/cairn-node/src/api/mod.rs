@@ -1,6 +1,7 @@
-//! The node's HTTP surface: the public REST API (`/v1/fs`, `/v1/cluster`, `/v1/openapi.json`),
-//! operator endpoints (`/v1/fsck`, `/v1/nodes`, `/v1/workers`, `/metrics`)
-//! and the internal endpoints clients and peers use (`/v1/chunks`, `/v1/meta`, `/v1/raft`).
+//! The node's HTTP surface, behind two doors. The client door: the public REST API
+//! (`/v1/fs`, `/v1/cluster`, `/v1/openapi.json`), operator endpoints (`/v1/fsck`, `/v1/nodes`,
+//! `/v1/workers`, `/metrics`) and the client's data path (`/v1/chunks`, `/v1/meta`). The peer
+//! door: what only nodes send each other (`/v1/raft`, `/v1/meta/propose`, chunk copies).
 
 mod admin;
 mod error;
@@ -49,8 +50,13 @@ const MAX_UPLOADS: usize = 256;
 /// Largest body the internal endpoints accept: one chunk plus framing.
 const INTERNAL_BODY_LIMIT: usize = MAX_CHUNK_SIZE as usize + (1 << 20);
 
-/// Builds the node's router.
-pub fn router(node: Arc<Node>) -> Router {
+/// Builds the node's two routers: the client door's and the peer door's.
+///
+/// The client door serves the REST API, the operator endpoints and the client's data path
+/// (chunk reads and uploads, metadata writes and queries). The peer door serves what only
+/// nodes send each other: Raft RPCs, forwarded proposals and joins, read barriers, chunk
+/// copies between nodes and chained uploads. A client cannot reach a peer route.
+pub fn routers(node: Arc<Node>) -> (Router, Router) {
     let body_timeout = node.config.body_timeout;
     let uploads = Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS));
     let state =
@@ -62,32 +68,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .post(rest_ops::post)
         .layer::<_, Infallible>(DefaultBodyLimit::disable())
         .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout));
-    let internal = Router::new()
-        .route(
-            "/v1/chunks/{id}",
-            put(internal::put_chunk)
-                .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout))
-                .get(internal::get_chunk)
-                .delete(internal::delete_chunk),
-        )
-        .route("/v1/chunks/{id}/touch", post(internal::touch_chunk))
-        .route("/v1/chunks/{id}/copy", post(internal::copy_chunk))
-        .route("/v1/meta/write", post(internal::meta_write))
-        .route("/v1/meta/query", post(internal::meta_query))
-        .route("/v1/meta/propose", post(internal::meta_propose))
-        .route("/v1/raft/read-index", post(internal::raft_read_index))
-        .route("/v1/cluster/join", post(internal::cluster_join))
-        .route("/v1/cluster/secret", get(internal::cluster_secret))
-        .route("/v1/node/chunk-dir", get(internal::chunk_dir))
-        .route("/v1/raft/append", post(internal::raft_append))
-        .route("/v1/raft/vote", post(internal::raft_vote))
-        .route("/v1/raft/snapshot", post(internal::raft_snapshot))
-        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT));
-    Router::new()
+    let client = Router::new()
         .route("/v1/fs", fs.clone())
         .route("/v1/fs/", fs.clone())
         .route("/v1/fs/{*path}", fs)
-        .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/v1/health", get(health))
         .route("/v1/cluster", get(status::cluster))
         .route("/v1/node", get(status::node))
         .route("/v1/openapi.json", get(status::openapi))
@@ -95,7 +80,52 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/nodes/{id}", post(admin::node_op))
         .route("/v1/workers/{name}", post(admin::worker_op))
         .route("/metrics", get(admin::metrics))
-        .merge(internal)
+        .merge(
+            Router::new()
+                .route(
+                    "/v1/chunks/{id}",
+                    put(internal::put_chunk)
+                        .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout))
+                        .get(internal::get_chunk),
+                )
+                .route("/v1/meta/write", post(internal::meta_write))
+                .route("/v1/meta/query", post(internal::meta_query))
+                .route("/v1/cluster/join", post(internal::cluster_join))
+                .route("/v1/cluster/secret", get(internal::cluster_secret))
+                .route("/v1/node/chunk-dir", get(internal::chunk_dir))
+                .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT)),
+        );
+    let peer = Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/node", get(status::node))
+        .route("/v1/nodes/{id}", post(admin::node_op))
+        .route(
+            "/v1/chunks/{id}",
+            put(internal::peer_put_chunk)
+                .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout))
+                .get(internal::get_chunk)
+                .delete(internal::delete_chunk),
+        )
+        .route("/v1/chunks/{id}/touch", post(internal::touch_chunk))
+        .route("/v1/chunks/{id}/copy", post(internal::copy_chunk))
+        .route("/v1/meta/propose", post(internal::meta_propose))
+        .route("/v1/raft/read-index", post(internal::raft_read_index))
+        .route("/v1/cluster/join", post(internal::cluster_join))
+        .route("/v1/raft/append", post(internal::raft_append))
+        .route("/v1/raft/vote", post(internal::raft_vote))
+        .route("/v1/raft/snapshot", post(internal::raft_snapshot))
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT));
+    (finish(client, state.clone()), finish(peer, state))
+}
+
+/// `GET /v1/health`: the liveness probe (the one route that will never need credentials).
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// A router's fallbacks (JSON errors for unknown routes and methods) and state.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { HttpError(ApiError::new(ErrorCode::NotFound, "no such endpoint")) })
         .method_not_allowed_fallback(|| async {
             HttpError(ApiError::new(ErrorCode::InvalidArgument, "method not allowed on this endpoint"))

@@ -26,7 +26,8 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             let (state, info) = if *id == node.id { (PeerState::Up, Some(node.info())) } else { node.peers.get(*id) };
             let mut v = json!({
                 "id": id.to_string(),
-                "url": if *id == node.id { node.url.clone() } else { n.addr.clone() },
+                "url": if *id == node.id { node.url.clone() } else { n.url.clone() },
+                "peer_url": if *id == node.id { node.peer_url.clone() } else { n.peer.clone() },
                 "state": state,
                 "admin_state": states.get(id).copied().unwrap_or_default().as_str(),
                 "chunks": held.get(id).copied().unwrap_or(0),

@@ -18,7 +18,8 @@ mod records;
 pub mod sm;
 
 use cairn_core::wire::{ApplyResult, Request};
-use openraft::{BasicNode, TokioRuntime};
+use openraft::TokioRuntime;
+use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
     /// cairn's Raft type configuration.
@@ -26,11 +27,26 @@ openraft::declare_raft_types!(
         D = Request,
         R = Vec<ApplyResult>,
         NodeId = u64,
-        Node = BasicNode,
+        Node = Member,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = tokio::fs::File,
         AsyncRuntime = TokioRuntime,
 );
+
+/// A member as the membership records it: where clients reach it and where its peers do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its client URL (REST; what status shows and clients are sent to).
+    pub url: String,
+    /// Its peer URL (Raft, chunk transfer between nodes).
+    pub peer: String,
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (peers: {})", self.url, self.peer)
+    }
+}
 
 /// The Raft handle cairn runs.
 pub type Raft = openraft::Raft<TypeConfig>;

@@ -3,7 +3,7 @@
 //! Each RPC is `POST {node}/v1/raft/{append,vote,snapshot}`; the body is the encoded request
 //! and the answer is the encoded `Result` of the remote Raft call.
 
-use super::TypeConfig;
+use super::{Member, TypeConfig};
 use cairn_core::codec::{decode, encode};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -11,7 +11,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -38,18 +37,13 @@ pub struct Conn {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Conn;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Conn {
-        Conn { http: self.http.clone(), target, addr: node.addr.clone() }
+    async fn new_client(&mut self, target: u64, node: &Member) -> Conn {
+        Conn { http: self.http.clone(), target, addr: node.peer.clone() }
     }
 }
 
 impl Conn {
-    async fn call<Req, Resp, E>(
-        &self,
-        rpc: &str,
-        req: &Req,
-        opt: &RPCOption,
-    ) -> Result<Resp, RPCError<u64, BasicNode, E>>
+    async fn call<Req, Resp, E>(&self, rpc: &str, req: &Req, opt: &RPCOption) -> Result<Resp, RPCError<u64, Member, E>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -80,7 +74,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
         self.call("append", &rpc, &option).await
     }
 
@@ -88,7 +82,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>> {
         self.call("snapshot", &rpc, &option).await
     }
 
@@ -96,7 +90,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         &mut self,
         rpc: VoteRequest<u64>,
         option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+    ) -> Result<VoteResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
         self.call("vote", &rpc, &option).await
     }
 }

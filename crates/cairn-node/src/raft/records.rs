@@ -6,12 +6,10 @@
 //! with cairn's versioned codec, and converted back when read. The records are documented
 //! in `docs/formats.md`.
 
-use super::TypeConfig;
+use super::{Member, TypeConfig};
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::Request;
-use openraft::{
-    BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership, Vote,
-};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership, Vote};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,23 +82,31 @@ impl Stored for Vote<u64> {
     }
 }
 
-/// A membership: the voter sets (two during a joint change) and every member's address.
+/// A membership: the voter sets (two during a joint change) and every member's addresses.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct MembershipRec {
     configs: Vec<BTreeSet<u64>>,
-    nodes: BTreeMap<u64, String>,
+    nodes: BTreeMap<u64, MemberRec>,
 }
 
-impl Stored for Membership<u64, BasicNode> {
+/// A member's addresses: client URL, peer URL.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MemberRec {
+    url: String,
+    peer: String,
+}
+
+impl Stored for Membership<u64, Member> {
     type Rec = MembershipRec;
     fn to_rec(&self) -> MembershipRec {
         MembershipRec {
             configs: self.get_joint_config().clone(),
-            nodes: self.nodes().map(|(id, n)| (*id, n.addr.clone())).collect(),
+            nodes: self.nodes().map(|(id, n)| (*id, MemberRec { url: n.url.clone(), peer: n.peer.clone() })).collect(),
         }
     }
     fn from_rec(r: MembershipRec) -> Self {
-        let nodes: BTreeMap<u64, BasicNode> = r.nodes.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+        let nodes: BTreeMap<u64, Member> =
+            r.nodes.into_iter().map(|(id, m)| (id, Member { url: m.url, peer: m.peer })).collect();
         Membership::new(r.configs, nodes)
     }
 }
@@ -112,7 +118,7 @@ pub(crate) struct StoredMembershipRec {
     membership: MembershipRec,
 }
 
-impl Stored for StoredMembership<u64, BasicNode> {
+impl Stored for StoredMembership<u64, Member> {
     type Rec = StoredMembershipRec;
     fn to_rec(&self) -> StoredMembershipRec {
         StoredMembershipRec { log_id: self.log_id().to_rec(), membership: self.membership().to_rec() }
@@ -168,7 +174,7 @@ pub(crate) struct SnapshotMetaRec {
     snapshot_id: String,
 }
 
-impl Stored for SnapshotMeta<u64, BasicNode> {
+impl Stored for SnapshotMeta<u64, Member> {
     type Rec = SnapshotMetaRec;
     fn to_rec(&self) -> SnapshotMetaRec {
         SnapshotMetaRec {

@@ -12,13 +12,13 @@ use super::{sto_err, StorageError, TypeConfig, RAFT_STATE};
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::ApplyResult;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, StoredMembership};
+use openraft::{Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, StoredMembership};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-type Membership = StoredMembership<u64, BasicNode>;
+type Membership = StoredMembership<u64, super::Member>;
 
 /// The current snapshot as recorded: its metadata and its file's name in the snapshot dir.
 #[derive(Serialize, Deserialize)]
@@ -256,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, BasicNode>,
+        meta: &SnapshotMeta<u64, super::Member>,
         mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
         use tokio::io::AsyncWriteExt;
