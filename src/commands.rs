@@ -110,7 +110,7 @@ pub async fn run(node: &str, json: bool, no_short_circuit: bool, cmd: Cmd) -> Re
         Cmd::Rm { path, recursive } => Ok(c.remove(&path, recursive).await?),
         Cmd::Mv { from, to } => show(&c.rename(&from, &to).await?, &to, json),
         Cmd::Status { secret: true } => {
-            let v = c.cluster_secret().await?;
+            let v = c.join_token().await?;
             println!("{v}");
             Ok(())
         }

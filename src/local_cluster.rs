@@ -14,8 +14,16 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// Environment variables of the parent that must not reach the children (flags decide).
-const PRIVATE_ENV: [&str; 7] =
-    ["CAIRN_DATA", "CAIRN_LISTEN", "CAIRN_PEER_LISTEN", "CAIRN_JOIN", "CAIRN_SECRET", "CAIRN_CONFIG", "CAIRN_NODES"];
+const PRIVATE_ENV: [&str; 8] = [
+    "CAIRN_DATA",
+    "CAIRN_LISTEN",
+    "CAIRN_PEER_LISTEN",
+    "CAIRN_ADVERTISE",
+    "CAIRN_JOIN",
+    "CAIRN_SECRET",
+    "CAIRN_CONFIG",
+    "CAIRN_NODES",
+];
 
 /// Starts one child node and waits for the URL it listens on. A `--secret S` among `extra`
 /// reaches the child as `CAIRN_SECRET`, not on its command line (where `ps` shows it).
@@ -60,11 +68,12 @@ pub(crate) fn start_child(data: &Path, listen: &SocketAddr, extra: &[String]) ->
     }
 }
 
-/// The cluster secret, as node `url` shows it on its own machine.
+/// The cluster's join token (its secret and CA fingerprint), as node `url` shows it on its
+/// own machine.
 pub(crate) async fn secret(url: &str) -> Result<String> {
     let ask = async { reqwest::get(format!("{url}/v1/cluster/secret")).await?.error_for_status()?.json().await };
     let v: serde_json::Value = ask.await.with_context(|| format!("asking {url} for the cluster secret"))?;
-    Ok(v["secret"].as_str().context("the node shows no secret")?.to_string())
+    Ok(v["token"].as_str().context("the node shows no join token")?.to_string())
 }
 
 /// Sends SIGTERM to a child and waits for it.

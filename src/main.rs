@@ -106,7 +106,8 @@ enum Cmd {
     },
     /// Show the cluster's nodes and health.
     Status {
-        /// Print the cluster secret new nodes join with (works on the node's own machine).
+        /// Print the join token new nodes join with: the cluster secret and its CA's
+        /// fingerprint (works on the node's own machine).
         #[arg(long)]
         secret: bool,
     },
@@ -167,6 +168,7 @@ fn tune_malloc() {
 
 fn main() -> ExitCode {
     tune_malloc();
+    cairn_client::tls::install_provider();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

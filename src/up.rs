@@ -21,6 +21,10 @@ pub struct UpArgs {
     /// address with port + 100; a free port when the client port is 0].
     #[arg(long, env = "CAIRN_PEER_LISTEN")]
     peer_listen: Option<String>,
+    /// Host name or IP to announce in this node's URLs [default: the listen address; listening
+    /// on 0.0.0.0, the address the default route leaves from].
+    #[arg(long, env = "CAIRN_ADVERTISE")]
+    advertise: Option<String>,
     /// TOML configuration file (see cairn.example.toml).
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
@@ -94,6 +98,9 @@ fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(l) = args.listen {
         c.listen = l;
+    }
+    if args.advertise.is_some() {
+        c.advertise = args.advertise;
     }
     if args.peer_listen.is_some() {
         c.peer_listen = args.peer_listen;

@@ -248,3 +248,54 @@ fn an_upload_that_stalls_is_cut_off() {
     assert_eq!(status, 400, "after {:?}", t.elapsed());
     assert_eq!(http().get(format!("{}/v1/fs/stalled", node.url)).send().unwrap().status(), StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn the_peer_door_takes_only_members_of_its_own_cluster() {
+    let first = TestNode::start(&[]);
+    let token = first.ok(&["status", "--secret"]).trim().to_string();
+    assert!(token.starts_with("cairn-join1."), "{token}");
+    let second = TestNode::start(&["--join", &first.url, "--secret", &token]);
+    let stranger = TestNode::start(&[]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for key in ["ca.key", "node.key"] {
+        assert_eq!(mode(&second.data.join(key)), 0o600, "{key}");
+    }
+    let term = || {
+        http().get(format!("{}/v1/cluster", first.url)).send().unwrap().json::<Value>().unwrap()["raft"]["term"].clone()
+    };
+    let before = term();
+    let vote = format!("{}/v1/raft/vote", first.peer_url);
+    // Without a certificate, or with one from another cluster's CA, no request gets through
+    // the handshake; plain HTTP gets no answer either.
+    assert!(http().post(&vote).body("x").send().is_err());
+    assert!(http().post(vote.replace("https://", "http://")).body("x").send().is_err());
+    assert!(peer_http(&stranger).post(&vote).body("x").send().is_err());
+    // A member's certificate is let through (and its garbage refused as such).
+    assert_eq!(code_of(peer_http(&second).post(&vote).body("x").send().unwrap()).1, "invalid_argument");
+    assert_eq!(term(), before, "nothing reached Raft");
+    // Once removed, the former member is shut out by the allow-list.
+    let id = http().get(format!("{}/v1/node", second.url)).send().unwrap().json::<Value>().unwrap()["id"].to_string();
+    first.ok(&["node", "remove", &id]);
+    common::wait_for("the removal", Duration::from_secs(30), || {
+        let v: Value = http().get(format!("{}/v1/cluster", first.url)).send().unwrap().json().unwrap();
+        v["nodes"].as_array().unwrap().len() == 1
+    });
+    assert_eq!(code_of(peer_http(&second).post(&vote).body("x").send().unwrap()).1, "permission_denied");
+    // A join token pins the CA: one naming another cluster's CA is refused before the
+    // secret is used for anything.
+    let foreign = stranger.ok(&["status", "--secret"]).trim().to_string();
+    let fingerprint = foreign.split('.').nth(1).unwrap();
+    let mismatched = format!("cairn-join1.{fingerprint}.{}", token.rsplit('.').next().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--join", &first.url, "--secret", &mismatched, "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not that cluster"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

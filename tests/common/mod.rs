@@ -81,7 +81,7 @@ impl TestNode {
         }
         self.args = kept;
         let mut args = self.args.clone();
-        args.extend(["--peer-listen".to_string(), self.peer_url.trim_start_matches("http://").to_string()]);
+        args.extend(["--peer-listen".to_string(), self.peer_url.trim_start_matches("https://").to_string()]);
         let (child, url, peer_url) = spawn(&self.data, &args, &self.addr());
         self.child = Some(child);
         (self.url, self.peer_url) = (url, peer_url);
@@ -211,9 +211,21 @@ fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String, String)
     }
 }
 
+/// A client for a node's peer door that presents the certificate of the node whose data dir
+/// is `data` (an insider: a member of the cluster, or a node that was one).
+pub fn peer_http_as(data: &Path) -> reqwest::blocking::Client {
+    use cairn_client::tls;
+    tls::install_provider();
+    let read = |name: &str| std::fs::read(data.join(name)).unwrap();
+    let cas = tls::certs_from_pem(&read("ca.crt")).unwrap();
+    let identity = (tls::certs_from_pem(&read("node.crt")).unwrap(), tls::key_from_pem(&read("node.key")).unwrap());
+    let config = tls::client_config(&cas, Some(identity), true).unwrap();
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).use_preconfigured_tls(config).build().unwrap()
+}
+
 /// A client for a node's peer door, as another member of its cluster would call it.
-pub fn peer_http(_node: &TestNode) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+pub fn peer_http(node: &TestNode) -> reqwest::blocking::Client {
+    peer_http_as(&node.data)
 }
 
 /// A base port with `n` consecutive ports free right now, and the `n` peer ports 100 above
@@ -259,6 +271,7 @@ pub fn data(seed: u64, len: usize) -> Vec<u8> {
 
 /// A blocking HTTP client for the REST API.
 pub fn http() -> reqwest::blocking::Client {
+    cairn_client::tls::install_provider();
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
 }
 

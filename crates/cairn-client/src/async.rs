@@ -232,13 +232,17 @@ impl AsyncClient {
         Ok(out)
     }
 
-    /// The cluster secret (only served to clients on the node's own machine).
-    pub async fn cluster_secret(&self) -> Result<String> {
+    /// The cluster's join token: its secret and its CA's fingerprint, what a new node joins
+    /// with (only served to clients on the node's own machine).
+    pub async fn join_token(&self) -> Result<String> {
         let req =
             self.backend.http().get(format!("{}/v1/cluster/secret", self.backend.url())).timeout(OPERATOR_DEADLINE);
         let v: serde_json::Value =
             self.backend.send(req).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
-        v["secret"].as_str().map(str::to_string).ok_or_else(|| ClientError::Protocol("no secret in the answer".into()))
+        v["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Protocol("no join token in the answer".into()))
     }
 
     /// The node's view of the cluster, as served at `GET /v1/cluster`.

@@ -78,6 +78,7 @@ impl HttpBackend {
     /// this machine, chunk reads go straight to its chunk files (short-circuit reads, still
     /// verified against their hashes), falling back to HTTP for anything not there.
     pub fn new(url: &str) -> Result<Self> {
+        crate::tls::install_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)

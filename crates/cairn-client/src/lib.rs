@@ -16,6 +16,7 @@ pub mod edit;
 mod file;
 mod http;
 pub mod json;
+pub mod tls;
 
 pub use file::{Client, File, OpenOptions, ReadDir};
 pub use http::HttpBackend;

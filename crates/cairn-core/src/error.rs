@@ -41,6 +41,8 @@ pub enum ErrorCode {
     Internal,
     /// A request (or the upload it announces) is larger than cairn takes at all.
     TooLarge,
+    /// The caller did not say who it is (no credentials, or a peer without a certificate).
+    Unauthenticated,
 }
 
 impl ErrorCode {
@@ -62,6 +64,7 @@ impl ErrorCode {
             ErrorCode::Corrupt => "corrupt",
             ErrorCode::Internal => "internal",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unauthenticated => "unauthenticated",
         }
     }
 
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::RangeNotSatisfiable => 416,
             ErrorCode::Corrupt | ErrorCode::Internal => 500,
             ErrorCode::TooLarge => 413,
+            ErrorCode::Unauthenticated => 401,
         }
     }
 }

@@ -56,6 +56,59 @@ pub struct JoinReply {
     pub cluster_id: String,
 }
 
+/// `POST /v1/cluster/ca` body: the cluster secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaRequest {
+    /// The cluster secret (or a join token).
+    pub secret: String,
+}
+
+/// `POST /v1/cluster/ca` answer: the cluster CA, with which a joining node issues its own
+/// certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaReply {
+    /// The CA certificate, PEM.
+    pub ca_cert: String,
+    /// The CA key, PEM.
+    pub ca_key: String,
+}
+
+/// Fetches the cluster CA from the member at `url` (its client door) with the secret in
+/// `token`; when the token carries the CA's fingerprint, a CA that does not match it is
+/// refused. Retries while the member is unreachable, up to [`JOIN_WAIT`].
+pub(crate) async fn enroll(url: &str, token: &str) -> Result<(String, String), crate::NodeError> {
+    let fail = |why: String| crate::NodeError::Raft(format!("joining {url}: {why}"));
+    let (secret, pinned) = crate::pki::parse_token(token);
+    let peer = HttpBackend::new(url).map_err(|e| fail(e.to_string()))?;
+    let req = CaRequest { secret };
+    let deadline = Instant::now() + JOIN_WAIT;
+    let mut pause = RETRY_PAUSE;
+    let reply: CaReply = loop {
+        match peer.send(peer.http().post(format!("{}/v1/cluster/ca", peer.url())).json(&req)).await {
+            Ok(resp) => break resp.json().await.map_err(|e| fail(format!("bad CA answer: {e}")))?,
+            Err(e) if e.code() == ErrorCode::Unavailable && Instant::now() < deadline => {
+                tracing::info!("asking {url} for the cluster CA: {e}; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    };
+    let certs = cairn_client::tls::certs_from_pem(reply.ca_cert.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let got = crate::pki::fingerprint(&certs[0]);
+    match pinned {
+        Some(fp) if fp != got => {
+            return Err(fail(format!("its CA has fingerprint {got}, not the {fp} of the join token: not that cluster")))
+        }
+        Some(_) => {}
+        None => tracing::warn!(
+            "joining with a bare secret: trusting the CA of {url} ({got}); a join token \
+             (`cairn status --secret`) would pin it"
+        ),
+    }
+    Ok((reply.ca_cert, reply.ca_key))
+}
+
 pub(crate) fn unavailable(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, msg)
 }
@@ -118,10 +171,7 @@ impl Node {
 
     /// Adds a node to the cluster (`POST /v1/cluster/join`), on the leader wherever it is.
     pub(crate) async fn handle_join(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
-        use subtle::ConstantTimeEq;
-        if !bool::from(req.secret.as_bytes().ct_eq(self.secret().as_bytes())) {
-            return Err(ApiError::new(ErrorCode::PermissionDenied, "wrong cluster secret"));
-        }
+        self.ca_for(&crate::pki::parse_token(&req.secret).0)?;
         self.peer(&req.url)?;
         self.peer(&req.peer_url)?;
         let deadline = Instant::now() + LEADER_WAIT;

@@ -17,6 +17,10 @@ pub struct NodeConfig {
     pub data: PathBuf,
     /// Address to listen on for clients (`127.0.0.1:0` picks a free port).
     pub listen: String,
+    /// The host name or IP other nodes and clients reach this node at, in the URLs it
+    /// announces. Default: the address it listens on, or, listening on every interface
+    /// (`0.0.0.0`, `::`), the address its default route leaves from.
+    pub advertise: Option<String>,
     /// Address to listen on for the other nodes (Raft, chunk transfer between nodes). Default:
     /// the client address with its port + 100 (a free port when the client port is 0).
     pub peer_listen: Option<String>,
@@ -74,6 +78,7 @@ impl Default for NodeConfig {
             data: PathBuf::from("./cairn-data"),
             listen: "127.0.0.1:7070".into(),
             peer_listen: None,
+            advertise: None,
             gc_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(60),
             snapshot_every: 5000,
@@ -126,6 +131,14 @@ impl NodeConfig {
             return bad(format!("listen address {:?} is not IP:PORT", self.listen));
         }
         self.peer_addr()?;
+        if let Some(host) = &self.advertise {
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+            if !valid {
+                return bad(format!("advertise {host:?} is not a host name or IP address"));
+            }
+        }
         if self.data.as_os_str().is_empty() {
             return bad("data directory must not be empty".into());
         }
@@ -190,6 +203,34 @@ impl NodeConfig {
 /// The peer door's default port: the client port plus this.
 pub const PEER_PORT_OFFSET: u16 = 100;
 
+/// The host part of the URLs a node announces: `advertise` if set, else the address it is
+/// bound to, or, bound to every interface, the address its default route leaves from (found
+/// by connecting a UDP socket, which sends nothing).
+pub(crate) fn url_host(bound: std::net::IpAddr, advertise: Option<&str>) -> String {
+    if let Some(host) = advertise {
+        return host.to_string();
+    }
+    let ip = if bound.is_unspecified() {
+        let outward = || -> std::io::Result<std::net::IpAddr> {
+            let probe = if bound.is_ipv4() { "192.0.2.1:9" } else { "[2001:db8::1]:9" };
+            let socket = std::net::UdpSocket::bind(if bound.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+            socket.connect(probe)?;
+            Ok(socket.local_addr()?.ip())
+        };
+        outward().unwrap_or(if bound.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        })
+    } else {
+        bound
+    };
+    match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
 /// Durations as humantime strings ("10m", "1h 30m").
 mod human {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -202,5 +243,19 @@ mod human {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn announced_hosts_are_never_the_wildcard() {
+        assert_eq!(url_host("127.0.0.1".parse().unwrap(), None), "127.0.0.1");
+        assert_eq!(url_host("0.0.0.0".parse().unwrap(), Some("db1.example.net")), "db1.example.net");
+        assert_eq!(url_host("::1".parse().unwrap(), None), "[::1]");
+        let any = url_host("0.0.0.0".parse().unwrap(), None);
+        assert!(!any.parse::<std::net::IpAddr>().unwrap().is_unspecified(), "{any}");
     }
 }

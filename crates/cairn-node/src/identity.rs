@@ -36,13 +36,15 @@ pub(crate) fn new_secret() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-/// Writes `bytes` to `path` atomically: temp file (readable by its owner only: it holds the
-/// cluster secret), fsync, rename, directory fsync.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` atomically with permissions `mode`: temp file, fsync, rename,
+/// directory fsync.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -53,7 +55,7 @@ impl Identity {
     /// Saves the identity to `<data>/node.json`.
     pub fn save(&self, data: &Path) -> Result<(), NodeError> {
         let json = serde_json::to_vec_pretty(self).expect("identity serializes");
-        write_atomic(&data.join("node.json"), &json).map_err(|e| NodeError::DataDir {
+        write_atomic(&data.join("node.json"), &json, 0o600).map_err(|e| NodeError::DataDir {
             path: data.display().to_string(),
             why: format!("cannot write node.json: {e}"),
         })

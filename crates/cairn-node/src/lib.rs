@@ -15,6 +15,7 @@ pub mod ledger;
 mod local;
 mod node;
 pub mod peers;
+pub mod pki;
 pub mod raft;
 mod reads;
 mod serve;

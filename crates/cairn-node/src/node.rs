@@ -66,6 +66,8 @@ pub struct Node {
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
     /// Reads waiting for a read-index round (served in batches by `reads::run_read_rounds`).
     pub(crate) barriers: mpsc::Sender<crate::reads::Waiter>,
+    /// The cluster CA and this node's certificate (the peer door's mutual TLS).
+    pub(crate) pki: crate::pki::Pki,
 }
 
 /// The metadata database's page cache. The namespace lives on disk in redb, and the node's
@@ -94,6 +96,7 @@ impl Node {
     /// Raft and the HTTP server, and waits until the metadata has a leader.
     pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         config.validate()?;
+        cairn_client::tls::install_provider();
         let data: PathBuf = config.data.clone();
         let dir_err = |why: String| NodeError::DataDir { path: data.display().to_string(), why };
         std::fs::create_dir_all(&data).map_err(|e| dir_err(e.to_string()))?;
@@ -119,12 +122,23 @@ impl Node {
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|e| NodeError::Listen { addr: config.listen.clone(), why: e.to_string() })?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let client_addr = listener.local_addr()?;
+        let url = format!(
+            "http://{}:{}",
+            crate::config::url_host(client_addr.ip(), config.advertise.as_deref()),
+            client_addr.port()
+        );
         let peer_addr = config.peer_addr()?;
         let peer_listener = TcpListener::bind(peer_addr)
             .await
             .map_err(|e| NodeError::Listen { addr: peer_addr.to_string(), why: e.to_string() })?;
-        let peer_url = format!("http://{}", peer_listener.local_addr()?);
+        let peer_addr = peer_listener.local_addr()?;
+        let peer_url = format!(
+            "https://{}:{}",
+            crate::config::url_host(peer_addr.ip(), config.advertise.as_deref()),
+            peer_addr.port()
+        );
+        let pki = Self::pki(&config, &identity).await?;
 
         let raft_config = openraft::Config {
             cluster_name: identity.cluster_id.clone(),
@@ -147,6 +161,7 @@ impl Node {
         let raft_config = Arc::new(raft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .use_preconfigured_tls(pki.client_config()?)
             .build()
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(identity.node_id, raft_config, Network::new(http.clone()), log, sm)
@@ -191,6 +206,7 @@ impl Node {
             chunks_served: Default::default(),
             membership_lock: tokio::sync::Mutex::new(()),
             barriers,
+            pki,
         });
 
         tokio::spawn(crate::writes::run_proposer(Arc::downgrade(&node), queue));
@@ -199,10 +215,11 @@ impl Node {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (app, peer_app) = crate::api::routers(node.clone());
         let peer_stopped = stopped.clone();
+        let peer_tls = node.pki.server_config()?;
         let server = tokio::spawn(async move {
             tokio::join!(
-                crate::serve::serve(listener, app, stopped),
-                crate::serve::serve(peer_listener, peer_app, peer_stopped)
+                crate::serve::serve(listener, app, stopped, None),
+                crate::serve::serve(peer_listener, peer_app, peer_stopped, Some(peer_tls))
             );
         });
 
@@ -229,13 +246,39 @@ impl Node {
         Ok(RunningNode { node, server, stop })
     }
 
+    /// This node's PKI: loaded from its data dir; else, on a first start, a new cluster CA
+    /// (founding a cluster) or the CA of the cluster it joins (fetched with the secret and
+    /// checked against the join token's fingerprint).
+    async fn pki(config: &NodeConfig, identity: &Identity) -> Result<crate::pki::Pki, NodeError> {
+        use crate::pki::Pki;
+        if let Some(pki) = Pki::load(&config.data)? {
+            return Ok(pki);
+        }
+        if identity.member {
+            return Err(NodeError::DataDir {
+                path: config.data.display().to_string(),
+                why: "this member's certificates (ca.crt, ca.key, node.crt, node.key) are missing: restore them, \
+                      or start on an empty data dir with --recover ID --join URL"
+                    .into(),
+            });
+        }
+        match &config.join {
+            None => Pki::found(&config.data, identity.node_id),
+            Some(url) => {
+                let token = config.secret.clone().unwrap_or_default();
+                let (ca, ca_key) = crate::cluster::enroll(url, &token).await?;
+                Pki::adopt(&config.data, identity.node_id, &ca, &ca_key)
+            }
+        }
+    }
+
     /// Joins the cluster at `join` (first start), or, when restarted at a new address, tells
     /// the cluster where this node is now.
     async fn join_or_rejoin(&self, join: Option<String>, initialized: bool) -> Result<(), NodeError> {
         let refused = |e: ApiError| NodeError::Raft(format!("joining the cluster failed: {e}"));
         if !initialized {
             let Some(url) = join else { return Ok(()) };
-            let secret = self.config.secret.clone().unwrap_or_default();
+            let secret = crate::pki::parse_token(self.config.secret.as_deref().unwrap_or_default()).0;
             let reply = self.join(&url, &secret).await.map_err(refused)?;
             {
                 let mut identity = self.identity.lock().expect("identity lock");
@@ -363,6 +406,20 @@ impl Node {
     /// The cluster secret a joining node must present.
     pub fn secret(&self) -> String {
         self.identity.lock().expect("identity lock").secret.clone()
+    }
+
+    /// The join token: the secret and the cluster CA's fingerprint (what `--secret` takes).
+    pub fn join_token(&self) -> String {
+        crate::pki::token(&self.secret(), &self.pki.fingerprint())
+    }
+
+    /// The cluster CA, for a node that presents the cluster secret.
+    pub(crate) fn ca_for(&self, secret: &str) -> Result<(String, String), ApiError> {
+        use subtle::ConstantTimeEq;
+        if !bool::from(secret.as_bytes().ct_eq(self.secret().as_bytes())) {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "wrong cluster secret"));
+        }
+        Ok((self.pki.ca_pem.clone(), self.pki.ca_key_pem().to_string()))
     }
 
     /// Stores a chunk in this node's own store, fsync'd before returning. Its bytes are

@@ -6,7 +6,8 @@
 //! file or chunk upload) that stops flowing for `body_timeout` is cut off (`api::router` puts
 //! a `RequestBodyTimeoutLayer` on those routes only: a timer per request costs the small
 //! metadata RPCs a third of their rate), and a node holds at most [`MAX_CONNECTIONS`]
-//! connections, [`MAX_PER_ADDRESS`] of them from one address.
+//! connections, [`MAX_PER_ADDRESS`] of them from one address. The peer door serves TLS only,
+//! and demands a certificate from the cluster CA (`pki`).
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -64,14 +65,27 @@ impl Drop for Admitted {
     }
 }
 
+/// The node id of the peer on the other end of a mutually authenticated connection, read from
+/// its certificate (handlers of the peer door find it among the request's extensions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerNode(pub u64);
+
 /// Serves `app` on `listener` until `stop` turns true, then lets requests in flight finish
-/// (up to [`DRAIN_TIMEOUT`]).
-pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+/// (up to [`DRAIN_TIMEOUT`]). With `tls`, every connection is TLS: its handshake must end
+/// within [`HEADER_TIMEOUT`], and the node named by a client certificate is handed to the
+/// handlers as [`PeerNode`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let counts = Arc::new(Counts::default());
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -90,12 +104,27 @@ pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let svc = hyper::service::service_fn(move |req| handle(app.clone(), peer, req));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let (app, builder, watcher, acceptor) = (app.clone(), builder.clone(), graceful.watcher(), acceptor.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            match acceptor {
+                None => {
+                    let svc = hyper::service::service_fn(move |req| handle(app.clone(), peer, None, req));
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let node =
+                        stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(crate::pki::node_id_of);
+                    let svc = hyper::service::service_fn(move |req| handle(app.clone(), peer, node, req));
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+            }
             drop(admitted);
         });
     }
@@ -112,9 +141,13 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn handle(
     app: Router,
     peer: SocketAddr,
+    node: Option<u64>,
     mut req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<axum::response::Response, std::convert::Infallible> {
     req.extensions_mut().insert(ConnectInfo(peer));
+    if let Some(id) = node {
+        req.extensions_mut().insert(PeerNode(id));
+    }
     let mut app = app;
     tower_service::Service::call(&mut app, req).await
 }

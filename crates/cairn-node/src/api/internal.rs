@@ -185,6 +185,14 @@ pub async fn cluster_join(State(st): State<AppState>, body: Bytes) -> Result<Res
     Ok(axum::Json(st.node.handle_join(req).await?).into_response())
 }
 
+/// `POST /v1/cluster/ca`: the cluster CA, for a joining node that presents the secret.
+pub async fn cluster_ca(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
+    let req: crate::cluster::CaRequest = serde_json::from_slice(&body)
+        .map_err(|e| HttpError(ApiError::new(ErrorCode::InvalidArgument, format!("bad CA request: {e}"))))?;
+    let (ca_cert, ca_key) = st.node.ca_for(&crate::pki::parse_token(&req.secret).0)?;
+    Ok(axum::Json(crate::cluster::CaReply { ca_cert, ca_key }).into_response())
+}
+
 /// `GET /v1/cluster/secret`: the cluster secret, to callers on this machine only.
 pub async fn cluster_secret(
     State(st): State<AppState>,
@@ -196,7 +204,7 @@ pub async fn cluster_secret(
             "the secret is only shown on the node's own machine",
         )));
     }
-    Ok(axum::Json(serde_json::json!({ "secret": st.node.secret() })).into_response())
+    Ok(axum::Json(serde_json::json!({ "secret": st.node.secret(), "token": st.node.join_token() })).into_response())
 }
 
 /// `GET /v1/node/chunk-dir`: where this node keeps its chunk files, for clients on the same

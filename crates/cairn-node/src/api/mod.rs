@@ -91,6 +91,7 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
                 .route("/v1/meta/write", post(internal::meta_write))
                 .route("/v1/meta/query", post(internal::meta_query))
                 .route("/v1/cluster/join", post(internal::cluster_join))
+                .route("/v1/cluster/ca", post(internal::cluster_ca))
                 .route("/v1/cluster/secret", get(internal::cluster_secret))
                 .route("/v1/node/chunk-dir", get(internal::chunk_dir))
                 .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT)),
@@ -114,8 +115,31 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .route("/v1/raft/append", post(internal::raft_append))
         .route("/v1/raft/vote", post(internal::raft_vote))
         .route("/v1/raft/snapshot", post(internal::raft_snapshot))
-        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), members_only));
     (finish(client, state.clone()), finish(peer, state))
+}
+
+/// The peer door's allow-list: a request passes only from a node whose certificate (from
+/// the cluster CA) names a member of this cluster. A node that has no membership yet (being
+/// admitted, it hears from the leader before it learns the membership) takes any node of
+/// its CA.
+async fn members_only(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(crate::serve::PeerNode(id)) = req.extensions().get().copied() else {
+        return HttpError(ApiError::new(ErrorCode::Unauthenticated, "the peer door takes node certificates only"))
+            .into_response();
+    };
+    let members = st.node.members();
+    if !members.is_empty() && !members.iter().any(|(m, _)| *m == id) {
+        let msg = format!("node {id} is not a member of this cluster");
+        return HttpError(ApiError::new(ErrorCode::PermissionDenied, msg)).into_response();
+    }
+    next.run(req).await
 }
 
 /// `GET /v1/health`: the liveness probe (the one route that will never need credentials).

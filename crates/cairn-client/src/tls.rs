@@ -1,0 +1,131 @@
+//! TLS on rustls with ring: configurations that trust the cluster's own CA only.
+//!
+//! Nodes dial each other by address, and an address may change when a node restarts, so a
+//! connection between nodes checks that the certificate was signed by the cluster CA for
+//! [`NODE_NAME`], the name every node certificate carries, rather than for the address
+//! dialled. Clients of the REST API verify the usual way: the certificate must name the host
+//! in the URL.
+
+use crate::{ClientError, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::sync::Arc;
+
+/// The DNS name in every node certificate; nodes verify each other against it.
+pub const NODE_NAME: &str = "node.cairn";
+
+/// The crypto provider: ring (the only one in the build).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Makes ring the process's default rustls provider (reqwest builds every client on the
+/// default). Idempotent; call it before building any HTTP client.
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn tls_err(what: &str, e: impl std::fmt::Display) -> ClientError {
+    ClientError::Protocol(format!("{what}: {e}"))
+}
+
+/// The certificates in a PEM text.
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: std::result::Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| tls_err("reading PEM certificates", e))?;
+    if certs.is_empty() {
+        return Err(ClientError::Protocol("no certificate in the PEM text".into()));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM text.
+pub fn key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| tls_err("reading a PEM private key", e))
+}
+
+/// A store holding the given CA certificates.
+pub fn roots(cas: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca.clone()).map_err(|e| tls_err("adding a CA certificate", e))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// A client configuration that trusts `cas` only (HTTP/2 and HTTP/1.1 offered). With
+/// `identity` (certificate chain and key) it authenticates itself (mutual TLS); with
+/// `any_node` it accepts any certificate the CA issued for [`NODE_NAME`] whatever host it
+/// dialled (how nodes reach each other).
+pub fn client_config(
+    cas: &[CertificateDer<'static>],
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    any_node: bool,
+) -> Result<rustls::ClientConfig> {
+    let roots = roots(cas)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err("TLS versions", e))?;
+    let builder = if any_node {
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| tls_err("building the certificate verifier", e))?;
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyNode { inner }))
+    } else {
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match identity {
+        Some((chain, key)) => {
+            builder.with_client_auth_cert(chain, key).map_err(|e| tls_err("loading the client certificate", e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Verifies a server's certificate against the cluster CA for [`NODE_NAME`], whatever
+/// address was dialled. Signatures are checked exactly as webpki checks them.
+#[derive(Debug)]
+struct AnyNode {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for AnyNode {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _dialled: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let name = ServerName::try_from(NODE_NAME).expect("NODE_NAME is a DNS name");
+        self.inner.verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
