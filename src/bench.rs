@@ -4,7 +4,7 @@
 
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
-use cairn_client::AsyncClient;
+use cairn_client::{AsyncClient, Credentials};
 use cairn_node::{Node, NodeConfig};
 use clap::Args;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -173,7 +173,7 @@ pub(crate) fn raw_disk(scratch: &std::path::Path, total: u64, cold: bool) -> Res
 }
 
 /// Runs `cairn bench`.
-pub async fn run(node_url: &str, no_short_circuit: bool, args: BenchArgs) -> Result<()> {
+pub async fn run(node_url: &str, mut key: Option<Credentials>, no_short_circuit: bool, args: BenchArgs) -> Result<()> {
     if let Some(total) = args.repair {
         return crate::bench_repair::run(&args.scratch, total).await;
     }
@@ -212,13 +212,20 @@ pub async fn run(node_url: &str, no_short_circuit: bool, args: BenchArgs) -> Res
             NodeConfig { data: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..NodeConfig::default() };
         let running = Node::start(config).await?;
         let url = running.node.url.clone();
+        key = running
+            .admin_key
+            .as_ref()
+            .map(|k| Credentials { id: k.access_key_id.clone(), secret: k.secret_access_key.clone() });
         embedded = Some(running);
         _data_dir = Some(dir);
         url
     } else {
         node_url.to_string()
     };
-    let mut c = AsyncClient::connect(&url)?;
+    let mut c = match key {
+        Some(key) => AsyncClient::connect_with(&url, key)?,
+        None => AsyncClient::connect(&url)?,
+    };
     if no_short_circuit {
         c = c.without_short_circuit();
     }

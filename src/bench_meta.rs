@@ -80,7 +80,8 @@ async fn run_cluster(scratch: &Path, files: usize, concurrency: usize, nodes: us
         let extra = match k {
             0 => Vec::new(),
             _ => {
-                let secret = crate::local_cluster::secret(&urls[0]).await?;
+                let keyed = crate::local_cluster::keyed(&urls[0], &dir.path().join("node-0"))?;
+                let secret = crate::local_cluster::secret(&keyed).await?;
                 vec!["--join".to_string(), urls[0].clone(), "--secret".into(), secret]
             }
         };
@@ -88,7 +89,9 @@ async fn run_cluster(scratch: &Path, files: usize, concurrency: usize, nodes: us
         children.0.push(Some(child));
         urls.push(url);
     }
-    let clients: Vec<AsyncClient> = urls.iter().map(|u| AsyncClient::connect(u)).collect::<Result<_, _>>()?;
+    let key = crate::commands::admin_key_in(&dir.path().join("node-0")).context("node 0 wrote no admin key")?;
+    let clients: Vec<AsyncClient> =
+        urls.iter().map(|u| AsyncClient::connect_with(u, key.clone())).collect::<Result<_, _>>()?;
     // Wait until every node answers metadata queries (joins done, leader known).
     for c in &clients {
         let t = Instant::now();

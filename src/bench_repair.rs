@@ -47,13 +47,16 @@ pub async fn run(scratch: &Path, total: u64) -> Result<()> {
     let (child, url) = start_child(&dir.path().join("node-0"), &any_port, &flags(&[]))?;
     children.0.push(Some(child));
     urls.push(url);
-    let secret = crate::local_cluster::secret(&urls[0]).await?;
+    let node0 = dir.path().join("node-0");
+    let secret = crate::local_cluster::secret(&crate::local_cluster::keyed(&urls[0], &node0)?).await?;
     for k in 1..NODES {
         let join = flags(&["--join".into(), urls[0].clone(), "--secret".into(), secret.clone()]);
         let (child, url) = start_child(&dir.path().join(format!("node-{k}")), &any_port, &join)?;
         children.0.push(Some(child));
         urls.push(url);
     }
+    // This process's own requests carry the admin key; the children's --join URLs do not.
+    let urls: Vec<String> = urls.iter().map(|u| crate::local_cluster::keyed(u, &node0)).collect::<Result<_>>()?;
     let c = AsyncClient::connect(&urls[0])?;
     let file = 64u64 << 20;
     let files = total.div_ceil(file) as usize;

@@ -3,7 +3,7 @@
 use crate::Cmd;
 use anyhow::{bail, Context, Result};
 use cairn_client::json::inode_json;
-use cairn_client::{AsyncClient, ClientError};
+use cairn_client::{AsyncClient, ClientError, Credentials};
 use cairn_core::wire::{DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
 use cairn_core::{FsPath, Policy};
 use clap::Subcommand;
@@ -94,9 +94,29 @@ pub enum PolicyCmd {
     },
 }
 
-/// Runs a client subcommand against `node`.
-pub async fn run(node: &str, json: bool, no_short_circuit: bool, cmd: Cmd) -> Result<()> {
-    let mut c = AsyncClient::connect(node)?;
+/// The access key the CLI presents: `--key`/`CAIRN_KEY`, else the admin key in
+/// `<data>/admin.json` (`--data`, `CAIRN_DATA` or `./cairn-data`) when it is readable.
+pub fn credentials(key: Option<&str>, data: Option<&Path>) -> Result<Option<Credentials>> {
+    if let Some(k) = key {
+        return Ok(Some(k.parse().map_err(|e: ClientError| UsageError(format!("--key: {e}")))?));
+    }
+    Ok(admin_key_in(data.unwrap_or(Path::new("./cairn-data"))))
+}
+
+/// The admin key a node wrote to `<dir>/admin.json`, if it is there and readable.
+pub fn admin_key_in(dir: &Path) -> Option<Credentials> {
+    let bytes = std::fs::read(dir.join("admin.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let (id, secret) = (v["access_key_id"].as_str()?, v["secret_access_key"].as_str()?);
+    Some(Credentials { id: id.to_string(), secret: secret.to_string() })
+}
+
+/// Runs a client subcommand against `node`, presenting `key`.
+pub async fn run(node: &str, key: Option<Credentials>, json: bool, no_short_circuit: bool, cmd: Cmd) -> Result<()> {
+    let mut c = match key {
+        Some(key) => AsyncClient::connect_with(node, key)?,
+        None => AsyncClient::connect(node)?,
+    };
     if no_short_circuit {
         c = c.without_short_circuit();
     }
@@ -125,6 +145,7 @@ pub async fn run(node: &str, json: bool, no_short_circuit: bool, cmd: Cmd) -> Re
             message(&v, json)
         }
         Cmd::Worker { cmd: WorkerCmd::List } => workers(&c, json).await,
+        Cmd::Key { cmd } => crate::keys::run(&c, cmd, json).await,
         Cmd::Worker { cmd } => {
             let v = match cmd {
                 WorkerCmd::Pause { name } => c.worker_op(&name, "pause", None).await?,

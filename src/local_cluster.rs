@@ -76,6 +76,16 @@ pub(crate) async fn secret(url: &str) -> Result<String> {
     Ok(v["token"].as_str().context("the node shows no join token")?.to_string())
 }
 
+/// `url` with the admin key of the node whose data dir is `dir` written into it
+/// (`http://ID:SECRET@host:port`), for this process's own requests; never handed to a child.
+pub(crate) fn keyed(url: &str, dir: &Path) -> Result<String> {
+    let key = crate::commands::admin_key_in(dir).with_context(|| format!("no admin key in {}", dir.display()))?;
+    let mut u = reqwest::Url::parse(url).with_context(|| format!("node URL {url:?}"))?;
+    let ok = u.set_username(&key.id).is_ok() && u.set_password(Some(&key.secret)).is_ok();
+    anyhow::ensure!(ok, "node URL {url:?} cannot carry credentials");
+    Ok(u.as_str().trim_end_matches('/').to_string())
+}
+
 /// Sends SIGTERM to a child and waits for it.
 pub(crate) fn stop_child(child: &mut Child) {
     // SAFETY: kill(2) on our own child's pid; no memory is touched.
@@ -108,7 +118,8 @@ pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> 
             let addr = SocketAddr::new(base.ip(), base.port() + k as u16);
             let mut extra = vec!["--zone".to_string(), zone.to_string()];
             if k > 0 && !dir.join("node.json").exists() {
-                extra.extend(["--join".into(), urls[0].clone(), "--secret".into(), secret(&urls[0]).await?]);
+                let token = secret(&keyed(&urls[0], &data.join("node-0"))?).await?;
+                extra.extend(["--join".into(), urls[0].clone(), "--secret".into(), token]);
             }
             let (child, url) = start_child(&dir, &addr, &extra)?;
             children.push(child);

@@ -9,6 +9,7 @@ mod bench;
 mod bench_meta;
 mod bench_repair;
 mod commands;
+mod keys;
 mod local_cluster;
 mod up;
 
@@ -24,6 +25,14 @@ struct Cli {
     /// Node to talk to.
     #[arg(long, global = true, env = "CAIRN_NODE", default_value = "http://127.0.0.1:7070")]
     node: String,
+    /// Access key to present, ID:SECRET [default: the admin key in DATA/admin.json, when
+    /// readable].
+    #[arg(long, global = true, env = "CAIRN_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Data directory: where `cairn up` keeps its data, and where other commands look for
+    /// admin.json [default: ./cairn-data].
+    #[arg(long, global = true, env = "CAIRN_DATA")]
+    data: Option<std::path::PathBuf>,
     /// Print machine-readable JSON instead of human output.
     #[arg(long, global = true)]
     json: bool,
@@ -36,7 +45,8 @@ struct Cli {
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, \
-4 unavailable, 5 exists / not empty / conflict, 6 fsck: chunks below policy.";
+4 unavailable, 5 exists / not empty / conflict, 6 fsck: chunks below policy, 7 no valid access key or \
+not allowed.";
 
 #[derive(Subcommand)]
 enum Cmd {
@@ -134,6 +144,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: commands::WorkerCmd,
     },
+    /// Make, list and remove access keys (admin keys only).
+    Key {
+        #[command(subcommand)]
+        cmd: keys::KeyCmd,
+    },
     #[command(flatten)]
     Attr(attrs::AttrCmd),
 }
@@ -146,6 +161,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ErrorCode::NotFound) => 3,
         Some(ErrorCode::Unavailable) => 4,
         Some(ErrorCode::Exists | ErrorCode::NotEmpty | ErrorCode::Conflict) => 5,
+        Some(ErrorCode::Unauthenticated | ErrorCode::PermissionDenied) => 7,
         _ if e.chain().any(|c| c.downcast_ref::<commands::UsageError>().is_some()) => 2,
         _ if e.chain().any(|c| c.downcast_ref::<commands::BelowPolicy>().is_some()) => 6,
         _ => 1,
@@ -191,9 +207,14 @@ async fn run() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.cmd {
-        Cmd::Up(args) => up::run(*args).await,
-        Cmd::Bench(args) => bench::run(&cli.node, cli.no_short_circuit, args).await,
-        cmd => commands::run(&cli.node, cli.json, cli.no_short_circuit, cmd).await,
+        Cmd::Up(args) => up::run(cli.data, *args).await,
+        cmd => match commands::credentials(cli.key.as_deref(), cli.data.as_deref()) {
+            Ok(key) => match cmd {
+                Cmd::Bench(args) => bench::run(&cli.node, key, cli.no_short_circuit, args).await,
+                cmd => commands::run(&cli.node, key, cli.json, cli.no_short_circuit, cmd).await,
+            },
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,9 +11,6 @@ use std::time::Duration;
 /// Flags of `cairn up`.
 #[derive(Args)]
 pub struct UpArgs {
-    /// Data directory [default: ./cairn-data].
-    #[arg(long, env = "CAIRN_DATA")]
-    data: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7070]; port 0 picks a free one.
     #[arg(long, env = "CAIRN_LISTEN")]
     listen: Option<String>,
@@ -88,12 +85,12 @@ pub fn load_config_file(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
 }
 
 /// The merged configuration.
-fn config(args: UpArgs) -> anyhow::Result<NodeConfig> {
+fn config(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<NodeConfig> {
     let mut c = match &args.config {
         Some(path) => load_config_file(path)?,
         None => NodeConfig::default(),
     };
-    if let Some(d) = args.data {
+    if let Some(d) = data {
         c.data = d;
     }
     if let Some(l) = args.listen {
@@ -165,9 +162,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs `cairn up`.
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+pub async fn run(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<()> {
     let nodes = args.nodes;
-    let config = config(args)?;
+    let config = config(data, args)?;
     if let Some(n) = nodes {
         return crate::local_cluster::run(&config.data, &config.listen, &config.zone, n).await;
     }
@@ -178,8 +175,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     writeln!(out, "cairn: listening on {}", node.url)?;
     writeln!(out, "cairn: peers reach it on {}", node.peer_url)?;
     writeln!(out, "cairn: node {} of cluster {}, data in {}", node.id, node.cluster_id(), data.display())?;
+    if let Some(key) = &running.admin_key {
+        let file = data.join("admin.json");
+        writeln!(out, "cairn: the cluster's admin key, shown once (also in {}):", file.display())?;
+        writeln!(out, "       CAIRN_KEY={}:{}", key.access_key_id, key.secret_access_key)?;
+    }
     writeln!(out, "try:   echo hello > hello.txt && cairn put hello.txt /hello.txt && cairn cat /hello.txt")?;
-    writeln!(out, "       curl {}/v1/fs/        (Ctrl-C stops the node)", node.url)?;
+    writeln!(out, "       curl -u \"$CAIRN_KEY\" {}/v1/fs/        (Ctrl-C stops the node)", node.url)?;
     out.flush()?;
     drop(out);
     return_idle_memory()?;

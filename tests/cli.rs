@@ -95,7 +95,7 @@ fn status_and_policy() {
     assert_eq!(s["nodes"][0]["voter"], true);
     assert_eq!(s["raft"]["leader"], s["node_id"]);
     let human = node.ok(&["status"]);
-    assert!(human.contains("healthy") && human.contains(&node.url));
+    assert!(human.contains("healthy") && human.contains(&node.plain_url));
     node.ok(&["mkdir", "/p"]);
     node.ok(&["policy", "set", "/p", "replicas:2"]);
     assert_eq!(node.ok(&["policy", "get", "/p"]), "/p: replicas:2, chunk size inherited\n");

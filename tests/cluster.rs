@@ -271,6 +271,8 @@ fn a_local_cluster_in_one_command() {
     let urls: Vec<String> =
         (0..3).map(|_| lines.next().unwrap().unwrap().split_whitespace().nth(2).unwrap().to_string()).collect();
     assert_eq!(urls[2], format!("http://127.0.0.1:{}", base + 2));
+    let key = common::admin_key(&dir.path().join("node-0"));
+    let urls: Vec<String> = urls.iter().map(|u| common::with_key(u, key.as_deref())).collect();
     let c = http();
     let v: Value = c.get(format!("{}/v1/cluster", urls[0])).send().unwrap().json().unwrap();
     assert_eq!(v["nodes"].as_array().unwrap().iter().filter(|n| n["voter"] == true).count(), 3);
@@ -315,7 +317,7 @@ fn beyond_five_nodes_new_ones_are_learners_and_voters_spread_over_zones() {
         let all = v["nodes"].as_array().unwrap();
         all.len() == 7
             && all.iter().filter(|n| n["voter"] == true).count() == 5
-            && all.iter().any(|n| n["voter"] == true && n["url"] == nodes[6].url.as_str())
+            && all.iter().any(|n| n["voter"] == true && n["url"] == nodes[6].plain_url.as_str())
     });
     assert!(nodes[3].ok(&["mkdir", "-p", "/still/writable"]).is_empty());
 }

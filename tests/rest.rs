@@ -121,7 +121,7 @@ fn cluster_openapi_and_errors_are_json() {
     let c = http();
     let v: Value = c.get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap();
     assert_eq!(v["healthy"], true);
-    assert_eq!(v["nodes"][0]["url"], node.url.as_str());
+    assert_eq!(v["nodes"][0]["url"], node.plain_url.as_str());
     assert!(v["raft"]["term"].as_u64().unwrap() >= 1);
     assert!(v["raft"]["last_log_index"].as_u64().is_some());
 

@@ -299,3 +299,107 @@ fn the_peer_door_takes_only_members_of_its_own_cluster() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_client_route_needs_a_key_and_keys_are_held_to_their_rights() {
+    let first = TestNode::start(&[]);
+    let token = first.ok(&["status", "--secret"]).trim().to_string();
+    let second = TestNode::start(&["--join", &first.url, "--secret", &token]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&first.data.join("admin.json")), 0o600);
+    let admin: Value = serde_json::from_slice(&std::fs::read(first.data.join("admin.json")).unwrap()).unwrap();
+    assert_eq!(admin.as_object().unwrap().len(), 2, "{admin}");
+    let c = http();
+    let plain = |p: &str| format!("{}{p}", first.plain_url);
+    assert_eq!(c.get(plain("/v1/health")).send().unwrap().status(), StatusCode::OK);
+    let chunk = format!("/v1/chunks/{}", "a".repeat(64));
+    // Without credentials, or with a wrong secret, every other route answers 401.
+    for (req, what) in [
+        (c.get(plain("/v1/fs/")), "list"),
+        (c.put(plain("/v1/fs/x")).body("x"), "put"),
+        (c.get(plain("/v1/cluster")), "status"),
+        (c.get(plain("/v1/node")), "node"),
+        (c.post(plain("/v1/meta/query")).body("x"), "query"),
+        (c.post(plain("/v1/meta/write")).body("x"), "write"),
+        (c.put(plain(&chunk)).body("x"), "chunk put"),
+        (c.get(plain(&chunk)), "chunk get"),
+        (c.get(plain("/metrics")), "metrics"),
+        (c.post(plain("/v1/workers/repair?op=pause")), "worker"),
+        (c.post(plain("/v1/nodes/1?op=drain")), "node op"),
+        (c.get(plain("/v1/keys")), "keys"),
+        (c.get(plain("/v1/cluster/secret")), "secret"),
+        (c.get(plain("/v1/fs/")).basic_auth("CKAAAAAAAAAAAAAAAAAA", Some("nope")), "unknown key"),
+        (c.get(plain("/v1/fs/")).basic_auth(admin["access_key_id"].as_str().unwrap(), Some("wrong")), "wrong secret"),
+    ] {
+        assert_eq!(code_of(req.send().unwrap()), (StatusCode::UNAUTHORIZED, "unauthenticated".into()), "{what}");
+    }
+    // Keys with fewer rights, made with the CLI (on one node, used on the other).
+    let key = |args: &[&str]| -> (String, String) {
+        let v: Value = serde_json::from_str(&first.ok(&[&["key", "create"], args, &["--json"]].concat())).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+        (v["access_key_id"].as_str().unwrap().into(), v["secret_access_key"].as_str().unwrap().into())
+    };
+    let reader = key(&["reader", "--read"]);
+    let ann = key(&["ann", "--read", "--write", "--prefix", "/home/ann"]);
+    first.ok(&["mkdir", "-p", "/home/ann"]);
+    let on = |k: &(String, String), req: reqwest::blocking::RequestBuilder| {
+        code_of(req.basic_auth(&k.0, Some(&k.1)).send().unwrap())
+    };
+    let at = |p: &str| format!("{}{p}", second.plain_url);
+    let ok = |r: (StatusCode, String)| r.0.is_success();
+    let denied = (StatusCode::FORBIDDEN, "permission_denied".to_string());
+    common::wait_for("the keys on the other node", Duration::from_secs(10), || ok(on(&reader, c.get(at("/v1/fs/")))));
+    assert_eq!(on(&reader, c.put(at("/v1/fs/r")).body("x")), denied);
+    assert_eq!(on(&reader, c.get(at("/metrics"))), denied);
+    assert_eq!(on(&reader, c.get(at("/v1/keys"))), denied);
+    assert!(ok(on(&ann, c.put(at("/v1/fs/home/ann/notes")).body("mine"))));
+    assert_eq!(on(&ann, c.put(at("/v1/fs/etc/x")).body("x")), denied);
+    assert_eq!(on(&ann, c.post(at("/v1/fs/home/ann/notes?op=rename&to=/etc/notes"))), denied);
+    assert_eq!(on(&ann, c.post(at("/v1/meta/query")).body("x")), denied, "a scoped key has no path-less routes");
+    assert!(ok(on(&ann, c.get(at("/v1/fs/home/ann/notes")))));
+    // curl with -u, and with AWS SigV4, as the README shows (where curl is installed).
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl").args(["-s", "-w", " %{http_code}"]).args(args).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let user = |k: &(String, String)| format!("{}:{}", k.0, k.1);
+    let notes = at("/v1/fs/home/ann/notes");
+    let sigv4 = ["--aws-sigv4", "aws:amz:us-east-1:s3"];
+    match curl(&["-u", &user(&reader), &notes]) {
+        Ok(out) => {
+            assert_eq!(out, "mine 200");
+            assert_eq!(curl(&[&sigv4[..], &["-u", &user(&reader), &notes]].concat()).unwrap(), "mine 200");
+            let signed = at("/v1/fs/home/ann/signed%20file");
+            let put = ["-u", &user(&ann), "-X", "PUT", "--data-binary", "signed", &signed];
+            assert!(curl(&[&sigv4[..], &put[..]].concat()).unwrap().ends_with(" 201"));
+            let wrong = format!("{}:wrong", ann.0);
+            assert!(curl(&[&sigv4[..], &["-u", &wrong, &notes]].concat()).unwrap().ends_with(" 401"));
+            let delete = ["-u", &user(&reader), "-X", "DELETE", &notes];
+            assert!(curl(&[&sigv4[..], &delete[..]].concat()).unwrap().ends_with(" 403"));
+            let got = c.get(&signed).basic_auth(&ann.0, Some(&ann.1)).send().unwrap().text().unwrap();
+            assert_eq!(got, "signed");
+        }
+        Err(e) => eprintln!("curl not found ({e}): curl -u and --aws-sigv4 not tried"),
+    }
+    // The CLI takes --key; without one (and no admin.json where it looks) it exits 7.
+    let empty = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(bin())
+            .env("CAIRN_DATA", empty.path())
+            .args(["--node", &second.plain_url])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let reader_key = format!("{}:{}", reader.0, reader.1);
+    assert!(cli(&["--key", &reader_key, "cat", "/home/ann/notes"]).status.success());
+    assert_eq!(cli(&["--key", &reader_key, "mkdir", "/q"]).status.code(), Some(7));
+    assert_eq!(cli(&["ls", "/"]).status.code(), Some(7));
+    // Listing shows no secret; a deleted key stops working on every node.
+    let list = first.ok(&["key", "list", "--json"]);
+    assert!(list.contains("reader") && !list.contains(&reader.1));
+    first.ok(&["key", "delete", "reader"]);
+    common::wait_for("the deletion on the other node", Duration::from_secs(5), || {
+        on(&reader, c.get(at("/v1/fs/"))).0 == StatusCode::UNAUTHORIZED
+    });
+}

@@ -16,8 +16,14 @@ pub fn bin() -> &'static str {
 /// A running `cairn up` process.
 pub struct TestNode {
     child: Option<Child>,
-    /// The node's URL (its client door).
+    /// The node's URL (its client door), with the cluster's admin key written into it
+    /// (`http://ID:SECRET@127.0.0.1:PORT`), so that every request made with it presents the
+    /// key. `plain_url` has none.
     pub url: String,
+    /// The client door's URL without credentials.
+    pub plain_url: String,
+    /// The admin key `ID:SECRET` (from the node's admin.json, or the URL it joined through).
+    pub key: Option<String>,
     /// Its peer door's URL.
     pub peer_url: String,
     /// Its data directory.
@@ -39,8 +45,11 @@ impl TestNode {
     /// Starts a node on `data` (created if needed), on a free port.
     pub fn start_in(data: &Path, extra: &[&str]) -> Self {
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url, peer_url) = spawn(data, &args, "127.0.0.1:0");
-        TestNode { child: Some(child), url, peer_url, data: data.to_path_buf(), args, _dir: None }
+        let (child, plain_url, peer_url) = spawn(data, &args, "127.0.0.1:0");
+        let joined_with = args.iter().position(|a| a == "--join").and_then(|i| args.get(i + 1));
+        let key = admin_key(data).or_else(|| joined_with.and_then(|u| key_of(u)));
+        let url = with_key(&plain_url, key.as_deref());
+        TestNode { child: Some(child), url, plain_url, key, peer_url, data: data.to_path_buf(), args, _dir: None }
     }
 
     /// SIGKILLs the node.
@@ -63,7 +72,9 @@ impl TestNode {
         self.kill();
         let (child, url, peer_url) = spawn(&self.data, &self.args, "127.0.0.1:0");
         self.child = Some(child);
-        (self.url, self.peer_url) = (url, peer_url);
+        self.key = admin_key(&self.data).or(self.key.take());
+        self.url = with_key(&url, self.key.as_deref());
+        (self.plain_url, self.peer_url) = (url, peer_url);
     }
 
     /// Starts the node again on the same data dir and the same port, without its first-start
@@ -84,7 +95,8 @@ impl TestNode {
         args.extend(["--peer-listen".to_string(), self.peer_url.trim_start_matches("https://").to_string()]);
         let (child, url, peer_url) = spawn(&self.data, &args, &self.addr());
         self.child = Some(child);
-        (self.url, self.peer_url) = (url, peer_url);
+        self.url = with_key(&url, self.key.as_deref());
+        (self.plain_url, self.peer_url) = (url, peer_url);
     }
 
     /// Process id.
@@ -106,7 +118,7 @@ impl TestNode {
 
     /// `host:port` of the node.
     pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        self.plain_url.trim_start_matches("http://").to_string()
     }
 
     /// Sends raw bytes on a fresh connection and returns the status code of the answer
@@ -116,7 +128,17 @@ impl TestNode {
         // No half-close: hyper may drop a half-closed connection before answering. Requests
         // that never complete (junk, short bodies) end with the read timeout instead.
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        s.write_all(request).unwrap();
+        // The node's key goes in right after the request line (junk without one goes as is).
+        let request = match (&self.key, request.windows(2).position(|w| w == b"\r\n")) {
+            (Some(key), Some(end)) if request.starts_with(b"GET ") || request.starts_with(b"PUT ") => {
+                use base64::Engine;
+                let auth =
+                    format!("\r\nAuthorization: Basic {}", base64::engine::general_purpose::STANDARD.encode(key));
+                [&request[..end], auth.as_bytes(), &request[end..]].concat()
+            }
+            _ => request.to_vec(),
+        };
+        s.write_all(&request).unwrap();
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
         let text = String::from_utf8_lossy(&buf);
@@ -201,13 +223,33 @@ fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String, String)
             }
         }
     });
-    match rx.recv_timeout(Duration::from_secs(60)) {
+    match rx.recv_timeout(Duration::from_secs(180)) {
         Ok((url, peer_url)) => (child, url, peer_url),
         Err(_) => {
             let _ = child.kill();
             let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
             panic!("node did not start; log:\n{log}");
         }
+    }
+}
+
+/// The admin key `ID:SECRET` a founding node wrote to `<data>/admin.json`.
+pub fn admin_key(data: &Path) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("admin.json")).ok()?).ok()?;
+    Some(format!("{}:{}", v["access_key_id"].as_str()?, v["secret_access_key"].as_str()?))
+}
+
+/// The `ID:SECRET` written into a URL, if any.
+pub fn key_of(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    (!u.username().is_empty()).then(|| format!("{}:{}", u.username(), u.password().unwrap_or("")))
+}
+
+/// `url` with `key` (`ID:SECRET`) written into it.
+pub fn with_key(url: &str, key: Option<&str>) -> String {
+    match key.and_then(|k| k.split_once(':')) {
+        Some((id, secret)) => url.replacen("://", &format!("://{id}:{secret}@"), 1),
+        None => url.to_string(),
     }
 }
 

@@ -94,7 +94,7 @@ impl FsChunkStore {
         Ok(store)
     }
 
-    fn path_of(&self, id: &ChunkId) -> PathBuf {
+    pub(crate) fn path_of(&self, id: &ChunkId) -> PathBuf {
         chunk_path(&self.root, id)
     }
 }

@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 mod fs;
+#[cfg(test)]
+mod fuzz;
 mod mem;
 
 pub use fs::{FsChunkReader, FsChunkStore};

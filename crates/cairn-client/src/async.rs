@@ -41,6 +41,11 @@ impl AsyncClient {
         Ok(AsyncClient { backend: Arc::new(HttpBackend::new(url)?) })
     }
 
+    /// Connects to the node at `url`, presenting access key `key` with every request.
+    pub fn connect_with(url: &str, key: crate::Credentials) -> Result<Self> {
+        Ok(AsyncClient { backend: Arc::new(HttpBackend::new(url)?.with_credentials(key)) })
+    }
+
     /// The same client with every chunk read going over HTTP, even from a node on this
     /// machine (see [`HttpBackend::new`]).
     pub fn without_short_circuit(self) -> Self {
@@ -275,6 +280,26 @@ impl AsyncClient {
         }
         let url = self.url(&format!("/v1/workers/{name}"), &params)?;
         self.json(self.backend.http().post(url)).await
+    }
+
+    /// Makes an access key (`POST /v1/keys`, admin keys only): `spec` is
+    /// `{"name", "read", "write", "admin", "prefixes"}`; the answer carries the secret, shown
+    /// this once.
+    pub async fn create_key(&self, spec: &serde_json::Value) -> Result<serde_json::Value> {
+        let url = self.url("/v1/keys", &[])?;
+        self.json(self.backend.http().post(url).json(spec)).await
+    }
+
+    /// Every access key's name, id and rights (`GET /v1/keys`).
+    pub async fn keys(&self) -> Result<serde_json::Value> {
+        self.json(self.backend.http().get(self.url("/v1/keys", &[])?)).await
+    }
+
+    /// Removes an access key (`DELETE /v1/keys/{name}`).
+    pub async fn delete_key(&self, name: &str) -> Result<()> {
+        let mut url = self.url("/v1/keys", &[])?;
+        url.path_segments_mut().map_err(|_| ClientError::Protocol("node URL cannot take a path".into()))?.push(name);
+        self.backend.send(self.backend.http().delete(url).timeout(OPERATOR_DEADLINE)).await.map(drop)
     }
 
     fn url(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<reqwest::Url> {

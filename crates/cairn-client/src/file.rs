@@ -45,6 +45,12 @@ impl Client {
         Ok(Client { inner: AsyncClient::connect(url)?, rt: Arc::new(rt) })
     }
 
+    /// Connects to the node at `url`, presenting access key `key` with every request.
+    pub fn connect_with(url: &str, key: crate::Credentials) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        Ok(Client { inner: AsyncClient::connect_with(url, key)?, rt: Arc::new(rt) })
+    }
+
     fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.rt.block_on(f)
     }

@@ -28,6 +28,36 @@ pub struct HttpBackend {
     local: Arc<tokio::sync::OnceCell<Option<FsChunkReader>>>,
     /// Where metadata writes go.
     leader: Arc<RwLock<LeaderHint>>,
+    /// The access key every request presents (HTTP Basic), if any.
+    key: Option<Arc<Credentials>>,
+}
+
+/// An access key: its id and secret (`cairn key create` makes them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The key's public id.
+    pub id: String,
+    /// Its secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, <secret>)", self.id)
+    }
+}
+
+impl std::str::FromStr for Credentials {
+    type Err = ClientError;
+    /// Parses `ID:SECRET`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.split_once(':') {
+            Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                Ok(Credentials { id: id.to_string(), secret: secret.to_string() })
+            }
+            _ => Err(ClientError::api(ErrorCode::InvalidArgument, "an access key is ID:SECRET")),
+        }
+    }
 }
 
 /// Header of a node's `/v1/meta/write` answer that names the metadata leader.
@@ -94,11 +124,25 @@ impl HttpBackend {
 
     /// A backend for the node at `url` sharing an existing HTTP client (and its connection
     /// pool), as nodes do when talking to each other.
+    /// Credentials written into the URL (`http://ID:SECRET@host:port`) are taken out of it
+    /// and presented with every request, to whichever node it goes.
     pub fn with_client(url: &str, http: reqwest::Client) -> Result<Self> {
-        let base = url.trim_end_matches('/').to_string();
+        let mut base = url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             let msg = format!("node URL {url:?} must start with http://");
             return Err(ClientError::api(ErrorCode::InvalidArgument, msg));
+        }
+        let mut key = None;
+        if let Ok(mut parsed) = reqwest::Url::parse(&base) {
+            if !parsed.username().is_empty() {
+                let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                let id = decode(parsed.username());
+                let secret = decode(parsed.password().unwrap_or(""));
+                key = Some(Arc::new(Credentials { id, secret }));
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+                base = parsed.as_str().trim_end_matches('/').to_string();
+            }
         }
         let readers = Arc::new(RwLock::new(vec![base.clone()]));
         Ok(HttpBackend {
@@ -109,7 +153,21 @@ impl HttpBackend {
             short_circuit: false,
             local: Arc::default(),
             leader: Arc::default(),
+            key,
         })
+    }
+
+    /// The same backend presenting `key` with every request.
+    pub fn with_credentials(self, key: Credentials) -> Self {
+        HttpBackend { key: Some(Arc::new(key)), ..self }
+    }
+
+    /// Adds this backend's credentials to a request.
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.key {
+            Some(k) => req.basic_auth(&k.id, Some(&k.secret)),
+            None => req,
+        }
     }
 
     /// The node's base URL.
@@ -124,12 +182,12 @@ impl HttpBackend {
 
     /// Sends a request and turns transport failures and error statuses into [`ClientError`]s.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let resp = req.send().await.map_err(|e| transport(&self.base, e))?;
+        let resp = self.authorize(req).send().await.map_err(|e| transport(&self.base, e))?;
         self.check(resp).await
     }
 
     async fn post_meta_write(&self, base: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
-        self.http.post(format!("{base}/v1/meta/write")).timeout(META_DEADLINE).body(body).send().await
+        self.authorize(self.http.post(format!("{base}/v1/meta/write")).timeout(META_DEADLINE).body(body)).send().await
     }
 
     /// Turns an error status into a [`ClientError`].

@@ -19,7 +19,7 @@ pub mod json;
 pub mod tls;
 
 pub use file::{Client, File, OpenOptions, ReadDir};
-pub use http::HttpBackend;
+pub use http::{Credentials, HttpBackend};
 pub use r#async::{AsyncClient, Page};
 
 use bytes::Bytes;

@@ -7,10 +7,12 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod chunk;
 pub mod codec;
 pub mod error;
 pub mod extent;
+pub mod fuzzing;
 pub mod path;
 pub mod placement;
 pub mod policy;

@@ -405,6 +405,16 @@ pub enum ClusterCommand {
         /// Only forget chunks unreferenced since before this time (ns since epoch).
         before: i64,
     },
+    /// Add an access key (its name must be new).
+    PutKey {
+        /// The key, its secret sealed.
+        key: crate::access::AccessKey,
+    },
+    /// Remove the access key with this name.
+    DeleteKey {
+        /// The key's name.
+        name: String,
+    },
 }
 
 /// Which part of a chunk's redundancy a holder keeps.

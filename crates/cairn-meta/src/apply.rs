@@ -128,6 +128,8 @@ impl Tx<'_> {
                 t.insert(name.as_str(), encode(&w).as_slice())?;
                 Ok(Ok(Reply::Done))
             }
+            ClusterCommand::PutKey { key } => crate::keys::put_key(txn, key),
+            ClusterCommand::DeleteKey { name } => crate::keys::delete_key(txn, name),
         }
     }
 }

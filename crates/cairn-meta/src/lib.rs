@@ -20,6 +20,7 @@ mod apply;
 mod data;
 mod handles;
 mod holders;
+mod keys;
 mod namespace;
 mod query;
 mod snapshot;
@@ -28,6 +29,7 @@ mod tables;
 pub use apply::{apply, apply_all};
 pub use data::CONCAT_MAX;
 pub use handles::{MAX_HANDLES_PER_COMMAND, MAX_LEASE};
+pub use keys::{access_key, access_keys};
 pub use namespace::LINK_MAX;
 pub use query::{
     chunk_record, chunk_totals, chunks_above, chunks_below, chunks_of_node, expired_handles, files_below, held_counts,

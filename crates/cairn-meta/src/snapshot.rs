@@ -8,11 +8,13 @@
 //! Snapshots are built from a read transaction (redb's MVCC gives a consistent view while
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
+use crate::keys::{KEYS, KEY_NAMES};
 use crate::tables::{
     ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED,
     WORKERS, XATTRS,
 };
 use crate::{MetaError, Result};
+use cairn_core::access::AccessKey;
 use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{Inode, NodeState, WorkerSettings};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -38,12 +40,15 @@ enum Tag {
     Node = 7,
     Worker = 8,
     Counter = 9,
+    Key = 10,
 }
 
 impl Tag {
     fn of(b: u8) -> Option<Tag> {
         use Tag::*;
-        [End, Inode, Dirent, Xattr, Handle, Orphan, Chunk, Node, Worker, Counter].into_iter().find(|t| *t as u8 == b)
+        [End, Inode, Dirent, Xattr, Handle, Orphan, Chunk, Node, Worker, Counter, Key]
+            .into_iter()
+            .find(|t| *t as u8 == b)
     }
 }
 
@@ -116,6 +121,10 @@ pub fn export(txn: &ReadTransaction, out: impl Write) -> Result<()> {
         let (k, v) = r?;
         w.frame(Tag::Counter, &encode(&(k.value(), v.value())))?;
     }
+    for r in txn.open_table(KEYS)?.iter()? {
+        let (k, v) = r?;
+        w.frame(Tag::Key, &encode(&(k.value(), v.value())))?;
+    }
     let digest = *w.hash.finalize().as_bytes();
     let mut end = [0u8; 5];
     end[1..].copy_from_slice(&32u32.to_le_bytes());
@@ -184,6 +193,7 @@ enum Row {
     Node(u64, Vec<u8>),
     Worker(String, Vec<u8>),
     Counter(String, u64),
+    Key(String, Vec<u8>, AccessKey),
 }
 
 /// Decodes a row of table `tag`, checking the records inside it too.
@@ -233,6 +243,15 @@ fn row(tag: Tag, b: &[u8]) -> Result<Row> {
             let (k, v) = decode(b, "snapshot counter")?;
             Row::Counter(k, v)
         }
+        Tag::Key => {
+            let (k, v): (String, Vec<u8>) = decode(b, "snapshot key")?;
+            let key: AccessKey = decode(&v, "snapshot access key")?;
+            key.validate().map_err(|e| bad(e.message))?;
+            if key.id != k {
+                return Err(bad("key row under another id"));
+            }
+            Row::Key(k, v, key)
+        }
         Tag::End => unreachable!("end frames are handled by the reader"),
     })
 }
@@ -271,6 +290,10 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     let mut nodes = txn.open_table(NODES)?;
     let mut workers = txn.open_table(WORKERS)?;
     let mut counters = txn.open_table(COUNTERS)?;
+    let mut keys = txn.open_table(KEYS)?;
+    let mut key_names = txn.open_table(KEY_NAMES)?;
+    keys.retain(|_, _| false)?;
+    key_names.retain(|_, _| false)?;
     inodes.retain(|_, _| false)?;
     dirents.retain(|_, _| false)?;
     xattrs.retain(|_, _| false)?;
@@ -310,6 +333,10 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
             Row::Node(k, v) => drop(nodes.insert(k, v.as_slice())?),
             Row::Worker(k, v) => drop(workers.insert(k.as_str(), v.as_slice())?),
             Row::Counter(k, v) => drop(counters.insert(k.as_str(), v)?),
+            Row::Key(k, v, key) => {
+                key_names.insert(key.name.as_str(), k.as_str())?;
+                keys.insert(k.as_str(), v.as_slice())?;
+            }
         }
     }
     Ok(())

@@ -79,6 +79,9 @@ const META_CACHE: usize = 32 << 20;
 pub struct RunningNode {
     /// The node.
     pub node: Arc<Node>,
+    /// The cluster's first admin key, made by this start (a cluster's first), to be shown
+    /// once; it is also in `<data>/admin.json`.
+    pub admin_key: Option<crate::keys::KeyPair>,
     server: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -138,7 +141,7 @@ impl Node {
             crate::config::url_host(peer_addr.ip(), config.advertise.as_deref()),
             peer_addr.port()
         );
-        let pki = Self::pki(&config, &identity).await?;
+        let pki = crate::pki::Pki::obtain(&config, &identity).await?;
 
         let raft_config = openraft::Config {
             cluster_name: identity.cluster_id.clone(),
@@ -243,33 +246,11 @@ impl Node {
             WorkerHandle::spawn(Arc::new(RebalanceWorker::new(node.clone())), c.repair_interval, stop.subscribe()),
         ];
         node.workers.lock().expect("workers lock").extend(handles);
-        Ok(RunningNode { node, server, stop })
-    }
-
-    /// This node's PKI: loaded from its data dir; else, on a first start, a new cluster CA
-    /// (founding a cluster) or the CA of the cluster it joins (fetched with the secret and
-    /// checked against the join token's fingerprint).
-    async fn pki(config: &NodeConfig, identity: &Identity) -> Result<crate::pki::Pki, NodeError> {
-        use crate::pki::Pki;
-        if let Some(pki) = Pki::load(&config.data)? {
-            return Ok(pki);
-        }
-        if identity.member {
-            return Err(NodeError::DataDir {
-                path: config.data.display().to_string(),
-                why: "this member's certificates (ca.crt, ca.key, node.crt, node.key) are missing: restore them, \
-                      or start on an empty data dir with --recover ID --join URL"
-                    .into(),
-            });
-        }
-        match &config.join {
-            None => Pki::found(&config.data, identity.node_id),
-            Some(url) => {
-                let token = config.secret.clone().unwrap_or_default();
-                let (ca, ca_key) = crate::cluster::enroll(url, &token).await?;
-                Pki::adopt(&config.data, identity.node_id, &ca, &ca_key)
-            }
-        }
+        let admin_key = node
+            .first_admin_key()
+            .await
+            .map_err(|e| NodeError::Raft(format!("making the cluster's first admin key: {e}")))?;
+        Ok(RunningNode { node, admin_key, server, stop })
     }
 
     /// Joins the cluster at `join` (first start), or, when restarted at a new address, tells

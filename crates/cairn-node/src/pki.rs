@@ -88,6 +88,34 @@ impl Pki {
         Ok(Some(Pki { ca_pem, ca_key_pem, ca, chain, key_pem }))
     }
 
+    /// This node's PKI: loaded from its data dir; else, on a first start, a new cluster CA
+    /// (founding a cluster) or the CA of the cluster it joins (fetched with the secret and
+    /// checked against the join token's fingerprint).
+    pub(crate) async fn obtain(
+        config: &crate::NodeConfig,
+        identity: &crate::identity::Identity,
+    ) -> Result<Pki, NodeError> {
+        if let Some(pki) = Pki::load(&config.data)? {
+            return Ok(pki);
+        }
+        if identity.member {
+            return Err(NodeError::DataDir {
+                path: config.data.display().to_string(),
+                why: "this member's certificates (ca.crt, ca.key, node.crt, node.key) are missing: restore them, \
+                      or start on an empty data dir with --recover ID --join URL"
+                    .into(),
+            });
+        }
+        match &config.join {
+            None => Pki::found(&config.data, identity.node_id),
+            Some(url) => {
+                let token = config.secret.clone().unwrap_or_default();
+                let (ca, ca_key) = crate::cluster::enroll(url, &token).await?;
+                Pki::adopt(&config.data, identity.node_id, &ca, &ca_key)
+            }
+        }
+    }
+
     /// Creates a new cluster CA in `data` and this node's certificate.
     pub fn found(data: &Path, node_id: u64) -> Result<Pki, NodeError> {
         let key = KeyPair::generate().map_err(|e| pki_err(data, e))?;

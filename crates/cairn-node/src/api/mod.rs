@@ -4,8 +4,10 @@
 //! door: what only nodes send each other (`/v1/raft`, `/v1/meta/propose`, chunk copies).
 
 mod admin;
+mod auth;
 mod error;
 mod internal;
+mod keys;
 mod rest;
 mod rest_ops;
 mod status;
@@ -68,11 +70,10 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .post(rest_ops::post)
         .layer::<_, Infallible>(DefaultBodyLimit::disable())
         .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout));
-    let client = Router::new()
+    let guarded = Router::new()
         .route("/v1/fs", fs.clone())
         .route("/v1/fs/", fs.clone())
         .route("/v1/fs/{*path}", fs)
-        .route("/v1/health", get(health))
         .route("/v1/cluster", get(status::cluster))
         .route("/v1/node", get(status::node))
         .route("/v1/openapi.json", get(status::openapi))
@@ -80,6 +81,8 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .route("/v1/nodes/{id}", post(admin::node_op))
         .route("/v1/workers/{name}", post(admin::worker_op))
         .route("/metrics", get(admin::metrics))
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{name}", axum::routing::delete(keys::delete))
         .merge(
             Router::new()
                 .route(
@@ -90,12 +93,17 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
                 )
                 .route("/v1/meta/write", post(internal::meta_write))
                 .route("/v1/meta/query", post(internal::meta_query))
-                .route("/v1/cluster/join", post(internal::cluster_join))
-                .route("/v1/cluster/ca", post(internal::cluster_ca))
                 .route("/v1/cluster/secret", get(internal::cluster_secret))
                 .route("/v1/node/chunk-dir", get(internal::chunk_dir))
                 .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT)),
-        );
+        )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard));
+    // Outside the guard: the liveness probe, and the routes a joining node uses, which
+    // check the cluster secret themselves.
+    let client = guarded
+        .route("/v1/health", get(health))
+        .route("/v1/cluster/join", post(internal::cluster_join).layer(DefaultBodyLimit::max(1 << 16)))
+        .route("/v1/cluster/ca", post(internal::cluster_ca).layer(DefaultBodyLimit::max(1 << 16)));
     let peer = Router::new()
         .route("/v1/health", get(health))
         .route("/v1/node", get(status::node))

@@ -325,3 +325,42 @@ pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<S
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::parse_range;
+    use axum::http::{header, HeaderMap, HeaderValue};
+    use proptest::prelude::*;
+
+    /// Any `Range` header against any size: never a panic, and an accepted range lies
+    /// inside the file and is not empty.
+    fn range(bytes: &[u8], size: u64) {
+        let Ok(value) = HeaderValue::from_bytes(bytes) else { return };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, value);
+        if let Ok(Some((start, end))) = parse_range(&headers, size) {
+            assert!(start < end && end <= size, "{start}..{end} of {size}");
+        }
+    }
+
+    #[test]
+    fn fuzz_seeds_range() {
+        for seed in cairn_core::fuzzing::corpus("range") {
+            for size in [0, 1, 5, 1 << 40, u64::MAX] {
+                range(&seed, size);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_range(bytes in proptest::collection::vec(any::<u8>(), 0..64), size in any::<u64>()) {
+            range(&bytes, size);
+        }
+
+        #[test]
+        fn fuzz_range_text(s in "bytes=[0-9]{0,22}-[0-9]{0,22}", size in prop_oneof![Just(0u64), 0..100u64, any::<u64>()]) {
+            range(s.as_bytes(), size);
+        }
+    }
+}
