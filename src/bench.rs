@@ -27,6 +27,9 @@ pub struct BenchArgs {
     /// Concurrent transfers [default: 4 for files >= 1 MiB, else 32].
     #[arg(long)]
     concurrency: Option<usize>,
+    /// With --embedded: the node serves its clients over TLS (a certificate from its CA).
+    #[arg(long, requires = "embedded")]
+    tls: bool,
     /// Start a temporary node in the scratch directory instead of using --node.
     #[arg(long)]
     embedded: bool,
@@ -173,7 +176,7 @@ pub(crate) fn raw_disk(scratch: &std::path::Path, total: u64, cold: bool) -> Res
 }
 
 /// Runs `cairn bench`.
-pub async fn run(node_url: &str, mut key: Option<Credentials>, no_short_circuit: bool, args: BenchArgs) -> Result<()> {
+pub async fn run(conn: crate::commands::Connection, no_short_circuit: bool, args: BenchArgs) -> Result<()> {
     if let Some(total) = args.repair {
         return crate::bench_repair::run(&args.scratch, total).await;
     }
@@ -206,26 +209,25 @@ pub async fn run(node_url: &str, mut key: Option<Credentials>, no_short_circuit:
     };
     let mut embedded = None;
     let mut _data_dir = None;
+    let (mut key, mut ca_pem) = (conn.key.clone(), conn.ca_pem.clone());
     let url = if args.embedded {
         let dir = tempfile::Builder::new().prefix(".cairn-bench-node-").tempdir_in(&args.scratch)?;
-        let config =
-            NodeConfig { data: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..NodeConfig::default() };
+        let data = dir.path().to_path_buf();
+        let config = NodeConfig { data, listen: "127.0.0.1:0".into(), tls: args.tls, ..NodeConfig::default() };
         let running = Node::start(config).await?;
         let url = running.node.url.clone();
         key = running
             .admin_key
             .as_ref()
             .map(|k| Credentials { id: k.access_key_id.clone(), secret: k.secret_access_key.clone() });
+        ca_pem = std::fs::read(dir.path().join("ca.crt")).ok();
         embedded = Some(running);
         _data_dir = Some(dir);
         url
     } else {
-        node_url.to_string()
+        conn.url.clone()
     };
-    let mut c = match key {
-        Some(key) => AsyncClient::connect_with(&url, key)?,
-        None => AsyncClient::connect(&url)?,
-    };
+    let mut c = AsyncClient::connect_opts(&url, key, ca_pem.as_deref())?;
     if no_short_circuit {
         c = c.without_short_circuit();
     }

@@ -94,13 +94,35 @@ pub enum PolicyCmd {
     },
 }
 
-/// The access key the CLI presents: `--key`/`CAIRN_KEY`, else the admin key in
-/// `<data>/admin.json` (`--data`, `CAIRN_DATA` or `./cairn-data`) when it is readable.
-pub fn credentials(key: Option<&str>, data: Option<&Path>) -> Result<Option<Credentials>> {
-    if let Some(k) = key {
-        return Ok(Some(k.parse().map_err(|e: ClientError| UsageError(format!("--key: {e}")))?));
+/// How the CLI reaches its node: the URL, the access key it presents, the CA it trusts.
+pub struct Connection {
+    /// The node's URL.
+    pub url: String,
+    /// `--key`/`CAIRN_KEY`, else the admin key in `<data>/admin.json` when readable.
+    pub key: Option<Credentials>,
+    /// `--ca`/`CAIRN_CA`, else `<data>/ca.crt` when readable (PEM).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl Connection {
+    /// A client for this connection.
+    pub fn client(&self) -> Result<AsyncClient> {
+        Ok(AsyncClient::connect_opts(&self.url, self.key.clone(), self.ca_pem.as_deref())?)
     }
-    Ok(admin_key_in(data.unwrap_or(Path::new("./cairn-data"))))
+}
+
+/// Works out the [`Connection`]: `data` is `--data`/`CAIRN_DATA`, default `./cairn-data`.
+pub fn connection(url: &str, key: Option<&str>, ca: Option<&Path>, data: Option<&Path>) -> Result<Connection> {
+    let data = data.unwrap_or(Path::new("./cairn-data"));
+    let key = match key {
+        Some(k) => Some(k.parse().map_err(|e: ClientError| UsageError(format!("--key: {e}")))?),
+        None => admin_key_in(data),
+    };
+    let ca_pem = match ca {
+        Some(f) => Some(std::fs::read(f).with_context(|| format!("reading --ca {}", f.display()))?),
+        None => std::fs::read(data.join("ca.crt")).ok(),
+    };
+    Ok(Connection { url: url.to_string(), key, ca_pem })
 }
 
 /// The admin key a node wrote to `<dir>/admin.json`, if it is there and readable.
@@ -111,12 +133,9 @@ pub fn admin_key_in(dir: &Path) -> Option<Credentials> {
     Some(Credentials { id: id.to_string(), secret: secret.to_string() })
 }
 
-/// Runs a client subcommand against `node`, presenting `key`.
-pub async fn run(node: &str, key: Option<Credentials>, json: bool, no_short_circuit: bool, cmd: Cmd) -> Result<()> {
-    let mut c = match key {
-        Some(key) => AsyncClient::connect_with(node, key)?,
-        None => AsyncClient::connect(node)?,
-    };
+/// Runs a client subcommand over `conn`.
+pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd) -> Result<()> {
+    let mut c = conn.client()?;
     if no_short_circuit {
         c = c.without_short_circuit();
     }

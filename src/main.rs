@@ -29,6 +29,10 @@ struct Cli {
     /// readable].
     #[arg(long, global = true, env = "CAIRN_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// node [default: DATA/ca.crt when
+    /// readable, else the system's roots].
+    #[arg(long, global = true, env = "CAIRN_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// Data directory: where `cairn up` keeps its data, and where other commands look for
     /// admin.json [default: ./cairn-data].
     #[arg(long, global = true, env = "CAIRN_DATA")]
@@ -208,10 +212,10 @@ async fn run() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.cmd {
         Cmd::Up(args) => up::run(cli.data, *args).await,
-        cmd => match commands::credentials(cli.key.as_deref(), cli.data.as_deref()) {
-            Ok(key) => match cmd {
-                Cmd::Bench(args) => bench::run(&cli.node, key, cli.no_short_circuit, args).await,
-                cmd => commands::run(&cli.node, key, cli.json, cli.no_short_circuit, cmd).await,
+        cmd => match commands::connection(&cli.node, cli.key.as_deref(), cli.ca.as_deref(), cli.data.as_deref()) {
+            Ok(conn) => match cmd {
+                Cmd::Bench(args) => bench::run(conn, cli.no_short_circuit, args).await,
+                cmd => commands::run(conn, cli.json, cli.no_short_circuit, cmd).await,
             },
             Err(e) => Err(e),
         },

@@ -61,6 +61,16 @@ pub struct UpArgs {
     /// How often every local chunk is re-read and re-hashed, e.g. 24h [default: 24h].
     #[arg(long, env = "CAIRN_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     scrub_interval: Option<Duration>,
+    /// TLS certificate chain (PEM) for the client port, with --tls-key [default: none; a node
+    /// listening beyond loopback serves TLS with a certificate from its cluster's CA].
+    #[arg(long, env = "CAIRN_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Key (PEM) of --tls-cert.
+    #[arg(long, env = "CAIRN_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve clients over TLS even on loopback (a certificate from the cluster CA).
+    #[arg(long, env = "CAIRN_TLS")]
+    tls: bool,
     /// Cut off an upload whose body stops flowing for this long, e.g. 60s [default: 60s].
     #[arg(long, env = "CAIRN_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
     body_timeout: Option<Duration>,
@@ -138,6 +148,10 @@ fn config(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<NodeConfig> {
     if let Some(i) = args.scrub_interval {
         c.scrub_interval = i;
     }
+    if args.tls_cert.is_some() {
+        (c.tls_cert, c.tls_key) = (args.tls_cert, args.tls_key);
+    }
+    c.tls |= args.tls;
     if let Some(t) = args.body_timeout {
         c.body_timeout = t;
     }
@@ -169,11 +183,16 @@ pub async fn run(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<()> {
         return crate::local_cluster::run(&config.data, &config.listen, &config.zone, n).await;
     }
     let data = config.data.clone();
+    let config_tls_files = config.tls_cert.clone();
     let running = Node::start(config).await?;
     let node = running.node.clone();
     let mut out = std::io::stdout().lock();
     writeln!(out, "cairn: listening on {}", node.url)?;
     writeln!(out, "cairn: peers reach it on {}", node.peer_url)?;
+    if node.url.starts_with("https://") && config_tls_files.is_none() {
+        let ca = data.join("ca.crt");
+        writeln!(out, "cairn: clients use TLS with a certificate from the cluster CA: curl --cacert {}", ca.display())?;
+    }
     writeln!(out, "cairn: node {} of cluster {}, data in {}", node.id, node.cluster_id(), data.display())?;
     if let Some(key) = &running.admin_key {
         let file = data.join("admin.json");

@@ -433,6 +433,11 @@ fn a_client_sends_metadata_writes_to_the_leader_and_falls_back_when_it_is_gone()
     nodes[fi].restart_same_port();
     all_up(&nodes[li], 3);
     nodes[li].kill();
+    // Once the others have a new leader (by then the client's idle connection to the dead
+    // one has seen its end, as it does within moments on a machine that is not overloaded).
+    wait_for("a new leader", Duration::from_secs(30), || {
+        cluster(&nodes[fi])["raft"]["leader"].as_str().is_some_and(|l| l != leader_id)
+    });
     client.mkdir("/routed/c", false).unwrap();
     let third = 3 - li - fi;
     let v: Value = http().get(format!("{}/v1/fs/routed", nodes[third].url)).send().unwrap().json().unwrap();

@@ -403,3 +403,56 @@ fn every_client_route_needs_a_key_and_keys_are_held_to_their_rights() {
         on(&reader, c.get(at("/v1/fs/"))).0 == StatusCode::UNAUTHORIZED
     });
 }
+
+#[test]
+fn clients_speak_tls_with_the_cluster_ca_and_joiners_pin_it() {
+    use cairn_client::tls;
+    let first = TestNode::start(&["--tls"]);
+    assert!(first.plain_url.starts_with("https://127.0.0.1:"), "{}", first.plain_url);
+    let ca = first.data.join("ca.crt");
+    let cas = tls::certs_from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let trusting = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls::client_config(&cas, None, false).unwrap())
+        .build()
+        .unwrap();
+    let put = trusting.put(format!("{}/v1/fs/t", first.url)).body("over tls").send().unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    // Without the CA, or in plain HTTP, nothing gets through.
+    assert!(http().get(format!("{}/v1/health", first.plain_url)).send().is_err());
+    assert!(http().get(format!("{}/v1/health", first.plain_url.replace("https://", "http://"))).send().is_err());
+    // curl --cacert, as `cairn up` prints; the CLI with --ca, or finding ca.crt in --data.
+    if let Ok(out) = std::process::Command::new("curl")
+        .args(["-s", "--cacert", ca.to_str().unwrap(), "-u", first.key.as_deref().unwrap()])
+        .arg(format!("{}/v1/fs/t", first.plain_url))
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "over tls");
+    }
+    assert_eq!(first.ok(&["cat", "/t"]), "over tls");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cli = |extra: &[&str]| {
+        std::process::Command::new(bin())
+            .env("CAIRN_DATA", elsewhere.path())
+            .args(["--node", &first.url])
+            .args(extra)
+            .args(["cat", "/t"])
+            .output()
+            .unwrap()
+    };
+    assert!(cli(&["--ca", ca.to_str().unwrap()]).status.success());
+    assert!(!cli(&[]).status.success(), "the system's roots do not know the cluster CA");
+    // A node joins through the TLS door with the token (which pins the CA); a bare secret,
+    // which pins nothing, is refused there.
+    let token = first.ok(&["status", "--secret"]).trim().to_string();
+    let second = TestNode::start(&["--join", &first.url, "--secret", &token]);
+    assert_eq!(http().get(format!("{}/v1/fs/t", second.url)).send().unwrap().text().unwrap(), "over tls");
+    let secret = token.rsplit('.').next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--join", &first.plain_url, "--secret", secret, "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("join token"), "{}", String::from_utf8_lossy(&out.stderr));
+}

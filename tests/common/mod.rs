@@ -106,7 +106,7 @@ impl TestNode {
 
     /// Runs the CLI against this node.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin()).arg("--node").arg(&self.url).args(args).output().unwrap()
+        Command::new(bin()).arg("--node").arg(&self.url).arg("--data").arg(&self.data).args(args).output().unwrap()
     }
 
     /// Runs the CLI and asserts success, returning stdout.

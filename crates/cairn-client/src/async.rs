@@ -43,7 +43,18 @@ impl AsyncClient {
 
     /// Connects to the node at `url`, presenting access key `key` with every request.
     pub fn connect_with(url: &str, key: crate::Credentials) -> Result<Self> {
-        Ok(AsyncClient { backend: Arc::new(HttpBackend::new(url)?.with_credentials(key)) })
+        Self::connect_opts(url, Some(key), None)
+    }
+
+    /// Connects to the node at `url`, presenting `key` if given and, for `https://`,
+    /// trusting only the CA certificates in `ca_pem` (the cluster CA, `<data>/ca.crt`).
+    pub fn connect_opts(url: &str, key: Option<crate::Credentials>, ca_pem: Option<&[u8]>) -> Result<Self> {
+        let backend = HttpBackend::with_ca(url, ca_pem)?;
+        let backend = match key {
+            Some(key) => backend.with_credentials(key),
+            None => backend,
+        };
+        Ok(AsyncClient { backend: Arc::new(backend) })
     }
 
     /// The same client with every chunk read going over HTTP, even from a node on this

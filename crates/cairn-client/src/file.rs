@@ -47,8 +47,14 @@ impl Client {
 
     /// Connects to the node at `url`, presenting access key `key` with every request.
     pub fn connect_with(url: &str, key: crate::Credentials) -> Result<Self> {
+        Self::connect_opts(url, Some(key), None)
+    }
+
+    /// Connects to the node at `url`, presenting `key` if given and, for `https://`,
+    /// trusting only the CA certificates in `ca_pem` (the cluster CA, `<data>/ca.crt`).
+    pub fn connect_opts(url: &str, key: Option<crate::Credentials>, ca_pem: Option<&[u8]>) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        Ok(Client { inner: AsyncClient::connect_with(url, key)?, rt: Arc::new(rt) })
+        Ok(Client { inner: AsyncClient::connect_opts(url, key, ca_pem)?, rt: Arc::new(rt) })
     }
 
     fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {

@@ -108,12 +108,19 @@ impl HttpBackend {
     /// this machine, chunk reads go straight to its chunk files (short-circuit reads, still
     /// verified against their hashes), falling back to HTTP for anything not there.
     pub fn new(url: &str) -> Result<Self> {
+        Self::with_ca(url, None)
+    }
+
+    /// Like [`HttpBackend::new`], trusting only the CA certificates in `ca_pem` (PEM; the
+    /// cluster CA, `<data>/ca.crt`) for `https://` URLs instead of the system's roots.
+    pub fn with_ca(url: &str, ca_pem: Option<&[u8]>) -> Result<Self> {
         crate::tls::install_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).pool_max_idle_per_host(64);
+        if let Some(pem) = ca_pem {
+            let cas = crate::tls::certs_from_pem(pem)?;
+            builder = builder.use_preconfigured_tls(crate::tls::client_config(&cas, None, false)?);
+        }
+        let http = builder.build().map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(HttpBackend { short_circuit: true, ..Self::with_client(url, http)? })
     }
 

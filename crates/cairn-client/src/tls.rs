@@ -87,6 +87,72 @@ pub fn client_config(
     Ok(config)
 }
 
+/// A client configuration for a cluster whose CA is not known yet, only its fingerprint
+/// (the SHA-256 of its DER, from a join token): the server must send the CA certificate in
+/// its chain, the CA must have that fingerprint, and the server's certificate must be valid
+/// under it for the host dialled.
+pub fn pinned_config(fingerprint: &str) -> Result<rustls::ClientConfig> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err("TLS versions", e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCa { fingerprint: fingerprint.to_ascii_lowercase() }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The SHA-256 of a certificate's DER, lowercase hex.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// See [`pinned_config`].
+#[derive(Debug)]
+struct PinnedCa {
+    fingerprint: String,
+}
+
+impl ServerCertVerifier for PinnedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let refused = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let ca = intermediates.iter().find(|c| fingerprint(c) == self.fingerprint).ok_or_else(refused)?;
+        let roots = roots(&[ca.clone().into_owned()]).map_err(|_| refused())?;
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map_err(|_| refused())?;
+        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &provider().signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &provider().signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Verifies a server's certificate against the cluster CA for [`NODE_NAME`], whatever
 /// address was dialled. Signatures are checked exactly as webpki checks them.
 #[derive(Debug)]

@@ -79,7 +79,21 @@ pub struct CaReply {
 pub(crate) async fn enroll(url: &str, token: &str) -> Result<(String, String), crate::NodeError> {
     let fail = |why: String| crate::NodeError::Raft(format!("joining {url}: {why}"));
     let (secret, pinned) = crate::pki::parse_token(token);
-    let peer = HttpBackend::new(url).map_err(|e| fail(e.to_string()))?;
+    let peer = match (url.starts_with("https://"), &pinned) {
+        (false, _) => HttpBackend::new(url).map_err(|e| fail(e.to_string()))?,
+        (true, Some(fingerprint)) => {
+            let config = cairn_client::tls::pinned_config(fingerprint).map_err(|e| fail(e.to_string()))?;
+            let http = reqwest::Client::builder()
+                .use_preconfigured_tls(config)
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| fail(e.to_string()))?;
+            HttpBackend::with_client(url, http).map_err(|e| fail(e.to_string()))?
+        }
+        (true, None) => {
+            return Err(fail("joining over https needs a join token (`cairn status --secret`): it pins the CA".into()))
+        }
+    };
     let req = CaRequest { secret };
     let deadline = Instant::now() + JOIN_WAIT;
     let mut pause = RETRY_PAUSE;

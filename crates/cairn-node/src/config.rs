@@ -52,6 +52,14 @@ pub struct NodeConfig {
     /// How often the scrub worker re-reads every local chunk.
     #[serde(with = "human")]
     pub scrub_interval: Duration,
+    /// The client door's TLS certificate chain (PEM), with `tls_key`. Without them, a node
+    /// whose client address is not loopback (or with `tls`) serves TLS with a certificate
+    /// from the cluster CA.
+    pub tls_cert: Option<PathBuf>,
+    /// The key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Serve the client door over TLS even on loopback.
+    pub tls: bool,
     /// An upload whose body stops flowing for this long is cut off.
     #[serde(with = "human")]
     pub body_timeout: Duration,
@@ -90,6 +98,9 @@ impl Default for NodeConfig {
             repair_interval: Duration::from_secs(5),
             scrub_interval: Duration::from_secs(24 * 3600),
             body_timeout: Duration::from_secs(60),
+            tls_cert: None,
+            tls_key: None,
+            tls: false,
             rebalance_band: 5.0,
             fill_limit: 95.0,
             recover: None,
@@ -156,6 +167,9 @@ impl NodeConfig {
         }
         if self.capacity == Some(0) {
             return bad("capacity must be positive".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together".into());
         }
         if self.body_timeout < Duration::from_millis(100) {
             return bad("body_timeout must be at least 100ms".into());

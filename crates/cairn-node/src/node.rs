@@ -126,11 +126,11 @@ impl Node {
             .await
             .map_err(|e| NodeError::Listen { addr: config.listen.clone(), why: e.to_string() })?;
         let client_addr = listener.local_addr()?;
-        let url = format!(
-            "http://{}:{}",
-            crate::config::url_host(client_addr.ip(), config.advertise.as_deref()),
-            client_addr.port()
-        );
+        let client_host = crate::config::url_host(client_addr.ip(), config.advertise.as_deref());
+        // TLS for clients when asked, or when the door is open beyond this machine.
+        let client_tls = config.tls || config.tls_cert.is_some() || !client_addr.ip().is_loopback();
+        let scheme = if client_tls { "https" } else { "http" };
+        let url = format!("{scheme}://{client_host}:{}", client_addr.port());
         let peer_addr = config.peer_addr()?;
         let peer_listener = TcpListener::bind(peer_addr)
             .await
@@ -142,6 +142,13 @@ impl Node {
             peer_addr.port()
         );
         let pki = crate::pki::Pki::obtain(&config, &identity).await?;
+        let client_tls = match client_tls {
+            true => {
+                let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
+                Some(pki.client_door_config(&client_host, files)?)
+            }
+            false => None,
+        };
 
         let raft_config = openraft::Config {
             cluster_name: identity.cluster_id.clone(),
@@ -162,12 +169,21 @@ impl Node {
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .use_preconfigured_tls(pki.client_config()?)
-            .build()
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let raft = Raft::new(identity.node_id, raft_config, Network::new(http.clone()), log, sm)
+        // Two pools: bulk traffic (chunks, forwarded writes) on HTTP/1.1 connections of its
+        // own, several per peer; Raft on one HTTP/2 connection per peer that no chunk ever
+        // queues on, so heartbeats keep their deadlines under a full write load.
+        let mut bulk_tls = pki.client_config()?;
+        bulk_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let client = |tls: rustls::ClientConfig| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .use_preconfigured_tls(tls)
+                .build()
+                .map_err(|e| NodeError::Raft(e.to_string()))
+        };
+        let http = client(bulk_tls)?;
+        let raft_http = client(pki.client_config()?)?;
+        let raft = Raft::new(identity.node_id, raft_config, Network::new(raft_http), log, sm)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -221,7 +237,7 @@ impl Node {
         let peer_tls = node.pki.server_config()?;
         let server = tokio::spawn(async move {
             tokio::join!(
-                crate::serve::serve(listener, app, stopped, None),
+                crate::serve::serve(listener, app, stopped, client_tls),
                 crate::serve::serve(peer_listener, peer_app, peer_stopped, Some(peer_tls))
             );
         });

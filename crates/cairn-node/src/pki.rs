@@ -53,8 +53,7 @@ pub fn parse_token(s: &str) -> (String, Option<String>) {
 
 /// The SHA-256 of a certificate's DER, hex: what a join token pins.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    tls::fingerprint(cert)
 }
 
 /// The node id a node certificate was issued to (its `n<id>.node.cairn` name).
@@ -178,6 +177,49 @@ impl Pki {
             .map_err(|e| bad(&e))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key())
+            .map_err(|e| bad(&e))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// The client door's TLS configuration: `cert`/`key` files when given, else a
+    /// certificate from the cluster CA for `host` (the name or IP in the node's URL) and
+    /// [`NODE_NAME`], sent with the CA certificate so a joining node can pin it.
+    pub fn client_door_config(
+        &self,
+        host: &str,
+        files: Option<(&Path, &Path)>,
+    ) -> Result<Arc<rustls::ServerConfig>, NodeError> {
+        let bad = |e: &dyn std::fmt::Display| NodeError::Config(format!("client TLS: {e}"));
+        let (chain, key) = match files {
+            Some((cert, key)) => {
+                let read = |p: &Path| std::fs::read(p).map_err(|e| bad(&format!("{}: {e}", p.display())));
+                let chain = tls::certs_from_pem(&read(cert)?).map_err(|e| bad(&e))?;
+                (chain, tls::key_from_pem(&read(key)?).map_err(|e| bad(&e))?)
+            }
+            None => {
+                let ca_key = KeyPair::from_pem(&self.ca_key_pem).map_err(|e| bad(&e))?;
+                let issuer = Issuer::from_ca_cert_pem(&self.ca_pem, ca_key).map_err(|e| bad(&e))?;
+                let key = KeyPair::generate().map_err(|e| bad(&e))?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let mut params = CertificateParams::new(vec![NODE_NAME.to_string(), "localhost".to_string()])
+                    .map_err(|e| bad(&e))?;
+                params.subject_alt_names.push(match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) => rcgen::SanType::IpAddress(ip),
+                    Err(_) => rcgen::SanType::DnsName(host.try_into().map_err(|e| bad(&e))?),
+                });
+                params.distinguished_name.push(DnType::CommonName, format!("cairn {host}"));
+                params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+                let cert = params.signed_by(&key, &issuer).map_err(|e| bad(&e))?;
+                let key = tls::key_from_pem(key.serialize_pem().as_bytes()).map_err(|e| bad(&e))?;
+                (vec![cert.der().clone(), self.ca.clone()], key)
+            }
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
             .map_err(|e| bad(&e))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
