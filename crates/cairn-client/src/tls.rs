@@ -73,7 +73,7 @@ pub fn client_config(
         let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(|e| tls_err("building the certificate verifier", e))?;
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyNode { inner }))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(Verifier::AnyNode(inner)))
     } else {
         builder.with_root_certificates(roots)
     };
@@ -96,7 +96,7 @@ pub fn pinned_config(fingerprint: &str) -> Result<rustls::ClientConfig> {
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err("TLS versions", e))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCa { fingerprint: fingerprint.to_ascii_lowercase() }))
+        .with_custom_certificate_verifier(Arc::new(Verifier::Pinned(fingerprint.to_ascii_lowercase())))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
@@ -108,13 +108,17 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// See [`pinned_config`].
+/// How a server certificate is checked when the dialled host's name is not the point.
 #[derive(Debug)]
-struct PinnedCa {
-    fingerprint: String,
+enum Verifier {
+    /// Against the cluster CA, for [`NODE_NAME`] whatever host was dialled (see
+    /// [`client_config`]).
+    AnyNode(Arc<WebPkiServerVerifier>),
+    /// Against the CA in the server's own chain whose SHA-256 is this (see [`pinned_config`]).
+    Pinned(String),
 }
 
-impl ServerCertVerifier for PinnedCa {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -123,11 +127,20 @@ impl ServerCertVerifier for PinnedCa {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let refused = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let ca = intermediates.iter().find(|c| fingerprint(c) == self.fingerprint).ok_or_else(refused)?;
-        let roots = roots(&[ca.clone().into_owned()]).map_err(|_| refused())?;
-        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map_err(|_| refused())?;
-        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        match self {
+            Verifier::AnyNode(inner) => {
+                let name = ServerName::try_from(NODE_NAME).expect("NODE_NAME is a DNS name");
+                inner.verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
+            }
+            Verifier::Pinned(pinned) => {
+                let refused = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+                let ca = intermediates.iter().find(|c| fingerprint(c) == *pinned).ok_or_else(refused)?;
+                let roots = roots(&[ca.clone().into_owned()]).map_err(|_| refused())?;
+                let inner =
+                    WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map_err(|_| refused())?;
+                inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+        }
     }
 
     fn verify_tls12_signature(
@@ -150,48 +163,5 @@ impl ServerCertVerifier for PinnedCa {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         provider().signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Verifies a server's certificate against the cluster CA for [`NODE_NAME`], whatever
-/// address was dialled. Signatures are checked exactly as webpki checks them.
-#[derive(Debug)]
-struct AnyNode {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for AnyNode {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _dialled: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let name = ServerName::try_from(NODE_NAME).expect("NODE_NAME is a DNS name");
-        self.inner.verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
