@@ -13,6 +13,16 @@ use cairn_core::{ApiError, ErrorCode, FsPath};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use serde::{Deserialize, Serialize};
 
+/// How long a node trusts a key it looked up without looking again: a deleted key stops
+/// working within this (plus the time the deletion takes to reach the node).
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Most keys remembered at once (the cache starts over beyond).
+const KEY_CACHE_MAX: usize = 4096;
+
+/// Keys recently looked up, by id: when, the key, its secret.
+pub(crate) type KeyCache =
+    std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, AccessKey, Vec<u8>)>>;
+
 /// What `cairn key create` prints and `admin.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyPair {
@@ -158,14 +168,26 @@ impl Node {
     }
 
     /// The key with id `id` and its unsealed secret.
+    /// Found keys are remembered for [`KEY_CACHE_TTL`], so a stream of small requests does
+    /// not read the table and unseal the secret each time.
     async fn key_and_secret(&self, id: &str) -> Result<(AccessKey, Vec<u8>), ApiError> {
         let unknown = || denied(ErrorCode::Unauthenticated, "unknown access key");
         if !is_key_id(id) {
             return Err(unknown());
         }
-        let id = id.to_string();
-        let key = self.read_local(move |txn| cairn_meta::access_key(txn, &id)).await?.ok_or_else(unknown)?;
+        if let Some((at, key, secret)) = self.key_cache.lock().expect("key cache").get(id) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok((key.clone(), secret.clone()));
+            }
+        }
+        let owned = id.to_string();
+        let key = self.read_local(move |txn| cairn_meta::access_key(txn, &owned)).await?.ok_or_else(unknown)?;
         let secret = self.unseal(&key.sealed).ok_or_else(unknown)?;
+        let mut cache = self.key_cache.lock().expect("key cache");
+        if cache.len() >= KEY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(id.to_string(), (std::time::Instant::now(), key.clone(), secret.clone()));
         Ok((key, secret))
     }
 

@@ -68,6 +68,8 @@ pub struct Node {
     pub(crate) barriers: mpsc::Sender<crate::reads::Waiter>,
     /// The cluster CA and this node's certificate (the peer door's mutual TLS).
     pub(crate) pki: crate::pki::Pki,
+    /// Access keys recently looked up (see `keys`).
+    pub(crate) key_cache: crate::keys::KeyCache,
 }
 
 /// The metadata database's page cache. The namespace lives on disk in redb, and the node's
@@ -226,6 +228,7 @@ impl Node {
             membership_lock: tokio::sync::Mutex::new(()),
             barriers,
             pki,
+            key_cache: Default::default(),
         });
 
         tokio::spawn(crate::writes::run_proposer(Arc::downgrade(&node), queue));
