@@ -183,13 +183,12 @@ pub async fn run(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<()> {
         return crate::local_cluster::run(&config.data, &config.listen, &config.zone, n).await;
     }
     let data = config.data.clone();
-    let config_tls_files = config.tls_cert.clone();
     let running = Node::start(config).await?;
     let node = running.node.clone();
     let mut out = std::io::stdout().lock();
     writeln!(out, "cairn: listening on {}", node.url)?;
     writeln!(out, "cairn: peers reach it on {}", node.peer_url)?;
-    if node.url.starts_with("https://") && config_tls_files.is_none() {
+    if node.url.starts_with("https://") && node.config.tls_cert.is_none() {
         let ca = data.join("ca.crt");
         writeln!(out, "cairn: clients use TLS with a certificate from the cluster CA: curl --cacert {}", ca.display())?;
     }

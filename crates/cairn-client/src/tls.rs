@@ -102,10 +102,14 @@ pub fn pinned_config(fingerprint: &str) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// The SHA-256 of a certificate's DER, lowercase hex.
+/// The SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of a certificate's DER, lowercase hex: what a join token pins.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(cert.as_ref())
 }
 
 /// How a server certificate is checked when the dialled host's name is not the point.

@@ -56,71 +56,27 @@ pub struct JoinReply {
     pub cluster_id: String,
 }
 
-/// `POST /v1/cluster/ca` body: the cluster secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CaRequest {
-    /// The cluster secret (or a join token).
-    pub secret: String,
-}
-
-/// `POST /v1/cluster/ca` answer: the cluster CA, with which a joining node issues its own
-/// certificate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CaReply {
-    /// The CA certificate, PEM.
-    pub ca_cert: String,
-    /// The CA key, PEM.
-    pub ca_key: String,
-}
-
-/// Fetches the cluster CA from the member at `url` (its client door) with the secret in
-/// `token`; when the token carries the CA's fingerprint, a CA that does not match it is
-/// refused. Retries while the member is unreachable, up to [`JOIN_WAIT`].
-pub(crate) async fn enroll(url: &str, token: &str) -> Result<(String, String), crate::NodeError> {
-    let fail = |why: String| crate::NodeError::Raft(format!("joining {url}: {why}"));
-    let (secret, pinned) = crate::pki::parse_token(token);
-    let peer = match (url.starts_with("https://"), &pinned) {
-        (false, _) => HttpBackend::new(url).map_err(|e| fail(e.to_string()))?,
-        (true, Some(fingerprint)) => {
-            let config = cairn_client::tls::pinned_config(fingerprint).map_err(|e| fail(e.to_string()))?;
-            let http = reqwest::Client::builder()
-                .use_preconfigured_tls(config)
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| fail(e.to_string()))?;
-            HttpBackend::with_client(url, http).map_err(|e| fail(e.to_string()))?
-        }
-        (true, None) => {
-            return Err(fail("joining over https needs a join token (`cairn status --secret`): it pins the CA".into()))
-        }
-    };
-    let req = CaRequest { secret };
+/// Posts `body` as JSON to `path` on `peer` and decodes the answer, retrying while the
+/// cluster is unreachable or busy (another membership change in progress, no leader yet),
+/// backing off, up to [`JOIN_WAIT`]: how a new node joins and fetches the cluster CA.
+pub(crate) async fn post_until_up<B: Serialize, T: serde::de::DeserializeOwned>(
+    peer: &HttpBackend,
+    path: &str,
+    body: &B,
+) -> Result<T, ApiError> {
     let deadline = Instant::now() + JOIN_WAIT;
     let mut pause = RETRY_PAUSE;
-    let reply: CaReply = loop {
-        match peer.send(peer.http().post(format!("{}/v1/cluster/ca", peer.url())).json(&req)).await {
-            Ok(resp) => break resp.json().await.map_err(|e| fail(format!("bad CA answer: {e}")))?,
+    loop {
+        match peer.send(peer.http().post(format!("{}{path}", peer.url())).json(body)).await {
+            Ok(resp) => return resp.json().await.map_err(|e| unavailable(format!("bad answer from {path}: {e}"))),
             Err(e) if e.code() == ErrorCode::Unavailable && Instant::now() < deadline => {
-                tracing::info!("asking {url} for the cluster CA: {e}; retrying in {pause:?}");
+                tracing::info!("{} {path}: {e}; retrying in {pause:?}", peer.url());
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
-            Err(e) => return Err(fail(e.to_string())),
+            Err(e) => return Err(e.into()),
         }
-    };
-    let certs = cairn_client::tls::certs_from_pem(reply.ca_cert.as_bytes()).map_err(|e| fail(e.to_string()))?;
-    let got = crate::pki::fingerprint(&certs[0]);
-    match pinned {
-        Some(fp) if fp != got => {
-            return Err(fail(format!("its CA has fingerprint {got}, not the {fp} of the join token: not that cluster")))
-        }
-        Some(_) => {}
-        None => tracing::warn!(
-            "joining with a bare secret: trusting the CA of {url} ({got}); a join token \
-             (`cairn status --secret`) would pin it"
-        ),
     }
-    Ok((reply.ca_cert, reply.ca_key))
 }
 
 pub(crate) fn unavailable(msg: impl Into<String>) -> ApiError {
@@ -185,7 +141,7 @@ impl Node {
 
     /// Adds a node to the cluster (`POST /v1/cluster/join`), on the leader wherever it is.
     pub(crate) async fn handle_join(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
-        self.ca_for(&crate::pki::parse_token(&req.secret).0)?;
+        self.check_secret(&req.secret)?;
         self.peer(&req.url)?;
         self.peer(&req.peer_url)?;
         let deadline = Instant::now() + LEADER_WAIT;
@@ -315,21 +271,7 @@ impl Node {
             zone: Some(self.config.zone.clone()),
             recover: self.config.recover.is_some(),
         };
-        // Retry while the cluster is unreachable or busy (another change in progress, no
-        // leader yet), backing off, up to a deadline.
-        let deadline = Instant::now() + JOIN_WAIT;
-        let mut pause = RETRY_PAUSE;
-        loop {
-            match peer.send(peer.http().post(format!("{}/v1/cluster/join", peer.url())).json(&req)).await {
-                Ok(resp) => return resp.json().await.map_err(|e| unavailable(e.to_string())),
-                Err(e) if e.code() == ErrorCode::Unavailable && Instant::now() < deadline => {
-                    tracing::info!("joining {url}: {e}; retrying in {pause:?}");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        post_until_up(&peer, "/v1/cluster/join", &req).await
     }
 
     /// The nodes this replica's ledger credits with a copy of `id`.

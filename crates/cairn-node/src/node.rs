@@ -315,11 +315,14 @@ impl Node {
         m.nodes().map(|(id, n)| (*id, if *id == self.id { self.peer_url.clone() } else { n.peer.clone() })).collect()
     }
 
-    /// Every member of the cluster: (id, client URL), this node with its current one: where
-    /// clients are sent.
-    pub fn client_urls(&self) -> Vec<(u64, String)> {
-        let m = self.raft.metrics().borrow().membership_config.membership().clone();
-        m.nodes().map(|(id, n)| (*id, if *id == self.id { self.url.clone() } else { n.url.clone() })).collect()
+    /// True if node `id` may use the peer door: it is a member, or this node has no
+    /// membership yet (being admitted, it hears from the leader first). Reads the membership
+    /// in place: this runs for every Raft message.
+    pub(crate) fn admits_peer(&self, id: u64) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        membership.get_node(&id).is_some() || membership.nodes().next().is_none()
     }
 
     /// What this node reports about itself: zone and space.
@@ -413,13 +416,14 @@ impl Node {
         crate::pki::token(&self.secret(), &self.pki.fingerprint())
     }
 
-    /// The cluster CA, for a node that presents the cluster secret.
-    pub(crate) fn ca_for(&self, secret: &str) -> Result<(String, String), ApiError> {
+    /// Checks a cluster secret (or join token) a joining node presents, in constant time.
+    pub(crate) fn check_secret(&self, presented: &str) -> Result<(), ApiError> {
         use subtle::ConstantTimeEq;
+        let secret = crate::pki::parse_token(presented).0;
         if !bool::from(secret.as_bytes().ct_eq(self.secret().as_bytes())) {
             return Err(ApiError::new(ErrorCode::PermissionDenied, "wrong cluster secret"));
         }
-        Ok((self.pki.ca_pem.clone(), self.pki.ca_key_pem().to_string()))
+        Ok(())
     }
 
     /// Stores a chunk in this node's own store, fsync'd before returning. Its bytes are

@@ -51,9 +51,60 @@ pub fn parse_token(s: &str) -> (String, Option<String>) {
     }
 }
 
-/// The SHA-256 of a certificate's DER, hex: what a join token pins.
-pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    tls::fingerprint(cert)
+/// `POST /v1/cluster/ca` body: the cluster secret.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CaRequest {
+    /// The cluster secret (or a join token).
+    pub secret: String,
+}
+
+/// `POST /v1/cluster/ca` answer: the cluster CA, with which a joining node issues its own
+/// certificate.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CaReply {
+    /// The CA certificate, PEM.
+    pub ca_cert: String,
+    /// The CA key, PEM.
+    pub ca_key: String,
+}
+
+/// Fetches the cluster CA from the member at `url` (its client door) with the secret in
+/// `token`; when the token carries the CA's fingerprint, a CA that does not match it is
+/// refused. Retries while the member is unreachable (see `cluster::post_until_up`).
+pub(crate) async fn enroll(url: &str, token: &str) -> Result<(String, String), crate::NodeError> {
+    let fail = |why: String| crate::NodeError::Raft(format!("joining {url}: {why}"));
+    let (secret, pinned) = parse_token(token);
+    let peer = match (url.starts_with("https://"), &pinned) {
+        (false, _) => cairn_client::HttpBackend::new(url).map_err(|e| fail(e.to_string()))?,
+        (true, Some(fingerprint)) => {
+            let config = tls::pinned_config(fingerprint).map_err(|e| fail(e.to_string()))?;
+            let http = reqwest::Client::builder()
+                .use_preconfigured_tls(config)
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .map_err(|e| fail(e.to_string()))?;
+            cairn_client::HttpBackend::with_client(url, http).map_err(|e| fail(e.to_string()))?
+        }
+        (true, None) => {
+            return Err(fail("joining over https needs a join token (`cairn status --secret`): it pins the CA".into()))
+        }
+    };
+    let reply: CaReply = crate::cluster::post_until_up(&peer, "/v1/cluster/ca", &CaRequest { secret })
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let certs = tls::certs_from_pem(reply.ca_cert.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let got = tls::fingerprint(&certs[0]);
+    match pinned {
+        Some(fp) if fp != got => {
+            return Err(fail(format!("its CA has fingerprint {got}, not the {fp} of the join token: not that cluster")))
+        }
+        Some(_) => {}
+        None => tracing::warn!(
+            "joining with a bare secret: trusting the CA of {url} ({got}); a join token \
+             (`cairn status --secret`) would pin it"
+        ),
+    }
+    Ok((reply.ca_cert, reply.ca_key))
 }
 
 /// The node id a node certificate was issued to (its `n<id>.node.cairn` name).
@@ -109,7 +160,7 @@ impl Pki {
             None => Pki::found(&config.data, identity.node_id),
             Some(url) => {
                 let token = config.secret.clone().unwrap_or_default();
-                let (ca, ca_key) = crate::cluster::enroll(url, &token).await?;
+                let (ca, ca_key) = enroll(url, &token).await?;
                 Pki::adopt(&config.data, identity.node_id, &ca, &ca_key)
             }
         }
@@ -157,7 +208,7 @@ impl Pki {
 
     /// The CA certificate's fingerprint.
     pub fn fingerprint(&self) -> String {
-        fingerprint(&self.ca)
+        tls::fingerprint(&self.ca)
     }
 
     fn key(&self) -> PrivateKeyDer<'static> {

@@ -114,11 +114,6 @@ pub(crate) fn needs_body_hash(headers: &axum::http::HeaderMap) -> bool {
         && (header("content-length").is_some_and(|l| l != "0") || header("transfer-encoding").is_some())
 }
 
-/// The SHA-256 of `body`, lowercase hex (a SigV4 payload hash).
-pub(crate) fn sha256_hex(body: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, body).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Checks a SigV4-signed request against the key's `secret`: `uri` is the path and query as
 /// sent, `headers` the request's headers, `body_hash` the body's SHA-256 when it was hashed
 /// here (see [`needs_body_hash`]).
@@ -262,6 +257,6 @@ mod tests {
         assert!(verify(&auth, "wrong", "GET", uri, &map, None).is_err());
         assert!(verify(&auth, "s3cret", "DELETE", uri, &map, None).is_err());
         assert!(verify(&auth, "s3cret", "GET", "/v1/fs/other", &map, None).is_err());
-        assert_eq!(sha256_hex(b""), EMPTY_SHA256);
+        assert_eq!(cairn_client::tls::sha256_hex(b""), EMPTY_SHA256);
     }
 }

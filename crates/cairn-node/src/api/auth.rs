@@ -60,32 +60,30 @@ fn url_params(query: &str) -> Vec<(String, String)> {
 
 /// The client door's middleware: authenticate, then authorise.
 pub(crate) async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let wanted = needs(req.method(), req.uri());
-    let method = req.method().as_str().to_string();
-    let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    let headers = req.headers().clone();
+    // The request's head is checked where it lies (the body, not `Sync`, is set aside while
+    // the key is looked up): no copy of the headers per request.
+    let (parts, mut body) = req.into_parts();
     // A SigV4 request that declares no payload hash is signed over its body's hash: small
     // bodies are read here to compute it.
-    let (req, body_hash) = if crate::sigv4::needs_body_hash(&headers) {
-        let (parts, body) = req.into_parts();
+    let mut body_hash = None;
+    if crate::sigv4::needs_body_hash(&parts.headers) {
         let read =
             tokio::time::timeout(st.node.config.body_timeout, axum::body::to_bytes(body, crate::sigv4::BODY_HASH_MAX));
         match read.await {
             Ok(Ok(bytes)) => {
-                let hash = crate::sigv4::sha256_hex(&bytes);
-                (Request::from_parts(parts, axum::body::Body::from(bytes)), Some(hash))
+                body_hash = Some(cairn_client::tls::sha256_hex(&bytes));
+                body = axum::body::Body::from(bytes);
             }
             _ => {
                 let msg = "a SigV4 request over 1 MiB (or whose body stalls) must declare x-amz-content-sha256";
                 return HttpError(ApiError::new(ErrorCode::Unauthenticated, msg)).into_response();
             }
         }
-    } else {
-        (req, None)
-    };
+    }
     let checked = async {
-        let (access, paths) = wanted?;
-        let key = st.node.authenticate(&method, &uri, &headers, body_hash.as_deref()).await?;
+        let (access, paths) = needs(&parts.method, &parts.uri)?;
+        let uri = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let key = st.node.authenticate(parts.method.as_str(), uri, &parts.headers, body_hash.as_deref()).await?;
         if !key.allows(access, paths.as_deref()) {
             let msg = format!("access key {:?} may not do this here", key.name);
             return Err(HttpError(ApiError::new(ErrorCode::PermissionDenied, msg)));
@@ -93,7 +91,7 @@ pub(crate) async fn guard(State(st): State<AppState>, req: Request, next: Next) 
         Ok::<(), HttpError>(())
     };
     match checked.await {
-        Ok(()) => next.run(req).await,
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(e) => {
             let mut resp = e.into_response();
             if resp.status() == axum::http::StatusCode::UNAUTHORIZED {

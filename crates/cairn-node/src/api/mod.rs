@@ -142,8 +142,7 @@ async fn members_only(
         return HttpError(ApiError::new(ErrorCode::Unauthenticated, "the peer door takes node certificates only"))
             .into_response();
     };
-    let members = st.node.members();
-    if !members.is_empty() && !members.iter().any(|(m, _)| *m == id) {
+    if !st.node.admits_peer(id) {
         let msg = format!("node {id} is not a member of this cluster");
         return HttpError(ApiError::new(ErrorCode::PermissionDenied, msg)).into_response();
     }
