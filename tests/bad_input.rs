@@ -1,7 +1,8 @@
 //! Bad input of every kind gets a clear error, changes nothing, and never crashes the node.
 
 mod common;
-use common::{code_of, http, peer_http, TestNode};
+use cairn_node::transport::PeerRequest;
+use common::{code_of, http, peer_code, peer_http, peer_send, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -103,34 +104,38 @@ fn malformed_internal_requests_and_garbage_bytes() {
     assert_eq!(code_of(c.put(u(&format!("/v1/chunks/{id}"))).body("not it").send().unwrap()).1, "invalid_argument");
     assert_eq!(code_of(c.put(u("/v1/chunks/xyz")).body("x").send().unwrap()).1, "invalid_argument");
     assert_eq!(code_of(c.get(u(&format!("/v1/chunks/{id}"))).send().unwrap()).1, "not_found");
-    for (c, u, ep) in [
-        (&c, &u as &dyn Fn(&str) -> String, "/v1/meta/write"),
-        (&c, &u, "/v1/meta/query"),
-        (&peer, &pu, "/v1/raft/append"),
-        (&peer, &pu, "/v1/raft/vote"),
-        (&peer, &pu, "/v1/raft/snapshot"),
-        (&peer, &pu, "/v1/meta/propose"),
-    ] {
-        for body in [&b""[..], b"\x01garbage", b"\x09wrong version"] {
+    for (c, u, ep) in
+        [(&c, &u as &dyn Fn(&str) -> String, "/v1/meta/write"), (&c, &u, "/v1/meta/query"), (&peer, &pu, "/v1/peer")]
+    {
+        for body in [&b""[..], b"\x01garbage", b"\x09wrong version", b"\x00\x00\x00\x09\x02short", b"\xff\xff\xff\xff"]
+        {
             let (status, code) = code_of(c.post(u(ep)).body(body.to_vec()).send().unwrap());
             assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_argument"), "{ep} {body:?}");
         }
     }
-    // Operator and self-healing endpoints.
+    // Self-healing messages between nodes: sources and chain links must be other members
+    // (security.rs has more).
     let chunk = blake3::hash(b"real").to_hex().to_string();
+    let cid = cairn_core::ChunkId::from_hex(&id).unwrap();
+    let real = cairn_core::ChunkId::from_hex(&chunk).unwrap();
+    for (req, payload, want) in [
+        (PeerRequest::CopyChunk { id: cid, from: vec![] }, &b""[..], "not_found"),
+        (PeerRequest::CopyChunk { id: cid, from: vec![4242] }, b"", "invalid_argument"),
+        (PeerRequest::PutChunk { id: cid, chain: vec![4242], data: Default::default() }, b"not it", "invalid_argument"),
+        (PeerRequest::PutChunk { id: cid, chain: vec![], data: Default::default() }, b"not it", "invalid_argument"),
+        (PeerRequest::GetChunk { id: cid }, b"", "not_found"),
+        (PeerRequest::RemoveNode { id: 4242, force: false }, b"", "not_found"),
+    ] {
+        assert_eq!(peer_code(peer_send(&peer, &node, &req, payload)), want, "{req:?}");
+    }
+    // Bytes beside a message that has no place for them are refused.
+    let (status, code) = code_of(peer_send(&peer, &node, &PeerRequest::Info, b"extra"));
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_argument"));
     for (req, want) in [
-        (peer.post(pu(&format!("/v1/chunks/{id}/copy"))).body("{not json"), "invalid_argument"),
-        (peer.post(pu(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": []}"#), "not_found"),
-        // Sources and chain links must be other members (security.rs has more).
-        (
-            peer.post(pu(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": ["http://127.0.0.1:1"]}"#),
-            "invalid_argument",
-        ),
-        (peer.put(pu(&format!("/v1/chunks/{id}?chain=http://127.0.0.1:1"))).body("not it"), "invalid_argument"),
-        (peer.put(pu(&format!("/v1/chunks/{chunk}?chain=nonsense,,%00"))).body("not it"), "invalid_argument"),
         // The peer routes are not on the client door at all.
         (c.put(u(&format!("/v1/chunks/{chunk}?chain="))).body("real"), "invalid_argument"),
         (c.post(u(&format!("/v1/chunks/{id}/copy"))).body(r#"{"from": []}"#), "not_found"),
+        (c.post(u("/v1/peer")).body("x"), "not_found"),
         (c.post(u("/v1/raft/vote")).body("x"), "not_found"),
         (c.post(u("/v1/raft/append")).body("x"), "not_found"),
         (c.post(u("/v1/meta/propose")).body("x"), "not_found"),
@@ -153,11 +158,12 @@ fn malformed_internal_requests_and_garbage_bytes() {
     let (_, code) = code_of(c.post(u(&format!("/v1/nodes/{me}?op=remove"))).send().unwrap());
     assert_eq!(code, "invalid_argument", "the last node cannot be removed");
     // A chain naming a non-member is refused whole; the last link (empty chain) stores.
-    let r = peer.put(pu(&format!("/v1/chunks/{chunk}?chain=http://127.0.0.1:1"))).body("real").send().unwrap();
-    assert_eq!(code_of(r).1, "invalid_argument");
-    let r = peer.put(pu(&format!("/v1/chunks/{chunk}?chain="))).body("real").send().unwrap();
-    let v: Value = r.json().unwrap();
-    assert_eq!(v["stored"].as_array().unwrap().len(), 1, "{v}");
+    let put = |chain: Vec<u64>| PeerRequest::PutChunk { id: real, chain, data: Default::default() };
+    let files = node.chunk_files();
+    assert_eq!(peer_code(peer_send(&peer, &node, &put(vec![4242]), b"real")), "invalid_argument");
+    assert_eq!(node.chunk_files(), files);
+    assert_eq!(peer_code(peer_send(&peer, &node, &put(vec![]), b"real")), "ok");
+    assert_eq!(node.chunk_files(), files + 1);
     // Raw garbage and broken HTTP on the socket.
     for junk in [
         &b"\x00\x01\x02\xff\xfe garbage\r\n\r\n"[..],

@@ -8,7 +8,8 @@
 //! without keys) is not here yet: those doors are still open (issue 9, points 1-5).
 
 mod common;
-use common::{bin, code_of, data, http, peer_http, TestNode};
+use cairn_node::transport::PeerRequest;
+use common::{bin, code_of, data, http, peer_code, peer_http, peer_send, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::Read;
@@ -48,28 +49,22 @@ fn chains_and_copies_only_go_to_members() {
     let node = TestNode::start(&[]);
     let c = peer_http(&node);
     let body = data(1, 4 << 20);
-    let id = blake3::hash(&body).to_hex().to_string();
+    let id = cairn_core::ChunkId::of(&body);
+    let me: u64 =
+        http().get(format!("{}/v1/node", node.url)).send().unwrap().json::<Value>().unwrap()["id"].as_u64().unwrap();
     // A chain pointing back at the node itself, 200 times: refused at once, nothing stored.
-    let me = node.peer_url.clone();
-    let chain = vec![me.as_str(); 200].join(",");
-    let r = c.put(format!("{}/v1/chunks/{id}?chain={chain}", node.peer_url)).body(body.clone()).send().unwrap();
-    assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
+    let put = |id, chain: Vec<u64>| PeerRequest::PutChunk { id, chain, data: Default::default() };
+    assert_eq!(peer_code(peer_send(&c, &node, &put(id, vec![me; 200]), &body)), "invalid_argument");
     // Wrong bytes are refused before any forwarding.
-    let wrong = blake3::hash(b"other").to_hex().to_string();
-    let r = c.put(format!("{}/v1/chunks/{wrong}?chain=", node.peer_url)).body(body.clone()).send().unwrap();
-    assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
+    let wrong = cairn_core::ChunkId::of(b"other");
+    assert_eq!(peer_code(peer_send(&c, &node, &put(wrong, vec![]), &body)), "invalid_argument");
     assert_eq!(node.chunk_files(), 0);
-    // A copy from an address no member has: refused without the node ever connecting there.
-    let bait = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    bait.set_nonblocking(true).unwrap();
-    let from = format!("http://{}", bait.local_addr().unwrap());
-    let r = c
-        .post(format!("{}/v1/chunks/{id}/copy", node.peer_url))
-        .body(serde_json::json!({ "from": [from] }).to_string())
-        .send()
-        .unwrap();
-    assert_eq!(code_of(r), (StatusCode::BAD_REQUEST, "invalid_argument".into()));
-    assert!(bait.accept().is_err(), "the node connected to an address a caller named");
+    // Sources are node ids, checked against the membership (a message cannot carry an
+    // address): a copy from a node that is not a member is refused.
+    let copy = PeerRequest::CopyChunk { id, from: vec![me + 1] };
+    assert_eq!(peer_code(peer_send(&c, &node, &copy, b"")), "invalid_argument");
+    let copy = PeerRequest::CopyChunk { id, from: vec![me] };
+    assert_eq!(peer_code(peer_send(&c, &node, &copy, b"")), "invalid_argument");
     assert_eq!(node.chunk_files(), 0);
 }
 
@@ -174,13 +169,10 @@ fn snapshot_pieces_out_of_order_are_refused_before_they_are_written() {
         done: false,
     };
     let peer = peer_http(&node);
-    let post = |offset: u64| {
-        let body = cairn_core::codec::encode(&piece(offset));
-        peer.post(format!("{}/v1/raft/snapshot", node.peer_url)).body(body).send().unwrap()
-    };
-    assert_eq!(post(0).status(), StatusCode::OK);
+    let post = |offset: u64| peer_code(peer_send(&peer, &node, &PeerRequest::Snapshot(piece(offset)), b""));
+    assert_eq!(post(0), "ok");
     for offset in [1 << 62, u64::MAX - 3, 17] {
-        assert_eq!(code_of(post(offset)), (StatusCode::BAD_REQUEST, "invalid_argument".into()), "offset {offset}");
+        assert_eq!(post(offset), "invalid_argument", "offset {offset}");
     }
     node.restart();
     assert_eq!(http().get(format!("{}/v1/fs/kept", node.url)).send().unwrap().text().unwrap(), "kept");
@@ -264,7 +256,7 @@ fn the_peer_door_takes_only_members_of_its_own_cluster() {
         http().get(format!("{}/v1/cluster", first.url)).send().unwrap().json::<Value>().unwrap()["raft"]["term"].clone()
     };
     let before = term();
-    let vote = format!("{}/v1/raft/vote", first.peer_url);
+    let vote = format!("{}/v1/peer", first.peer_url);
     // Without a certificate, or with one from another cluster's CA, no request gets through
     // the handshake; plain HTTP gets no answer either.
     assert!(http().post(&vote).body("x").send().is_err());

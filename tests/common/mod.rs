@@ -270,6 +270,30 @@ pub fn peer_http(node: &TestNode) -> reqwest::blocking::Client {
     peer_http_as(&node.data)
 }
 
+/// Sends one framed peer message (with `payload` beside it) to `node`'s peer door.
+pub fn peer_send(
+    c: &reqwest::blocking::Client,
+    node: &TestNode,
+    req: &cairn_node::transport::PeerRequest,
+    payload: &[u8],
+) -> reqwest::blocking::Response {
+    let body = cairn_node::transport::http::frame(req, payload);
+    c.post(format!("{}{}", node.peer_url, cairn_node::transport::http::PEER_ROUTE)).body(body).send().unwrap()
+}
+
+/// The code of a peer message's answer: "ok", or the error's code (HTTP 200 either way).
+pub fn peer_code(r: reqwest::blocking::Response) -> String {
+    use cairn_node::transport::PeerReply;
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "the door itself refused the message");
+    let body = r.bytes().unwrap();
+    let (answer, _): (Result<PeerReply, cairn_core::ApiError>, _) =
+        cairn_node::transport::http::unframe(body, "reply").unwrap();
+    match answer {
+        Ok(_) => "ok".into(),
+        Err(e) => e.code.as_str().into(),
+    }
+}
+
 /// A base port with `n` consecutive ports free right now, and the `n` peer ports 100 above
 /// them (for `cairn up --nodes`).
 pub fn free_port_block(n: u16) -> u16 {

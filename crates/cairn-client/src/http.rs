@@ -247,11 +247,11 @@ impl Backend for HttpBackend {
             readers[usize::from(id.0[0]) % readers.len()].clone()
         };
         if reader != self.base {
-            if let Ok(frames) = self.with_base(&reader).fetch_chunk(id, false).await {
+            if let Ok(frames) = self.with_base(&reader).fetch_chunk(id).await {
                 return Ok(frames);
             }
         }
-        self.fetch_chunk(id, false).await
+        self.fetch_chunk(id).await
     }
 
     async fn write(&self, cmd: ClientCommand) -> Result<Reply> {
@@ -341,31 +341,8 @@ impl HttpBackend {
             .await;
     }
 
-    /// Stores a chunk on this node only (no replication by it): how nodes hand each other
-    /// copies.
-    pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes) -> Result<()> {
-        let url = format!("{}/v1/chunks/{}?local=true", self.base, id.to_hex());
-        let req = self.http.put(url).timeout(CHUNK_DEADLINE).body(data);
-        self.send(req).await.map(drop)
-    }
-
-    /// Refreshes a chunk's age on this node only; false if it does not hold the chunk.
-    pub async fn touch_chunk_local(&self, id: ChunkId) -> Result<bool> {
-        let req = self.http.post(format!("{}/v1/chunks/{}/touch", self.base, id.to_hex())).timeout(META_DEADLINE);
-        let v: serde_json::Value =
-            self.send(req).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(v["present"].as_bool().unwrap_or(false))
-    }
-
-    /// Fetches a chunk only if this node holds it itself (no fetching from its peers): how
-    /// nodes ask each other.
-    pub async fn get_chunk_local(&self, id: ChunkId) -> Result<Frames> {
-        self.fetch_chunk(id, true).await
-    }
-
-    async fn fetch_chunk(&self, id: ChunkId, local: bool) -> Result<Frames> {
-        let local = if local { "?local=true" } else { "" };
-        let req = self.http.get(format!("{}/v1/chunks/{}{local}", self.base, id.to_hex())).timeout(CHUNK_DEADLINE);
+    async fn fetch_chunk(&self, id: ChunkId) -> Result<Frames> {
+        let req = self.http.get(format!("{}/v1/chunks/{}", self.base, id.to_hex())).timeout(CHUNK_DEADLINE);
         let mut resp = self.send(req).await?;
         // Hash each frame as it arrives, while it is still in cache (no second pass), and keep
         // the frames as they are (no reassembly copy).

@@ -150,15 +150,8 @@ impl Node {
     /// Sends a removal to the leader.
     async fn forward_removal(&self, id: u64, force: bool) -> Result<String, ApiError> {
         let leader = self.raft.metrics().borrow().current_leader;
-        let url = leader
-            .and_then(|l| self.members().into_iter().find(|(m, _)| *m == l))
-            .map(|(_, u)| u)
-            .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no metadata leader"))?;
-        let peer = self.peer(&url)?;
-        let req = peer.http().post(format!("{url}/v1/nodes/{id}?op=remove&force={force}"));
-        let v: serde_json::Value =
-            peer.send(req).await?.json().await.map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
-        Ok(v["message"].as_str().unwrap_or_default().to_string())
+        let leader = leader.ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no metadata leader"))?;
+        self.remove_at(leader, id, force).await
     }
 }
 

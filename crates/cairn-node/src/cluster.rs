@@ -2,13 +2,15 @@
 //! fetching chunks that live on other nodes (linearizable reads are in `reads`).
 //!
 //! Every node accepts every request. A metadata write that reaches a follower is forwarded,
-//! in the batch it was proposed in, to the leader's `/v1/meta/propose`.
+//! in the batch it was proposed in, to the leader (a [`PeerRequest::Propose`] message).
+//!
+//! [`PeerRequest::Propose`]: crate::transport::PeerRequest::Propose
 
 use crate::now_ns;
 use crate::raft::Member;
+use crate::transport::CallError;
 use crate::{Node, Replication};
 use cairn_client::HttpBackend;
-use cairn_core::codec::{decode, encode};
 use cairn_core::wire::{ApplyResult, Command, HolderChange, Part, Request};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -25,8 +27,6 @@ pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const JOIN_WAIT: Duration = Duration::from_secs(60);
 /// Longest the leader spends admitting one node (catching it up, a snapshot included).
 const ADMIT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Longest a node may take to fetch and store, or delete, one chunk copy for another node.
-const COPY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most metadata voters; further nodes stay learners.
 const MAX_VOTERS: usize = 5;
 
@@ -83,14 +83,14 @@ pub(crate) fn unavailable(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, msg)
 }
 
-/// Where the leader's peer door is, when a Raft call says "not me".
-pub(crate) fn leader_of(f: &ForwardToLeader<u64, Member>) -> Option<String> {
-    f.leader_node.as_ref().map(|n| n.peer.clone())
+/// The leader, when a Raft call says "not me" and knows who is.
+pub(crate) fn leader_of(f: &ForwardToLeader<u64, Member>) -> Option<u64> {
+    f.leader_id
 }
 
 impl Node {
-    /// A connection to another node (sharing this node's connection pool).
-    pub(crate) fn peer(&self, url: &str) -> Result<HttpBackend, ApiError> {
+    /// An HTTP connection to a node's client door (how a new node asks to join).
+    pub(crate) fn client_door(&self, url: &str) -> Result<HttpBackend, ApiError> {
         HttpBackend::with_client(url, self.http.clone()).map_err(ApiError::from)
     }
 
@@ -119,17 +119,13 @@ impl Node {
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => leader_of(&f),
                 Err(e) => return Err(unavailable(format!("metadata write failed: {e}"))),
             };
-            if let Some(url) = leader.filter(|u| *u != self.peer_url) {
-                let peer = self.peer(&url)?;
-                let req = peer.http().post(format!("{url}/v1/meta/propose")).body(encode(&cmds));
-                match peer.send(req).await {
-                    Ok(resp) => {
-                        let bytes = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-                        return decode::<Result<Vec<ApplyResult>, ApiError>>(&bytes, "propose reply")?;
-                    }
-                    // Not sent at all: safe to try again (the leader may have moved).
-                    Err(cairn_client::ClientError::Unavailable(_)) => {}
-                    Err(e) => return Err(e.into()),
+            if let Some(leader) = leader.filter(|l| *l != self.id) {
+                match self.propose_at(leader, cmds.clone()).await {
+                    Ok(answers) => return Ok(answers),
+                    // Never delivered: safe to try again (the leader may have moved).
+                    Err(CallError::NotDelivered(_)) => {}
+                    // Perhaps carried out: sending it again could apply it twice.
+                    Err(CallError::Failed(e)) => return Err(e),
                 }
             }
             if Instant::now() >= deadline {
@@ -142,8 +138,8 @@ impl Node {
     /// Adds a node to the cluster (`POST /v1/cluster/join`), on the leader wherever it is.
     pub(crate) async fn handle_join(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
         self.check_secret(&req.secret)?;
-        self.peer(&req.url)?;
-        self.peer(&req.peer_url)?;
+        self.client_door(&req.url)?;
+        self.net.check_addr(&req.peer_url)?;
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -151,10 +147,8 @@ impl Node {
             match checked.unwrap_or(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) {
                 Ok(_) => return self.admit(req).await,
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    if let Some(url) = leader_of(&f).filter(|u| *u != self.peer_url) {
-                        let peer = self.peer(&url)?;
-                        let resp = peer.send(peer.http().post(format!("{url}/v1/cluster/join")).json(&req)).await?;
-                        return resp.json().await.map_err(|e| unavailable(e.to_string()));
+                    if let Some(leader) = leader_of(&f).filter(|l| *l != self.id) {
+                        return self.join_at(leader, req).await;
                     }
                 }
                 Err(_) => {}
@@ -260,18 +254,22 @@ impl Node {
         crowded.into_iter().rev().find(|id| *id != self.id)
     }
 
-    /// Asks the cluster at `url` to admit this node.
+    /// Asks the cluster at `url` (a member's client door) to admit this node.
     pub(crate) async fn join(&self, url: &str, secret: &str) -> Result<JoinReply, ApiError> {
-        let peer = self.peer(url)?;
-        let req = JoinRequest {
+        let peer = self.client_door(url)?;
+        post_until_up(&peer, "/v1/cluster/join", &self.join_request(secret)).await
+    }
+
+    /// What this node presents to be admitted.
+    pub(crate) fn join_request(&self, secret: &str) -> JoinRequest {
+        JoinRequest {
             node_id: self.id,
             url: self.url.clone(),
             peer_url: self.peer_url.clone(),
             secret: secret.to_string(),
             zone: Some(self.config.zone.clone()),
             recover: self.config.recover.is_some(),
-        };
-        post_until_up(&peer, "/v1/cluster/join", &req).await
+        }
     }
 
     /// The nodes this replica's ledger credits with a copy of `id`.
@@ -289,17 +287,16 @@ impl Node {
         // The holders the ledger knows (as of this replica) first, up ones before the others;
         // then every other member, in case the ledger is behind.
         let holders = self.holders_here(id);
-        let mut members: Vec<(bool, bool, String)> = self
+        let mut members: Vec<(bool, bool, u64)> = self
             .members()
             .into_iter()
             .filter(|(nid, _)| *nid != self.id)
-            .map(|(nid, url)| (!holders.contains(&nid), !self.peers.usable(nid), url))
+            .map(|(nid, _)| (!holders.contains(&nid), !self.peers.usable(nid), nid))
             .collect();
         members.sort();
-        for (_, _, url) in members {
-            let Ok(peer) = self.peer(&url) else { continue };
-            if let Ok(frames) = peer.get_chunk_local(id).await {
-                return Ok(frames.into_contiguous());
+        for (_, _, nid) in members {
+            if let Ok(data) = self.fetch_chunk_from(nid, id).await {
+                return Ok(data);
             }
         }
         Err(ApiError::new(ErrorCode::NotFound, format!("chunk {id} is on no reachable node")))
@@ -321,8 +318,7 @@ impl Node {
         policy: cairn_core::Policy,
         hashed_here: bool,
     ) -> Result<(), ApiError> {
-        let members: BTreeMap<u64, String> = self.members().into_iter().collect();
-        let wanted = policy.copies().clamp(1, members.len().max(1));
+        let wanted = policy.copies().clamp(1, self.members().len().max(1));
         let candidates = self.candidates(None);
         if candidates.is_empty() && self.any_node_full() {
             return Err(ApiError::new(ErrorCode::NoSpace, format!("chunk {id}: every node that is up is full")));
@@ -335,8 +331,8 @@ impl Node {
                 break;
             }
             let results = match self.config.replication {
-                Replication::Fanout => self.fan_out(id, &data, &round, &members, hashed_here).await,
-                Replication::Chain => self.chain(id, &data, &round, &members, hashed_here).await,
+                Replication::Fanout => self.fan_out(id, &data, &round, hashed_here).await,
+                Replication::Chain => self.chain(id, &data, &round, hashed_here).await,
             };
             for (t, r) in round.iter().zip(results) {
                 match r {
@@ -374,18 +370,15 @@ impl Node {
         id: ChunkId,
         data: &bytes::Bytes,
         targets: &[u64],
-        members: &BTreeMap<u64, String>,
         hashed_here: bool,
     ) -> Vec<Result<(), ApiError>> {
         let puts = targets.iter().map(|t| {
             let data = data.clone();
-            let url = members.get(t).cloned();
             async move {
                 if *t == self.id {
                     return self.put_chunk_local(id, data, hashed_here).await;
                 }
-                let url = url.ok_or_else(|| unavailable("target left the cluster"))?;
-                self.peer(&url)?.put_chunk_local(id, data).await.map_err(ApiError::from)
+                self.store_chunk_at(*t, id, data, Vec::new()).await.map(drop)
             }
         });
         futures::future::join_all(puts).await
@@ -398,17 +391,13 @@ impl Node {
         id: ChunkId,
         data: &bytes::Bytes,
         targets: &[u64],
-        members: &BTreeMap<u64, String>,
         hashed_here: bool,
     ) -> Vec<Result<(), ApiError>> {
-        let urls: Vec<String> = targets.iter().filter_map(|t| members.get(t).cloned()).collect();
-        if urls.len() != targets.len() || urls.is_empty() {
-            return targets.iter().map(|_| Err(unavailable("a target left the cluster"))).collect();
-        }
-        let stored = if targets.first() == Some(&self.id) {
-            self.put_chunk_chained(id, data.clone(), &urls[1..], hashed_here).await
+        let Some((first, rest)) = targets.split_first() else { return Vec::new() };
+        let stored = if *first == self.id {
+            self.put_chunk_chained(id, data.clone(), rest, hashed_here).await
         } else {
-            forward(self, &urls[0], id, data.clone(), &urls[1..]).await
+            self.store_chunk_at(*first, id, data.clone(), rest.to_vec()).await
         };
         let stored = match stored {
             Ok(stored) => stored,
@@ -417,28 +406,11 @@ impl Node {
         };
         // A broken link cuts off the nodes behind it: send those their copies directly.
         let missed: Vec<u64> = targets.iter().filter(|t| !stored.contains(t)).copied().collect();
-        let mut retried = self.fan_out(id, data, &missed, members, hashed_here).await.into_iter();
+        let mut retried = self.fan_out(id, data, &missed, hashed_here).await.into_iter();
         targets
             .iter()
             .map(|t| if stored.contains(t) { Ok(()) } else { retried.next().expect("one per missed") })
             .collect()
-    }
-
-    /// Checks node URLs a request names (a chain to pass a chunk down, sources to copy one
-    /// from): each must be another member of this cluster, named once. A node never sends
-    /// data to, nor fetches from, an address only a caller vouches for.
-    pub(crate) fn check_members(&self, urls: &[String], what: &str) -> Result<(), ApiError> {
-        let members = self.members();
-        let mut seen = BTreeSet::new();
-        for url in urls {
-            let member = members.iter().any(|(id, m)| *id != self.id && m == url);
-            if !member || !seen.insert(url.as_str()) {
-                let url: String = url.chars().take(128).collect();
-                let msg = format!("{what}: {url:?} is not another member of this cluster, or is named twice");
-                return Err(ApiError::new(ErrorCode::InvalidArgument, msg));
-            }
-        }
-        Ok(())
     }
 
     /// One link of a chain: stores the chunk here and, at the same time, passes it to
@@ -447,7 +419,7 @@ impl Node {
         &self,
         id: ChunkId,
         data: bytes::Bytes,
-        next: &[String],
+        next: &[u64],
         hashed_here: bool,
     ) -> Result<Vec<u64>, ApiError> {
         // Bad bytes stop here, before they cost the rest of the chain anything.
@@ -456,10 +428,12 @@ impl Node {
         }
         let onward = async {
             match next.split_first() {
-                Some((first, rest)) => forward(self, first, id, data.clone(), rest).await.unwrap_or_else(|e| {
-                    tracing::warn!(chunk = %id, "chain broke after this node: {e}");
-                    Vec::new()
-                }),
+                Some((first, rest)) => {
+                    self.store_chunk_at(*first, id, data.clone(), rest.to_vec()).await.unwrap_or_else(|e| {
+                        tracing::warn!(chunk = %id, "chain broke after this node: {e}");
+                        Vec::new()
+                    })
+                }
                 None => Vec::new(),
             }
         };
@@ -477,68 +451,32 @@ impl Node {
     /// least one holder has it.
     pub(crate) async fn touch_chunk(&self, id: ChunkId) -> bool {
         let members = self.members();
-        let touches = members.iter().map(|(nid, url)| self.has_copy(*nid, url, id));
+        let touches = members.iter().map(|(nid, _)| self.has_copy(*nid, id));
         futures::future::join_all(touches).await.into_iter().any(|present| present)
     }
 
-    /// True if node `target` (reached at `url`) holds chunk `id`; refreshes its age there.
-    pub(crate) async fn has_copy(&self, target: u64, url: &str, id: ChunkId) -> bool {
+    /// True if node `target` holds chunk `id`; refreshes its age there.
+    pub(crate) async fn has_copy(&self, target: u64, id: ChunkId) -> bool {
         if target == self.id {
             return self.touch_chunk_local(id).await.unwrap_or(false);
         }
-        match self.peer(url) {
-            Ok(p) => p.touch_chunk_local(id).await.unwrap_or(false),
-            Err(_) => false,
-        }
+        self.touch_chunk_at(target, id).await.unwrap_or(false)
     }
 
-    /// Has node `target` (reached at `url`) fetch chunk `id` from the first good one of
-    /// `sources` and store it verified (`POST /v1/chunks/{id}/copy`); returns its length.
-    pub(crate) async fn copy_to(
-        &self,
-        target: u64,
-        url: &str,
-        id: ChunkId,
-        sources: &[String],
-    ) -> Result<u32, ApiError> {
+    /// Has node `target` fetch chunk `id` from the first good one of `sources` and store it
+    /// verified; returns its length.
+    pub(crate) async fn copy_to(&self, target: u64, id: ChunkId, sources: &[u64]) -> Result<u32, ApiError> {
         if target == self.id {
             return self.copy_chunk_from(id, sources).await;
         }
-        let peer = self.peer(url)?;
-        let req = peer
-            .http()
-            .post(format!("{url}/v1/chunks/{id}/copy"))
-            .json(&serde_json::json!({ "from": sources }))
-            .timeout(COPY_TIMEOUT);
-        let v: serde_json::Value = peer.send(req).await?.json().await.map_err(|e| unavailable(e.to_string()))?;
-        v["len"].as_u64().map(|l| l as u32).ok_or_else(|| ApiError::new(ErrorCode::Internal, "copy answer without len"))
+        self.copy_chunk_at(target, id, sources.to_vec()).await
     }
 
-    /// Has node `target` (reached at `url`) delete its copy of chunk `id` and report it gone
-    /// (`DELETE /v1/chunks/{id}`).
-    pub(crate) async fn delete_copy(&self, target: u64, url: &str, id: ChunkId) -> Result<(), ApiError> {
+    /// Has node `target` delete its copy of chunk `id` and report it gone.
+    pub(crate) async fn delete_copy(&self, target: u64, id: ChunkId) -> Result<(), ApiError> {
         if target == self.id {
             return self.delete_chunk_local(id).await;
         }
-        let peer = self.peer(url)?;
-        peer.send(peer.http().delete(format!("{url}/v1/chunks/{id}")).timeout(COPY_TIMEOUT)).await.map(drop)?;
-        Ok(())
+        self.delete_chunk_at(target, id).await
     }
-}
-
-/// Passes a chunk to the node at `url` as the next link of a chain
-/// (`PUT /v1/chunks/{id}?chain=URL,URL...`); returns the nodes that stored it.
-async fn forward(
-    node: &Node,
-    url: &str,
-    id: ChunkId,
-    data: bytes::Bytes,
-    rest: &[String],
-) -> Result<Vec<u64>, ApiError> {
-    let peer = node.peer(url)?;
-    let target = reqwest::Url::parse_with_params(&format!("{url}/v1/chunks/{id}"), &[("chain", rest.join(","))])
-        .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.to_string()))?;
-    let resp = peer.send(peer.http().put(target).body(data)).await?;
-    let v: serde_json::Value = resp.json().await.map_err(|e| unavailable(e.to_string()))?;
-    serde_json::from_value(v["stored"].clone()).map_err(|e| unavailable(format!("bad chain answer: {e}")))
 }

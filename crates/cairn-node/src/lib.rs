@@ -22,6 +22,7 @@ mod reads;
 mod serve;
 mod sigv4;
 mod space;
+pub mod transport;
 pub mod worker;
 mod writes;
 

@@ -8,6 +8,9 @@ use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
 use crate::raft::Member;
 use crate::raft::Raft;
+use crate::transport::http::HttpTransport;
+use crate::transport::mem::MemNet;
+use crate::transport::{PeerNet, Transport};
 use crate::worker::{gc::GcWorker, rebalance::RebalanceWorker, repair::RepairWorker, scrub::ScrubWorker, WorkerHandle};
 use crate::{NodeConfig, NodeError};
 use bytes::Bytes;
@@ -55,8 +58,12 @@ pub struct Node {
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) workers: std::sync::Mutex<Vec<WorkerHandle>>,
     pub(crate) proposals: mpsc::Sender<crate::writes::Proposal>,
-    /// The HTTP client for talking to other nodes.
+    /// The HTTP client for a new node's first words with a cluster (joining).
     pub(crate) http: reqwest::Client,
+    /// How this node reaches the others.
+    pub(crate) net: Arc<dyn crate::transport::Transport>,
+    /// The snapshot being received, if any.
+    pub(crate) snapshot_rx: std::sync::Mutex<Option<crate::transport::serve::SnapshotReceipt>>,
     /// What this node knows of the others.
     pub(crate) peers: Peers,
     /// Chunk reads served over `GET /v1/chunks`.
@@ -100,6 +107,11 @@ impl Node {
     /// Starts a node: opens (or initialises) its data directory, binds its address, starts
     /// Raft and the HTTP server, and waits until the metadata has a leader.
     pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+        Self::start_on(config, PeerNet::Tls).await
+    }
+
+    /// [`Node::start`], reaching the other nodes through `net`.
+    pub async fn start_on(config: NodeConfig, net: PeerNet) -> Result<RunningNode, NodeError> {
         config.validate()?;
         cairn_client::tls::install_provider();
         let data: PathBuf = config.data.clone();
@@ -133,16 +145,18 @@ impl Node {
         let client_tls = config.tls || config.tls_cert.is_some() || !client_addr.ip().is_loopback();
         let scheme = if client_tls { "https" } else { "http" };
         let url = format!("{scheme}://{client_host}:{}", client_addr.port());
-        let peer_addr = config.peer_addr()?;
-        let peer_listener = TcpListener::bind(peer_addr)
-            .await
-            .map_err(|e| NodeError::Listen { addr: peer_addr.to_string(), why: e.to_string() })?;
-        let peer_addr = peer_listener.local_addr()?;
-        let peer_url = format!(
-            "https://{}:{}",
-            crate::config::url_host(peer_addr.ip(), config.advertise.as_deref()),
-            peer_addr.port()
-        );
+        let (peer_listener, peer_url) = match &net {
+            PeerNet::Tls => {
+                let peer_addr = config.peer_addr()?;
+                let peer_listener = TcpListener::bind(peer_addr)
+                    .await
+                    .map_err(|e| NodeError::Listen { addr: peer_addr.to_string(), why: e.to_string() })?;
+                let peer_addr = peer_listener.local_addr()?;
+                let host = crate::config::url_host(peer_addr.ip(), config.advertise.as_deref());
+                (Some(peer_listener), format!("https://{host}:{}", peer_addr.port()))
+            }
+            PeerNet::Memory(_) => (None, MemNet::addr(identity.node_id)),
+        };
         let pki = crate::pki::Pki::obtain(&config, &identity).await?;
         let client_tls = match client_tls {
             true => {
@@ -184,8 +198,11 @@ impl Node {
                 .map_err(|e| NodeError::Raft(e.to_string()))
         };
         let http = client(bulk_tls)?;
-        let raft_http = client(pki.client_config()?)?;
-        let raft = Raft::new(identity.node_id, raft_config, Network::new(raft_http), log, sm)
+        let transport: Arc<dyn Transport> = match &net {
+            PeerNet::Tls => Arc::new(HttpTransport::new(http.clone(), client(pki.client_config()?)?)),
+            PeerNet::Memory(mem) => mem.transport(identity.node_id),
+        };
+        let raft = Raft::new(identity.node_id, raft_config, Network::new(transport.clone()), log, sm)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -223,6 +240,8 @@ impl Node {
             workers: std::sync::Mutex::new(Vec::new()),
             proposals,
             http,
+            net: transport,
+            snapshot_rx: Default::default(),
             peers: Peers::default(),
             chunks_served: Default::default(),
             membership_lock: tokio::sync::Mutex::new(()),
@@ -239,11 +258,16 @@ impl Node {
         let peer_stopped = stopped.clone();
         let peer_tls = node.pki.server_config()?;
         let server = tokio::spawn(async move {
-            tokio::join!(
-                crate::serve::serve(listener, app, stopped, client_tls),
-                crate::serve::serve(peer_listener, peer_app, peer_stopped, Some(peer_tls))
-            );
+            let peer_door = async move {
+                if let Some(l) = peer_listener {
+                    crate::serve::serve(l, peer_app, peer_stopped, Some(peer_tls)).await
+                }
+            };
+            tokio::join!(crate::serve::serve(listener, app, stopped, client_tls), peer_door);
         });
+        if let PeerNet::Memory(mem) = &net {
+            mem.register(&node);
+        }
 
         node.join_or_rejoin(join, initialized).await?;
         node.raft
@@ -297,9 +321,9 @@ impl Node {
         let membership = self.raft.metrics().borrow().membership_config.membership().clone();
         let moved = membership.get_node(&self.id).is_some_and(|n| n.url != self.url || n.peer != self.peer_url);
         if moved {
-            let secret = self.secret();
-            for (_, peer) in membership.nodes().filter(|(id, _)| **id != self.id) {
-                if self.join(&peer.peer, &secret).await.is_ok() {
+            let req = self.join_request(&self.secret());
+            for (id, _) in membership.nodes().filter(|(id, _)| **id != self.id) {
+                if self.join_at(*id, req.clone()).await.is_ok() {
                     return Ok(());
                 }
             }
@@ -524,17 +548,12 @@ impl Node {
     }
 
     /// Stores a verified copy of chunk `id` here, fetched from the first of `sources` (node
-    /// URLs) that has a good one. Returns its length.
-    pub async fn copy_chunk_from(&self, id: ChunkId, sources: &[String]) -> Result<u32, ApiError> {
+    /// ids) that has a good one. Returns its length.
+    pub async fn copy_chunk_from(&self, id: ChunkId, sources: &[u64]) -> Result<u32, ApiError> {
         let mut last = ApiError::new(ErrorCode::NotFound, format!("chunk {id}: no source given"));
-        for url in sources {
-            let fetched = match self.peer(url) {
-                Ok(p) => p.get_chunk_local(id).await.map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-            match fetched {
-                Ok(frames) => {
-                    let data = frames.into_contiguous();
+        for source in sources {
+            match self.fetch_chunk_from(*source, id).await {
+                Ok(data) => {
                     let len = data.len() as u32;
                     // Verified again as it is stored: the copy counts only once it is checked.
                     self.put_chunk_local(id, data, false).await?;

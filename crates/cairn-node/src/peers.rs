@@ -1,6 +1,6 @@
 //! What a node knows of the others: their reported zone and space, and whether they answer.
 //!
-//! Every node polls every member's `GET /v1/node` once a second (the liveness worker). A
+//! Every node asks every member for its report (`Info`) once a second (the liveness worker). A
 //! node that answered within [`UP_WITHIN`] is up, within [`SUSPECT_WITHIN`] suspect, else
 //! down. Placement uses nodes that are up (or not polled yet); this node always counts
 //! itself as up.
@@ -158,7 +158,7 @@ pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
     Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
 }
 
-/// Polls every member's `/v1/node` and records who answers.
+/// Asks every member for its report and records who answers.
 pub struct LivenessWorker {
     node: Weak<Node>,
 }
@@ -172,13 +172,9 @@ impl LivenessWorker {
     async fn run(&self) -> Result<String, String> {
         let Some(node) = self.node.upgrade() else { return Ok("node stopped".into()) };
         let members = node.members();
-        let polls = members.iter().filter(|(id, _)| *id != node.id).map(|(_, url)| {
-            let http = node.http.clone();
-            let url = url.clone();
-            async move {
-                let resp = http.get(format!("{url}/v1/node")).timeout(Duration::from_secs(1)).send().await.ok()?;
-                resp.json::<NodeInfo>().await.ok()
-            }
+        let polls = members.iter().filter(|(id, _)| *id != node.id).map(|(id, _)| {
+            let node = &node;
+            async move { node.info_of(*id, Duration::from_secs(1)).await.ok() }
         });
         for info in futures::future::join_all(polls).await.into_iter().flatten() {
             node.peers.record(info);

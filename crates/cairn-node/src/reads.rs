@@ -9,7 +9,6 @@
 
 use crate::cluster::{leader_of, unavailable, LEADER_WAIT, RETRY_PAUSE};
 use crate::Node;
-use cairn_core::codec::decode;
 use cairn_core::wire::{Query, QueryReply};
 use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{CheckIsLeaderError, RaftError};
@@ -67,12 +66,8 @@ impl Node {
                 Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
                 Err(e) => return Err(unavailable(format!("linearizable read failed: {e}"))),
             };
-            if let Some(url) = leader.filter(|u| *u != self.peer_url) {
-                let peer = self.peer(&url)?;
-                let req = peer.http().post(format!("{url}/v1/raft/read-index"));
-                if let Ok(resp) = peer.send(req).await {
-                    let bytes = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-                    let index: Option<u64> = decode::<Result<Option<u64>, ApiError>>(&bytes, "read index")??;
+            if let Some(leader) = leader.filter(|l| *l != self.id) {
+                if let Ok(index) = self.read_index_at(leader).await {
                     let left = deadline.saturating_duration_since(Instant::now());
                     return self
                         .raft
@@ -90,7 +85,7 @@ impl Node {
         }
     }
 
-    /// The leader's read index, for followers' reads (`POST /v1/raft/read-index`).
+    /// The leader's read index, for followers' reads.
     pub(crate) async fn read_index(&self) -> Result<Option<u64>, ApiError> {
         match tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable()).await {
             Ok(Ok(id)) => Ok(id.map(|l| l.index)),

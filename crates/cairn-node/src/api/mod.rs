@@ -1,7 +1,7 @@
 //! The node's HTTP surface, behind two doors. The client door: the public REST API
 //! (`/v1/fs`, `/v1/cluster`, `/v1/openapi.json`), operator endpoints (`/v1/fsck`, `/v1/nodes`,
 //! `/v1/workers`, `/metrics`) and the client's data path (`/v1/chunks`, `/v1/meta`). The peer
-//! door: what only nodes send each other (`/v1/raft`, `/v1/meta/propose`, chunk copies).
+//! door: what only nodes send each other, as messages of the peer transport (`/v1/peer`).
 
 mod admin;
 mod auth;
@@ -31,18 +31,6 @@ pub(crate) struct AppState {
     pub backend: Arc<LocalBackend>,
     /// Places for client uploads in flight (see [`MAX_UPLOADS`]).
     pub uploads: Arc<tokio::sync::Semaphore>,
-    /// The snapshot being received, if any.
-    pub snapshot_rx: Arc<std::sync::Mutex<Option<SnapshotReceipt>>>,
-}
-
-/// How far a snapshot being received has come.
-pub(crate) struct SnapshotReceipt {
-    /// The snapshot's id.
-    pub id: String,
-    /// Offset of the last piece written (it may be sent again).
-    pub last: u64,
-    /// Offset the next piece must start at.
-    pub next: u64,
 }
 
 /// Most client uploads (file PUTs and appends) one node takes at once; more are refused with
@@ -56,13 +44,13 @@ const INTERNAL_BODY_LIMIT: usize = MAX_CHUNK_SIZE as usize + (1 << 20);
 ///
 /// The client door serves the REST API, the operator endpoints and the client's data path
 /// (chunk reads and uploads, metadata writes and queries). The peer door serves what only
-/// nodes send each other: Raft RPCs, forwarded proposals and joins, read barriers, chunk
-/// copies between nodes and chained uploads. A client cannot reach a peer route.
+/// nodes send each other (`transport::PeerRequest`): Raft RPCs, forwarded proposals and
+/// joins, read barriers, chunk copies between nodes and chained uploads. A client cannot
+/// reach it.
 pub fn routers(node: Arc<Node>) -> (Router, Router) {
     let body_timeout = node.config.body_timeout;
     let uploads = Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS));
-    let state =
-        AppState { backend: Arc::new(LocalBackend::new(node.clone())), node, snapshot_rx: Arc::default(), uploads };
+    let state = AppState { backend: Arc::new(LocalBackend::new(node.clone())), node, uploads };
     let fs = axum::routing::get(rest::get)
         .head(rest::head)
         .put(rest::put)
@@ -106,23 +94,10 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .route("/v1/cluster/ca", post(internal::cluster_ca).layer(DefaultBodyLimit::max(1 << 16)));
     let peer = Router::new()
         .route("/v1/health", get(health))
-        .route("/v1/node", get(status::node))
-        .route("/v1/nodes/{id}", post(admin::node_op))
         .route(
-            "/v1/chunks/{id}",
-            put(internal::peer_put_chunk)
-                .layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout))
-                .get(internal::get_chunk)
-                .delete(internal::delete_chunk),
+            crate::transport::http::PEER_ROUTE,
+            post(internal::peer_message).layer::<_, Infallible>(RequestBodyTimeoutLayer::new(body_timeout)),
         )
-        .route("/v1/chunks/{id}/touch", post(internal::touch_chunk))
-        .route("/v1/chunks/{id}/copy", post(internal::copy_chunk))
-        .route("/v1/meta/propose", post(internal::meta_propose))
-        .route("/v1/raft/read-index", post(internal::raft_read_index))
-        .route("/v1/cluster/join", post(internal::cluster_join))
-        .route("/v1/raft/append", post(internal::raft_append))
-        .route("/v1/raft/vote", post(internal::raft_vote))
-        .route("/v1/raft/snapshot", post(internal::raft_snapshot))
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), members_only));
     (finish(client, state.clone()), finish(peer, state))

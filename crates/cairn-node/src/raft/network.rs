@@ -1,35 +1,32 @@
-//! Raft RPCs between nodes over HTTP, with codec-encoded bodies.
-//!
-//! Each RPC is `POST {node}/v1/raft/{append,vote,snapshot}`; the body is the encoded request
-//! and the answer is the encoded `Result` of the remote Raft call.
+//! Raft RPCs between nodes, as messages of the node's peer [`Transport`].
 
 use super::{Member, TypeConfig};
-use cairn_core::codec::{decode, encode};
+use crate::transport::{PeerReply, PeerRequest, Transport};
+use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use std::sync::Arc;
 
 /// Creates connections to peers.
 #[derive(Clone)]
 pub struct Network {
-    http: reqwest::Client,
+    net: Arc<dyn Transport>,
 }
 
 impl Network {
-    /// A network using `http` for all peer connections.
-    pub fn new(http: reqwest::Client) -> Self {
-        Network { http }
+    /// A network sending Raft messages over `net`.
+    pub fn new(net: Arc<dyn Transport>) -> Self {
+        Network { net }
     }
 }
 
 /// A connection to one peer.
 pub struct Conn {
-    http: reqwest::Client,
+    net: Arc<dyn Transport>,
     target: u64,
     addr: String,
 }
@@ -38,35 +35,32 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Conn;
 
     async fn new_client(&mut self, target: u64, node: &Member) -> Conn {
-        Conn { http: self.http.clone(), target, addr: node.peer.clone() }
+        Conn { net: self.net.clone(), target, addr: node.peer.clone() }
     }
 }
 
 impl Conn {
-    async fn call<Req, Resp, E>(&self, rpc: &str, req: &Req, opt: &RPCOption) -> Result<Resp, RPCError<u64, Member, E>>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
-    {
-        let url = format!("{}/v1/raft/{rpc}", self.addr);
-        let resp = self
-            .http
-            .post(url)
-            .timeout(opt.hard_ttl())
-            .body(encode(req))
-            .send()
-            .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        if !resp.status().is_success() {
-            let io = std::io::Error::other(format!("raft rpc {rpc} answered HTTP {}", resp.status()));
-            return Err(RPCError::Network(NetworkError::new(&io)));
-        }
-        let bytes = resp.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let result: Result<Resp, E> =
-            decode(&bytes, "raft rpc reply").map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    async fn call<E: std::error::Error>(
+        &self,
+        req: PeerRequest,
+        opt: &RPCOption,
+    ) -> Result<PeerReply, RPCError<u64, Member, E>> {
+        self.net.call(self.target, &self.addr, req, opt.hard_ttl()).await.map_err(|e| {
+            let e: ApiError = e.into();
+            match e.code {
+                ErrorCode::Unavailable => RPCError::Unreachable(Unreachable::new(&e)),
+                _ => RPCError::Network(NetworkError::new(&e)),
+            }
+        })
     }
+
+    fn remote<T, E: std::error::Error>(&self, answer: Result<T, E>) -> Result<T, RPCError<u64, Member, E>> {
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+fn unfit<E: std::error::Error>(reply: PeerReply) -> RPCError<u64, Member, E> {
+    RPCError::Network(NetworkError::new(&reply.unexpected()))
 }
 
 impl RaftNetwork<TypeConfig> for Conn {
@@ -75,7 +69,10 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        self.call("append", &rpc, &option).await
+        match self.call(PeerRequest::Append(rpc), &option).await? {
+            PeerReply::Append(answer) => self.remote(answer),
+            r => Err(unfit(r)),
+        }
     }
 
     async fn install_snapshot(
@@ -83,7 +80,10 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>> {
-        self.call("snapshot", &rpc, &option).await
+        match self.call(PeerRequest::Snapshot(rpc), &option).await? {
+            PeerReply::Snapshot(answer) => self.remote(answer),
+            r => Err(unfit(r)),
+        }
     }
 
     async fn vote(
@@ -91,6 +91,9 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        self.call("vote", &rpc, &option).await
+        match self.call(PeerRequest::Vote(rpc), &option).await? {
+            PeerReply::Vote(answer) => self.remote(answer),
+            r => Err(unfit(r)),
+        }
     }
 }

@@ -15,7 +15,7 @@
 use super::{PassReport, Throttle, Worker};
 use crate::ledger::View;
 use crate::node::fill_percent;
-use crate::peers::{NodeInfo, PeerState};
+use crate::peers::PeerState;
 use crate::Node;
 use cairn_core::placement::{place, Candidate};
 use cairn_core::wire::{HolderChange, NodeState, WorkerSettings};
@@ -65,12 +65,11 @@ impl RebalanceWorker {
             states.get(id).is_none_or(|s| *s == NodeState::Active)
                 && (*id == self.node.id || self.node.peers.get(*id).0 == PeerState::Up)
         });
-        let infos = futures::future::join_all(asks.map(|(id, url)| async move {
+        let infos = futures::future::join_all(asks.map(|(id, _)| async move {
             if id == self.node.id {
                 return Some(self.node.info());
             }
-            let resp = self.node.http.get(format!("{url}/v1/node")).timeout(ASK_TIMEOUT).send().await.ok()?;
-            resp.json::<NodeInfo>().await.ok()
+            self.node.info_of(id, ASK_TIMEOUT).await.ok()
         }))
         .await;
         infos
@@ -89,9 +88,8 @@ impl RebalanceWorker {
             return Ok(PassReport::note("nothing to balance"));
         }
         let (view, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;
-        let urls: BTreeMap<u64, String> = self.node.members().into_iter().collect();
         let zone_of: BTreeMap<u64, String> = spaces.iter().map(|s| (s.id, s.zone.clone())).collect();
-        let trimmed = self.trim(&view, &ledger.chunks, &urls, &zone_of).await;
+        let trimmed = self.trim(&view, &ledger.chunks, &zone_of).await;
         // The chunks of the node moves come from, read through the per-node index.
         let mut on_src: Option<(u64, Vec<(ChunkId, ChunkRecord)>)> = None;
         let (band, limit) = (self.node.config.rebalance_band, self.node.config.fill_limit);
@@ -137,7 +135,7 @@ impl RebalanceWorker {
             }
             moved_ids.insert(*id);
             throttle.take(len).await;
-            if let Err(e) = self.move_copy(*id, &src, &dst, &urls).await {
+            if let Err(e) = self.move_copy(*id, &src, &dst).await {
                 tracing::warn!(chunk = %id, from = src.id, to = dst.id, "rebalance move failed: {e}");
                 continue;
             }
@@ -156,13 +154,9 @@ impl RebalanceWorker {
     }
 
     /// True if each of `nodes` has a file for chunk `id`.
-    async fn all_present(&self, id: ChunkId, nodes: &[u64], urls: &BTreeMap<u64, String>) -> bool {
+    async fn all_present(&self, id: ChunkId, nodes: &[u64]) -> bool {
         for n in nodes {
-            let present = match urls.get(n) {
-                Some(url) => self.node.has_copy(*n, url, id).await,
-                None => false,
-            };
-            if !present {
+            if !self.node.has_copy(*n, id).await {
                 return false;
             }
         }
@@ -173,13 +167,7 @@ impl RebalanceWorker {
     /// replaced). Of the holders that are up and active, the ones placement ranks first stay,
     /// so zones stay spread; nothing is deleted while fewer than target + 1 holders are up.
     /// Runs in this worker, between moves, so it never races a move of the same chunk.
-    async fn trim(
-        &self,
-        view: &View,
-        ledger: &[(ChunkId, ChunkRecord)],
-        urls: &BTreeMap<u64, String>,
-        zone_of: &BTreeMap<u64, String>,
-    ) -> u64 {
+    async fn trim(&self, view: &View, ledger: &[(ChunkId, ChunkRecord)], zone_of: &BTreeMap<u64, String>) -> u64 {
         let mut trimmed = 0;
         for (id, rec) in ledger {
             if self.settings().paused {
@@ -199,12 +187,11 @@ impl RebalanceWorker {
             let keep = place(id, &up, target);
             // Only if every kept copy is really there (a lost file the ledger still credits
             // would otherwise leave the chunk short).
-            if !self.all_present(*id, &keep, urls).await {
+            if !self.all_present(*id, &keep).await {
                 continue;
             }
             for h in up.iter().map(|c| c.id).filter(|h| !keep.contains(h)) {
-                let Some(url) = urls.get(&h) else { continue };
-                match self.node.delete_copy(h, url, *id).await {
+                match self.node.delete_copy(h, *id).await {
                     Ok(()) => trimmed += 1,
                     Err(e) => tracing::warn!(chunk = %id, node = h, "deleting a surplus copy failed: {e}"),
                 }
@@ -214,21 +201,12 @@ impl RebalanceWorker {
     }
 
     /// Copy to `dst`, record it, then delete from `src`.
-    async fn move_copy(
-        &self,
-        id: ChunkId,
-        src: &Space,
-        dst: &Space,
-        urls: &BTreeMap<u64, String>,
-    ) -> Result<(), cairn_core::ApiError> {
-        let missing = || cairn_core::ApiError::new(cairn_core::ErrorCode::NotFound, "node left the cluster");
-        let src_url = urls.get(&src.id).ok_or_else(missing)?;
-        let dst_url = urls.get(&dst.id).ok_or_else(missing)?;
-        let len = self.node.copy_to(dst.id, dst_url, id, std::slice::from_ref(src_url)).await?;
+    async fn move_copy(&self, id: ChunkId, src: &Space, dst: &Space) -> Result<(), cairn_core::ApiError> {
+        let len = self.node.copy_to(dst.id, id, &[src.id]).await?;
         self.node
             .report(vec![HolderChange { part: cairn_core::wire::Part::Copy, id, node: dst.id, len, held: true }])
             .await?;
-        self.node.delete_copy(src.id, src_url, id).await
+        self.node.delete_copy(src.id, id).await
     }
 }
 

@@ -21,7 +21,7 @@ use cairn_core::ChunkId;
 use cairn_meta::ChunkRecord;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -36,7 +36,8 @@ pub struct RepairWorker {
 /// What one pass works with.
 struct Plan {
     view: View,
-    urls: BTreeMap<u64, String>,
+    /// The members now (a holder that left is no source).
+    members: BTreeSet<u64>,
     candidates: Vec<Candidate>,
     throttle: Mutex<Throttle>,
 }
@@ -69,7 +70,7 @@ impl RepairWorker {
         // Most endangered first: fewest copies that count now, then fewest kept.
         work.sort_by_key(|(s, _, _)| (s.counted, s.kept));
         let plan = Plan {
-            urls: self.node.members().into_iter().collect(),
+            members: self.node.members().into_iter().map(|(id, _)| id).collect(),
             candidates: self.node.candidates(Some(self.node.config.fill_limit)),
             throttle: Mutex::new(Throttle::new(self.settings().rate)),
             view,
@@ -91,7 +92,7 @@ impl RepairWorker {
     /// Deletes the copies draining nodes hold of chunks that are at policy without them:
     /// draining moves data off a node, and it keeps serving reads (from its peers) meanwhile.
     async fn release_drained(&self, view: &View, ledger: &[(ChunkId, ChunkRecord)]) -> u64 {
-        let urls: BTreeMap<u64, String> = self.node.members().into_iter().collect();
+        let members: BTreeSet<u64> = self.node.members().into_iter().map(|(id, _)| id).collect();
         let mut released = 0;
         for (id, rec) in ledger {
             if self.settings().paused {
@@ -105,8 +106,10 @@ impl RepairWorker {
                 if !copy.readable || copy.counts {
                     continue;
                 }
-                let Some(url) = urls.get(h) else { continue };
-                match self.node.delete_copy(*h, url, *id).await {
+                if !members.contains(h) {
+                    continue;
+                }
+                match self.node.delete_copy(*h, *id).await {
                     Ok(()) => released += 1,
                     Err(e) => tracing::warn!(chunk = %id, node = h, "releasing a drained copy failed: {e}"),
                 }
@@ -121,15 +124,14 @@ impl RepairWorker {
             return (0, 0);
         }
         // Sources: readable holders, those that count (active, up) first.
-        let mut sources: Vec<(bool, String)> = Vec::new();
-        for h in &rec.nodes().collect::<Vec<u64>>() {
-            let copy = plan.view.copy_on(*h);
-            if let (true, Some(url)) = (copy.readable, plan.urls.get(h)) {
-                sources.push((!copy.counts, url.clone()));
+        let mut sources: Vec<(bool, u64)> = Vec::new();
+        for h in rec.nodes() {
+            if plan.view.copy_on(h).readable && plan.members.contains(&h) {
+                sources.push((!plan.view.copy_on(h).counts, h));
             }
         }
         sources.sort();
-        let sources: Vec<String> = sources.into_iter().map(|(_, u)| u).collect();
+        let sources: Vec<u64> = sources.into_iter().map(|(_, h)| h).collect();
         let need = s.target - s.kept;
         let mut added = Vec::new();
         for target in place(&id, &plan.candidates, plan.candidates.len()) {
@@ -140,8 +142,7 @@ impl RepairWorker {
                 continue;
             }
             plan.throttle.lock().await.take(rec.len as u64).await;
-            let Some(url) = plan.urls.get(&target) else { continue };
-            match self.node.copy_to(target, url, id, &sources).await {
+            match self.node.copy_to(target, id, &sources).await {
                 Ok(len) => {
                     added.push(HolderChange { part: cairn_core::wire::Part::Copy, id, node: target, len, held: true })
                 }

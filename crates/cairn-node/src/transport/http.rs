@@ -1,0 +1,123 @@
+//! Peer messages over HTTP with mutual TLS: `POST {peer}/v1/peer`, one frame each way.
+//!
+//! A frame is a 4-byte big-endian length, the codec-encoded message (request: a
+//! [`PeerRequest`]; answer: a `Result<PeerReply, ApiError>`), then the bytes the message
+//! carries beside it (a chunk's data), if any. Consensus messages go on a connection pool of
+//! their own (one HTTP/2 connection per peer) that no chunk ever queues on; everything else on
+//! a pool of HTTP/1.1 connections.
+
+use super::{unavailable, CallError, PeerReply, PeerRequest, Transport};
+use bytes::{BufMut, Bytes, BytesMut};
+use cairn_core::codec::{decode, encode};
+use cairn_core::{ApiError, ErrorCode};
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+/// The peer door's one route.
+pub const PEER_ROUTE: &str = "/v1/peer";
+
+/// Encodes a message and the bytes it carries as one frame.
+pub fn frame<T: Serialize>(head: &T, payload: &[u8]) -> Bytes {
+    let head = encode(head);
+    let mut out = BytesMut::with_capacity(4 + head.len() + payload.len());
+    out.put_u32(head.len() as u32);
+    out.put_slice(&head);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// Splits a frame into its message and the bytes it carries (without copying them).
+pub fn unframe<T: DeserializeOwned>(body: Bytes, what: &'static str) -> Result<(T, Bytes), ApiError> {
+    let bad = |why: &str| ApiError::new(ErrorCode::InvalidArgument, format!("bad {what} frame: {why}"));
+    if body.len() < 4 {
+        return Err(bad("shorter than its length"));
+    }
+    let len = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+    if len > body.len() - 4 {
+        return Err(bad("length beyond the end"));
+    }
+    let head = decode(&body[4..4 + len], what)?;
+    Ok((head, body.slice(4 + len..)))
+}
+
+/// Moves a message's payload out for framing; refuses bytes where the message has no place.
+pub(crate) fn attach(slot: Option<&mut Bytes>, payload: Bytes, what: &str) -> Result<(), ApiError> {
+    match slot {
+        Some(slot) => *slot = payload,
+        None if payload.is_empty() => {}
+        None => return Err(ApiError::new(ErrorCode::InvalidArgument, format!("a {what} carries no data"))),
+    }
+    Ok(())
+}
+
+/// Peer messages over HTTPS, with the node's certificate.
+pub struct HttpTransport {
+    bulk: reqwest::Client,
+    consensus: reqwest::Client,
+}
+
+impl HttpTransport {
+    /// A transport sending bulk messages on `bulk` and consensus messages on `consensus`.
+    pub fn new(bulk: reqwest::Client, consensus: reqwest::Client) -> Self {
+        HttpTransport { bulk, consensus }
+    }
+
+    async fn send(&self, addr: &str, mut req: PeerRequest, timeout: Duration) -> Result<PeerReply, CallError> {
+        let client = if req.is_consensus() { &self.consensus } else { &self.bulk };
+        let name = req.name();
+        let payload = req.payload_mut().map(std::mem::take).unwrap_or_default();
+        let body = frame(&req, &payload);
+        drop(payload);
+        let resp = client
+            .post(format!("{addr}{PEER_ROUTE}"))
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| match e.is_connect() {
+                true => CallError::NotDelivered(unavailable(format!("{name} to {addr}: {e}"))),
+                false => CallError::Failed(unavailable(format!("{name} to {addr}: {e}"))),
+            })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| unavailable(format!("{name} to {addr}: {e}")))?;
+        if !status.is_success() {
+            // The door itself refused (not a member, a malformed frame): a JSON error.
+            let err = serde_json::from_slice::<serde_json::Value>(&body).ok();
+            let msg = err.as_ref().and_then(|v| v["error"]["message"].as_str()).unwrap_or("no reason given");
+            let code = match status.as_u16() {
+                401 => ErrorCode::Unauthenticated,
+                403 => ErrorCode::PermissionDenied,
+                400 | 404 | 405 | 413 => ErrorCode::InvalidArgument,
+                _ => ErrorCode::Unavailable,
+            };
+            return Err(CallError::Failed(ApiError::new(code, format!("{name} to {addr}: HTTP {status}: {msg}"))));
+        }
+        let (answer, payload): (Result<PeerReply, ApiError>, Bytes) = unframe(body, "peer reply")?;
+        let mut reply = answer?;
+        attach(reply.payload_mut(), payload, "reply")?;
+        Ok(reply)
+    }
+}
+
+impl Transport for HttpTransport {
+    fn call(
+        &self,
+        _to: u64,
+        addr: &str,
+        req: PeerRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<PeerReply, CallError>> {
+        let addr = addr.to_string();
+        Box::pin(async move { self.send(&addr, req, timeout).await })
+    }
+
+    fn check_addr(&self, addr: &str) -> Result<(), ApiError> {
+        match reqwest::Url::parse(addr) {
+            Ok(u) if u.scheme() == "https" && u.host().is_some() && u.path() == "/" && u.query().is_none() => Ok(()),
+            _ => Err(ApiError::new(ErrorCode::InvalidArgument, "a peer address is https://HOST:PORT")),
+        }
+    }
+}
