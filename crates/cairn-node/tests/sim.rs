@@ -1,5 +1,7 @@
 //! Whole clusters in one process, their nodes talking over the simulated network
-//! (`transport::mem`): Raft, chunk replication and repair under partitions and message loss.
+//! (`transport::mem`): Raft, chunk replication, repair and rebalance under partitions and
+//! message loss; and one cluster over the real transport (mutual TLS on 127.0.0.1) under a
+//! saturating write load.
 //!
 //! Each test prints its seed; `CAIRN_SIM_SEED=N cargo test -p cairn-node --test sim` replays
 //! the same fault decisions. Clients reach the nodes over real HTTP on 127.0.0.1.
@@ -19,39 +21,68 @@ struct Sim {
     net: Arc<MemNet>,
     nodes: Vec<Option<RunningNode>>,
     key: Credentials,
+    /// Node `k`'s configuration.
+    config: Box<dyn Fn(usize) -> NodeConfig + Send + Sync>,
     _dir: tempfile::TempDir,
 }
 
 impl Sim {
-    /// Starts `n` nodes: the first founds the cluster, the others join it.
+    /// Starts `n` nodes on the simulated network: the first founds the cluster, the others
+    /// join it.
     async fn start(n: usize) -> Sim {
+        Self::start_on(n, true, |_| {}).await
+    }
+
+    /// Starts `n` nodes, on the simulated network or (`simulated` false) over mutual TLS on
+    /// 127.0.0.1; `tune` adjusts each node's configuration.
+    async fn start_on(n: usize, simulated: bool, tune: impl Fn(&mut NodeConfig) + Send + Sync + 'static) -> Sim {
         let seed = MemNet::seed_from_env();
         println!("simulated network seed: {seed} (replay with CAIRN_SIM_SEED={seed})");
         let net = MemNet::new(seed);
+        let peers = || if simulated { PeerNet::Memory(net.clone()) } else { PeerNet::Tls };
         let dir = tempfile::tempdir().unwrap();
-        let config = |k: usize| NodeConfig {
-            data: dir.path().join(format!("n{k}")),
-            listen: "127.0.0.1:0".into(),
-            repair_delay: Duration::from_secs(2),
-            repair_interval: Duration::from_millis(500),
-            ..NodeConfig::default()
+        let root = dir.path().to_path_buf();
+        let config = move |k: usize| {
+            let mut c = NodeConfig {
+                data: root.join(format!("n{k}")),
+                listen: "127.0.0.1:0".into(),
+                peer_listen: Some("127.0.0.1:0".into()),
+                repair_delay: Duration::from_secs(2),
+                repair_interval: Duration::from_millis(500),
+                ..NodeConfig::default()
+            };
+            tune(&mut c);
+            c
         };
-        let first = Node::start_on(config(0), PeerNet::Memory(net.clone())).await.unwrap();
+        let first = Node::start_on(config(0), peers()).await.unwrap();
         let admin = first.admin_key.clone().expect("a new cluster's admin key");
         let key = Credentials { id: admin.access_key_id, secret: admin.secret_access_key };
         let token = first.node.join_token();
         let url = first.node.url.clone();
+        let config = move |k: usize| NodeConfig { join: Some(url.clone()), secret: Some(token.clone()), ..config(k) };
         let mut nodes = vec![Some(first)];
         for k in 1..n {
-            let c = NodeConfig { join: Some(url.clone()), secret: Some(token.clone()), ..config(k) };
-            nodes.push(Some(Node::start_on(c, PeerNet::Memory(net.clone())).await.unwrap()));
+            nodes.push(Some(Node::start_on(config(k), peers()).await.unwrap()));
         }
-        let sim = Sim { net, nodes, key, _dir: dir };
-        sim.wait("every node to see all members", Duration::from_secs(30), || async {
-            sim.live().all(|n| n.members().len() == sim.nodes.len())
+        let mut sim = Sim { net, nodes, key, config: Box::new(config), _dir: dir };
+        sim.settle().await;
+        sim
+    }
+
+    /// Starts one more node on the simulated network, joining the cluster.
+    async fn add(&mut self) {
+        let config = (self.config)(self.nodes.len());
+        self.nodes.push(Some(Node::start_on(config, PeerNet::Memory(self.net.clone())).await.unwrap()));
+        self.settle().await;
+    }
+
+    /// Waits until every node sees every member.
+    async fn settle(&mut self) {
+        let n = self.nodes.len();
+        self.wait("every node to see all members", Duration::from_secs(30), || async {
+            self.live().all(|node| node.members().len() == n)
         })
         .await;
-        sim
     }
 
     fn live(&self) -> impl Iterator<Item = &Arc<Node>> {
@@ -95,9 +126,13 @@ impl Sim {
     }
 }
 
-/// Bytes of a test file.
+/// Bytes of test file `i`: no two 8-byte words alike, within a file or across files, so no
+/// chunk of one is a chunk of another.
 fn content(i: usize, len: usize) -> Bytes {
-    Bytes::from((0..len).map(|b| (b as u64 * 31 + i as u64 * 7) as u8).collect::<Vec<u8>>())
+    let words = (0..len.div_ceil(8) as u64).map(|k| ((i as u64) << 40 | k).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut bytes: Vec<u8> = words.flat_map(u64::to_le_bytes).collect();
+    bytes.truncate(len);
+    Bytes::from(bytes)
 }
 
 /// Writes until one attempt succeeds: under message loss a write may fail `unavailable` (its
@@ -224,5 +259,67 @@ async fn repair_restores_copies_of_a_dead_node_over_a_lossy_network() {
     }
     for node in sim.live() {
         assert_eq!(node.chunks().list().unwrap().len(), 12, "node {} holds a copy of every chunk", node.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_saturating_write_load_causes_no_election_and_no_refusal() {
+    // Three nodes over the real transport; 8 writers upload 16 MiB files through all three
+    // at once. Consensus has connections of its own, so heartbeats keep their deadlines: no
+    // node's term moves (not even a failed election), and no upload is refused.
+    let sim = Sim::start_on(3, false, |_| {}).await;
+    let terms = || sim.live().map(|n| n.raft().metrics().borrow().current_term).collect::<Vec<u64>>();
+    let leader = sim.leader_seen_by(0);
+    let before = terms();
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let writers = (0..8).map(|w| {
+        let (c, refused) = (sim.client(w % 3), &refused);
+        async move {
+            for f in 0..2 {
+                let i = w * 2 + f;
+                if let Err(e) = c.put_bytes(&format!("/load/{i}"), content(i, 16 << 20)).await {
+                    assert!(is_unavailable(&e), "upload {i}: {e}");
+                    println!("upload {i} refused: {e}");
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    futures::future::join_all(writers).await;
+    assert_eq!(terms(), before, "an election happened under load");
+    assert_eq!(sim.leader_seen_by(0), leader);
+    assert_eq!(refused.into_inner(), 0, "uploads were refused under load");
+    let c = sim.client(1);
+    for i in [0, 7, 15] {
+        assert_eq!(c.get_bytes(&format!("/load/{i}")).await.unwrap(), content(i, 16 << 20).to_vec());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebalance_fills_a_new_node_over_a_lossy_network_without_losing_a_copy() {
+    let mut sim = Sim::start_on(3, true, |c| c.capacity = Some(256 << 20)).await;
+    let c = sim.client(0);
+    for i in 0..12 {
+        c.put_bytes(&format!("/b/{i}"), content(i, 8 << 20)).await.unwrap();
+    }
+    // 24 chunks on each of 3 nodes (37 % full); a fourth, empty node joins, and the network
+    // loses messages while rebalance moves copies to it.
+    sim.add().await;
+    sim.net.set_loss(0.05);
+    let newcomer = sim.node(3).clone();
+    sim.wait("rebalance to move copies to the new node", Duration::from_secs(120), || async {
+        newcomer.chunks().list().unwrap().len() >= 12
+    })
+    .await;
+    sim.net.set_loss(0.0);
+    // Moves copy first and delete after: every chunk keeps its 3 copies throughout.
+    sim.wait("every chunk to be at policy", Duration::from_secs(60), || async {
+        c.fsck("/").await.is_ok_and(|r| r["at_policy"] == true)
+    })
+    .await;
+    let total: usize = sim.live().map(|n| n.chunks().list().unwrap().len()).sum();
+    assert!(total >= 24 * 3, "{total} copies of 24 chunks");
+    for i in 0..12 {
+        assert_eq!(c.get_bytes(&format!("/b/{i}")).await.unwrap(), content(i, 8 << 20).to_vec());
     }
 }
