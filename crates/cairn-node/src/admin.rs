@@ -9,9 +9,7 @@ use crate::Node;
 use cairn_core::wire::{ClusterCommand, NodeState};
 use cairn_core::{ApiError, ErrorCode, FsPath};
 use cairn_meta::ChunkRecord;
-use openraft::ChangeMembers;
 use serde::Serialize;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// One file with chunks below policy.
@@ -51,10 +49,11 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 impl Node {
     /// Checks every chunked file at or below `path` against the durability ledger.
     pub async fn fsck(self: &Arc<Self>, path: FsPath) -> Result<FsckReport, ApiError> {
-        self.read_barrier().await?;
+        self.meta.read_barrier().await?;
         let node = self.clone();
         let shown = path.to_string();
         let (view, files) = self
+            .meta
             .read_local(move |txn| {
                 let view = View::of(&node, txn)?;
                 // Each file's chunk records, looked up one by one: the walk costs what the tree
@@ -122,36 +121,14 @@ impl Node {
                 format!("{at_risk} chunks would drop below policy without node {id}: drain it first, or force"),
             ));
         }
-        if !self.is_leader() {
-            return self.forward_removal(id, force).await;
+        if !self.meta.is_leader() {
+            return self.meta.remove_on_leader(id, force).await;
         }
         self.write(ClusterCommand::SetNodeState { node: id, state: NodeState::Retired }).await?;
         self.write(ClusterCommand::ForgetNode { node: id }).await?;
-        let err = |e: openraft::error::RaftError<u64, _>| {
-            ApiError::new(ErrorCode::Unavailable, format!("membership change failed: {e}"))
-        };
-        let _one_at_a_time = self.membership_lock.lock().await;
-        let m = self.raft.metrics().borrow().membership_config.membership().clone();
-        let voters: BTreeSet<u64> = m.voter_ids().collect();
-        if voters.contains(&id) {
-            let learner = m.learner_ids().find(|l| *l != id);
-            if let Some(l) = learner {
-                let change = ChangeMembers::AddVoterIds(BTreeSet::from([l]));
-                self.raft.change_membership(change, true).await.map_err(err)?;
-            }
-            self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false).await.map_err(err)?;
-        } else {
-            self.raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await.map_err(err)?;
-        }
+        self.meta.remove_member(id).await?;
         let warning = if at_risk > 0 { format!("; {at_risk} chunks are now below policy") } else { String::new() };
         Ok(format!("node {id} removed{warning}"))
-    }
-
-    /// Sends a removal to the leader.
-    async fn forward_removal(&self, id: u64, force: bool) -> Result<String, ApiError> {
-        let leader = self.raft.metrics().borrow().current_leader;
-        let leader = leader.ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no metadata leader"))?;
-        self.remove_at(leader, id, force).await
     }
 }
 

@@ -1,35 +1,18 @@
-//! Many nodes, one metadata: joining a cluster, forwarding writes to the Raft leader, and
-//! fetching chunks that live on other nodes (linearizable reads are in `reads`).
-//!
-//! Every node accepts every request. A metadata write that reaches a follower is forwarded,
-//! in the batch it was proposed in, to the leader (a [`PeerRequest::Propose`] message).
-//!
-//! [`PeerRequest::Propose`]: crate::transport::PeerRequest::Propose
+//! Many nodes, one namespace: joining a cluster, writes that check the chunks they reference,
+//! and chunks placed on, copied between and fetched from the other nodes (the metadata's
+//! own workings — Raft, forwarding to the leader, reads — are in `metadata`).
 
-use crate::now_ns;
-use crate::raft::Member;
-use crate::transport::CallError;
 use crate::{Node, Replication};
 use cairn_client::HttpBackend;
-use cairn_core::wire::{ApplyResult, Command, HolderChange, Part, Request};
+use cairn_core::wire::{ClientCommand, Command, Content, HolderChange, Part, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
-use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// How long a write or read keeps trying to reach a leader before it reports `unavailable`.
-pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
-/// Pause between attempts while no leader is known.
-pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Pause before a joining node's first retry (doubling up to 2 s).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a joining node keeps asking while the cluster is busy or has no leader.
 const JOIN_WAIT: Duration = Duration::from_secs(60);
-/// Longest the leader spends admitting one node (catching it up, a snapshot included).
-const ADMIT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Most metadata voters; further nodes stay learners.
-const MAX_VOTERS: usize = 5;
-
 /// `POST /v1/cluster/join` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JoinRequest {
@@ -83,175 +66,48 @@ pub(crate) fn unavailable(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, msg)
 }
 
-/// The leader, when a Raft call says "not me" and knows who is.
-pub(crate) fn leader_of(f: &ForwardToLeader<u64, Member>) -> Option<u64> {
-    f.leader_id
-}
-
 impl Node {
+    /// Applies a metadata command through Raft.
+    ///
+    /// A commit first refreshes the age of every chunk it references (the intent step): a
+    /// chunk the garbage collector already deleted makes the commit fail with `conflict`
+    /// instead of committing a dangling reference.
+    pub async fn write(&self, cmd: impl Into<Command>) -> Result<Reply, ApiError> {
+        let cmd = cmd.into();
+        let referenced = match &cmd {
+            Command::Client(ClientCommand::Commit { content: Content::Extents(e), .. })
+            | Command::Client(ClientCommand::Write { data: Content::Extents(e), .. }) => Some(e),
+            _ => None,
+        };
+        if let Some(extents) = referenced {
+            let ids: std::collections::BTreeSet<ChunkId> = cairn_core::extent::chunks(extents).collect();
+            let touched = futures::future::join_all(ids.iter().map(|id| self.touch_chunk(*id))).await;
+            if let Some((id, _)) = ids.iter().zip(touched).find(|(_, present)| !present) {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("chunk {id} is not stored (collected?); retry the write"),
+                ));
+            }
+        }
+        self.meta.submit(cmd).await
+    }
+
     /// An HTTP connection to a node's client door (how a new node asks to join).
     pub(crate) fn client_door(&self, url: &str) -> Result<HttpBackend, ApiError> {
         HttpBackend::with_client(url, self.http.clone()).map_err(ApiError::from)
     }
 
-    /// Proposes a batch of commands as one Raft entry, on the leader wherever it is; waits for
-    /// a leader while there is none. Returns one answer per command.
-    pub(crate) async fn propose(&self, cmds: Vec<Command>) -> Result<Vec<ApplyResult>, ApiError> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        let n = cmds.len();
-        loop {
-            let req = Request { now: now_ns(), cmds: cmds.clone() };
-            let left = deadline.saturating_duration_since(Instant::now());
-            // A leader cut off from its majority never commits: give up at the deadline. The
-            // outcome is then unknown (the entry may still commit once the majority is back),
-            // which is what `unavailable` means.
-            let Ok(written) = tokio::time::timeout(left, self.raft.client_write(req)).await else {
-                return Err(unavailable("metadata write timed out: no majority of voters reachable"));
-            };
-            let leader = match written {
-                Ok(resp) if resp.data.len() == n => return Ok(resp.data),
-                Ok(resp) => {
-                    return Err(ApiError::new(
-                        ErrorCode::Internal,
-                        format!("{} answers for {n} commands", resp.data.len()),
-                    ))
-                }
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => leader_of(&f),
-                Err(e) => return Err(unavailable(format!("metadata write failed: {e}"))),
-            };
-            if let Some(leader) = leader.filter(|l| *l != self.id) {
-                match self.propose_at(leader, cmds.clone()).await {
-                    Ok(answers) => return Ok(answers),
-                    // Never delivered: safe to try again (the leader may have moved).
-                    Err(CallError::NotDelivered(_)) => {}
-                    // Perhaps carried out: sending it again could apply it twice.
-                    Err(CallError::Failed(e)) => return Err(e),
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(unavailable("no metadata leader reachable (is a majority of voters up?)"));
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
-    }
-
-    /// Adds a node to the cluster (`POST /v1/cluster/join`), on the leader wherever it is.
+    /// Adds a node that presents the cluster secret (`POST /v1/cluster/join`, or a `Join`
+    /// message), on the leader wherever it is.
     pub(crate) async fn handle_join(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
         self.check_secret(&req.secret)?;
         self.client_door(&req.url)?;
         self.net.check_addr(&req.peer_url)?;
-        let deadline = Instant::now() + LEADER_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let checked = tokio::time::timeout(left, self.raft.ensure_linearizable()).await;
-            match checked.unwrap_or(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) {
-                Ok(_) => return self.admit(req).await,
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    if let Some(leader) = leader_of(&f).filter(|l| *l != self.id) {
-                        return self.join_at(leader, req).await;
-                    }
-                }
-                Err(_) => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(unavailable("no metadata leader to admit the node"));
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
-    }
-
-    /// On the leader: admits a node, one membership change at a time (concurrent joiners
-    /// queue on [`Node::membership_lock`]), within [`ADMIT_TIMEOUT`]. A node added as a
-    /// learner that cannot finish joining is removed again, so the leader does not replicate
-    /// to it forever.
-    async fn admit(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
-        let _one_at_a_time = self.membership_lock.lock().await;
-        let id = req.node_id;
-        let was_member = self.raft.metrics().borrow().membership_config.membership().get_node(&id).is_some();
-        let outcome = match tokio::time::timeout(ADMIT_TIMEOUT, self.admit_locked(req)).await {
-            Ok(r) => r,
-            Err(_) => Err(unavailable(format!("node {id} did not catch up within {ADMIT_TIMEOUT:?}"))),
+        let zone_of = |id: u64| match id == self.id {
+            true => Some(self.config.zone.clone()),
+            false => self.peers.get(id).1.map(|i| i.zone),
         };
-        if outcome.is_err() && !was_member {
-            let m = self.raft.metrics().borrow().membership_config.membership().clone();
-            if m.get_node(&id).is_some() && !m.voter_ids().any(|v| v == id) {
-                let gone: ChangeMembers<u64, Member> = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
-                if let Err(e) = tokio::time::timeout(LEADER_WAIT, self.raft.change_membership(gone, false)).await {
-                    tracing::warn!(node = id, "removing a learner that failed to join timed out: {e}");
-                }
-            }
-        }
-        outcome
-    }
-
-    /// [`Node::admit`]'s changes: make the node a learner (catching it up), then a voter while
-    /// there are fewer than five; a known node that moved gets its new address.
-    async fn admit_locked(&self, req: JoinRequest) -> Result<JoinReply, ApiError> {
-        let err =
-            |e: RaftError<u64, ClientWriteError<u64, Member>>| unavailable(format!("membership change failed: {e}"));
-        let node = Member { url: req.url.clone(), peer: req.peer_url.clone() };
-        let mut membership = self.raft.metrics().borrow().membership_config.membership().clone();
-        if req.recover && membership.get_node(&req.node_id).is_some() {
-            // Its Raft log and vote went with its disk. It leaves the membership and comes
-            // back as a new learner: it must not vote before it has caught up, and the leader
-            // must not mistake its empty log for a log that went backwards.
-            let gone = BTreeSet::from([req.node_id]);
-            let change: ChangeMembers<u64, Member> = match membership.voter_ids().any(|v| v == req.node_id) {
-                true => ChangeMembers::RemoveVoters(gone),
-                false => ChangeMembers::RemoveNodes(gone),
-            };
-            self.raft.change_membership(change, false).await.map_err(err)?;
-            membership = self.raft.metrics().borrow().membership_config.membership().clone();
-        }
-        match membership.get_node(&req.node_id) {
-            Some(known) if *known == node => {}
-            Some(_) => {
-                let change: ChangeMembers<u64, Member> = ChangeMembers::SetNodes(BTreeMap::from([(req.node_id, node)]));
-                self.raft.change_membership(change, true).await.map_err(err)?;
-            }
-            None => {
-                self.raft.add_learner(req.node_id, node, true).await.map_err(err)?;
-            }
-        }
-        let voters: BTreeSet<u64> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-        if !voters.contains(&req.node_id) {
-            if voters.len() < MAX_VOTERS {
-                let change: ChangeMembers<u64, Member> = ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id]));
-                self.raft.change_membership(change, true).await.map_err(err)?;
-            } else if let Some(out) = self.voter_to_swap(&voters, req.zone.as_deref()) {
-                // Spread voters over zones: the newcomer's zone has none, another has several.
-                let mut new_voters = voters.clone();
-                new_voters.remove(&out);
-                new_voters.insert(req.node_id);
-                self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new_voters), true).await.map_err(err)?;
-            }
-        }
-        Ok(JoinReply { cluster_id: self.cluster_id() })
-    }
-
-    /// A voter to demote in favour of a node from `zone`, if `zone` has no voter and some
-    /// other zone has more than one (never the leader itself).
-    fn voter_to_swap(&self, voters: &BTreeSet<u64>, zone: Option<&str>) -> Option<u64> {
-        let zone = zone?;
-        let zone_of = |id: u64| {
-            if id == self.id {
-                Some(self.config.zone.clone())
-            } else {
-                self.peers.get(id).1.map(|i| i.zone)
-            }
-        };
-        let mut by_zone: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for v in voters {
-            by_zone.entry(zone_of(*v)?).or_default().push(*v);
-        }
-        if by_zone.contains_key(zone) {
-            return None;
-        }
-        let (_, crowded) = by_zone.into_iter().max_by_key(|(_, ids)| ids.len())?;
-        if crowded.len() < 2 {
-            return None;
-        }
-        crowded.into_iter().rev().find(|id| *id != self.id)
+        self.meta.admit(req, &zone_of).await.map(|()| JoinReply { cluster_id: self.cluster_id() })
     }
 
     /// Asks the cluster at `url` (a member's client door) to admit this node.
@@ -276,7 +132,7 @@ impl Node {
     fn holders_here(&self, id: ChunkId) -> Vec<u64> {
         use redb::ReadableDatabase;
         let read = || -> Option<Vec<u64>> {
-            let txn = self.db.begin_read().ok()?;
+            let txn = self.meta.db.begin_read().ok()?;
             Some(cairn_meta::chunk_record(&txn, &id).ok()??.nodes().collect())
         };
         read().unwrap_or_default()

@@ -132,7 +132,7 @@ impl Node {
 
     /// Every key (secrets stay sealed), as of this replica.
     pub async fn keys(&self) -> Result<Vec<AccessKey>, ApiError> {
-        self.read_local(cairn_meta::access_keys).await
+        self.meta.read_local(cairn_meta::access_keys).await
     }
 
     /// The key a request proves it holds, by HTTP Basic or AWS SigV4 (`uri`: the path and
@@ -181,7 +181,7 @@ impl Node {
             }
         }
         let owned = id.to_string();
-        let key = self.read_local(move |txn| cairn_meta::access_key(txn, &owned)).await?.ok_or_else(unknown)?;
+        let key = self.meta.read_local(move |txn| cairn_meta::access_key(txn, &owned)).await?.ok_or_else(unknown)?;
         let secret = self.unseal(&key.sealed).ok_or_else(unknown)?;
         let mut cache = self.key_cache.lock().expect("key cache");
         if cache.len() >= KEY_CACHE_MAX {
@@ -196,7 +196,7 @@ impl Node {
     /// `<data>/admin.json`; returns it so it can be shown once.
     pub(crate) async fn first_admin_key(&self) -> Result<Option<KeyPair>, ApiError> {
         let path = self.config.data.join("admin.json");
-        if !self.is_leader() || !self.keys().await?.is_empty() {
+        if !self.meta.is_leader() || !self.keys().await?.is_empty() {
             return Ok(None);
         }
         let spec = KeySpec { name: "admin".into(), read: true, write: true, admin: true, prefixes: vec![] };

@@ -196,7 +196,7 @@ impl Node {
     /// The part of the durability ledger that may need work, and the view of the members to
     /// judge it by, read linearizably (see [`Ledger`]).
     pub async fn ledger(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
-        self.read_barrier().await?;
+        self.meta.read_barrier().await?;
         self.ledger_here().await
     }
 
@@ -204,17 +204,18 @@ impl Node {
     /// and metrics, which must answer even when no majority is reachable.
     pub async fn ledger_here(self: &Arc<Self>) -> Result<(View, Ledger), ApiError> {
         let node = self.clone();
-        self.read_local(move |txn| {
-            let view = View::of(&node, txn)?;
-            let ledger = Ledger::read(txn, &view)?;
-            Ok((view, ledger))
-        })
-        .await
+        self.meta
+            .read_local(move |txn| {
+                let view = View::of(&node, txn)?;
+                let ledger = Ledger::read(txn, &view)?;
+                Ok((view, ledger))
+            })
+            .await
     }
 
     /// The chunks node `id` holds a part of, by this replica's ledger (through its index).
     pub async fn chunks_on(&self, id: u64) -> Result<Vec<(ChunkId, ChunkRecord)>, ApiError> {
-        self.read_local(move |txn| cairn_meta::chunks_of_node(txn, id)).await
+        self.meta.read_local(move |txn| cairn_meta::chunks_of_node(txn, id)).await
     }
 
     /// Chunk health counts as status and `/metrics` show them (this replica).

@@ -14,17 +14,16 @@ mod identity;
 pub mod keys;
 pub mod ledger;
 mod local;
+pub mod metadata;
 mod node;
 pub mod peers;
 pub mod pki;
 pub mod raft;
-mod reads;
 mod serve;
 mod sigv4;
 mod space;
 pub mod transport;
 pub mod worker;
-mod writes;
 
 pub use cluster::{JoinReply, JoinRequest};
 pub use config::{NodeConfig, Replication};
@@ -82,22 +81,22 @@ pub(crate) fn now_ns() -> i64 {
 
 /// Serves a queue in batches: whenever one of `in_flight` slots is free, takes everything
 /// queued (up to `max`, at least one) and runs `serve` on it in a task of its own. Ends when
-/// the queue closes or the node is gone. The metadata proposer and the read rounds run on it.
-pub(crate) async fn serve_batches<T, F, Fut>(
-    node: std::sync::Weak<Node>,
+/// the queue closes or its owner is gone. The metadata proposer and the read rounds run on it.
+pub(crate) async fn serve_batches<S, T, F, Fut>(
+    owner: std::sync::Weak<S>,
     mut rx: tokio::sync::mpsc::Receiver<T>,
     max: usize,
     in_flight: usize,
     serve: F,
 ) where
     T: Send + 'static,
-    F: Fn(std::sync::Arc<Node>, Vec<T>) -> Fut,
+    F: Fn(std::sync::Arc<S>, Vec<T>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let Some(node) = node.upgrade() else { return };
+        let Some(owner) = owner.upgrade() else { return };
         let mut batch = vec![first];
         while batch.len() < max {
             match rx.try_recv() {
@@ -105,7 +104,7 @@ pub(crate) async fn serve_batches<T, F, Fut>(
                 Err(_) => break,
             }
         }
-        let served = serve(node, batch);
+        let served = serve(owner, batch);
         tokio::spawn(async move {
             served.await;
             drop(permit);

@@ -36,6 +36,6 @@ impl Backend for LocalBackend {
     }
 
     async fn query(&self, q: Query) -> Result<QueryReply> {
-        self.node.query(q).await.map_err(ClientError::Api)
+        self.node.meta.query(q).await.map_err(ClientError::Api)
     }
 }

@@ -2,12 +2,10 @@
 //! writes are in `writes`, linearizable reads in `reads`).
 
 use crate::identity::Identity;
+use crate::metadata::{Metadata, Opening};
 use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
 use crate::raft::log::LogStore;
-use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
-use crate::raft::Member;
-use crate::raft::Raft;
 use crate::transport::http::HttpTransport;
 use crate::transport::mem::MemNet;
 use crate::transport::{PeerNet, Transport};
@@ -18,13 +16,12 @@ use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
 use cairn_core::placement::Candidate;
 use cairn_core::wire::{ClusterCommand, HolderChange, NodeState, Part, WorkerSettings};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
-use redb::{Database, ReadableDatabase};
+use redb::Database;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 /// How often every node polls every other member.
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -53,26 +50,18 @@ pub struct Node {
     pub config: NodeConfig,
     /// When it started.
     pub started: SystemTime,
-    pub(crate) raft: Raft,
-    pub(crate) db: Arc<Database>,
+    /// Its replica of the metadata (the only user of Raft).
+    pub(crate) meta: Arc<Metadata>,
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) workers: std::sync::Mutex<Vec<WorkerHandle>>,
-    pub(crate) proposals: mpsc::Sender<crate::writes::Proposal>,
     /// The HTTP client for a new node's first words with a cluster (joining).
     pub(crate) http: reqwest::Client,
     /// How this node reaches the others.
     pub(crate) net: Arc<dyn crate::transport::Transport>,
-    /// The snapshot being received, if any.
-    pub(crate) snapshot_rx: std::sync::Mutex<Option<crate::transport::serve::SnapshotReceipt>>,
     /// What this node knows of the others.
     pub(crate) peers: Peers,
     /// Chunk reads served over `GET /v1/chunks`.
     pub(crate) chunks_served: std::sync::atomic::AtomicU64,
-    /// Held by every membership change this node makes as leader: Raft takes one change at a
-    /// time, so concurrent joins and removals queue here instead of failing.
-    pub(crate) membership_lock: tokio::sync::Mutex<()>,
-    /// Reads waiting for a read-index round (served in batches by `reads::run_read_rounds`).
-    pub(crate) barriers: mpsc::Sender<crate::reads::Waiter>,
     /// The cluster CA and this node's certificate (the peer door's mutual TLS).
     pub(crate) pki: crate::pki::Pki,
     /// Access keys recently looked up (see `keys`).
@@ -166,25 +155,6 @@ impl Node {
             false => None,
         };
 
-        let raft_config = openraft::Config {
-            cluster_name: identity.cluster_id.clone(),
-            // openraft times each AppendEntries out after one heartbeat interval: it must cover
-            // a loaded 2-core machine appending (and fsyncing) a full batch.
-            heartbeat_interval: 250,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
-            // Entries are batches of up to MAX_BATCH commands (small files inline): a few per
-            // request keep each AppendEntries far below the internal body limit.
-            max_payload_entries: 8,
-            // Snapshots go in 1 MiB chunks; the last one also installs the whole snapshot
-            // (validate, then import) before it is answered.
-            snapshot_max_chunk_size: 1 << 20,
-            install_snapshot_timeout: 120_000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            max_in_snapshot_log_to_keep: config.snapshot_every.min(1000) / 2,
-            ..Default::default()
-        };
-        let raft_config = Arc::new(raft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
         // Two pools: bulk traffic (chunks, forwarded writes) on HTTP/1.1 connections of its
         // own, several per peer; Raft on one HTTP/2 connection per peer that no chunk ever
         // queues on, so heartbeats keep their deadlines under a full write load.
@@ -202,10 +172,15 @@ impl Node {
             PeerNet::Tls => Arc::new(HttpTransport::new(http.clone(), client(pki.client_config()?)?)),
             PeerNet::Memory(mem) => mem.transport(identity.node_id),
         };
-        let raft = Raft::new(identity.node_id, raft_config, Network::new(transport.clone()), log, sm)
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        let opening = Opening {
+            id: identity.node_id,
+            cluster_id: identity.cluster_id.clone(),
+            peer_url: peer_url.clone(),
+            snapshot_every: config.snapshot_every,
+            data: data.clone(),
+        };
+        let meta = Metadata::open(opening, db, log, sm, transport.clone()).await?;
+        let initialized = meta.is_initialized().await?;
         let join = config.join.clone();
         if !initialized && identity.member && config.recover.is_none() && !config.force_new_cluster {
             return Err(dir_err(
@@ -217,16 +192,13 @@ impl Node {
             ));
         }
         if !initialized && join.is_none() {
-            let members = BTreeMap::from([(identity.node_id, Member { url: url.clone(), peer: peer_url.clone() })]);
-            raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+            meta.found(&url, &peer_url).await?;
         }
         if (initialized || join.is_none()) && !identity.member {
             identity.member = true;
             identity.save(&data)?;
         }
 
-        let (proposals, queue) = mpsc::channel(4 * crate::writes::MAX_BATCH);
-        let (barriers, barrier_queue) = mpsc::channel(4 * crate::writes::MAX_BATCH);
         let node = Arc::new(Node {
             id: identity.node_id,
             identity: std::sync::Mutex::new(identity),
@@ -234,24 +206,16 @@ impl Node {
             peer_url,
             config,
             started: SystemTime::now(),
-            raft,
-            db,
+            meta,
             chunks: Arc::new(chunks),
             workers: std::sync::Mutex::new(Vec::new()),
-            proposals,
             http,
             net: transport,
-            snapshot_rx: Default::default(),
             peers: Peers::default(),
             chunks_served: Default::default(),
-            membership_lock: tokio::sync::Mutex::new(()),
-            barriers,
             pki,
             key_cache: Default::default(),
         });
-
-        tokio::spawn(crate::writes::run_proposer(Arc::downgrade(&node), queue));
-        tokio::spawn(crate::reads::run_read_rounds(Arc::downgrade(&node), barrier_queue));
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (app, peer_app) = crate::api::routers(node.clone());
@@ -270,11 +234,7 @@ impl Node {
         }
 
         node.join_or_rejoin(join, initialized).await?;
-        node.raft
-            .wait(Some(LEADER_TIMEOUT))
-            .metrics(|m| m.current_leader.is_some(), "a leader is elected")
-            .await
-            .map_err(|e| NodeError::Raft(format!("no leader elected: {e}")))?;
+        node.meta.wait_for_leader(LEADER_TIMEOUT).await?;
 
         let c = &node.config;
         let handles = [
@@ -318,12 +278,11 @@ impl Node {
             }
             return Ok(());
         }
-        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
-        let moved = membership.get_node(&self.id).is_some_and(|n| n.url != self.url || n.peer != self.peer_url);
+        let moved = self.meta.member(self.id).is_some_and(|n| n.url != self.url || n.peer != self.peer_url);
         if moved {
             let req = self.join_request(&self.secret());
-            for (id, _) in membership.nodes().filter(|(id, _)| **id != self.id) {
-                if self.join_at(*id, req.clone()).await.is_ok() {
+            for (id, _) in self.meta.members().into_iter().filter(|(id, _)| *id != self.id) {
+                if self.join_at(id, req.clone()).await.is_ok() {
                     return Ok(());
                 }
             }
@@ -332,21 +291,9 @@ impl Node {
         Ok(())
     }
 
-    /// Every member of the cluster: (id, peer URL), this node with its current one. Every
-    /// call between nodes goes to these.
+    /// Every member of the cluster: (id, peer URL), this node with its current one.
     pub fn members(&self) -> Vec<(u64, String)> {
-        let m = self.raft.metrics().borrow().membership_config.membership().clone();
-        m.nodes().map(|(id, n)| (*id, if *id == self.id { self.peer_url.clone() } else { n.peer.clone() })).collect()
-    }
-
-    /// True if node `id` may use the peer door: it is a member, or this node has no
-    /// membership yet (being admitted, it hears from the leader first). Reads the membership
-    /// in place: this runs for every Raft message.
-    pub(crate) fn admits_peer(&self, id: u64) -> bool {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        let membership = m.membership_config.membership();
-        membership.get_node(&id).is_some() || membership.nodes().next().is_none()
+        self.meta.members()
     }
 
     /// What this node reports about itself: zone and space.
@@ -377,7 +324,7 @@ impl Node {
     /// are left out (repair and rebalance never fill a node to the brim).
     pub fn candidates(&self, fill_limit: Option<f64>) -> Vec<Candidate> {
         let members = self.members();
-        let states = self.states_of(&members);
+        let states = self.meta.node_states(members.iter().map(|(id, _)| *id));
         let mut out = Vec::new();
         for (id, _) in members {
             if states.get(&id).is_some_and(|s| *s != NodeState::Active) {
@@ -406,23 +353,7 @@ impl Node {
 
     /// Administrative states of the members (active unless set otherwise).
     pub fn node_states(&self) -> BTreeMap<u64, NodeState> {
-        self.states_of(&self.members())
-    }
-
-    /// Administrative states of `members`, as of this replica.
-    fn states_of(&self, members: &[(u64, String)]) -> BTreeMap<u64, NodeState> {
-        let read = || -> Result<BTreeMap<u64, NodeState>, String> {
-            let txn = self.db.begin_read().map_err(|e| e.to_string())?;
-            let mut out = BTreeMap::new();
-            for (id, _) in members {
-                out.insert(*id, cairn_meta::node_state(&txn, *id).map_err(|e| e.to_string())?);
-            }
-            Ok(out)
-        };
-        read().unwrap_or_else(|e| {
-            tracing::warn!("reading node states: {e}");
-            BTreeMap::new()
-        })
+        self.meta.node_states(self.members().into_iter().map(|(id, _)| id))
     }
 
     /// The cluster's id.
@@ -502,41 +433,9 @@ impl Node {
         }
     }
 
-    /// Runs `f` over a read transaction of this replica as it is (no read barrier), on the
-    /// blocking pool: redb reads do I/O.
-    pub(crate) async fn read_local<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, cairn_meta::MetaError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(internal)?).map_err(internal))
-            .await
-            .map_err(internal)?
-    }
-
-    /// The metadata leader's client URL, if one is known.
-    pub fn leader_url(&self) -> Option<String> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        let leader = m.current_leader?;
-        m.membership_config.membership().get_node(&leader).map(|n| n.url.clone())
-    }
-
-    /// True if this node is the metadata leader now.
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.id)
-    }
-
     /// A worker's settings as of this replica (`cairn worker ...` changes them through Raft).
     pub fn worker_settings(&self, name: &str) -> WorkerSettings {
-        let read = || -> Result<WorkerSettings, String> {
-            let txn = self.db.begin_read().map_err(|e| e.to_string())?;
-            cairn_meta::worker_settings(&txn, name).map_err(|e| e.to_string())
-        };
-        read().unwrap_or_else(|e| {
-            tracing::warn!(worker = name, "reading worker settings: {e}");
-            WorkerSettings::default()
-        })
+        self.meta.worker_settings(name)
     }
 
     /// Records facts for the durability ledger through Raft.
@@ -588,14 +487,9 @@ impl Node {
         }
     }
 
-    /// The Raft handle, for the RPC endpoints and status.
-    pub fn raft(&self) -> &Raft {
-        &self.raft
-    }
-
-    /// The metadata database (read-only use).
-    pub fn db(&self) -> &Arc<Database> {
-        &self.db
+    /// This node's replica of the metadata.
+    pub fn meta(&self) -> &Arc<Metadata> {
+        &self.meta
     }
 
     /// The local chunk store.
@@ -615,6 +509,6 @@ impl RunningNode {
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(true);
         self.server.await.map_err(|e| NodeError::Raft(e.to_string()))?;
-        self.node.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))
+        self.node.meta.shutdown().await
     }
 }

@@ -100,7 +100,7 @@ impl Sim {
 
     /// The index of the node that leads now, as node `k` sees it.
     fn leader_seen_by(&self, k: usize) -> Option<u64> {
-        self.node(k).raft().metrics().borrow().current_leader
+        self.node(k).meta().metrics().current_leader
     }
 
     fn index_of(&self, id: u64) -> usize {
@@ -162,7 +162,7 @@ async fn a_cut_off_leader_is_replaced_and_the_log_converges_after_healing() {
     c0.put_bytes("/before", content(0, 1000)).await.unwrap();
     let leader = sim.leader_seen_by(0).expect("a leader");
     let old = sim.index_of(leader);
-    let term = sim.node(old).raft().metrics().borrow().current_term;
+    let term = sim.node(old).meta().metrics().current_term;
     sim.net.isolate(leader);
     let (a, b) = match old {
         0 => (1, 2),
@@ -182,11 +182,11 @@ async fn a_cut_off_leader_is_replaced_and_the_log_converges_after_healing() {
     assert!(refused.as_ref().is_err_and(is_unavailable), "{refused:?}");
     sim.net.heal();
     sim.wait("every replica to apply the same log", Duration::from_secs(30), || async {
-        let applied: Vec<_> = sim.live().map(|n| n.raft().metrics().borrow().last_applied).collect();
+        let applied: Vec<_> = sim.live().map(|n| n.meta().metrics().last_applied).collect();
         applied.windows(2).all(|w| w[0] == w[1])
     })
     .await;
-    assert!(sim.node(old).raft().metrics().borrow().current_term > term, "the old leader learned the new term");
+    assert!(sim.node(old).meta().metrics().current_term > term, "the old leader learned the new term");
     for k in 0..3 {
         let c = sim.client(k);
         assert_eq!(c.get_bytes("/before").await.unwrap(), content(0, 1000).to_vec());
@@ -268,7 +268,7 @@ async fn a_saturating_write_load_causes_no_election_and_no_refusal() {
     // at once. Consensus has connections of its own, so heartbeats keep their deadlines: no
     // node's term moves (not even a failed election), and no upload is refused.
     let sim = Sim::start_on(3, false, |_| {}).await;
-    let terms = || sim.live().map(|n| n.raft().metrics().borrow().current_term).collect::<Vec<u64>>();
+    let terms = || sim.live().map(|n| n.meta().metrics().current_term).collect::<Vec<u64>>();
     let leader = sim.leader_seen_by(0);
     let before = terms();
     let refused = std::sync::atomic::AtomicUsize::new(0);

@@ -126,7 +126,7 @@ pub async fn metrics(State(st): State<AppState>) -> Result<Response, HttpError> 
     }
     reg.register("node_bytes", "This node's space", space);
     let leader = Gauge::<i64>::default();
-    leader.set(node.is_leader() as i64);
+    leader.set(node.meta.is_leader() as i64);
     reg.register("is_leader", "1 if this node is the metadata leader", leader);
     let passes = Family::<Vec<(String, String)>, Counter>::default();
     let items = Family::<Vec<(String, String)>, Counter>::default();

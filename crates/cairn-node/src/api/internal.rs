@@ -70,7 +70,7 @@ pub async fn get_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> R
 pub async fn meta_write(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
     let cmd: ClientCommand = decode(&body, "command")?;
     let mut resp = binary(encode(&st.node.write(cmd).await));
-    if let Some(value) = st.node.leader_url().and_then(|u| header::HeaderValue::from_str(&u).ok()) {
+    if let Some(value) = st.node.meta.leader_url().and_then(|u| header::HeaderValue::from_str(&u).ok()) {
         resp.headers_mut().insert(LEADER_HEADER, value);
     }
     Ok(resp)
@@ -79,7 +79,7 @@ pub async fn meta_write(State(st): State<AppState>, body: Bytes) -> Result<Respo
 /// `POST /v1/meta/query`: answer a codec-encoded [`Query`].
 pub async fn meta_query(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
     let q: MetaQuery = decode(&body, "query")?;
-    let answer: Result<_, ApiError> = st.node.query(q).await;
+    let answer: Result<_, ApiError> = st.node.meta.query(q).await;
     Ok(binary(encode(&answer)))
 }
 
@@ -130,11 +130,11 @@ pub async fn chunk_dir(
 /// `POST /v1/peer`: one framed message from another node (the `members_only` layer has
 /// checked its certificate), answered with one framed reply.
 pub async fn peer_message(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
-    use crate::transport::http::{attach, frame, unframe};
+    use crate::transport::http::{attach, frame_body, unframe};
     let (mut req, payload): (crate::transport::PeerRequest, _) = unframe(body, "peer message")?;
     let name = req.name();
     attach(req.payload_mut(), payload, name)?;
     let mut answer = crate::transport::serve::handle(&st.node, req).await;
     let payload = answer.as_mut().ok().and_then(|r| r.payload_mut()).map(std::mem::take).unwrap_or_default();
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame(&answer, &payload)).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame_body(&answer, payload)).into_response())
 }

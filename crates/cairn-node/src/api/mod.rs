@@ -117,7 +117,7 @@ async fn members_only(
         return HttpError(ApiError::new(ErrorCode::Unauthenticated, "the peer door takes node certificates only"))
             .into_response();
     };
-    if !st.node.admits_peer(id) {
+    if !st.node.meta.admits_peer(id) {
         let msg = format!("node {id} is not a member of this cluster");
         return HttpError(ApiError::new(ErrorCode::PermissionDenied, msg)).into_response();
     }

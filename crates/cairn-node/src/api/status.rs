@@ -14,7 +14,7 @@ const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 /// `GET /v1/cluster`: nodes, their health, and the metadata's Raft state.
 pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpError> {
     let node = &st.node;
-    let m = node.raft().metrics().borrow().clone();
+    let m = node.meta().metrics();
     let membership = m.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     let states = node.node_states();

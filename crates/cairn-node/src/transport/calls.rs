@@ -1,26 +1,16 @@
 //! The asking side: one typed call per message, addressed by node id and resolved through
-//! the membership, so a node only ever talks to members.
+//! the membership, so a node only ever talks to members (the metadata's own messages —
+//! proposals, read indexes, joins and removals — are sent by `metadata`).
 
 use super::{CallError, PeerReply, PeerRequest};
 use crate::cluster::{JoinReply, JoinRequest};
 use crate::peers::NodeInfo;
 use crate::Node;
 use bytes::Bytes;
-use cairn_core::wire::{ApplyResult, Command};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use std::time::Duration;
 
 impl Node {
-    /// The peer address of member `id`.
-    fn addr_of(&self, id: u64) -> Result<String, ApiError> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        let member = m.membership_config.membership().get_node(&id);
-        member.map(|n| n.peer.clone()).ok_or_else(|| {
-            ApiError::new(ErrorCode::Unavailable, format!("node {id} is not a member of this cluster (any more)"))
-        })
-    }
-
     /// Sends `req` to member `to` and waits for the answer, at most `timeout` (default: the
     /// message's own).
     pub(crate) async fn ask(
@@ -29,9 +19,7 @@ impl Node {
         req: PeerRequest,
         timeout: Option<Duration>,
     ) -> Result<PeerReply, CallError> {
-        let addr = self.addr_of(to).map_err(CallError::NotDelivered)?;
-        let timeout = timeout.unwrap_or_else(|| req.timeout());
-        self.net.call(to, &addr, req, timeout).await
+        self.meta.ask(to, req, timeout).await
     }
 
     /// Fetches a chunk from node `to`'s own store, verified against its id.
@@ -92,35 +80,10 @@ impl Node {
         }
     }
 
-    /// Proposes `cmds` on node `to` (the leader); says whether they were certainly not
-    /// delivered (then they may be sent again).
-    pub(crate) async fn propose_at(&self, to: u64, cmds: Vec<Command>) -> Result<Vec<ApplyResult>, CallError> {
-        match self.ask(to, PeerRequest::Propose(cmds), None).await? {
-            PeerReply::Applied(answers) => Ok(answers),
-            r => Err(CallError::Failed(r.unexpected())),
-        }
-    }
-
-    /// Node `to`'s (the leader's) read index.
-    pub(crate) async fn read_index_at(&self, to: u64) -> Result<Option<u64>, ApiError> {
-        match self.ask(to, PeerRequest::ReadIndex, None).await? {
-            PeerReply::ReadIndex(index) => Ok(index),
-            r => Err(r.unexpected()),
-        }
-    }
-
     /// Has node `to` (the leader) admit a node.
     pub(crate) async fn join_at(&self, to: u64, req: JoinRequest) -> Result<JoinReply, ApiError> {
         match self.ask(to, PeerRequest::Join(req), None).await? {
             PeerReply::Joined(reply) => Ok(reply),
-            r => Err(r.unexpected()),
-        }
-    }
-
-    /// Has node `to` (the leader) remove node `id`.
-    pub(crate) async fn remove_at(&self, to: u64, id: u64, force: bool) -> Result<String, ApiError> {
-        match self.ask(to, PeerRequest::RemoveNode { id, force }, None).await? {
-            PeerReply::Removed(message) => Ok(message),
             r => Err(r.unexpected()),
         }
     }

@@ -20,12 +20,34 @@ pub const PEER_ROUTE: &str = "/v1/peer";
 
 /// Encodes a message and the bytes it carries as one frame.
 pub fn frame<T: Serialize>(head: &T, payload: &[u8]) -> Bytes {
-    let head = encode(head);
-    let mut out = BytesMut::with_capacity(4 + head.len() + payload.len());
-    out.put_u32(head.len() as u32);
+    let head = frame_head(head);
+    let mut out = BytesMut::with_capacity(head.len() + payload.len());
     out.put_slice(&head);
     out.put_slice(payload);
     out.freeze()
+}
+
+/// A frame's start: the length and the encoded message, to be followed by its payload.
+fn frame_head<T: Serialize>(head: &T) -> Bytes {
+    let head = encode(head);
+    let mut out = BytesMut::with_capacity(4 + head.len());
+    out.put_u32(head.len() as u32);
+    out.put_slice(&head);
+    out.freeze()
+}
+
+/// A frame as a stream of its two parts, so a chunk's bytes go out without being copied.
+fn frame_stream<T: Serialize>(
+    head: &T,
+    payload: Bytes,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let parts = [frame_head(head), payload].into_iter().filter(|b| !b.is_empty()).map(Ok);
+    futures::stream::iter(parts)
+}
+
+/// An HTTP body of one frame (see [`frame`]), its payload not copied.
+pub(crate) fn frame_body<T: Serialize>(head: &T, payload: Bytes) -> axum::body::Body {
+    axum::body::Body::from_stream(frame_stream(head, payload))
 }
 
 /// Splits a frame into its message and the bytes it carries (without copying them).
@@ -68,8 +90,7 @@ impl HttpTransport {
         let client = if req.is_consensus() { &self.consensus } else { &self.bulk };
         let name = req.name();
         let payload = req.payload_mut().map(std::mem::take).unwrap_or_default();
-        let body = frame(&req, &payload);
-        drop(payload);
+        let body = reqwest::Body::wrap_stream(frame_stream(&req, payload));
         let resp = client
             .post(format!("{addr}{PEER_ROUTE}"))
             .timeout(timeout)

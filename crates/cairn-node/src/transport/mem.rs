@@ -133,7 +133,7 @@ impl MemTransport {
         }
         let target = self.net.nodes.lock().expect("mem net nodes").get(&to).and_then(Weak::upgrade);
         let (true, Some(target)) = (sent, target) else { return Err(CallError::NotDelivered(lost())) };
-        if !target.admits_peer(self.me) {
+        if !target.meta.admits_peer(self.me) {
             let msg = format!("node {} is not a member of this cluster", self.me);
             return Err(CallError::Failed(ApiError::new(ErrorCode::PermissionDenied, msg)));
         }

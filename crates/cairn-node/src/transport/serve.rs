@@ -2,32 +2,19 @@
 //! delivered it (the sender was already admitted as a member by the transport).
 
 use super::{PeerReply, PeerRequest};
-use crate::raft::TypeConfig;
 use crate::Node;
 use cairn_core::{ApiError, ErrorCode};
-use openraft::raft::InstallSnapshotRequest;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-
-/// How far a snapshot being received has come.
-#[derive(Default)]
-pub(crate) struct SnapshotReceipt {
-    /// The snapshot's id.
-    id: String,
-    /// Offset of the last piece written (it may be sent again).
-    last: u64,
-    /// Offset the next piece must start at.
-    next: u64,
-}
 
 /// Carries out one message from another node.
 pub async fn handle(node: &Arc<Node>, req: PeerRequest) -> Result<PeerReply, ApiError> {
     Ok(match req {
-        PeerRequest::Append(r) => PeerReply::Append(node.raft.append_entries(r).await),
-        PeerRequest::Vote(r) => PeerReply::Vote(node.raft.vote(r).await),
-        PeerRequest::Snapshot(r) => snapshot_piece(node, r).await?,
-        PeerRequest::ReadIndex => PeerReply::ReadIndex(node.read_index().await?),
-        PeerRequest::Propose(cmds) => PeerReply::Applied(node.propose(cmds).await?),
+        PeerRequest::Append(r) => PeerReply::Append(node.meta.append(r).await),
+        PeerRequest::Vote(r) => PeerReply::Vote(node.meta.vote(r).await),
+        PeerRequest::Snapshot(r) => PeerReply::Snapshot(node.meta.snapshot_piece(r).await?),
+        PeerRequest::ReadIndex => PeerReply::ReadIndex(node.meta.read_index().await?),
+        PeerRequest::Propose(cmds) => PeerReply::Applied(node.meta.propose(cmds).await?),
         PeerRequest::Join(j) => PeerReply::Joined(node.handle_join(j).await?),
         PeerRequest::RemoveNode { id, force } => PeerReply::Removed(node.remove_node(id, force).await?),
         PeerRequest::Info => PeerReply::Info(node.info()),
@@ -64,33 +51,4 @@ fn check_members(node: &Node, ids: &[u64], what: &str) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// One piece of a snapshot. Pieces must come in order (offset 0 starts a snapshot, each next
-/// one starts where the last ended; the last may be sent again when its answer was lost) and
-/// the whole must fit in this node's free disk space; anything else is refused before it is
-/// written.
-async fn snapshot_piece(node: &Node, req: InstallSnapshotRequest<TypeConfig>) -> Result<PeerReply, ApiError> {
-    let id = req.meta.snapshot_id.clone();
-    let end = req.offset.checked_add(req.data.len() as u64).ok_or_else(|| bad_piece("offset overflows"))?;
-    if req.offset != 0 {
-        let rx = node.snapshot_rx.lock().expect("snapshot lock");
-        let in_order = rx.as_ref().is_some_and(|r| r.id == id && (req.offset == r.next || req.offset == r.last));
-        if !in_order {
-            return Err(bad_piece(&format!("piece at offset {} is out of order", req.offset)));
-        }
-    }
-    let room = crate::peers::disk_space(&node.config.data).map(|(_, free)| free).unwrap_or(u64::MAX);
-    if end > room {
-        return Err(ApiError::new(ErrorCode::NoSpace, format!("a snapshot of {end} bytes does not fit")));
-    }
-    let (start, done) = (req.offset, req.done);
-    let answer = node.raft.install_snapshot(req).await;
-    *node.snapshot_rx.lock().expect("snapshot lock") =
-        (answer.is_ok() && !done).then_some(SnapshotReceipt { id, last: start, next: end });
-    Ok(PeerReply::Snapshot(answer))
-}
-
-fn bad_piece(why: &str) -> ApiError {
-    ApiError::new(ErrorCode::InvalidArgument, format!("snapshot piece refused: {why}"))
 }

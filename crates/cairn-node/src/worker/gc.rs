@@ -34,13 +34,13 @@ impl GcWorker {
         let cutoff = SystemTime::now() - grace;
         let cutoff_ns = now_ns() - grace.as_nanos() as i64;
         // A linearizable read point: every commit acknowledged before now is visible below.
-        self.node.read_barrier().await.map_err(|e| e.to_string())?;
+        self.node.meta.read_barrier().await.map_err(|e| e.to_string())?;
         let node = self.node.clone();
         let deleted = tokio::task::spawn_blocking(move || -> Result<Vec<ChunkId>, String> {
             let store = node.chunks.clone();
             let old: Vec<_> =
                 store.list().map_err(|e| e.to_string())?.into_iter().filter(|c| c.touched < cutoff).collect();
-            let txn = node.db.begin_read().map_err(|e| e.to_string())?;
+            let txn = node.meta.db.begin_read().map_err(|e| e.to_string())?;
             let mut deleted = Vec::new();
             for c in old {
                 if node.worker_settings("gc").paused {
@@ -68,6 +68,7 @@ impl GcWorker {
         // Forget the metadata records of chunks unreferenced for longer than the grace period.
         let stale = self
             .node
+            .meta
             .read_local(move |txn| cairn_meta::unreferenced_chunks(txn, cutoff_ns))
             .await
             .map_err(|e| e.to_string())?;
@@ -90,12 +91,16 @@ impl GcWorker {
     /// freeing orphans nobody holds any more. The command re-checks each lease as of its own
     /// apply time, so a handle renewed meanwhile stays.
     async fn reap_handles(&self) -> Result<u64, String> {
-        if !self.node.is_leader() {
+        if !self.node.meta.is_leader() {
             return Ok(0);
         }
         let now = now_ns();
-        let expired =
-            self.node.read_local(move |txn| cairn_meta::expired_handles(txn, now)).await.map_err(|e| e.to_string())?;
+        let expired = self
+            .node
+            .meta
+            .read_local(move |txn| cairn_meta::expired_handles(txn, now))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut closed = 0;
         for batch in expired.chunks(cairn_meta::MAX_HANDLES_PER_COMMAND) {
             let cmd = ClientCommand::Close { handles: batch.to_vec(), expired_only: true };

@@ -80,7 +80,7 @@ impl RebalanceWorker {
     }
 
     async fn run(&self) -> Result<PassReport, String> {
-        if !self.node.is_leader() {
+        if !self.node.meta.is_leader() {
             return Ok(PassReport::note("idle: runs on the metadata leader"));
         }
         let mut spaces = self.spaces().await;

@@ -49,7 +49,7 @@ impl RepairWorker {
     }
 
     async fn run(&self) -> Result<PassReport, String> {
-        if !self.node.is_leader() {
+        if !self.node.meta.is_leader() {
             return Ok(PassReport::note("idle: runs on the metadata leader"));
         }
         let (view, ledger) = self.node.ledger().await.map_err(|e| e.to_string())?;

@@ -78,7 +78,7 @@ impl ScrubWorker {
 
     /// Compares the ledger's view of this node with the chunks verified here.
     async fn reconcile(&self, good: &BTreeMap<ChunkId, u32>) -> Result<Vec<HolderChange>, String> {
-        self.node.read_barrier().await.map_err(|e| e.to_string())?;
+        self.node.meta.read_barrier().await.map_err(|e| e.to_string())?;
         let me = self.node.id;
         // What the ledger credits here (through its per-node index), and the records of the
         // good chunks found here: the cost is this disk's chunks, not the whole ledger.
@@ -95,6 +95,7 @@ impl ScrubWorker {
             good.iter().filter(|(id, _)| !credited.contains(id)).map(|(id, len)| (*id, *len)).collect();
         let referenced = self
             .node
+            .meta
             .read_local(move |txn| {
                 let mut out = Vec::new();
                 for (id, len) in uncredited {

@@ -7,8 +7,9 @@
 //! every write acknowledged before them. Queries in the batch are then answered together from
 //! one read transaction on the blocking pool.
 
-use crate::cluster::{leader_of, unavailable, LEADER_WAIT, RETRY_PAUSE};
-use crate::Node;
+use super::writes::{LEADER_WAIT, RETRY_PAUSE};
+use super::{unavailable, Metadata};
+use crate::transport::{PeerReply, PeerRequest};
 use cairn_core::wire::{Query, QueryReply};
 use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{CheckIsLeaderError, RaftError};
@@ -32,7 +33,7 @@ pub(crate) enum Waiter {
     Query(Box<Query>, Answer),
 }
 
-impl Node {
+impl Metadata {
     /// Waits until this node's replica reflects every write acknowledged before the call.
     pub(crate) async fn read_barrier(&self) -> Result<(), ApiError> {
         let (tx, rx) = oneshot::channel();
@@ -62,12 +63,12 @@ impl Node {
             };
             let leader = match checked {
                 Ok(_) => return Ok(()),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => leader_of(&f),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => f.leader_id,
                 Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
                 Err(e) => return Err(unavailable(format!("linearizable read failed: {e}"))),
             };
             if let Some(leader) = leader.filter(|l| *l != self.id) {
-                if let Ok(index) = self.read_index_at(leader).await {
+                if let Ok(PeerReply::ReadIndex(index)) = self.ask(leader, PeerRequest::ReadIndex, None).await {
                     let left = deadline.saturating_duration_since(Instant::now());
                     return self
                         .raft
@@ -115,9 +116,9 @@ impl Node {
 
 /// Serves the read queue: every waiter queued when a round starts is answered by that round;
 /// waiters arriving meanwhile go to the next one.
-pub(crate) async fn run_read_rounds(node: Weak<Node>, rx: mpsc::Receiver<Waiter>) {
-    crate::serve_batches(node, rx, MAX_QUERIES, ROUNDS_IN_FLIGHT, |node, batch: Vec<Waiter>| async move {
-        let round = node.read_barrier_round().await;
+pub(crate) async fn run_read_rounds(meta: Weak<Metadata>, rx: mpsc::Receiver<Waiter>) {
+    crate::serve_batches(meta, rx, MAX_QUERIES, ROUNDS_IN_FLIGHT, |meta, batch: Vec<Waiter>| async move {
+        let round = meta.read_barrier_round().await;
         let mut queries = Vec::new();
         for w in batch {
             match (w, &round) {
@@ -127,7 +128,7 @@ pub(crate) async fn run_read_rounds(node: Weak<Node>, rx: mpsc::Receiver<Waiter>
             }
         }
         if !queries.is_empty() {
-            node.answer(queries).await;
+            meta.answer(queries).await;
         }
     })
     .await
