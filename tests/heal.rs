@@ -242,7 +242,7 @@ fn a_drained_node_is_emptied_under_read_load_and_removed() {
     }
     // Throttling shows on every node; bad operator input is refused without changing anything.
     nodes[0].ok(&["worker", "throttle", "scrub", "1MiB"]);
-    wait_for("the scrub limit everywhere", Duration::from_secs(10), || {
+    wait_for("the scrub limit everywhere", Duration::from_secs(30), || {
         remaining.iter().all(|k| worker(&nodes[*k], "scrub")["rate"] == 1 << 20)
     });
     assert_eq!(nodes[0].cli(&["node", "drain", "12345"]).status.code(), Some(3));

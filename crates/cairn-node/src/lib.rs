@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod chunks;
 mod cluster;
 pub mod config;
 mod identity;
@@ -21,7 +22,6 @@ pub mod pki;
 pub mod raft;
 mod serve;
 mod sigv4;
-mod space;
 pub mod transport;
 pub mod worker;
 

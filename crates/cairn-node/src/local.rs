@@ -24,11 +24,11 @@ impl LocalBackend {
 impl Backend for LocalBackend {
     async fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> Result<()> {
         // The data path hashed these bytes in this process to get `id`.
-        self.node.put_chunk(id, data, policy, true).await.map_err(ClientError::Api)
+        self.node.chunks.put_chunk(id, data, policy, true).await.map_err(ClientError::Api)
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
-        self.node.get_chunk(id).await.map(Frames::from).map_err(ClientError::Api)
+        self.node.chunks.get_chunk(id).await.map(Frames::from).map_err(ClientError::Api)
     }
 
     async fn write(&self, cmd: ClientCommand) -> Result<Reply> {

@@ -1,9 +1,11 @@
-//! Starting, serving and stopping a node; its chunk store paths and cluster view (metadata
-//! writes are in `writes`, linearizable reads in `reads`).
+//! Starting, serving and stopping a node: the composition of its metadata handle
+//! (`metadata`), chunk service (`chunks`) and peer transport (`transport`), behind its two
+//! doors (`api`), with its background workers.
 
+use crate::chunks::ChunkService;
 use crate::identity::Identity;
 use crate::metadata::{Metadata, Opening};
-use crate::peers::{disk_space, LivenessWorker, NodeInfo, Peers};
+use crate::peers::{LivenessWorker, NodeInfo, Peers};
 use crate::raft::log::LogStore;
 use crate::raft::sm::StateMachine;
 use crate::transport::http::HttpTransport;
@@ -11,11 +13,9 @@ use crate::transport::mem::MemNet;
 use crate::transport::{PeerNet, Transport};
 use crate::worker::{gc::GcWorker, rebalance::RebalanceWorker, repair::RepairWorker, scrub::ScrubWorker, WorkerHandle};
 use crate::{NodeConfig, NodeError};
-use bytes::Bytes;
-use cairn_chunk::{ChunkError, ChunkStore, FsChunkStore};
-use cairn_core::placement::Candidate;
-use cairn_core::wire::{ClusterCommand, HolderChange, NodeState, Part, WorkerSettings};
-use cairn_core::{ApiError, ChunkId, ErrorCode};
+use cairn_chunk::{ChunkStore, FsChunkStore};
+use cairn_core::wire::{ClusterCommand, NodeState, WorkerSettings};
+use cairn_core::{ApiError, ErrorCode};
 use redb::Database;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,14 +27,6 @@ use tokio::net::TcpListener;
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long start-up waits for this node's Raft to elect a leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `used` as a percentage of `capacity`.
-pub(crate) fn fill_percent(used: u64, capacity: u64) -> f64 {
-    if capacity == 0 {
-        return 100.0;
-    }
-    used as f64 * 100.0 / capacity as f64
-}
 
 /// A running node's shared state.
 pub struct Node {
@@ -52,16 +44,15 @@ pub struct Node {
     pub started: SystemTime,
     /// Its replica of the metadata (the only user of Raft).
     pub(crate) meta: Arc<Metadata>,
-    pub(crate) chunks: Arc<dyn ChunkStore>,
+    /// Its chunks, and its part in placing and copying the cluster's.
+    pub(crate) chunks: Arc<ChunkService>,
     pub(crate) workers: std::sync::Mutex<Vec<WorkerHandle>>,
     /// The HTTP client for a new node's first words with a cluster (joining).
     pub(crate) http: reqwest::Client,
     /// How this node reaches the others.
     pub(crate) net: Arc<dyn crate::transport::Transport>,
     /// What this node knows of the others.
-    pub(crate) peers: Peers,
-    /// Chunk reads served over `GET /v1/chunks`.
-    pub(crate) chunks_served: std::sync::atomic::AtomicU64,
+    pub(crate) peers: Arc<Peers>,
     /// The cluster CA and this node's certificate (the peer door's mutual TLS).
     pub(crate) pki: crate::pki::Pki,
     /// Access keys recently looked up (see `keys`).
@@ -82,14 +73,6 @@ pub struct RunningNode {
     pub admin_key: Option<crate::keys::KeyPair>,
     server: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
-}
-
-fn chunk_err(e: ChunkError) -> ApiError {
-    ApiError::new(e.code(), e.to_string())
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorCode::Internal, e.to_string())
 }
 
 impl Node {
@@ -199,6 +182,15 @@ impl Node {
             identity.save(&data)?;
         }
 
+        let peers = Arc::new(Peers::default());
+        let chunks = Arc::new(ChunkService::new(
+            identity.node_id,
+            url.clone(),
+            config.clone(),
+            Arc::new(chunks),
+            meta.clone(),
+            peers.clone(),
+        ));
         let node = Arc::new(Node {
             id: identity.node_id,
             identity: std::sync::Mutex::new(identity),
@@ -207,12 +199,11 @@ impl Node {
             config,
             started: SystemTime::now(),
             meta,
-            chunks: Arc::new(chunks),
+            chunks,
             workers: std::sync::Mutex::new(Vec::new()),
             http,
             net: transport,
-            peers: Peers::default(),
-            chunks_served: Default::default(),
+            peers,
             pki,
             key_cache: Default::default(),
         });
@@ -296,61 +287,6 @@ impl Node {
         self.meta.members()
     }
 
-    /// What this node reports about itself: zone and space.
-    pub fn info(&self) -> NodeInfo {
-        let (total, avail) = disk_space(&self.config.data).unwrap_or((0, 0));
-        let (capacity, used, free) = match self.config.capacity {
-            Some(cap) => {
-                let used = self.chunks.used_bytes();
-                (cap, used, cap.saturating_sub(used).min(avail))
-            }
-            None => (total, total.saturating_sub(avail), avail),
-        };
-        let chunks_served = self.chunks_served.load(std::sync::atomic::Ordering::Relaxed);
-        NodeInfo {
-            id: self.id,
-            url: self.url.clone(),
-            zone: self.config.zone.clone(),
-            capacity,
-            used,
-            free,
-            chunks_served,
-            stored: self.chunks.used_bytes(),
-        }
-    }
-
-    /// The nodes chunks may be placed on now: active members that are up (this one
-    /// included), weighted by free space. With `fill_limit` (percent), nodes filled past it
-    /// are left out (repair and rebalance never fill a node to the brim).
-    pub fn candidates(&self, fill_limit: Option<f64>) -> Vec<Candidate> {
-        let members = self.members();
-        let states = self.meta.node_states(members.iter().map(|(id, _)| *id));
-        let mut out = Vec::new();
-        for (id, _) in members {
-            if states.get(&id).is_some_and(|s| *s != NodeState::Active) {
-                continue;
-            }
-            let info = if id == self.id {
-                Some(self.info())
-            } else if self.peers.usable(id) {
-                self.peers.get(id).1
-            } else {
-                continue;
-            };
-            // Until a peer has reported, assume it is like this node.
-            let (zone, free, fill) = match info {
-                Some(i) => (i.zone, i.free, fill_percent(i.used, i.capacity)),
-                None => (self.config.zone.clone(), 1 << 30, 0.0),
-            };
-            // A node with no room left takes nothing (it would only refuse the chunk).
-            if free == 0 || fill_limit.is_some_and(|limit| fill >= limit) {
-                continue;
-            }
-            out.push(Candidate { id, zone, weight: free.max(1) as f64 });
-        }
-        out
-    }
-
     /// Administrative states of the members (active unless set otherwise).
     pub fn node_states(&self) -> BTreeMap<u64, NodeState> {
         self.meta.node_states(self.members().into_iter().map(|(id, _)| id))
@@ -381,110 +317,9 @@ impl Node {
         Ok(())
     }
 
-    /// Stores a chunk in this node's own store, fsync'd before returning. Its bytes are
-    /// verified against `id` unless `hashed_here` (this process computed `id` from them).
-    pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes, hashed_here: bool) -> Result<(), ApiError> {
-        self.check_room(id, data.len() as u64).await?;
-        let store = self.chunks.clone();
-        let put = move || if hashed_here { store.put_hashed(&id, &data) } else { store.put(&id, &data) };
-        tokio::task::spawn_blocking(put).await.map_err(internal)?.map(drop).map_err(chunk_err)
-    }
-
-    /// Refreshes a chunk's age in this node's own store; false if it is not here.
-    pub async fn touch_chunk_local(&self, id: ChunkId) -> Result<bool, ApiError> {
-        let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || store.touch(&id)).await.map_err(internal)?.map_err(chunk_err)
-    }
-
-    /// Reads a chunk, verified against its BLAKE3 id: from the local store, else from
-    /// another node.
-    pub async fn get_chunk(&self, id: ChunkId) -> Result<Bytes, ApiError> {
-        self.read_chunk(id, false, false).await
-    }
-
-    /// Reads a chunk for sending to a reader that verifies the BLAKE3 itself: the local store
-    /// checks the chunk's CRC32C only. Falls back to other nodes unless `local_only`.
-    pub async fn get_chunk_for_transfer(&self, id: ChunkId, local_only: bool) -> Result<Bytes, ApiError> {
-        self.read_chunk(id, true, local_only).await
-    }
-
-    async fn read_chunk(&self, id: ChunkId, for_transfer: bool, local_only: bool) -> Result<Bytes, ApiError> {
-        let store = self.chunks.clone();
-        let local =
-            tokio::task::spawn_blocking(
-                move || {
-                    if for_transfer {
-                        store.get_for_transfer(&id)
-                    } else {
-                        store.get(&id)
-                    }
-                },
-            )
-            .await
-            .map_err(internal)?;
-        if let Err(ChunkError::Corrupt { why, .. }) = &local {
-            self.quarantine(id, why).await;
-        }
-        match local {
-            Ok(data) => Ok(Bytes::from(data)),
-            // A missing or corrupt local copy falls over to the other holders.
-            Err(ChunkError::NotFound(_) | ChunkError::Corrupt { .. }) if !local_only => self.fetch_from_peers(id).await,
-            Err(e) => Err(chunk_err(e)),
-        }
-    }
-
     /// A worker's settings as of this replica (`cairn worker ...` changes them through Raft).
     pub fn worker_settings(&self, name: &str) -> WorkerSettings {
         self.meta.worker_settings(name)
-    }
-
-    /// Records facts for the durability ledger through Raft.
-    pub(crate) async fn report(&self, changes: Vec<HolderChange>) -> Result<(), ApiError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        self.write(ClusterCommand::ChunkHolders { changes }).await.map(drop)
-    }
-
-    /// Stores a verified copy of chunk `id` here, fetched from the first of `sources` (node
-    /// ids) that has a good one. Returns its length.
-    pub async fn copy_chunk_from(&self, id: ChunkId, sources: &[u64]) -> Result<u32, ApiError> {
-        let mut last = ApiError::new(ErrorCode::NotFound, format!("chunk {id}: no source given"));
-        for source in sources {
-            match self.fetch_chunk_from(*source, id).await {
-                Ok(data) => {
-                    let len = data.len() as u32;
-                    // Verified again as it is stored: the copy counts only once it is checked.
-                    self.put_chunk_local(id, data, false).await?;
-                    return Ok(len);
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    /// Deletes this node's copy of a chunk, then tells the ledger it is gone.
-    pub async fn delete_chunk_local(&self, id: ChunkId) -> Result<(), ApiError> {
-        let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || store.delete(&id)).await.map_err(internal)?.map_err(chunk_err)?;
-        self.report(vec![HolderChange { part: Part::Copy, id, node: self.id, len: 0, held: false }]).await
-    }
-
-    /// Takes a chunk file that failed verification out of service and tells the ledger this
-    /// node no longer holds a good copy.
-    pub(crate) async fn quarantine(&self, id: ChunkId, why: &str) {
-        tracing::warn!(chunk = %id, "quarantining a corrupt copy: {why}");
-        let store = self.chunks.clone();
-        match tokio::task::spawn_blocking(move || store.quarantine(&id)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
-            Err(e) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
-        }
-        let lost = HolderChange { part: Part::Copy, id, node: self.id, len: 0, held: false };
-        if let Err(e) = self.report(vec![lost]).await {
-            tracing::warn!(chunk = %id, "could not report the corrupt copy: {e}");
-        }
     }
 
     /// This node's replica of the metadata.
@@ -493,8 +328,13 @@ impl Node {
     }
 
     /// The local chunk store.
-    pub fn chunks(&self) -> &Arc<dyn ChunkStore> {
-        &self.chunks
+    pub fn chunk_store(&self) -> &Arc<dyn ChunkStore> {
+        &self.chunks.store
+    }
+
+    /// What this node reports about itself: zone and space.
+    pub fn info(&self) -> NodeInfo {
+        self.chunks.info()
     }
 
     /// Status of the background workers.

@@ -226,7 +226,7 @@ async fn files_written_under_message_loss_are_whole_and_fully_replicated() {
         }
     }
     for node in sim.live() {
-        let files = node.chunks().list().unwrap().len();
+        let files = node.chunk_store().list().unwrap().len();
         assert_eq!(files, 6 * 2, "node {} holds a copy of every chunk", node.id);
     }
 }
@@ -248,7 +248,7 @@ async fn repair_restores_copies_of_a_dead_node_over_a_lossy_network() {
     sim.net.set_loss(0.05);
     let c = sim.client(0);
     // Each of the 12 chunks gets its 3 copies back, on the 3 nodes left.
-    let copies = || sim.live().map(|n| n.chunks().list().unwrap().len()).sum::<usize>();
+    let copies = || sim.live().map(|n| n.chunk_store().list().unwrap().len()).sum::<usize>();
     sim.wait("repair to bring every chunk back to policy", Duration::from_secs(90), || async {
         copies() == 12 * 3 && c.fsck("/").await.is_ok_and(|r| r["at_policy"] == true)
     })
@@ -258,7 +258,7 @@ async fn repair_restores_copies_of_a_dead_node_over_a_lossy_network() {
         assert_eq!(c.get_bytes(&format!("/r/{i}")).await.unwrap(), content(i, 5 << 20).to_vec());
     }
     for node in sim.live() {
-        assert_eq!(node.chunks().list().unwrap().len(), 12, "node {} holds a copy of every chunk", node.id);
+        assert_eq!(node.chunk_store().list().unwrap().len(), 12, "node {} holds a copy of every chunk", node.id);
     }
 }
 
@@ -308,7 +308,7 @@ async fn rebalance_fills_a_new_node_over_a_lossy_network_without_losing_a_copy()
     sim.net.set_loss(0.05);
     let newcomer = sim.node(3).clone();
     sim.wait("rebalance to move copies to the new node", Duration::from_secs(120), || async {
-        newcomer.chunks().list().unwrap().len() >= 12
+        newcomer.chunk_store().list().unwrap().len() >= 12
     })
     .await;
     sim.net.set_loss(0.0);
@@ -317,7 +317,7 @@ async fn rebalance_fills_a_new_node_over_a_lossy_network_without_losing_a_copy()
         c.fsck("/").await.is_ok_and(|r| r["at_policy"] == true)
     })
     .await;
-    let total: usize = sim.live().map(|n| n.chunks().list().unwrap().len()).sum();
+    let total: usize = sim.live().map(|n| n.chunk_store().list().unwrap().len()).sum();
     assert!(total >= 24 * 3, "{total} copies of 24 chunks");
     for i in 0..12 {
         assert_eq!(c.get_bytes(&format!("/b/{i}")).await.unwrap(), content(i, 8 << 20).to_vec());

@@ -52,15 +52,15 @@ pub async fn put_chunk(
         (Some(text), _) => Policy::parse(&text)?,
         (None, n) => Policy::parse(&format!("replicas:{}", n.unwrap_or(1)))?,
     };
-    st.node.put_chunk(id, body, policy, false).await?;
+    st.node.chunks.put_chunk(id, body, policy, false).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /v1/chunks/{id}`: a chunk's bytes, CRC-checked here; the reader checks the BLAKE3.
 /// A chunk this node lacks is fetched from the other nodes.
 pub async fn get_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> Result<Response, HttpError> {
-    let data = st.node.get_chunk_for_transfer(chunk_id(&hex)?, false).await?;
-    st.node.chunks_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let data = st.node.chunks.get_chunk_for_transfer(chunk_id(&hex)?, false).await?;
+    st.node.chunks.served_one();
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 

@@ -243,7 +243,7 @@ pub async fn put(
     // Refused before the body is read, which cuts the client off mid-send; below DRAIN_MAX a
     // refusal comes after the body was read instead, so every client gets to see it.
     if let Some(len) = content_length(&headers)?.filter(|len| *len > DRAIN_MAX) {
-        st.node.admit_upload(len)?;
+        st.node.chunks.admit_upload(len)?;
     }
     match p.op.as_deref() {
         Some("xattr") => return super::rest_ops::put_xattr(&st, &path, &p, body).await,

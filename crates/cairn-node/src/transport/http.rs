@@ -142,3 +142,59 @@ impl Transport for HttpTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::{attach, frame, unframe};
+    use crate::transport::{PeerReply, PeerRequest};
+    use bytes::Bytes;
+    use cairn_core::ApiError;
+    use proptest::prelude::*;
+
+    /// What the peer door does with a body: unframe, then attach the payload.
+    fn receive(bytes: &[u8]) {
+        if let Ok((mut req, payload)) = unframe::<PeerRequest>(Bytes::copy_from_slice(bytes), "peer message") {
+            let name = req.name();
+            let _ = attach(req.payload_mut(), payload, name);
+        }
+        let _ = unframe::<Result<PeerReply, ApiError>>(Bytes::copy_from_slice(bytes), "peer reply");
+    }
+
+    #[test]
+    fn fuzz_seeds_peer_frame() {
+        cairn_core::fuzzing::corpus("peer").iter().for_each(|b| receive(b));
+        let id = cairn_core::ChunkId::of(b"x");
+        let body = frame(&PeerRequest::PutChunk { id, chain: vec![2, 3], data: Bytes::new() }, b"x");
+        let (req, payload): (PeerRequest, Bytes) = unframe(body, "t").unwrap();
+        assert!(matches!(req, PeerRequest::PutChunk { chain, .. } if chain == vec![2, 3]));
+        assert_eq!(&payload[..], b"x");
+        assert!(unframe::<PeerRequest>(Bytes::from_static(&[0, 0, 0, 200, 2]), "t").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_peer_frame(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            receive(&bytes);
+        }
+
+        #[test]
+        fn fuzz_peer_frame_mutated(seed in 0usize..64, flips in proptest::collection::vec((0usize..200, any::<u8>()), 1..8)) {
+            // Valid frames of every message with a few bytes changed.
+            let id = cairn_core::ChunkId::of(&seed.to_le_bytes());
+            let msgs = [
+                PeerRequest::Info,
+                PeerRequest::ReadIndex,
+                PeerRequest::GetChunk { id },
+                PeerRequest::CopyChunk { id, from: vec![seed as u64, 7] },
+                PeerRequest::PutChunk { id, chain: vec![1; seed % 5], data: Bytes::new() },
+                PeerRequest::RemoveNode { id: seed as u64, force: seed % 2 == 0 },
+            ];
+            let mut body = frame(&msgs[seed % msgs.len()], &[9; 16]).to_vec();
+            for (at, b) in flips {
+                let n = body.len();
+                body[at % n] = b;
+            }
+            receive(&body);
+        }
+    }
+}

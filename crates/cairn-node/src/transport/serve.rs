@@ -20,20 +20,20 @@ pub async fn handle(node: &Arc<Node>, req: PeerRequest) -> Result<PeerReply, Api
         PeerRequest::Info => PeerReply::Info(node.info()),
         PeerRequest::PutChunk { id, chain, data } => {
             check_members(node, &chain, "chain")?;
-            PeerReply::Stored(node.put_chunk_chained(id, data, &chain, false).await?)
+            PeerReply::Stored(node.chunks.put_chunk_chained(id, data, &chain, false).await?)
         }
         PeerRequest::GetChunk { id } => {
-            let data = node.get_chunk_for_transfer(id, true).await?;
-            node.chunks_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let data = node.chunks.get_chunk_for_transfer(id, true).await?;
+            node.chunks.served_one();
             PeerReply::Chunk { data }
         }
-        PeerRequest::TouchChunk { id } => PeerReply::Present(node.touch_chunk_local(id).await?),
+        PeerRequest::TouchChunk { id } => PeerReply::Present(node.chunks.touch_chunk_local(id).await?),
         PeerRequest::CopyChunk { id, from } => {
             check_members(node, &from, "copy source")?;
-            PeerReply::Copied(node.copy_chunk_from(id, &from).await?)
+            PeerReply::Copied(node.chunks.copy_chunk_from(id, &from).await?)
         }
         PeerRequest::DeleteChunk { id } => {
-            node.delete_chunk_local(id).await?;
+            node.chunks.delete_chunk_local(id).await?;
             PeerReply::Done
         }
     })

@@ -37,7 +37,7 @@ impl GcWorker {
         self.node.meta.read_barrier().await.map_err(|e| e.to_string())?;
         let node = self.node.clone();
         let deleted = tokio::task::spawn_blocking(move || -> Result<Vec<ChunkId>, String> {
-            let store = node.chunks.clone();
+            let store = node.chunks.store.clone();
             let old: Vec<_> =
                 store.list().map_err(|e| e.to_string())?.into_iter().filter(|c| c.touched < cutoff).collect();
             let txn = node.meta.db.begin_read().map_err(|e| e.to_string())?;
@@ -64,7 +64,7 @@ impl GcWorker {
             .iter()
             .map(|id| HolderChange { part: cairn_core::wire::Part::Copy, id: *id, node: me, len: 0, held: false })
             .collect();
-        self.node.report(lost).await.map_err(|e| e.to_string())?;
+        self.node.chunks.report(lost).await.map_err(|e| e.to_string())?;
         // Forget the metadata records of chunks unreferenced for longer than the grace period.
         let stale = self
             .node

@@ -13,8 +13,8 @@
 //! ranks first.
 
 use super::{PassReport, Throttle, Worker};
+use crate::chunks::fill_percent;
 use crate::ledger::View;
-use crate::node::fill_percent;
 use crate::peers::PeerState;
 use crate::Node;
 use cairn_core::placement::{place, Candidate};
@@ -156,7 +156,7 @@ impl RebalanceWorker {
     /// True if each of `nodes` has a file for chunk `id`.
     async fn all_present(&self, id: ChunkId, nodes: &[u64]) -> bool {
         for n in nodes {
-            if !self.node.has_copy(*n, id).await {
+            if !self.node.chunks.has_copy(*n, id).await {
                 return false;
             }
         }
@@ -191,7 +191,7 @@ impl RebalanceWorker {
                 continue;
             }
             for h in up.iter().map(|c| c.id).filter(|h| !keep.contains(h)) {
-                match self.node.delete_copy(h, *id).await {
+                match self.node.chunks.delete_copy(h, *id).await {
                     Ok(()) => trimmed += 1,
                     Err(e) => tracing::warn!(chunk = %id, node = h, "deleting a surplus copy failed: {e}"),
                 }
@@ -202,11 +202,12 @@ impl RebalanceWorker {
 
     /// Copy to `dst`, record it, then delete from `src`.
     async fn move_copy(&self, id: ChunkId, src: &Space, dst: &Space) -> Result<(), cairn_core::ApiError> {
-        let len = self.node.copy_to(dst.id, id, &[src.id]).await?;
+        let len = self.node.chunks.copy_to(dst.id, id, &[src.id]).await?;
         self.node
+            .chunks
             .report(vec![HolderChange { part: cairn_core::wire::Part::Copy, id, node: dst.id, len, held: true }])
             .await?;
-        self.node.delete_copy(src.id, id).await
+        self.node.chunks.delete_copy(src.id, id).await
     }
 }
 

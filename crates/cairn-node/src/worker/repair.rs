@@ -71,7 +71,7 @@ impl RepairWorker {
         work.sort_by_key(|(s, _, _)| (s.counted, s.kept));
         let plan = Plan {
             members: self.node.members().into_iter().map(|(id, _)| id).collect(),
-            candidates: self.node.candidates(Some(self.node.config.fill_limit)),
+            candidates: self.node.chunks.candidates(Some(self.node.config.fill_limit)),
             throttle: Mutex::new(Throttle::new(self.settings().rate)),
             view,
         };
@@ -109,7 +109,7 @@ impl RepairWorker {
                 if !members.contains(h) {
                     continue;
                 }
-                match self.node.delete_copy(*h, *id).await {
+                match self.node.chunks.delete_copy(*h, *id).await {
                     Ok(()) => released += 1,
                     Err(e) => tracing::warn!(chunk = %id, node = h, "releasing a drained copy failed: {e}"),
                 }
@@ -142,7 +142,7 @@ impl RepairWorker {
                 continue;
             }
             plan.throttle.lock().await.take(rec.len as u64).await;
-            match self.node.copy_to(target, id, &sources).await {
+            match self.node.chunks.copy_to(target, id, &sources).await {
                 Ok(len) => {
                     added.push(HolderChange { part: cairn_core::wire::Part::Copy, id, node: target, len, held: true })
                 }
@@ -151,7 +151,7 @@ impl RepairWorker {
         }
         let made = added.len() as u64;
         let bytes = added.iter().map(|c| c.len as u64).sum();
-        if let Err(e) = self.node.report(added).await {
+        if let Err(e) = self.node.chunks.report(added).await {
             tracing::warn!(chunk = %id, "could not record repaired copies: {e}");
             return (0, 0);
         }

@@ -32,7 +32,7 @@ impl ScrubWorker {
     }
 
     async fn run(&self) -> Result<PassReport, String> {
-        let store = self.node.chunks.clone();
+        let store = self.node.chunks.store.clone();
         let listed = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.list()).await.map_err(|e| e.to_string())?
@@ -57,7 +57,7 @@ impl ScrubWorker {
                 }
                 Err(ChunkError::Corrupt { why, .. }) => {
                     // Quarantined and reported at once: repair need not wait for the pass.
-                    self.node.quarantine(c.id, &why).await;
+                    self.node.chunks.quarantine(c.id, &why).await;
                     corrupt.push(c.id);
                 }
                 // Deleted meanwhile (GC, drain): nothing to check.
@@ -67,7 +67,7 @@ impl ScrubWorker {
         }
         let changes = self.reconcile(&good).await?;
         let (found, missing) = (changes.iter().filter(|c| c.held).count(), changes.iter().filter(|c| !c.held).count());
-        self.node.report(changes).await.map_err(|e| e.to_string())?;
+        self.node.chunks.report(changes).await.map_err(|e| e.to_string())?;
         let summary = format!(
             "checked {} chunks ({bytes} bytes): {} corrupt (quarantined), {missing} missing, {found} newly credited",
             good.len() + corrupt.len(),
@@ -113,7 +113,7 @@ impl ScrubWorker {
             .collect();
         // Credited but not verified in this pass: missing, unless stored since the listing.
         let unverified: Vec<ChunkId> = credited.into_iter().filter(|id| !good.contains_key(id)).collect();
-        let store = self.node.chunks.clone();
+        let store = self.node.chunks.store.clone();
         let missing = tokio::task::spawn_blocking(move || {
             unverified.into_iter().filter(|id| !store.contains(id).unwrap_or(true)).collect::<Vec<_>>()
         })

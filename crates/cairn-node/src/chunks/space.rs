@@ -4,21 +4,21 @@
 //! that would cross it is refused with `no_space`), and placement skips full nodes. An upload
 //! whose declared length cannot fit anywhere is refused before its body is read.
 
-use crate::Node;
+use super::ChunkService;
 use cairn_core::{ApiError, ChunkId, ErrorCode, INLINE_MAX, MAX_CHUNK_SIZE, MAX_EXTENTS};
 
 /// Longest file: every extent a whole chunk of the largest size.
 pub const MAX_FILE_SIZE: u64 = MAX_EXTENTS as u64 * MAX_CHUNK_SIZE as u64;
 
-impl Node {
+impl ChunkService {
     /// Refuses a chunk of `len` bytes that would take this node's store past `--capacity`
     /// (one already stored costs nothing more).
     pub(crate) async fn check_room(&self, id: ChunkId, len: u64) -> Result<(), ApiError> {
         let Some(capacity) = self.config.capacity else { return Ok(()) };
-        if self.chunks.used_bytes().saturating_add(len) <= capacity {
+        if self.store.used_bytes().saturating_add(len) <= capacity {
             return Ok(());
         }
-        let store = self.chunks.clone();
+        let store = self.store.clone();
         if tokio::task::spawn_blocking(move || store.contains(&id)).await.ok().and_then(Result::ok) == Some(true) {
             return Ok(());
         }
@@ -29,7 +29,7 @@ impl Node {
     /// True if this node, or a peer that is up, has no room left.
     pub(crate) fn any_node_full(&self) -> bool {
         self.info().free == 0
-            || self.members().iter().any(|(id, _)| {
+            || self.meta.members().iter().any(|(id, _)| {
                 *id != self.id && self.peers.usable(*id) && self.peers.get(*id).1.is_some_and(|i| i.free == 0)
             })
     }
