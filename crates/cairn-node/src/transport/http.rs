@@ -108,6 +108,8 @@ impl HttpTransport {
             // The door itself refused (not a member, a malformed frame): a JSON error.
             let err = serde_json::from_slice::<serde_json::Value>(&body).ok();
             let msg = err.as_ref().and_then(|v| v["error"]["message"].as_str()).unwrap_or("no reason given");
+            // Only the door's own short reason travels on, never a body as it came.
+            let msg: String = msg.chars().take(200).collect();
             let code = match status.as_u16() {
                 401 => ErrorCode::Unauthenticated,
                 403 => ErrorCode::PermissionDenied,
