@@ -1,8 +1,8 @@
-//! Many nodes, one namespace: joining a cluster, writes that check the chunks they reference,
-//! and chunks placed on, copied between and fetched from the other nodes (the metadata's
-//! own workings — Raft, forwarding to the leader, reads — are in `metadata`).
+//! Many nodes, one namespace: joining a cluster, and writes that check the chunks they
+//! reference (the metadata's own workings — Raft, forwarding to the leader, reads — are in
+//! `metadata`; chunks on many nodes in `chunks`).
 
-use crate::Node;
+use crate::{unavailable, Node};
 use cairn_client::HttpBackend;
 use cairn_core::wire::{ClientCommand, Command, Content, Reply};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
@@ -60,10 +60,6 @@ pub(crate) async fn post_until_up<B: Serialize, T: serde::de::DeserializeOwned>(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-pub(crate) fn unavailable(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::Unavailable, msg)
 }
 
 impl Node {

@@ -74,6 +74,16 @@ impl NodeError {
     }
 }
 
+/// The error of a call that may succeed later (no leader, a node unreachable): `unavailable`.
+pub(crate) fn unavailable(msg: impl Into<String>) -> cairn_core::ApiError {
+    cairn_core::ApiError::new(ErrorCode::Unavailable, msg)
+}
+
+/// The error of a failure inside this node (a task that died, a database error).
+pub(crate) fn internal(e: impl std::fmt::Display) -> cairn_core::ApiError {
+    cairn_core::ApiError::new(ErrorCode::Internal, e.to_string())
+}
+
 /// Nanoseconds since the Unix epoch, now.
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)

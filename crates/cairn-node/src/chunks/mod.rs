@@ -14,7 +14,7 @@ pub use space::MAX_FILE_SIZE;
 use crate::metadata::Metadata;
 use crate::peers::{disk_space, NodeInfo, Peers};
 use crate::transport::{CallError, PeerReply, PeerRequest};
-use crate::NodeConfig;
+use crate::{internal, NodeConfig};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore};
 use cairn_core::placement::Candidate;
@@ -33,14 +33,6 @@ pub(crate) fn fill_percent(used: u64, capacity: u64) -> f64 {
 
 fn chunk_err(e: ChunkError) -> ApiError {
     ApiError::new(e.code(), e.to_string())
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorCode::Internal, e.to_string())
-}
-
-fn unavailable(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::Unavailable, msg)
 }
 
 /// This node's chunks, and its part in placing and copying the cluster's.

@@ -1,8 +1,9 @@
 //! Chunks on many nodes: placing a new chunk's copies (down a chain, or fanned out),
 //! fetching a chunk this node lacks, and having other nodes copy, refresh or delete theirs.
 
-use super::{unavailable, ChunkService};
+use super::ChunkService;
 use crate::transport::{PeerReply, PeerRequest};
+use crate::unavailable;
 use crate::Replication;
 use bytes::Bytes;
 use cairn_core::wire::{HolderChange, Part};

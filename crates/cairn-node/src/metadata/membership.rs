@@ -3,10 +3,11 @@
 //! its membership lock.
 
 use super::writes::{LEADER_WAIT, RETRY_PAUSE};
-use super::{unavailable, Metadata};
+use super::Metadata;
 use crate::cluster::JoinRequest;
 use crate::raft::Member;
 use crate::transport::{PeerReply, PeerRequest};
+use crate::unavailable;
 use cairn_core::ApiError;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Membership};

@@ -18,7 +18,7 @@ use crate::raft::network::Network;
 use crate::raft::sm::StateMachine;
 use crate::raft::{Member, Raft, TypeConfig};
 use crate::transport::{CallError, PeerReply, PeerRequest, Transport};
-use crate::NodeError;
+use crate::{internal, NodeError};
 use cairn_core::wire::{NodeState, WorkerSettings};
 use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{InstallSnapshotError, RaftError};
@@ -227,12 +227,9 @@ impl Metadata {
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T, cairn_meta::MetaError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let db = self.db.clone();
-        let internal = |e: String| ApiError::new(ErrorCode::Internal, e);
-        tokio::task::spawn_blocking(move || {
-            f(&db.begin_read().map_err(|e| internal(e.to_string()))?).map_err(|e| internal(e.to_string()))
-        })
-        .await
-        .map_err(|e| internal(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(internal)?).map_err(internal))
+            .await
+            .map_err(internal)?
     }
 
     /// Administrative states of `ids`, as of this replica (active unless set otherwise).
@@ -303,8 +300,4 @@ impl Metadata {
 
 fn free_space(dir: &Path) -> u64 {
     crate::peers::disk_space(dir).map(|(_, free)| free).unwrap_or(u64::MAX)
-}
-
-fn unavailable(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::Unavailable, msg)
 }

@@ -8,8 +8,9 @@
 //! one read transaction on the blocking pool.
 
 use super::writes::{LEADER_WAIT, RETRY_PAUSE};
-use super::{unavailable, Metadata};
+use super::Metadata;
 use crate::transport::{PeerReply, PeerRequest};
+use crate::unavailable;
 use cairn_core::wire::{Query, QueryReply};
 use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{CheckIsLeaderError, RaftError};

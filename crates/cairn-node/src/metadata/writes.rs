@@ -6,9 +6,10 @@
 //! sharing one log fsync. Each command's answer goes back to its own caller. A follower
 //! forwards its batches to the leader (a `Propose` message).
 
-use super::{unavailable, Metadata};
+use super::Metadata;
 use crate::now_ns;
 use crate::transport::{CallError, PeerReply, PeerRequest};
+use crate::unavailable;
 use cairn_core::wire::{ApplyResult, Command, Reply, Request};
 use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{ClientWriteError, RaftError};

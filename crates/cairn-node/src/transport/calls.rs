@@ -2,7 +2,7 @@
 //! the membership, so a node only ever talks to members (the metadata's own messages —
 //! proposals, read indexes, joins and removals — are sent by `metadata`).
 
-use super::{CallError, PeerReply, PeerRequest};
+use super::{PeerReply, PeerRequest};
 use crate::cluster::{JoinReply, JoinRequest};
 use crate::peers::NodeInfo;
 use crate::Node;
@@ -10,20 +10,9 @@ use cairn_core::{ApiError, ErrorCode};
 use std::time::Duration;
 
 impl Node {
-    /// Sends `req` to member `to` and waits for the answer, at most `timeout` (default: the
-    /// message's own).
-    pub(crate) async fn ask(
-        &self,
-        to: u64,
-        req: PeerRequest,
-        timeout: Option<Duration>,
-    ) -> Result<PeerReply, CallError> {
-        self.meta.ask(to, req, timeout).await
-    }
-
     /// Node `to`'s report on itself, within `timeout`.
     pub(crate) async fn info_of(&self, to: u64, timeout: Duration) -> Result<NodeInfo, ApiError> {
-        match self.ask(to, PeerRequest::Info, Some(timeout)).await? {
+        match self.meta.ask(to, PeerRequest::Info, Some(timeout)).await? {
             PeerReply::Info(info) if info.id == to => Ok(info),
             PeerReply::Info(info) => {
                 Err(ApiError::new(ErrorCode::Internal, format!("node {to} reports itself as node {}", info.id)))
@@ -34,7 +23,7 @@ impl Node {
 
     /// Has node `to` (the leader) admit a node.
     pub(crate) async fn join_at(&self, to: u64, req: JoinRequest) -> Result<JoinReply, ApiError> {
-        match self.ask(to, PeerRequest::Join(req), None).await? {
+        match self.meta.ask(to, PeerRequest::Join(req), None).await? {
             PeerReply::Joined(reply) => Ok(reply),
             r => Err(r.unexpected()),
         }

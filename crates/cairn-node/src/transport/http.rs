@@ -6,7 +6,8 @@
 //! their own (one HTTP/2 connection per peer) that no chunk ever queues on; everything else on
 //! a pool of HTTP/1.1 connections.
 
-use super::{unavailable, CallError, PeerReply, PeerRequest, Transport};
+use super::{CallError, PeerReply, PeerRequest, Transport};
+use crate::unavailable;
 use bytes::{BufMut, Bytes, BytesMut};
 use cairn_core::codec::{decode, encode};
 use cairn_core::{ApiError, ErrorCode};

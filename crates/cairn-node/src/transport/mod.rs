@@ -251,7 +251,3 @@ pub enum PeerNet {
     /// In this process, through a simulated network (tests).
     Memory(std::sync::Arc<mem::MemNet>),
 }
-
-fn unavailable(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::Unavailable, msg)
-}
