@@ -1,8 +1,8 @@
 //! `cairn`: the one binary. Starts nodes (`cairn up`) and talks to a cluster (everything else).
 //!
 //! Exit codes: 0 success, 1 other failure, 2 usage error or invalid argument, 3 not found,
-//! 4 cluster unavailable, 5 already exists / not empty / conflict, 6 `fsck` found chunks below
-//! policy.
+//! 4 cluster unavailable, 5 already exists / not empty / conflict / locked / precondition
+//! failed, 6 `fsck` found chunks below policy; `cairn lock` exits with its command's status.
 
 mod attrs;
 mod bench;
@@ -11,6 +11,7 @@ mod bench_repair;
 mod commands;
 mod keys;
 mod local_cluster;
+mod locks;
 mod up;
 
 use cairn_client::ClientError;
@@ -49,7 +50,7 @@ struct Cli {
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, \
-4 unavailable, 5 exists / not empty / conflict, 6 fsck: chunks below policy, 7 no valid access key or \
+4 unavailable, 5 exists / not empty / conflict / locked, 6 fsck: chunks below policy, 7 no valid access key or \
 not allowed.";
 
 #[derive(Subcommand)]
@@ -153,6 +154,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: keys::KeyCmd,
     },
+    /// Run COMMAND while holding cluster locks on PATHs (all or none); exits with its status.
+    Lock(locks::LockArgs),
+    /// List live locks (on PATH, or all); ids are shown to their owners and admins only.
+    Locks {
+        /// Only locks naming this path.
+        path: Option<String>,
+    },
     #[command(flatten)]
     Attr(attrs::AttrCmd),
 }
@@ -164,7 +172,13 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ErrorCode::InvalidArgument) => 2,
         Some(ErrorCode::NotFound) => 3,
         Some(ErrorCode::Unavailable) => 4,
-        Some(ErrorCode::Exists | ErrorCode::NotEmpty | ErrorCode::Conflict) => 5,
+        Some(
+            ErrorCode::Exists
+            | ErrorCode::NotEmpty
+            | ErrorCode::Conflict
+            | ErrorCode::Locked
+            | ErrorCode::PreconditionFailed,
+        ) => 5,
         Some(ErrorCode::Unauthenticated | ErrorCode::PermissionDenied) => 7,
         _ if e.chain().any(|c| c.downcast_ref::<commands::UsageError>().is_some()) => 2,
         _ if e.chain().any(|c| c.downcast_ref::<commands::BelowPolicy>().is_some()) => 6,
@@ -222,6 +236,9 @@ async fn run() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<locks::Exited>().is_some() => {
+            ExitCode::from(e.downcast_ref::<locks::Exited>().map_or(1, |x| x.0))
+        }
         Err(e) => {
             eprintln!("cairn: {e:#}");
             ExitCode::from(exit_code(&e))

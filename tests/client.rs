@@ -89,8 +89,14 @@ fn concurrent_writers_conflict_instead_of_losing_updates() {
     let mut f = client.create("/shared").unwrap();
     f.write_all(b"v1").unwrap();
     f.close().unwrap();
-    let mut a = OpenOptions::new().write(true).open(&client, "/shared").unwrap();
-    let mut b = OpenOptions::new().write(true).open(&client, "/shared").unwrap();
+    // By default a writer holds the path's lock: a second writer is refused at open.
+    let held = OpenOptions::new().write(true).open(&client, "/shared").unwrap();
+    let refused = OpenOptions::new().write(true).open(&client, "/shared").err().unwrap();
+    assert_eq!(refused.code(), ErrorCode::Locked, "{refused}");
+    drop(held);
+    // Without locks, concurrent writers meet at commit: the second one conflicts.
+    let mut a = OpenOptions::new().write(true).lock(false).open(&client, "/shared").unwrap();
+    let mut b = OpenOptions::new().write(true).lock(false).open(&client, "/shared").unwrap();
     a.write_all(b"A!").unwrap();
     a.close().unwrap();
     b.write_all(b"B!").unwrap();

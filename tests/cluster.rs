@@ -2,41 +2,13 @@
 //! node, leader loss, and a restarted node finding its cluster by itself.
 
 mod common;
-use common::{data, http, wait_for, TestNode};
+use common::{all_up, cluster, data, http, start_cluster_with, voters, wait_for, TestNode};
 use serde_json::Value;
 use std::time::Duration;
 
-fn cluster(node: &TestNode) -> Value {
-    http().get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap()
-}
-
-fn voters(node: &TestNode) -> usize {
-    cluster(node)["nodes"].as_array().unwrap().iter().filter(|n| n["voter"] == true).count()
-}
-
-/// Waits until `node` sees every member up.
-fn all_up(node: &TestNode, n: usize) {
-    wait_for("every node to be seen up", Duration::from_secs(30), || {
-        let v = cluster(node);
-        let nodes = v["nodes"].as_array().unwrap();
-        nodes.len() == n && nodes.iter().all(|x| x["state"] == "up")
-    });
-}
-
 /// Starts a first node and `n - 1` nodes that join it.
 fn start_cluster(n: usize) -> Vec<TestNode> {
-    let first = TestNode::start(&[]);
-    let secret = first.ok(&["status", "--secret"]).trim().to_string();
-    let mut nodes = vec![first];
-    for _ in 1..n {
-        let join = nodes[0].url.clone();
-        nodes.push(TestNode::start(&["--join", &join, "--secret", &secret]));
-    }
-    wait_for("all nodes to be voters", Duration::from_secs(30), || voters(&nodes[0]) == n.min(5));
-    for node in &nodes {
-        all_up(node, n);
-    }
-    nodes
+    start_cluster_with(n, &[])
 }
 
 #[test]

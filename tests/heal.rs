@@ -2,7 +2,7 @@
 //! removing a node, pausing workers; `cairn fsck` must agree with what is on the disks.
 
 mod common;
-use common::{data, http, wait_for, TestNode};
+use common::{cluster, data, http, start_cluster_with, wait_for, TestNode};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,29 +12,9 @@ use std::time::Duration;
 /// Fast workers for tests.
 const FAST: &[&str] = &["--repair-delay", "2s", "--repair-interval", "500ms", "--scrub-interval", "1s"];
 
-fn cluster(node: &TestNode) -> Value {
-    http().get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap()
-}
-
 /// Starts `n` nodes with the fast worker settings, all up and seen by each other.
 fn start_cluster(n: usize) -> Vec<TestNode> {
-    let first = TestNode::start(FAST);
-    let secret = first.ok(&["status", "--secret"]).trim().to_string();
-    let mut nodes = vec![first];
-    for _ in 1..n {
-        let mut args = vec!["--join", nodes[0].url.as_str(), "--secret", secret.as_str()];
-        args.extend_from_slice(FAST);
-        let node = TestNode::start(&args);
-        nodes.push(node);
-    }
-    for node in &nodes {
-        wait_for("every node to be seen up", Duration::from_secs(30), || {
-            let v = cluster(node);
-            let all = v["nodes"].as_array().unwrap();
-            all.len() == n && all.iter().all(|x| x["state"] == "up")
-        });
-    }
-    nodes
+    start_cluster_with(n, FAST)
 }
 
 fn node_id(node: &TestNode) -> String {

@@ -221,8 +221,9 @@ fn open_files_follow_their_inode_through_renames() {
     client.mkdir("/x", false).unwrap();
     let mut f = client.create("/x/file").unwrap();
     f.write_all(&big).unwrap();
-    f.flush().unwrap();
-    let mut f = cairn_client::OpenOptions::new().read(true).write(true).open(&client, "/x/file").unwrap();
+    f.close().unwrap();
+    // Unlocked: this client renames the file under its own open handle.
+    let mut f = cairn_client::OpenOptions::new().read(true).write(true).lock(false).open(&client, "/x/file").unwrap();
     client.rename("/x/file", "/x/renamed").unwrap();
     f.write_at(b"patched", 100).unwrap();
     f.close().unwrap();
@@ -263,7 +264,7 @@ fn a_file_unlinked_while_open_lives_until_its_last_handle_closes() {
     let mut w = client.create("/o/f").unwrap();
     w.write_all(&body).unwrap();
     w.close().unwrap();
-    let mut f = cairn_client::OpenOptions::new().read(true).write(true).open(&client, "/o/f").unwrap();
+    let mut f = cairn_client::OpenOptions::new().read(true).write(true).lock(false).open(&client, "/o/f").unwrap();
     let mut reader = client.open("/o/f").unwrap();
     client.remove("/o/f").unwrap();
     assert!(client.metadata("/o/f").is_err(), "the name is gone");

@@ -347,3 +347,47 @@ pub fn code_of(r: reqwest::blocking::Response) -> (reqwest::StatusCode, String) 
     let v: serde_json::Value = r.json().unwrap_or(serde_json::Value::Null);
     (status, v["error"]["code"].as_str().unwrap_or("").to_string())
 }
+
+/// A node's view of the cluster (`GET /v1/cluster`).
+pub fn cluster(node: &TestNode) -> serde_json::Value {
+    http().get(format!("{}/v1/cluster", node.url)).send().unwrap().json().unwrap()
+}
+
+/// How many voters `node` sees.
+pub fn voters(node: &TestNode) -> usize {
+    cluster(node)["nodes"].as_array().unwrap().iter().filter(|n| n["voter"] == true).count()
+}
+
+/// Waits until `node` sees `n` members, every one up.
+pub fn all_up(node: &TestNode, n: usize) {
+    wait_for("every node to be seen up", Duration::from_secs(30), || {
+        let v = cluster(node);
+        let nodes = v["nodes"].as_array().unwrap();
+        nodes.len() == n && nodes.iter().all(|x| x["state"] == "up")
+    });
+}
+
+/// Starts a first node and `n - 1` nodes that join it, all with `extra` flags; returns once
+/// the voters are in and every node sees every other up.
+pub fn start_cluster_with(n: usize, extra: &[&str]) -> Vec<TestNode> {
+    let first = TestNode::start(extra);
+    let secret = first.ok(&["status", "--secret"]).trim().to_string();
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let mut args = vec!["--join", nodes[0].url.as_str(), "--secret", secret.as_str()];
+        args.extend_from_slice(extra);
+        let node = TestNode::start(&args);
+        nodes.push(node);
+    }
+    wait_for("all nodes to be voters", Duration::from_secs(30), || voters(&nodes[0]) == n.min(5));
+    for node in &nodes {
+        all_up(node, n);
+    }
+    nodes
+}
+
+/// The index of the node that is the metadata leader, as `nodes[0]` sees it.
+pub fn leader_index(nodes: &[TestNode]) -> usize {
+    let leader = cluster(&nodes[0])["raft"]["leader"].as_str().unwrap_or("").to_string();
+    nodes.iter().position(|n| cluster(n)["node_id"] == leader.as_str()).unwrap_or(0)
+}

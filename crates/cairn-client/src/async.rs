@@ -271,13 +271,13 @@ impl AsyncClient {
     /// Files below `path` with chunks under their policy (`GET /v1/fsck`).
     pub async fn fsck(&self, path: &str) -> Result<serde_json::Value> {
         let path = parse(path)?.to_string();
-        let url = self.url("/v1/fsck", &[("path", &path)])?;
+        let url = self.endpoint("/v1/fsck", &[("path", &path)])?;
         self.json(self.backend.http().get(url)).await
     }
 
     /// Drains, re-activates or removes a node (`op`: `drain`, `activate`, `remove`).
     pub async fn node_op(&self, id: &str, op: &str, force: bool) -> Result<serde_json::Value> {
-        let url = self.url(&format!("/v1/nodes/{id}"), &[("op", op), ("force", &force.to_string())])?;
+        let url = self.endpoint(&format!("/v1/nodes/{id}"), &[("op", op), ("force", &force.to_string())])?;
         self.json(self.backend.http().post(url)).await
     }
 
@@ -289,7 +289,7 @@ impl AsyncClient {
         if let Some(r) = &rate {
             params.push(("rate", r));
         }
-        let url = self.url(&format!("/v1/workers/{name}"), &params)?;
+        let url = self.endpoint(&format!("/v1/workers/{name}"), &params)?;
         self.json(self.backend.http().post(url)).await
     }
 
@@ -297,33 +297,38 @@ impl AsyncClient {
     /// `{"name", "read", "write", "admin", "prefixes"}`; the answer carries the secret, shown
     /// this once.
     pub async fn create_key(&self, spec: &serde_json::Value) -> Result<serde_json::Value> {
-        let url = self.url("/v1/keys", &[])?;
+        let url = self.endpoint("/v1/keys", &[])?;
         self.json(self.backend.http().post(url).json(spec)).await
     }
 
     /// Every access key's name, id and rights (`GET /v1/keys`).
     pub async fn keys(&self) -> Result<serde_json::Value> {
-        self.json(self.backend.http().get(self.url("/v1/keys", &[])?)).await
+        self.json(self.backend.http().get(self.endpoint("/v1/keys", &[])?)).await
     }
 
     /// Removes an access key (`DELETE /v1/keys/{name}`).
     pub async fn delete_key(&self, name: &str) -> Result<()> {
-        let mut url = self.url("/v1/keys", &[])?;
+        let mut url = self.endpoint("/v1/keys", &[])?;
         url.path_segments_mut().map_err(|_| ClientError::Protocol("node URL cannot take a path".into()))?.push(name);
         self.backend.send(self.backend.http().delete(url).timeout(OPERATOR_DEADLINE)).await.map(drop)
     }
 
-    fn url(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<reqwest::Url> {
+    /// The URL of `endpoint` on this client's node, with query `params`.
+    pub(crate) fn endpoint(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<reqwest::Url> {
         reqwest::Url::parse_with_params(&format!("{}{endpoint}", self.backend.url()), params)
             .map_err(|e| ClientError::api(ErrorCode::InvalidArgument, format!("bad request: {e}")))
     }
 
     async fn json(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value> {
-        self.backend
-            .send(req.timeout(OPERATOR_DEADLINE))
-            .await?
-            .json()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+        self.json_with(req, OPERATOR_DEADLINE).await
+    }
+
+    /// Sends `req` with a deadline and reads its JSON answer.
+    pub(crate) async fn json_with(
+        &self,
+        req: reqwest::RequestBuilder,
+        deadline: std::time::Duration,
+    ) -> Result<serde_json::Value> {
+        self.backend.send(req.timeout(deadline)).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))
     }
 }

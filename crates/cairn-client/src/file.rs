@@ -18,10 +18,10 @@
 
 use crate::datapath::{self, WriteOptions};
 use crate::r#async::target;
-use crate::{AsyncClient, Backend, ClientError, Result};
+use crate::{AsyncClient, Backend, ClientError, Guarded, LockGuard, LockOptions, ReadDir, Result};
 use bytes::Bytes;
 use cairn_core::extent::{self, Extent};
-use cairn_core::wire::{ClientCommand, Content, DirEntry, Inode, InodeKind, Target, LIST_DEFAULT};
+use cairn_core::wire::{ClientCommand, Content, Inode, InodeKind, Target};
 use cairn_core::{ChunkId, ErrorCode, Policy, INLINE_MAX};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -57,7 +57,7 @@ impl Client {
         Ok(Client { inner: AsyncClient::connect_opts(url, key, ca_pem)?, rt: Arc::new(rt) })
     }
 
-    fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+    pub(crate) fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.rt.block_on(f)
     }
 
@@ -94,14 +94,18 @@ impl Client {
     /// A directory's entries, fetched a page at a time as the iterator advances.
     pub fn read_dir(&self, path: &str) -> Result<ReadDir> {
         let at = target(path)?;
-        let mut rd = ReadDir { client: self.clone(), at, page: Vec::new().into_iter(), next: None, done: false };
-        rd.fetch()?;
-        Ok(rd)
+        ReadDir::new(self.clone(), at)
     }
 
     /// The inode at `path`.
     pub fn metadata(&self, path: &str) -> Result<Inode> {
         self.block(self.inner.stat(path))
+    }
+
+    /// Takes a cluster lock on every path or on none (see [`AsyncClient::lock`]); the guard
+    /// renews it in the background and releases it when dropped.
+    pub fn lock(&self, paths: &[&str], opts: &LockOptions) -> Result<LockGuard> {
+        self.block(self.inner.lock(paths, opts))
     }
 
     /// The async client this one wraps.
@@ -119,6 +123,7 @@ pub struct OpenOptions {
     truncate: bool,
     create: bool,
     create_new: bool,
+    lock: Option<bool>,
 }
 
 impl OpenOptions {
@@ -157,6 +162,13 @@ impl OpenOptions {
         self
     }
 
+    /// Hold an exclusive cluster lock on the path while the file is open (the default for
+    /// write and append; `false` leaves concurrent writers to optimistic commits instead).
+    pub fn lock(&mut self, v: bool) -> &mut Self {
+        self.lock = Some(v);
+        self
+    }
+
     /// Opens `path` with these options.
     pub fn open(&self, client: &Client, path: &str) -> Result<File> {
         let writable = self.write || self.append;
@@ -164,6 +176,17 @@ impl OpenOptions {
             return Err(ClientError::api(ErrorCode::InvalidArgument, "open needs read, write or append"));
         }
         let fs_path = target(path)?;
+        // Taken first, so nobody writes between the open and the lock.
+        let lock = match self.lock.unwrap_or(writable) {
+            true => Some(client.block(client.inner.lock(&[path], &LockOptions::default())).map_err(|e| {
+                let why = format!("cannot open {path} for writing: the lock is not free ({e})");
+                match e.code() {
+                    ErrorCode::Locked => ClientError::api(ErrorCode::Locked, why),
+                    _ => e,
+                }
+            })?),
+            false => None,
+        };
         let backend = client.inner.backend();
         // Resolving the path and opening a handle on what it names are one step, so the file
         // stays while this handle is open, whatever happens to its names.
@@ -208,6 +231,7 @@ impl OpenOptions {
             modified: existing.is_none(),
             last_writer_wins: self.truncate,
             handle: opened,
+            lock,
         };
         // A writable handle keeps small content as dirty chunk 0, so it can grow into chunks.
         if writable {
@@ -250,6 +274,8 @@ pub struct File {
     last_writer_wins: bool,
     /// The handle registered on the inode (once it exists), renewed while in use.
     handle: Option<Handle>,
+    /// The lock held on the path while the file is open for writing.
+    lock: Option<LockGuard>,
 }
 
 /// How long a handle lives without a renewal; a `File` renews it when half is gone.
@@ -472,10 +498,10 @@ impl File {
             base_version: if self.last_writer_wins { None } else { Some(self.base_version) },
             ..WriteOptions::default()
         };
-        let backend = self.client.inner.backend().clone();
+        let guard = self.lock.as_ref().map(LockGuard::guard).unwrap_or_default();
+        let backend = Guarded::new(self.client.inner.backend().clone(), guard);
         let (at, size) = (self.target.clone(), self.size);
-        let inode =
-            self.client.block(async move { datapath::commit(backend.as_ref(), &at, content, size, opts).await })?;
+        let inode = self.client.block(async move { datapath::commit(&backend, &at, content, size, opts).await })?;
         debug_assert_eq!(inode.kind, InodeKind::File);
         if self.handle.is_none() {
             // The file was created by this commit: hold it open from now on.
@@ -551,43 +577,9 @@ impl Drop for File {
             let backend = self.client.inner.backend().clone();
             self.client.block(async move { close_handle(backend.as_ref(), &h).await });
         }
-    }
-}
-
-/// A directory's entries, fetched from the cluster a page at a time.
-pub struct ReadDir {
-    client: Client,
-    at: Target,
-    page: std::vec::IntoIter<DirEntry>,
-    next: Option<String>,
-    done: bool,
-}
-
-impl ReadDir {
-    fn fetch(&mut self) -> Result<()> {
-        let (entries, next) =
-            self.client.block(self.client.inner.list_page(&self.at, self.next.take(), LIST_DEFAULT))?;
-        self.done = next.is_none();
-        self.next = next;
-        self.page = entries.into_iter();
-        Ok(())
-    }
-}
-
-impl Iterator for ReadDir {
-    type Item = Result<DirEntry>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(e) = self.page.next() {
-                return Some(Ok(e));
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.fetch() {
-                self.done = true;
-                return Some(Err(e));
+        if let Some(lock) = self.lock.take() {
+            if let Err(e) = self.client.block(lock.release()) {
+                tracing::warn!(file = %self.target, "releasing the file's lock failed (it will expire): {e}");
             }
         }
     }

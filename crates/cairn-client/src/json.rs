@@ -48,3 +48,29 @@ pub fn inode_json(path: &FsPath, i: &Inode) -> Value {
     }
     v
 }
+
+/// The JSON form of a lock; `with_id` shows its id (to its owner and admins only: the id
+/// lets writes through the lock).
+pub fn lock_json(l: &cairn_core::lock::LockInfo, with_id: bool) -> Value {
+    let paths: Vec<Value> = l
+        .items
+        .iter()
+        .map(|i| match i.range {
+            None => json!({ "path": i.path.to_string() }),
+            Some(r) => json!({ "path": i.path.to_string(), "start": r.start, "length": r.len }),
+        })
+        .collect();
+    let mut v = json!({
+        "mode": l.mode.as_str(),
+        "owner": l.owner,
+        "paths": paths,
+        "fencing_token": l.fence,
+        "ttl": l.ttl / 1_000_000_000,
+        "expires": humantime::format_rfc3339_millis(time(l.expires)).to_string(),
+        "expires_ns": l.expires,
+    });
+    if with_id {
+        v["lock_id"] = json!(l.id_hex());
+    }
+    v
+}

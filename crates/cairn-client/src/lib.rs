@@ -14,13 +14,19 @@ mod r#async;
 pub mod datapath;
 pub mod edit;
 mod file;
+mod guarded;
 mod http;
 pub mod json;
+mod locks;
+mod read_dir;
 pub mod tls;
 
-pub use file::{Client, File, OpenOptions, ReadDir};
+pub use file::{Client, File, OpenOptions};
+pub use guarded::Guarded;
 pub use http::{Credentials, HttpBackend};
+pub use locks::{LockGuard, LockOptions};
 pub use r#async::{AsyncClient, Page};
+pub use read_dir::ReadDir;
 
 use bytes::Bytes;
 use cairn_core::wire::{ClientCommand, Query, QueryReply, Reply};

@@ -52,7 +52,7 @@ impl Backend for MemBackend {
     }
     async fn query(&self, q: Query) -> Result<QueryReply> {
         let txn = self.db.begin_read().unwrap();
-        Ok(cairn_meta::query(&txn, &q).unwrap()?)
+        Ok(cairn_meta::query(&txn, &q, 0).unwrap()?)
     }
 }
 

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     TooLarge,
     /// The caller did not say who it is (no credentials, or a peer without a certificate).
     Unauthenticated,
+    /// A condition the request set (`If-Match`, `If-None-Match`, `If-Unmodified-Since`) does
+    /// not hold.
+    PreconditionFailed,
 }
 
 impl ErrorCode {
@@ -65,6 +68,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::PreconditionFailed => "precondition_failed",
         }
     }
 
@@ -82,6 +86,7 @@ impl ErrorCode {
             ErrorCode::Corrupt | ErrorCode::Internal => 500,
             ErrorCode::TooLarge => 413,
             ErrorCode::Unauthenticated => 401,
+            ErrorCode::PreconditionFailed => 412,
         }
     }
 }

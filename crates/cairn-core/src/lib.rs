@@ -13,6 +13,7 @@ pub mod codec;
 pub mod error;
 pub mod extent;
 pub mod fuzzing;
+pub mod lock;
 pub mod path;
 pub mod placement;
 pub mod policy;

@@ -7,6 +7,7 @@
 use crate::chunk::ChunkId;
 use crate::error::ApiError;
 use crate::extent::Extent;
+use crate::lock::{Guard, LockInfo, LockItem, LockMode};
 use crate::path::FsPath;
 use crate::policy::Policy;
 use serde::{Deserialize, Serialize};
@@ -364,6 +365,44 @@ pub enum ClientCommand {
         /// New chunk size, if changing.
         chunk_size: Option<u32>,
     },
+    /// Take a lock on every item, or on none (`locked` if one conflicts with a live lock);
+    /// answers the lock.
+    Lock {
+        /// Its id, chosen at random by the node that took the request.
+        id: u64,
+        /// The access key asking.
+        owner: String,
+        /// Shared or exclusive.
+        mode: LockMode,
+        /// What it covers.
+        items: Vec<LockItem>,
+        /// Its lifetime (ns).
+        ttl: i64,
+    },
+    /// Extend a live lock's lifetime to `ttl` from now; answers the lock.
+    RenewLock {
+        /// The lock.
+        id: u64,
+        /// The key asking: must be the lock's owner (`None`: an admin, anyone's lock).
+        owner: Option<String>,
+        /// The new lifetime (ns).
+        ttl: i64,
+    },
+    /// Release a lock (an expired one too).
+    Unlock {
+        /// The lock.
+        id: u64,
+        /// The key asking: must be the lock's owner (`None`: an admin, anyone's lock).
+        owner: Option<String>,
+    },
+    /// A command with the locks, fencing token and preconditions its writer presents, all
+    /// checked in the same step as the command.
+    Guarded {
+        /// What the writer presents.
+        guard: Guard,
+        /// The command (not itself guarded, nor a lock command).
+        cmd: Box<ClientCommand>,
+    },
 }
 
 /// The cluster's own bookkeeping, proposed only by nodes: the durability ledger, node and
@@ -496,6 +535,8 @@ pub enum Reply {
     Inode(Inode),
     /// How many records changed.
     Count(u64),
+    /// The lock taken or renewed.
+    Lock(LockInfo),
 }
 
 /// The result of applying a command: state machine failures are answers, not crashes.
@@ -527,6 +568,15 @@ pub enum Query {
     },
     /// The names of an inode's extended attributes.
     ListXattrs(Target),
+    /// Live locks: those on one path (every lock naming it), or all of them, in id order.
+    Locks {
+        /// Only locks naming this path.
+        path: Option<FsPath>,
+        /// Start after this lock id (a page's `next`).
+        after: Option<u64>,
+        /// Most locks to return (clipped to [`LIST_MAX`]).
+        limit: u32,
+    },
 }
 
 /// Default number of entries in a listing page.
@@ -570,4 +620,11 @@ pub enum QueryReply {
     Xattr(Vec<u8>),
     /// For [`Query::ListXattrs`].
     Names(Vec<String>),
+    /// For [`Query::Locks`]: the page, and the id to continue after (`None` at the end).
+    Locks {
+        /// The live locks, in id order.
+        locks: Vec<LockInfo>,
+        /// Pass as `after` for the next page.
+        next: Option<u64>,
+    },
 }

@@ -6,16 +6,18 @@
 //! `holders` (the durability ledger).
 
 use crate::tables::{
-    get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS,
+    fail, get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS,
     HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED, WORKERS, WORKER_NAMES, XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::encode;
+use cairn_core::lock::Guard;
 use cairn_core::wire::{
     ApplyResult, ClientCommand, ClusterCommand, Command, Content, Inode, InodeKind, NewAttrs, Reply,
 };
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use redb::{ReadableTable, Table, WriteTransaction};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A command's answer before it becomes a reply: a value, or the error the caller gets.
@@ -76,12 +78,36 @@ pub fn apply_all(txn: &WriteTransaction, now: i64, cmds: &[Command]) -> Result<V
 impl Tx<'_> {
     fn one(&mut self, txn: &WriteTransaction, cmd: &Command) -> Result<ApplyResult> {
         match cmd {
-            Command::Client(c) => self.client(c),
+            Command::Client(c) => self.client(txn, c),
             Command::Cluster(c) => self.cluster(txn, c),
         }
     }
 
-    fn client(&mut self, cmd: &ClientCommand) -> Result<ApplyResult> {
+    /// A client command: lock commands, or a (guarded) command checked against the locks.
+    fn client(&mut self, txn: &WriteTransaction, cmd: &ClientCommand) -> Result<ApplyResult> {
+        let (guard, cmd) = match cmd {
+            ClientCommand::Lock { id, owner, mode, items, ttl } => {
+                return self.lock(txn, *id, owner, *mode, items, *ttl)
+            }
+            ClientCommand::RenewLock { id, owner, ttl } => return self.renew_lock(txn, *id, owner.as_deref(), *ttl),
+            ClientCommand::Unlock { id, owner } => return self.unlock(txn, *id, owner.as_deref()),
+            ClientCommand::Guarded { guard, cmd } => (Cow::Borrowed(guard), cmd.as_ref()),
+            cmd => (Cow::Owned(Guard::default()), cmd),
+        };
+        if matches!(
+            cmd,
+            ClientCommand::Guarded { .. }
+                | ClientCommand::Lock { .. }
+                | ClientCommand::RenewLock { .. }
+                | ClientCommand::Unlock { .. }
+        ) {
+            return Ok(fail(ErrorCode::InvalidArgument, "a guard wraps one plain command"));
+        }
+        check!(self.enforce(txn, &guard, cmd)?);
+        self.plain(cmd)
+    }
+
+    fn plain(&mut self, cmd: &ClientCommand) -> Result<ApplyResult> {
         let tx = self;
         match cmd {
             ClientCommand::Mkdir { at, parents, attrs } => tx.mkdir(at, *parents, *attrs),
@@ -101,6 +127,10 @@ impl Tx<'_> {
             ClientCommand::Renew { handles, lease } => tx.renew(handles, *lease),
             ClientCommand::Close { handles, expired_only } => tx.close(handles, *expired_only),
             ClientCommand::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
+            ClientCommand::Guarded { .. }
+            | ClientCommand::Lock { .. }
+            | ClientCommand::RenewLock { .. }
+            | ClientCommand::Unlock { .. } => unreachable!("taken apart by Tx::client"),
         }
     }
 

@@ -21,6 +21,7 @@ mod data;
 mod handles;
 mod holders;
 mod keys;
+mod locks;
 mod namespace;
 mod query;
 mod snapshot;
@@ -30,6 +31,7 @@ pub use apply::{apply, apply_all};
 pub use data::CONCAT_MAX;
 pub use handles::{MAX_HANDLES_PER_COMMAND, MAX_LEASE};
 pub use keys::{access_key, access_keys};
+pub use locks::locks;
 pub use namespace::LINK_MAX;
 pub use query::{
     chunk_record, chunk_totals, chunks_above, chunks_below, chunks_of_node, expired_handles, files_below, held_counts,

@@ -12,8 +12,9 @@ use cairn_core::wire::{
 use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath};
 use redb::{ReadTransaction, ReadableTable};
 
-/// Answers a query. The outer `Result` is a storage failure, the inner one the answer.
-pub fn query(txn: &ReadTransaction, q: &Query) -> Result<Result<QueryReply, ApiError>> {
+/// Answers a query at time `now` (which locks are live). The outer `Result` is a storage
+/// failure, the inner one the answer.
+pub fn query(txn: &ReadTransaction, q: &Query, now: i64) -> Result<Result<QueryReply, ApiError>> {
     let inodes = txn.open_table(INODES)?;
     let dirents = txn.open_table(DIRENTS)?;
     let found = |at: &Target| resolve(&inodes, &dirents, at);
@@ -105,6 +106,10 @@ pub fn query(txn: &ReadTransaction, q: &Query) -> Result<Result<QueryReply, ApiE
                 names.push(r?.0.value().1.to_string());
             }
             Ok(Ok(QueryReply::Names(names)))
+        }
+        Query::Locks { path, after, limit } => {
+            let (locks, next) = crate::locks::locks(txn, path.as_ref(), *after, *limit, now)?;
+            Ok(Ok(QueryReply::Locks { locks, next }))
         }
     }
 }

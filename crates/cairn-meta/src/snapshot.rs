@@ -9,6 +9,7 @@
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
 use crate::keys::{KEYS, KEY_NAMES};
+use crate::locks::{StoredLock, LOCKS, LOCK_EXPIRY, LOCK_INOS, LOCK_PATHS};
 use crate::tables::{
     ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED,
     WORKERS, XATTRS,
@@ -41,12 +42,13 @@ enum Tag {
     Worker = 8,
     Counter = 9,
     Key = 10,
+    Lock = 11,
 }
 
 impl Tag {
     fn of(b: u8) -> Option<Tag> {
         use Tag::*;
-        [End, Inode, Dirent, Xattr, Handle, Orphan, Chunk, Node, Worker, Counter, Key]
+        [End, Inode, Dirent, Xattr, Handle, Orphan, Chunk, Node, Worker, Counter, Key, Lock]
             .into_iter()
             .find(|t| *t as u8 == b)
     }
@@ -125,6 +127,10 @@ pub fn export(txn: &ReadTransaction, out: impl Write) -> Result<()> {
         let (k, v) = r?;
         w.frame(Tag::Key, &encode(&(k.value(), v.value())))?;
     }
+    for r in txn.open_table(LOCKS)?.iter()? {
+        let (k, v) = r?;
+        w.frame(Tag::Lock, &encode(&(k.value(), v.value())))?;
+    }
     let digest = *w.hash.finalize().as_bytes();
     let mut end = [0u8; 5];
     end[1..].copy_from_slice(&32u32.to_le_bytes());
@@ -194,6 +200,7 @@ enum Row {
     Worker(String, Vec<u8>),
     Counter(String, u64),
     Key(String, Vec<u8>, AccessKey),
+    Lock(u64, Vec<u8>, StoredLock),
 }
 
 /// Decodes a row of table `tag`, checking the records inside it too.
@@ -252,6 +259,14 @@ fn row(tag: Tag, b: &[u8]) -> Result<Row> {
             }
             Row::Key(k, v, key)
         }
+        Tag::Lock => {
+            let (k, v): (u64, Vec<u8>) = decode(b, "snapshot lock")?;
+            let lock: StoredLock = decode(&v, "snapshot lock record")?;
+            if lock.info.id != k || lock.inos.len() != lock.info.items.len() {
+                return Err(bad("lock row under another id, or inodes not one per item"));
+            }
+            Row::Lock(k, v, lock)
+        }
         Tag::End => unreachable!("end frames are handled by the reader"),
     })
 }
@@ -292,6 +307,14 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     let mut counters = txn.open_table(COUNTERS)?;
     let mut keys = txn.open_table(KEYS)?;
     let mut key_names = txn.open_table(KEY_NAMES)?;
+    let mut locks = txn.open_table(LOCKS)?;
+    let mut lock_paths = txn.open_table(LOCK_PATHS)?;
+    let mut lock_inos = txn.open_table(LOCK_INOS)?;
+    let mut lock_expiry = txn.open_table(LOCK_EXPIRY)?;
+    locks.retain(|_, _| false)?;
+    lock_paths.retain(|_, _| false)?;
+    lock_inos.retain(|_, _| false)?;
+    lock_expiry.retain(|_, _| false)?;
     keys.retain(|_, _| false)?;
     key_names.retain(|_, _| false)?;
     inodes.retain(|_, _| false)?;
@@ -336,6 +359,17 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
             Row::Key(k, v, key) => {
                 key_names.insert(key.name.as_str(), k.as_str())?;
                 keys.insert(k.as_str(), v.as_slice())?;
+            }
+            Row::Lock(k, v, lock) => {
+                // The indexes are rebuilt from the record rather than trusted.
+                for item in &lock.info.items {
+                    lock_paths.insert((item.path.to_string().as_str(), k), ())?;
+                }
+                for ino in lock.inos.iter().flatten() {
+                    lock_inos.insert((*ino, k), ())?;
+                }
+                lock_expiry.insert((lock.info.expires, k), ())?;
+                locks.insert(k, v.as_slice())?;
             }
         }
     }

@@ -41,10 +41,10 @@ fn an_orphan_lives_while_a_lease_does() {
     let reap = ClientCommand::Close { handles: vec![(file.ino, 7)], expired_only: true };
     assert_eq!(run(&db, 12, reap.clone()).unwrap(), Reply::Count(0));
     let stat = Query::Stat(Target::Ino(file.ino));
-    assert!(matches!(cairn_meta::query(&db.begin_read().unwrap(), &stat).unwrap(), Ok(QueryReply::Inode(_))));
+    assert!(matches!(cairn_meta::query(&db.begin_read().unwrap(), &stat, 0).unwrap(), Ok(QueryReply::Inode(_))));
     assert_eq!(cairn_meta::expired_handles(&db.begin_read().unwrap(), 20).unwrap(), vec![(file.ino, 7)]);
     assert_eq!(run(&db, 20, reap).unwrap(), Reply::Count(1));
     assert!(cairn_meta::orphans(&db.begin_read().unwrap()).unwrap().is_empty());
-    assert!(cairn_meta::query(&db.begin_read().unwrap(), &stat).unwrap().is_err(), "freed with its last handle");
+    assert!(cairn_meta::query(&db.begin_read().unwrap(), &stat, 0).unwrap().is_err(), "freed with its last handle");
     assert_eq!(refs(), 0);
 }

@@ -268,7 +268,7 @@ fn dump(db: &Database) -> (BTreeMap<String, Node>, BTreeMap<u64, Vec<u8>>) {
     while let Some(dir) = stack.pop() {
         out.insert(dir.clone(), Node::Dir);
         let q = Query::List { at: Target::Path(FsPath::parse(&dir).unwrap()), after: None, limit: 10_000 };
-        let Ok(QueryReply::Entries { entries, .. }) = cairn_meta::query(&txn, &q).unwrap() else {
+        let Ok(QueryReply::Entries { entries, .. }) = cairn_meta::query(&txn, &q, 0).unwrap() else {
             panic!("list {dir}")
         };
         for e in entries {
@@ -290,7 +290,7 @@ fn dump(db: &Database) -> (BTreeMap<String, Node>, BTreeMap<u64, Vec<u8>>) {
     }
     // Orphans: nameless inodes kept by open handles.
     for ino in cairn_meta::orphans(&txn).unwrap() {
-        let Ok(QueryReply::Inode(i)) = cairn_meta::query(&txn, &Query::Stat(Target::Ino(ino))).unwrap() else {
+        let Ok(QueryReply::Inode(i)) = cairn_meta::query(&txn, &Query::Stat(Target::Ino(ino)), 0).unwrap() else {
             panic!("orphan {ino} has no inode")
         };
         assert_eq!(i.nlink, 0, "orphan {ino} has no names");

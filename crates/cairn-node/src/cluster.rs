@@ -70,9 +70,14 @@ impl Node {
     /// instead of committing a dangling reference.
     pub async fn write(&self, cmd: impl Into<Command>) -> Result<Reply, ApiError> {
         let cmd = cmd.into();
-        let referenced = match &cmd {
-            Command::Client(ClientCommand::Commit { content: Content::Extents(e), .. })
-            | Command::Client(ClientCommand::Write { data: Content::Extents(e), .. }) => Some(e),
+        let inner = match &cmd {
+            Command::Client(ClientCommand::Guarded { cmd, .. }) => Some(cmd.as_ref()),
+            Command::Client(c) => Some(c),
+            Command::Cluster(_) => None,
+        };
+        let referenced = match inner {
+            Some(ClientCommand::Commit { content: Content::Extents(e), .. })
+            | Some(ClientCommand::Write { data: Content::Extents(e), .. }) => Some(e),
             _ => None,
         };
         if let Some(extents) = referenced {

@@ -31,6 +31,19 @@ fn needs(method: &Method, uri: &axum::http::Uri) -> Result<(Access, Option<Vec<F
         }
         return Ok((if write { Access::Write } else { Access::Read }, Some(paths)));
     }
+    if path == "/v1/locks" && *method == Method::GET {
+        // Listing one path's locks needs read there; listing all of them, a key for everything.
+        let on = url_params(uri.query().unwrap_or("")).into_iter().find(|(k, _)| k == "path");
+        let paths = on
+            .map(|(_, v)| v.parse().map(|p| vec![p]))
+            .transpose()
+            .map_err(|e: cairn_core::Error| HttpError(e.into()))?;
+        return Ok((Access::Read, paths));
+    }
+    if path == "/v1/locks" || path.starts_with("/v1/locks/") {
+        // The paths are in the body: the handler checks them against the key's prefixes.
+        return Ok((Access::Write, Some(Vec::new())));
+    }
     let access = match path {
         "/v1/cluster" | "/v1/node" | "/v1/openapi.json" => Access::Any,
         "/v1/meta/query" | "/v1/node/chunk-dir" => Access::Read,
@@ -62,7 +75,7 @@ fn url_params(query: &str) -> Vec<(String, String)> {
 pub(crate) async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
     // The request's head is checked where it lies (the body, not `Sync`, is set aside while
     // the key is looked up): no copy of the headers per request.
-    let (parts, mut body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
     // A SigV4 request that declares no payload hash is signed over its body's hash: small
     // bodies are read here to compute it.
     let mut body_hash = None;
@@ -88,10 +101,14 @@ pub(crate) async fn guard(State(st): State<AppState>, req: Request, next: Next) 
             let msg = format!("access key {:?} may not do this here", key.name);
             return Err(HttpError(ApiError::new(ErrorCode::PermissionDenied, msg)));
         }
-        Ok::<(), HttpError>(())
+        Ok::<_, HttpError>(key)
     };
     match checked.await {
-        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Ok(key) => {
+            // Handlers that act for the key (locks record their owner) find it here.
+            parts.extensions.insert(key);
+            next.run(Request::from_parts(parts, body)).await
+        }
         Err(e) => {
             let mut resp = e.into_response();
             if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
@@ -127,5 +144,9 @@ mod tests {
         assert_eq!(need(Method::POST, "/v1/workers/repair"), (Access::Admin, None));
         assert_eq!(need(Method::GET, "/metrics"), (Access::Admin, None));
         assert_eq!(need(Method::GET, "/v1/keys"), (Access::Admin, None));
+        assert_eq!(need(Method::POST, "/v1/locks"), (Access::Write, Some(vec![])));
+        assert_eq!(need(Method::DELETE, "/v1/locks/00000000000000ff"), (Access::Write, Some(vec![])));
+        assert_eq!(need(Method::GET, "/v1/locks?path=%2Fa"), (Access::Read, Some(vec!["/a".into()])));
+        assert_eq!(need(Method::GET, "/v1/locks"), (Access::Read, None));
     }
 }

@@ -69,6 +69,10 @@ pub async fn get_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> R
 /// leader (header [`LEADER_HEADER`]), where clients send their next writes.
 pub async fn meta_write(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
     let cmd: ClientCommand = decode(&body, "command")?;
+    if matches!(cmd, ClientCommand::Lock { .. } | ClientCommand::RenewLock { .. } | ClientCommand::Unlock { .. }) {
+        // A lock records its owner, which only the lock routes take from the caller's key.
+        return Err(HttpError(ApiError::new(ErrorCode::InvalidArgument, "locks are taken through /v1/locks")));
+    }
     let mut resp = binary(encode(&st.node.write(cmd).await));
     if let Some(value) = st.node.meta.leader_url().and_then(|u| header::HeaderValue::from_str(&u).ok()) {
         resp.headers_mut().insert(LEADER_HEADER, value);

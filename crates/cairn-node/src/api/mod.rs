@@ -5,9 +5,11 @@
 
 mod admin;
 mod auth;
+mod conditions;
 mod error;
 mod internal;
 mod keys;
+mod locks;
 mod rest;
 mod rest_ops;
 mod status;
@@ -36,6 +38,9 @@ pub(crate) struct AppState {
 /// Most client uploads (file PUTs and appends) one node takes at once; more are refused with
 /// `unavailable` (503) rather than queued, so a flood cannot pin the node's memory.
 const MAX_UPLOADS: usize = 256;
+
+/// Largest lock request body: the most paths of the longest length, with room for JSON.
+const LOCK_BODY_LIMIT: usize = cairn_core::lock::MAX_LOCK_PATHS * (cairn_core::path::PATH_MAX + 8) + 4096;
 
 /// Largest body the internal endpoints accept: one chunk plus framing.
 const INTERNAL_BODY_LIMIT: usize = MAX_CHUNK_SIZE as usize + (1 << 20);
@@ -71,6 +76,8 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .route("/metrics", get(admin::metrics))
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{name}", axum::routing::delete(keys::delete))
+        .route("/v1/locks", post(locks::take).get(locks::list).layer(DefaultBodyLimit::max(LOCK_BODY_LIMIT)))
+        .route("/v1/locks/{id}", post(locks::renew).delete(locks::release))
         .merge(
             Router::new()
                 .route(

@@ -245,8 +245,9 @@ pub async fn put(
     if let Some(len) = content_length(&headers)?.filter(|len| *len > DRAIN_MAX) {
         st.node.chunks.admit_upload(len)?;
     }
+    let b = super::conditions::backend(&st, &headers)?;
     match p.op.as_deref() {
-        Some("xattr") => return super::rest_ops::put_xattr(&st, &path, &p, body).await,
+        Some("xattr") => return super::rest_ops::put_xattr(b.as_ref(), &path, &p, body).await,
         Some(op) => return Err(bad(format!("unknown PUT op {op:?} (expected xattr, or none)"))),
         None => {}
     }
@@ -254,24 +255,33 @@ pub async fn put(
     let mut body = body.into_data_stream();
     let at = Target::Path(path.clone());
     let written = match p.offset {
-        Some(offset) => edit::write_at(&st.backend, &at, Some(offset), &mut body).await,
+        Some(offset) => edit::write_at(&b, &at, Some(offset), &mut body).await,
         None => {
             let opts = WriteOptions {
                 parents: p.parents.unwrap_or(true),
                 chunk_size: p.chunk_size,
                 ..WriteOptions::default()
             };
-            datapath::write_stream(&st.backend, &at, &mut body, opts).await
+            datapath::write_stream(&b, &at, &mut body, opts).await
         }
     };
     let status = if p.offset.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     match written {
-        Ok(inode) => Ok((status, Json(inode_json(&path, &inode))).into_response()),
+        Ok(inode) => Ok((status, etag_header(&inode), Json(inode_json(&path, &inode))).into_response()),
         Err(e) => {
             drain(&mut body).await;
             Err(e.into())
         }
     }
+}
+
+/// The `ETag` header of a write's answer: the new version, for the next conditional write.
+pub(super) fn etag_header(inode: &Inode) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&inode.etag()) {
+        h.insert(header::ETAG, v);
+    }
+    h
 }
 
 /// A place for one client upload, or `unavailable` while the node has too many in flight.
@@ -309,18 +319,24 @@ pub(super) async fn drain(body: &mut axum::body::BodyDataStream) {
 }
 
 /// `DELETE /v1/fs/{path}[?recursive=true]`; `?op=xattr&name=N` removes an attribute.
-pub async fn delete(State(st): State<AppState>, uri: Uri, p: Params) -> Result<StatusCode, HttpError> {
+pub async fn delete(
+    State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    p: Params,
+) -> Result<StatusCode, HttpError> {
     let path = fs_path(&uri)?;
     let p = query_params(p)?;
+    let b = super::conditions::backend(&st, &headers)?;
     match p.op.as_deref() {
         Some("xattr") => {
             let name = p.name.ok_or_else(|| bad("op=xattr needs ?name="))?;
-            st.backend.write(ClientCommand::RemoveXattr { at: Target::Path(path), name }).await?;
+            b.write(ClientCommand::RemoveXattr { at: Target::Path(path), name }).await?;
         }
         Some(op) => return Err(bad(format!("unknown DELETE op {op:?} (expected xattr, or none)"))),
         None => {
             let at = Target::Path(path);
-            st.backend.write(ClientCommand::Remove { at, recursive: p.recursive.unwrap_or(false) }).await?;
+            b.write(ClientCommand::Remove { at, recursive: p.recursive.unwrap_or(false) }).await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)

@@ -5,7 +5,7 @@ use super::rest::{bad, drain, fs_path, FsParams, Params};
 use super::{query_params, AppState, HttpError};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cairn_client::json::inode_json;
@@ -52,16 +52,23 @@ fn parse_path(s: &str) -> Result<Target, HttpError> {
 /// `?op=policy[&policy=replicas:N][&chunk_size=BYTES]`, `?op=symlink&target=T`,
 /// `?op=link&to=/b` (b becomes a second name), `?op=setattr&mode=&uid=&gid=&atime=&mtime=`,
 /// `?op=truncate&size=N`, `?op=append` (the body), `?op=concat&sources=/a,/b`.
-pub async fn post(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -> Result<Response, HttpError> {
+pub async fn post(
+    State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    p: Params,
+    body: Body,
+) -> Result<Response, HttpError> {
     let path = fs_path(&uri)?;
     let p = query_params(p)?;
     let at = Target::Path(path.clone());
-    let b = st.backend.as_ref();
+    let guarded = super::conditions::backend(&st, &headers)?;
+    let b = guarded.as_ref();
     let (status, inode, shown) = match p.op.as_deref() {
         Some("append") => {
             let _slot = super::rest::upload_slot(&st)?;
             let mut body = body.into_data_stream();
-            match edit::write_at(&st.backend, &at, None, &mut body).await {
+            match edit::write_at(&guarded, &at, None, &mut body).await {
                 Ok(inode) => (StatusCode::OK, inode, path),
                 Err(e) => {
                     drain(&mut body).await;
@@ -81,7 +88,7 @@ pub async fn post(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -
         }
         Some(op) => {
             let (status, cmd, shown) = namespace_op(op, &p, path)?;
-            match st.backend.write(cmd).await? {
+            match b.write(cmd).await? {
                 Reply::Inode(inode) => (status, inode, shown),
                 _ => return Ok(status.into_response()),
             }
@@ -92,7 +99,7 @@ pub async fn post(State(st): State<AppState>, uri: Uri, p: Params, body: Body) -
             ))
         }
     };
-    Ok((status, Json(inode_json(&shown, &inode))).into_response())
+    Ok((status, super::rest::etag_header(&inode), Json(inode_json(&shown, &inode))).into_response())
 }
 
 /// The commands of the operations on names: (status, command, path the answer shows).
@@ -128,7 +135,12 @@ fn namespace_op(op: &str, p: &FsParams, path: FsPath) -> Result<(StatusCode, Cli
 }
 
 /// `PUT /v1/fs/{path}?op=xattr&name=N[&flag=create|replace]`: the body is the value.
-pub(super) async fn put_xattr(st: &AppState, path: &FsPath, p: &FsParams, body: Body) -> Result<Response, HttpError> {
+pub(super) async fn put_xattr(
+    b: &impl Backend,
+    path: &FsPath,
+    p: &FsParams,
+    body: Body,
+) -> Result<Response, HttpError> {
     let name = p.name.clone().ok_or_else(|| bad("op=xattr needs ?name="))?;
     let mode = match p.flag.as_deref() {
         None => XattrMode::Any,
@@ -143,7 +155,7 @@ pub(super) async fn put_xattr(st: &AppState, path: &FsPath, p: &FsParams, body: 
         ))
     })?;
     let cmd = ClientCommand::SetXattr { at: Target::Path(path.clone()), name, value: value.to_vec(), mode };
-    st.backend.write(cmd).await?;
+    b.write(cmd).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -50,6 +50,8 @@ pub struct ChunkService {
     pub(crate) peers: Arc<Peers>,
     /// Chunk reads served to clients and peers.
     served: AtomicU64,
+    /// Bytes of chunk writes admitted but not yet stored (see `check_room`).
+    reserved: Arc<AtomicU64>,
 }
 
 impl ChunkService {
@@ -62,7 +64,8 @@ impl ChunkService {
         meta: Arc<Metadata>,
         peers: Arc<Peers>,
     ) -> Self {
-        ChunkService { id, url, config, store, meta, peers, served: AtomicU64::new(0) }
+        let (served, reserved) = (AtomicU64::new(0), Arc::new(AtomicU64::new(0)));
+        ChunkService { id, url, config, store, meta, peers, served, reserved }
     }
 
     /// Counts one chunk read served.
@@ -133,7 +136,7 @@ impl ChunkService {
     /// Stores a chunk in this node's own store, fsync'd before returning. Its bytes are
     /// verified against `id` unless `hashed_here` (this process computed `id` from them).
     pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes, hashed_here: bool) -> Result<(), ApiError> {
-        self.check_room(id, data.len() as u64).await?;
+        let _room = self.check_room(id, data.len() as u64).await?;
         let store = self.store.clone();
         let put = move || if hashed_here { store.put_hashed(&id, &data) } else { store.put(&id, &data) };
         tokio::task::spawn_blocking(put).await.map_err(internal)?.map(drop).map_err(chunk_err)

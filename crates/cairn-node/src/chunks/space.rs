@@ -6,21 +6,42 @@
 
 use super::ChunkService;
 use cairn_core::{ApiError, ChunkId, ErrorCode, INLINE_MAX, MAX_CHUNK_SIZE, MAX_EXTENTS};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Longest file: every extent a whole chunk of the largest size.
 pub const MAX_FILE_SIZE: u64 = MAX_EXTENTS as u64 * MAX_CHUNK_SIZE as u64;
 
+/// Room set aside for one chunk write until it is stored (then the store counts it).
+pub(crate) struct Reservation {
+    reserved: Option<Arc<AtomicU64>>,
+    len: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(r) = &self.reserved {
+            r.fetch_sub(self.len, Ordering::AcqRel);
+        }
+    }
+}
+
 impl ChunkService {
-    /// Refuses a chunk of `len` bytes that would take this node's store past `--capacity`
-    /// (one already stored costs nothing more).
-    pub(crate) async fn check_room(&self, id: ChunkId, len: u64) -> Result<(), ApiError> {
-        let Some(capacity) = self.config.capacity else { return Ok(()) };
-        if self.store.used_bytes().saturating_add(len) <= capacity {
-            return Ok(());
+    /// Sets aside room for a chunk of `len` bytes, or refuses it if it would take this
+    /// node's store past `--capacity` counting the writes already admitted (concurrent
+    /// writes cannot all squeeze into the last free bytes); one already stored costs nothing.
+    pub(crate) async fn check_room(&self, id: ChunkId, len: u64) -> Result<Reservation, ApiError> {
+        let free = Reservation { reserved: None, len: 0 };
+        let Some(capacity) = self.config.capacity else { return Ok(free) };
+        let used = self.store.used_bytes();
+        let fits = |r: u64| used.saturating_add(r).saturating_add(len) <= capacity;
+        let taken = self.reserved.fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| fits(r).then(|| r + len));
+        if taken.is_ok() {
+            return Ok(Reservation { reserved: Some(self.reserved.clone()), len });
         }
         let store = self.store.clone();
         if tokio::task::spawn_blocking(move || store.contains(&id)).await.ok().and_then(Result::ok) == Some(true) {
-            return Ok(());
+            return Ok(free);
         }
         let msg = format!("node {} is full: {len} more bytes would pass its capacity of {capacity}", self.id);
         Err(ApiError::new(ErrorCode::NoSpace, msg))

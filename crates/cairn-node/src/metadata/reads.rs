@@ -103,7 +103,8 @@ impl Metadata {
         let answers = self
             .read_local(move |txn| {
                 let one = |q: &Query| {
-                    cairn_meta::query(txn, q).unwrap_or_else(|e| Err(ApiError::new(ErrorCode::Internal, e.to_string())))
+                    cairn_meta::query(txn, q, crate::now_ns())
+                        .unwrap_or_else(|e| Err(ApiError::new(ErrorCode::Internal, e.to_string())))
                 };
                 Ok(qs.iter().map(|q| one(q)).collect::<Vec<_>>())
             })
