@@ -1,6 +1,6 @@
 //! The lock service and conditional writes against real nodes: REST, the CLI, the Rust
 //! client's guard, races, expiry after a holder is SIGKILLed, stale fencing tokens, and
-//! locks surviving the loss of the metadata leader.
+//! locks and batches surviving the loss of the metadata leader.
 
 mod common;
 use common::{code_of, http, leader_index, start_cluster_with, wait_for, with_key, TestNode};
@@ -125,12 +125,21 @@ fn bad_lock_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(code_of(r).0, StatusCode::BAD_REQUEST);
     let v: Value = c.get(format!("{}/v1/locks", node.url)).send().unwrap().json().unwrap();
     assert_eq!(v["locks"], json!([]), "no lock was taken");
-    // A lock command cannot be sent through the raw metadata route, where its owner
-    // would be the caller's word.
-    let cmd = cairn_core::wire::ClientCommand::Unlock { id: 1, owner: None };
-    let body = cairn_core::codec::encode(&cmd);
-    let r = c.post(format!("{}/v1/meta/write", node.url)).body(body).send().unwrap();
-    assert_eq!(code_of(r).0, StatusCode::BAD_REQUEST);
+    // Through the raw metadata route, a lock command acts for the caller's key whatever
+    // owner it names: a writer cannot release the admin's lock by claiming to be an admin.
+    let (id, _) = held(&c, &node, json!({ "paths": ["/mine"] }));
+    let key = node.ok(&["key", "create", "other", "--read", "--write"]).trim().to_string();
+    let forged =
+        cairn_core::wire::ClientCommand::Unlock { id: cairn_core::lock::parse_lock_id(&id).unwrap(), owner: None };
+    let r = c
+        .post(format!("{}/v1/meta/write", with_key(&node.plain_url, Some(&key))))
+        .body(cairn_core::codec::encode(&forged))
+        .send()
+        .unwrap();
+    let answer: Result<cairn_core::wire::Reply, cairn_core::ApiError> =
+        cairn_core::codec::decode(&r.bytes().unwrap(), "answer").unwrap();
+    assert_eq!(answer.unwrap_err().code, cairn_core::ErrorCode::PermissionDenied);
+    assert_eq!(locks_on(&c, &node.url, "/mine").len(), 1, "the lock is still held");
 }
 
 #[test]
@@ -267,6 +276,8 @@ fn locks_survive_the_loss_of_the_metadata_leader() {
     let mut nodes = start_cluster_with(3, &[]);
     let c = http();
     let (id, token) = held(&c, &nodes[0], json!({ "paths": ["/kept"], "ttl": 120 }));
+    let ops = json!({ "ops": [{"op": "mkdir", "path": "/batch"}, {"op": "put", "path": "/batch/f", "data": "b2s="}] });
+    assert_eq!(c.post(format!("{}/v1/batch", nodes[0].url)).json(&ops).send().unwrap().status(), StatusCode::OK);
     let li = leader_index(&nodes);
     nodes[li].kill();
     let alive = (0..3).find(|&i| i != li).unwrap();
@@ -279,4 +290,5 @@ fn locks_survive_the_loss_of_the_metadata_leader() {
     let r = put(&c, survivor, "/kept", "yes", &[("x-cairn-lock", &id), ("x-cairn-fence", &fence)]);
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(c.delete(format!("{}/v1/locks/{id}", survivor.url)).send().unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(c.get(format!("{}/v1/fs/batch/f", survivor.url)).send().unwrap().text().unwrap(), "ok");
 }

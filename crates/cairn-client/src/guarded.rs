@@ -21,14 +21,6 @@ impl<B> Guarded<B> {
     pub fn new(inner: Arc<B>, guard: Guard) -> Self {
         Guarded { inner, guard }
     }
-
-    /// The command as it is sent: wrapped, unless the guard asks for nothing.
-    pub fn wrap(guard: &Guard, cmd: ClientCommand) -> ClientCommand {
-        if guard.is_empty() {
-            return cmd;
-        }
-        ClientCommand::Guarded { guard: guard.clone(), cmd: Box::new(cmd) }
-    }
 }
 
 impl<B: Backend> Backend for Guarded<B> {
@@ -41,7 +33,7 @@ impl<B: Backend> Backend for Guarded<B> {
     }
 
     fn write(&self, cmd: ClientCommand) -> impl Future<Output = Result<Reply>> + Send {
-        self.inner.write(Self::wrap(&self.guard, cmd))
+        self.inner.write(self.guard.wrap(cmd))
     }
 
     fn query(&self, q: Query) -> impl Future<Output = Result<QueryReply>> + Send {

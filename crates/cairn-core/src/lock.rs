@@ -193,6 +193,8 @@ pub enum Precondition {
     /// `If-Unmodified-Since`: the target exists and was last modified at or before this time
     /// (seconds since the epoch, the resolution of HTTP dates).
     UnmodifiedSince(i64),
+    /// The lock with this id is live (a batch item's "lock held").
+    LockHeld(u64),
 }
 
 /// What a write carries besides its command: the locks it presents, its fencing token, and
@@ -212,6 +214,14 @@ impl Guard {
     /// True if the guard asks for nothing.
     pub fn is_empty(&self) -> bool {
         self.locks.is_empty() && self.fence.is_none() && self.preconditions.is_empty()
+    }
+
+    /// `cmd` as it is sent with this guard: wrapped, unless the guard asks for nothing.
+    pub fn wrap(&self, cmd: ClientCommand) -> ClientCommand {
+        if self.is_empty() {
+            return cmd;
+        }
+        ClientCommand::Guarded { guard: self.clone(), cmd: Box::new(cmd) }
     }
 
     /// Checks the guard's sizes.
@@ -256,6 +266,7 @@ impl ClientCommand {
             C::Remove { at, recursive } => vec![(at, *recursive)],
             C::Rename { from, to } => vec![(from, true), (to, true)],
             C::Guarded { cmd, .. } => cmd.written(),
+            C::Batch { ops } => ops.iter().flat_map(ClientCommand::written).collect(),
             C::Open { .. }
             | C::Renew { .. }
             | C::Close { .. }

@@ -395,6 +395,13 @@ pub enum ClientCommand {
         /// The key asking: must be the lock's owner (`None`: an admin, anyone's lock).
         owner: Option<String>,
     },
+    /// Operations applied all or none, in order, in one step (each may be guarded, or a lock
+    /// command; not a batch). The first refusal undoes the others and answers
+    /// [`Reply::BatchFailed`].
+    Batch {
+        /// The operations (1 to [`BATCH_MAX`]).
+        ops: Vec<ClientCommand>,
+    },
     /// A command with the locks, fencing token and preconditions its writer presents, all
     /// checked in the same step as the command.
     Guarded {
@@ -537,7 +544,19 @@ pub enum Reply {
     Count(u64),
     /// The lock taken or renewed.
     Lock(LockInfo),
+    /// For [`ClientCommand::Batch`]: every operation's answer, in order.
+    Batch(Vec<Reply>),
+    /// For [`ClientCommand::Batch`]: operation `index` was refused, so nothing changed.
+    BatchFailed {
+        /// Which operation.
+        index: u32,
+        /// Why.
+        error: ApiError,
+    },
 }
+
+/// Most operations in one [`ClientCommand::Batch`].
+pub const BATCH_MAX: usize = 1000;
 
 /// The result of applying a command: state machine failures are answers, not crashes.
 pub type ApplyResult = Result<Reply, ApiError>;

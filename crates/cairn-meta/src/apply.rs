@@ -9,11 +9,11 @@ use crate::tables::{
     fail, get_chunk, get_worker, inherited, linked_inode, ChunkRecord, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS,
     HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED, WORKERS, WORKER_NAMES, XATTRS,
 };
-use crate::Result;
+use crate::{MetaError, Result};
 use cairn_core::codec::encode;
 use cairn_core::lock::Guard;
 use cairn_core::wire::{
-    ApplyResult, ClientCommand, ClusterCommand, Command, Content, Inode, InodeKind, NewAttrs, Reply,
+    ApplyResult, ClientCommand, ClusterCommand, Command, Content, Inode, InodeKind, NewAttrs, Reply, BATCH_MAX,
 };
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -57,8 +57,21 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
 }
 
 /// Applies commands in order at time `now` inside `txn`, opening the tables once for all of
-/// them; each is still all or nothing on its own. One answer per command.
+/// them; each is still all or nothing on its own. One answer per command. A batch refused
+/// part-way is [`MetaError::Undo`]: see [`apply_all_except`].
 pub fn apply_all(txn: &WriteTransaction, now: i64, cmds: &[Command]) -> Result<Vec<ApplyResult>> {
+    apply_all_except(txn, now, cmds, &BTreeMap::new())
+}
+
+/// [`apply_all`], with the commands at the positions in `answered` not applied but answered
+/// as given: how an entry is applied again, in a fresh transaction, after a
+/// [`MetaError::Undo`] (the batch then answers `Reply::BatchFailed`, having changed nothing).
+pub fn apply_all_except(
+    txn: &WriteTransaction,
+    now: i64,
+    cmds: &[Command],
+    answered: &BTreeMap<usize, ApplyResult>,
+) -> Result<Vec<ApplyResult>> {
     let mut tx = Tx {
         inodes: txn.open_table(INODES)?,
         dirents: txn.open_table(DIRENTS)?,
@@ -72,7 +85,38 @@ pub fn apply_all(txn: &WriteTransaction, now: i64, cmds: &[Command]) -> Result<V
         counters: txn.open_table(COUNTERS)?,
         now,
     };
-    cmds.iter().map(|cmd| tx.one(txn, cmd)).collect()
+    let mut out = Vec::with_capacity(cmds.len());
+    for (pos, cmd) in cmds.iter().enumerate() {
+        out.push(match answered.get(&pos) {
+            Some(answer) => answer.clone(),
+            None => tx.one(txn, cmd).map_err(|e| match e {
+                MetaError::Undo { index, error, .. } => MetaError::Undo { command: pos, index, error },
+                e => e,
+            })?,
+        });
+    }
+    Ok(out)
+}
+
+/// Applies commands at time `now` in a write transaction of `db` and commits it; a batch
+/// refused part-way is undone by applying the others again without it. For callers that own
+/// no transaction (tools, tests).
+pub fn apply_committed(db: &redb::Database, now: i64, cmds: &[Command]) -> Result<Vec<ApplyResult>> {
+    let mut answered = BTreeMap::new();
+    loop {
+        let txn = db.begin_write()?;
+        match apply_all_except(&txn, now, cmds, &answered) {
+            Ok(out) => {
+                txn.commit()?;
+                return Ok(out);
+            }
+            Err(MetaError::Undo { command, index, error }) => {
+                answered.insert(command, Ok(Reply::BatchFailed { index, error }));
+                txn.abort()?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl Tx<'_> {
@@ -83,9 +127,11 @@ impl Tx<'_> {
         }
     }
 
-    /// A client command: lock commands, or a (guarded) command checked against the locks.
+    /// A client command: a batch, lock commands, or a (guarded) command checked against
+    /// the locks.
     fn client(&mut self, txn: &WriteTransaction, cmd: &ClientCommand) -> Result<ApplyResult> {
         let (guard, cmd) = match cmd {
+            ClientCommand::Batch { ops } => return self.batch(txn, ops),
             ClientCommand::Lock { id, owner, mode, items, ttl } => {
                 return self.lock(txn, *id, owner, *mode, items, *ttl)
             }
@@ -97,6 +143,7 @@ impl Tx<'_> {
         if matches!(
             cmd,
             ClientCommand::Guarded { .. }
+                | ClientCommand::Batch { .. }
                 | ClientCommand::Lock { .. }
                 | ClientCommand::RenewLock { .. }
                 | ClientCommand::Unlock { .. }
@@ -128,10 +175,32 @@ impl Tx<'_> {
             ClientCommand::Close { handles, expired_only } => tx.close(handles, *expired_only),
             ClientCommand::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
             ClientCommand::Guarded { .. }
+            | ClientCommand::Batch { .. }
             | ClientCommand::Lock { .. }
             | ClientCommand::RenewLock { .. }
             | ClientCommand::Unlock { .. } => unreachable!("taken apart by Tx::client"),
         }
+    }
+
+    /// Applies a batch's operations in order; the first refusal ends it. Refused first, it
+    /// changed nothing; refused later, the caller must undo the transaction
+    /// ([`MetaError::Undo`]).
+    fn batch(&mut self, txn: &WriteTransaction, ops: &[ClientCommand]) -> Result<ApplyResult> {
+        if ops.is_empty() || ops.len() > BATCH_MAX {
+            return Ok(fail(ErrorCode::InvalidArgument, format!("a batch holds 1 to {BATCH_MAX} operations")));
+        }
+        if let Some(i) = ops.iter().position(|op| matches!(op, ClientCommand::Batch { .. })) {
+            return Ok(fail(ErrorCode::InvalidArgument, format!("operation {i} is a batch: batches do not nest")));
+        }
+        let mut replies = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match self.client(txn, op)? {
+                Ok(reply) => replies.push(reply),
+                Err(error) if i == 0 => return Ok(Ok(Reply::BatchFailed { index: 0, error })),
+                Err(error) => return Err(MetaError::Undo { command: 0, index: i as u32, error }),
+            }
+        }
+        Ok(Ok(Reply::Batch(replies)))
     }
 
     fn cluster(&mut self, txn: &WriteTransaction, cmd: &ClusterCommand) -> Result<ApplyResult> {

@@ -27,7 +27,7 @@ mod query;
 mod snapshot;
 mod tables;
 
-pub use apply::{apply, apply_all};
+pub use apply::{apply, apply_all, apply_all_except, apply_committed};
 pub use data::CONCAT_MAX;
 pub use handles::{MAX_HANDLES_PER_COMMAND, MAX_LEASE};
 pub use keys::{access_key, access_keys};
@@ -69,6 +69,19 @@ pub enum MetaError {
     /// A snapshot offered for install is malformed.
     #[error("metadata snapshot invalid: {0}")]
     Snapshot(String),
+    /// Command `command` of the entry is a batch whose operation `index` was refused after
+    /// earlier operations had written: the caller must abort the transaction and apply the
+    /// entry again with that command answered by [`cairn_core::wire::Reply::BatchFailed`]
+    /// (see [`apply_all_except`]).
+    #[error("batch (command {command}) refused at operation {index}: {error}")]
+    Undo {
+        /// The command's position in the entry.
+        command: usize,
+        /// The refused operation's position in the batch.
+        index: u32,
+        /// Why it was refused.
+        error: cairn_core::ApiError,
+    },
 }
 
 impl MetaError {

@@ -251,6 +251,21 @@ impl Tx<'_> {
         check!(guard.check());
         let written = cmd.written();
         let Some((first, _)) = written.first() else { return Ok(Ok(Reply::Done)) };
+        let held = guard.preconditions.iter().filter_map(|p| match p {
+            Precondition::LockHeld(id) => Some(*id),
+            _ => None,
+        });
+        for id in held {
+            let live =
+                counter(self, "locks")? > 0 && LockTables::open(txn)?.get(id)?.is_some_and(|l| l.info.live(self.now));
+            if !live {
+                let msg = format!(
+                    "lock {} is not held (released, or its lifetime passed)",
+                    cairn_core::lock::lock_id_hex(id)
+                );
+                return Ok(fail(ErrorCode::PreconditionFailed, msg));
+            }
+        }
         if !guard.preconditions.is_empty() {
             let found = match resolve(&self.inodes, &self.dirents, first)? {
                 Ok(inode) => Some(inode),
@@ -320,6 +335,7 @@ fn precondition(p: &Precondition, found: Option<&Inode>, at: &Target) -> std::re
         Precondition::EtagIn(tags) => etag.as_ref().is_some_and(|e| tags.iter().any(|t| weak_eq(t, e))),
         Precondition::EtagNotIn(tags) => etag.as_ref().is_none_or(|e| !tags.iter().any(|t| weak_eq(t, e))),
         Precondition::UnmodifiedSince(secs) => found.is_some_and(|i| i.mtime.div_euclid(1_000_000_000) <= *secs),
+        Precondition::LockHeld(_) => true,
     };
     if holds {
         return Ok(());

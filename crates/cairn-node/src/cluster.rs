@@ -62,6 +62,18 @@ pub(crate) async fn post_until_up<B: Serialize, T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The extent lists a command commits anew (in batches and guards too): their chunks must
+/// still be stored when it applies.
+fn new_extents<'c>(cmd: &'c ClientCommand, out: &mut Vec<&'c [cairn_core::Extent]>) {
+    match cmd {
+        ClientCommand::Commit { content: Content::Extents(e), .. }
+        | ClientCommand::Write { data: Content::Extents(e), .. } => out.push(e),
+        ClientCommand::Guarded { cmd, .. } => new_extents(cmd, out),
+        ClientCommand::Batch { ops } => ops.iter().for_each(|op| new_extents(op, out)),
+        _ => {}
+    }
+}
+
 impl Node {
     /// Applies a metadata command through Raft.
     ///
@@ -70,18 +82,13 @@ impl Node {
     /// instead of committing a dangling reference.
     pub async fn write(&self, cmd: impl Into<Command>) -> Result<Reply, ApiError> {
         let cmd = cmd.into();
-        let inner = match &cmd {
-            Command::Client(ClientCommand::Guarded { cmd, .. }) => Some(cmd.as_ref()),
-            Command::Client(c) => Some(c),
-            Command::Cluster(_) => None,
-        };
-        let referenced = match inner {
-            Some(ClientCommand::Commit { content: Content::Extents(e), .. })
-            | Some(ClientCommand::Write { data: Content::Extents(e), .. }) => Some(e),
-            _ => None,
-        };
-        if let Some(extents) = referenced {
-            let ids: std::collections::BTreeSet<ChunkId> = cairn_core::extent::chunks(extents).collect();
+        let mut referenced = Vec::new();
+        if let Command::Client(c) = &cmd {
+            new_extents(c, &mut referenced);
+        }
+        if !referenced.is_empty() {
+            let ids: std::collections::BTreeSet<ChunkId> =
+                referenced.iter().flat_map(|e| cairn_core::extent::chunks(e)).collect();
             let touched = futures::future::join_all(ids.iter().map(|id| self.chunks.touch_chunk(*id))).await;
             if let Some((id, _)) = ids.iter().zip(touched).find(|(_, present)| !present) {
                 return Err(ApiError::new(

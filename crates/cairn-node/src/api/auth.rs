@@ -40,7 +40,7 @@ fn needs(method: &Method, uri: &axum::http::Uri) -> Result<(Access, Option<Vec<F
             .map_err(|e: cairn_core::Error| HttpError(e.into()))?;
         return Ok((Access::Read, paths));
     }
-    if path == "/v1/locks" || path.starts_with("/v1/locks/") {
+    if path == "/v1/locks" || path.starts_with("/v1/locks/") || path == "/v1/batch" {
         // The paths are in the body: the handler checks them against the key's prefixes.
         return Ok((Access::Write, Some(Vec::new())));
     }

@@ -65,14 +65,16 @@ pub async fn get_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> R
 }
 
 /// `POST /v1/meta/write`: apply a codec-encoded [`ClientCommand`] (a cluster command cannot be
-/// sent here: it does not decode as one). The answer names the metadata
+/// sent here: it does not decode as one; lock commands get the caller's key as owner). The answer names the metadata
 /// leader (header [`LEADER_HEADER`]), where clients send their next writes.
-pub async fn meta_write(State(st): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
-    let cmd: ClientCommand = decode(&body, "command")?;
-    if matches!(cmd, ClientCommand::Lock { .. } | ClientCommand::RenewLock { .. } | ClientCommand::Unlock { .. }) {
-        // A lock records its owner, which only the lock routes take from the caller's key.
-        return Err(HttpError(ApiError::new(ErrorCode::InvalidArgument, "locks are taken through /v1/locks")));
-    }
+pub async fn meta_write(
+    State(st): State<AppState>,
+    axum::Extension(key): axum::Extension<cairn_core::access::AccessKey>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let mut cmd: ClientCommand = decode(&body, "command")?;
+    // Lock commands act for the caller's key, whatever owner they name.
+    super::locks::stamp(&mut cmd, &key);
     let mut resp = binary(encode(&st.node.write(cmd).await));
     if let Some(value) = st.node.meta.leader_url().and_then(|u| header::HeaderValue::from_str(&u).ok()) {
         resp.headers_mut().insert(LEADER_HEADER, value);

@@ -60,7 +60,18 @@ fn owner(key: &AccessKey) -> Option<String> {
     (!key.admin).then(|| key.name.clone())
 }
 
-fn mode(m: Option<&str>) -> Result<LockMode, HttpError> {
+/// Makes every lock command in `cmd` (batches included) act for `key`: a lock is taken in
+/// its name, and only its own locks (any, for an admin) are renewed or released.
+pub(super) fn stamp(cmd: &mut ClientCommand, key: &AccessKey) {
+    match cmd {
+        ClientCommand::Lock { owner, .. } => *owner = key.name.clone(),
+        ClientCommand::RenewLock { owner: o, .. } | ClientCommand::Unlock { owner: o, .. } => *o = owner(key),
+        ClientCommand::Batch { ops } => ops.iter_mut().for_each(|op| stamp(op, key)),
+        _ => {}
+    }
+}
+
+pub(super) fn mode(m: Option<&str>) -> Result<LockMode, HttpError> {
     match m.unwrap_or("exclusive") {
         "exclusive" => Ok(LockMode::Exclusive),
         "shared" => Ok(LockMode::Shared),

@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod batch;
 mod conditions;
 mod error;
 mod internal;
@@ -42,6 +43,9 @@ const MAX_UPLOADS: usize = 256;
 /// Largest lock request body: the most paths of the longest length, with room for JSON.
 const LOCK_BODY_LIMIT: usize = cairn_core::lock::MAX_LOCK_PATHS * (cairn_core::path::PATH_MAX + 8) + 4096;
 
+/// Largest batch body (a batch's command must also fit the Raft log's 4 MiB per command).
+const BATCH_BODY_LIMIT: usize = 8 << 20;
+
 /// Largest body the internal endpoints accept: one chunk plus framing.
 const INTERNAL_BODY_LIMIT: usize = MAX_CHUNK_SIZE as usize + (1 << 20);
 
@@ -78,6 +82,7 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .route("/v1/keys/{name}", axum::routing::delete(keys::delete))
         .route("/v1/locks", post(locks::take).get(locks::list).layer(DefaultBodyLimit::max(LOCK_BODY_LIMIT)))
         .route("/v1/locks/{id}", post(locks::renew).delete(locks::release))
+        .route("/v1/batch", post(batch::batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
         .merge(
             Router::new()
                 .route(

@@ -10,11 +10,12 @@
 use super::records::{self, put, SnapshotMetaRec, Stored};
 use super::{sto_err, StorageError, TypeConfig, RAFT_STATE};
 use cairn_core::codec::{decode, encode};
-use cairn_core::wire::ApplyResult;
+use cairn_core::wire::{ApplyResult, Reply};
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, StoredMembership};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -77,6 +78,47 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl StateMachine {
+    /// Applies entries in one write transaction. A batch refused part-way (its earlier
+    /// operations wrote) aborts the transaction; the entries are applied again with that
+    /// batch answered `BatchFailed` and not applied, so it changed nothing, on every replica.
+    fn apply_entries(db: &Database, entries: &[Entry<TypeConfig>]) -> Result<Vec<Vec<ApplyResult>>, String> {
+        let mut answered: BTreeMap<(usize, usize), ApplyResult> = BTreeMap::new();
+        'again: loop {
+            let mut membership = None;
+            let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+            // Durable with the next log append or snapshot; see the module docs.
+            txn.set_durability(Durability::None).map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(entries.len());
+            let mut applied = None;
+            for (at, e) in entries.iter().enumerate() {
+                applied = Some(e.log_id);
+                out.push(match &e.payload {
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Normal(req) => {
+                        let mine: BTreeMap<usize, ApplyResult> =
+                            answered.range((at, 0)..(at + 1, 0)).map(|(k, a)| (k.1, a.clone())).collect();
+                        match cairn_meta::apply_all_except(&txn, req.now, &req.cmds, &mine) {
+                            Ok(answers) => answers,
+                            Err(cairn_meta::MetaError::Undo { command, index, error }) => {
+                                answered.insert((at, command), Ok(Reply::BatchFailed { index, error }));
+                                txn.abort().map_err(|e| e.to_string())?;
+                                continue 'again;
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    EntryPayload::Membership(m) => {
+                        membership = Some(StoredMembership::new(Some(e.log_id), m.clone()));
+                        Vec::new()
+                    }
+                });
+            }
+            StateMachine::set_applied(&txn, applied, membership.as_ref()).map_err(|e| e.to_string())?;
+            txn.commit().map_err(|e| e.to_string())?;
+            tracing::trace!(entries = out.len(), "state machine batch applied");
+            return Ok(out);
+        }
+    }
     /// Opens the state machine in `db`, creating the metadata tables and root if new.
     /// Snapshot files go to `snapshots` (created if missing; leftovers of a crash removed).
     pub fn open(db: Arc<Database>, snapshots: &Path) -> Result<Self, cairn_meta::MetaError> {
@@ -203,35 +245,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let entries: Vec<_> = entries.into_iter().collect();
         let db = self.db.clone();
-        blocking(
-            move || {
-                let mut membership = None;
-                let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-                // Durable with the next log append or snapshot; see the module docs.
-                txn.set_durability(Durability::None).map_err(|e| e.to_string())?;
-                let mut out = Vec::with_capacity(entries.len());
-                let mut applied = None;
-                for e in entries {
-                    applied = Some(e.log_id);
-                    out.push(match e.payload {
-                        EntryPayload::Blank => Vec::new(),
-                        EntryPayload::Normal(req) => {
-                            cairn_meta::apply_all(&txn, req.now, &req.cmds).map_err(|e| e.to_string())?
-                        }
-                        EntryPayload::Membership(m) => {
-                            membership = Some(StoredMembership::new(Some(e.log_id), m));
-                            Vec::new()
-                        }
-                    });
-                }
-                StateMachine::set_applied(&txn, applied, membership.as_ref()).map_err(|e| e.to_string())?;
-                txn.commit().map_err(|e| e.to_string())?;
-                tracing::trace!(entries = out.len(), "state machine batch applied");
-                Ok(out)
-            },
-            ErrorVerb::Write,
-        )
-        .await
+        blocking(move || StateMachine::apply_entries(&db, &entries), ErrorVerb::Write).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
