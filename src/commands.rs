@@ -141,7 +141,12 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
     }
     match cmd {
         Cmd::Put { local, remote, recursive } => put(&c, &local, &remote, recursive, json).await,
-        Cmd::Get { remote, local, recursive } => get(&c, &remote, &local, recursive).await,
+        Cmd::Get { remote, local, recursive, version: None } => get(&c, &remote, &local, recursive).await,
+        Cmd::Get { remote, local, recursive: _, version: Some(v) } => {
+            get_file(&c, &remote, Some(v), Path::new(&local)).await
+        }
+        Cmd::Log { path } => crate::history::log(&c, &path, json).await,
+        Cmd::Restore { path, version } => show(&c.restore(&path, version).await?, &path, json),
         Cmd::Cat { path } => cat(&c, &path).await,
         Cmd::Ls { path, long } => ls(&c, &path, long, json).await,
         Cmd::Stat { path } => stat(&c, &path, json).await,
@@ -173,6 +178,12 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
                 WorkerCmd::List => unreachable!("handled above"),
             };
             message(&v, json)
+        }
+        Cmd::Policy { cmd: PolicyCmd::Set { path, policy, chunk_size: None } } if policy.starts_with("versions:") => {
+            let n = policy["versions:".len()..]
+                .parse::<u32>()
+                .map_err(|_| UsageError(format!("{policy:?}: versions:N takes a number")))?;
+            show(&c.set_versions(&path, n).await?, &path, json)
         }
         Cmd::Policy { cmd: PolicyCmd::Set { path, policy, chunk_size } } => {
             let p = Policy::parse(&policy).map_err(|e| ClientError::Api(e.into()))?;
@@ -290,12 +301,12 @@ async fn get(c: &AsyncClient, remote: &str, local: &str, recursive: bool) -> Res
         }
         return get_tree(c, remote, &dest).await;
     }
-    get_file(c, remote, &dest).await
+    get_file(c, remote, None, &dest).await
 }
 
 /// Downloads to a temp file beside `dest`, then renames: no half-written destination.
-async fn get_file(c: &AsyncClient, remote: &str, dest: &Path) -> Result<()> {
-    let (inode, mut stream) = c.read_stream(remote, 0, u64::MAX).await?;
+async fn get_file(c: &AsyncClient, remote: &str, version: Option<u64>, dest: &Path) -> Result<()> {
+    let (inode, mut stream) = c.read_version(remote, version, 0, u64::MAX).await?;
     let tmp =
         dest.with_file_name(format!(".{}.cairn-part", dest.file_name().and_then(|n| n.to_str()).unwrap_or("download")));
     let bar = progress(inode.size, remote);
@@ -328,7 +339,7 @@ async fn get_tree(c: &AsyncClient, remote: &str, local: &Path) -> Result<()> {
             let (r, l) = (join(&rdir, &e.name), ldir.join(&e.name));
             match e.inode.kind {
                 InodeKind::Dir => stack.push((r, l)),
-                InodeKind::File => get_file(c, &r, &l).await?,
+                InodeKind::File => get_file(c, &r, None, &l).await?,
                 InodeKind::Symlink => {}
             }
         }

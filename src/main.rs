@@ -9,6 +9,7 @@ mod bench;
 mod bench_meta;
 mod bench_repair;
 mod commands;
+mod history;
 mod keys;
 mod local_cluster;
 mod locks;
@@ -76,6 +77,9 @@ enum Cmd {
         /// Download a directory tree.
         #[arg(short, long)]
         recursive: bool,
+        /// Download this version of the file (see `cairn log`), deleted files too.
+        #[arg(long)]
+        version: Option<u64>,
     },
     /// Print a file to stdout.
     Cat {
@@ -153,6 +157,20 @@ enum Cmd {
     Key {
         #[command(subcommand)]
         cmd: keys::KeyCmd,
+    },
+    /// List a file's versions, newest first (also of a deleted file; see `policy set DIR
+    /// versions:N`).
+    Log {
+        /// File in cairn.
+        path: String,
+    },
+    /// Make an earlier version of a file current again (undeletes a deleted file).
+    Restore {
+        /// File in cairn.
+        path: String,
+        /// The version to bring back (see `cairn log`).
+        #[arg(long)]
+        version: u64,
     },
     /// Run COMMAND while holding cluster locks on PATHs (all or none); exits with its status.
     Lock(locks::LockArgs),

@@ -1,6 +1,6 @@
 //! The lock service and conditional writes against real nodes: REST, the CLI, the Rust
 //! client's guard, races, expiry after a holder is SIGKILLed, stale fencing tokens, and
-//! locks and batches surviving the loss of the metadata leader.
+//! locks, batches and versions surviving the loss of the metadata leader.
 
 mod common;
 use common::{code_of, http, leader_index, start_cluster_with, wait_for, with_key, TestNode};
@@ -278,6 +278,9 @@ fn locks_survive_the_loss_of_the_metadata_leader() {
     let (id, token) = held(&c, &nodes[0], json!({ "paths": ["/kept"], "ttl": 120 }));
     let ops = json!({ "ops": [{"op": "mkdir", "path": "/batch"}, {"op": "put", "path": "/batch/f", "data": "b2s="}] });
     assert_eq!(c.post(format!("{}/v1/batch", nodes[0].url)).json(&ops).send().unwrap().status(), StatusCode::OK);
+    let r = c.post(format!("{}/v1/fs/batch?op=policy&policy=versions:2", nodes[0].url)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(put(&c, &nodes[0], "/batch/f", "v2", &[]).status(), StatusCode::CREATED);
     let li = leader_index(&nodes);
     nodes[li].kill();
     let alive = (0..3).find(|&i| i != li).unwrap();
@@ -290,5 +293,6 @@ fn locks_survive_the_loss_of_the_metadata_leader() {
     let r = put(&c, survivor, "/kept", "yes", &[("x-cairn-lock", &id), ("x-cairn-fence", &fence)]);
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(c.delete(format!("{}/v1/locks/{id}", survivor.url)).send().unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(c.get(format!("{}/v1/fs/batch/f", survivor.url)).send().unwrap().text().unwrap(), "ok");
+    assert_eq!(c.get(format!("{}/v1/fs/batch/f", survivor.url)).send().unwrap().text().unwrap(), "v2");
+    assert_eq!(c.get(format!("{}/v1/fs/batch/f?version=1", survivor.url)).send().unwrap().text().unwrap(), "ok");
 }

@@ -228,14 +228,7 @@ impl AsyncClient {
         start: u64,
         end: u64,
     ) -> Result<(Inode, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
-        let at = target(path)?;
-        let inode = datapath::stat(self.backend.as_ref(), &at).await?;
-        datapath::require_file(&inode, &at)?;
-        if inode.extents().len() > 1 {
-            self.backend.spread_reads().await;
-        }
-        let s = datapath::read_stream(self.backend.clone(), &inode, start, end);
-        Ok((inode, s))
+        self.read_version(path, None, start, end).await
     }
 
     /// Reads a whole file into memory.

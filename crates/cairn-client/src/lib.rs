@@ -15,6 +15,7 @@ pub mod datapath;
 pub mod edit;
 mod file;
 mod guarded;
+mod history;
 mod http;
 pub mod json;
 mod locks;

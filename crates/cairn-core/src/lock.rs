@@ -258,7 +258,9 @@ impl ClientCommand {
             | C::SetAttr { at, .. }
             | C::SetXattr { at, .. }
             | C::RemoveXattr { at, .. }
-            | C::SetDirPolicy { at, .. } => vec![(at, false)],
+            | C::SetDirPolicy { at, .. }
+            | C::SetDirVersions { at, .. }
+            | C::Restore { at, .. } => vec![(at, false)],
             C::Concat { at, sources } => {
                 std::iter::once((at, false)).chain(sources.iter().map(|s| (s, false))).collect()
             }

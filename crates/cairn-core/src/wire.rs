@@ -410,6 +410,40 @@ pub enum ClientCommand {
         /// The command (not itself guarded, nor a lock command).
         cmd: Box<ClientCommand>,
     },
+    /// Keep the previous `versions` versions of every file below a directory (0: none;
+    /// inherited like policies, at most [`VERSIONS_MAX`]).
+    SetDirVersions {
+        /// The directory.
+        at: Target,
+        /// How many earlier versions each file keeps.
+        versions: u32,
+    },
+    /// Make version `version` of a file its content again, as a new commit (the content it
+    /// replaces becomes a version in turn); a deleted file is created again at its name.
+    Restore {
+        /// The file (a name, for a deleted file).
+        at: Target,
+        /// The version to bring back.
+        version: u64,
+    },
+}
+
+/// Most earlier versions a directory may ask its files to keep.
+pub const VERSIONS_MAX: u32 = 1000;
+
+/// One version of a file, as its history lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// The version number (the inode's `version` when it was current).
+    pub version: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was written (ns since the epoch).
+    pub mtime: i64,
+    /// True for the mark a deletion leaves.
+    pub deleted: bool,
+    /// True for the file's current content.
+    pub current: bool,
 }
 
 /// The cluster's own bookkeeping, proposed only by nodes: the durability ledger, node and
@@ -587,6 +621,16 @@ pub enum Query {
     },
     /// The names of an inode's extended attributes.
     ListXattrs(Target),
+    /// A file's versions, newest first: its current content, then the ones kept (also for
+    /// a deleted file, by its name).
+    Versions(Target),
+    /// One version of a file, as an inode whose content is that version's.
+    Version {
+        /// The file (a name, for a deleted file).
+        at: Target,
+        /// The version.
+        version: u64,
+    },
     /// Live locks: those on one path (every lock naming it), or all of them, in id order.
     Locks {
         /// Only locks naming this path.
@@ -639,6 +683,8 @@ pub enum QueryReply {
     Xattr(Vec<u8>),
     /// For [`Query::ListXattrs`].
     Names(Vec<String>),
+    /// For [`Query::Versions`].
+    Versions(Vec<VersionInfo>),
     /// For [`Query::Locks`]: the page, and the id to continue after (`None` at the end).
     Locks {
         /// The live locks, in id order.

@@ -46,6 +46,9 @@ pub(crate) struct Tx<'t> {
     pub(crate) handles: Table<'t, (u64, u64), i64>,
     pub(crate) orphans: Table<'t, u64, ()>,
     pub(crate) counters: Table<'t, &'static str, u64>,
+    pub(crate) versioning: Table<'t, u64, u32>,
+    pub(crate) history: Table<'t, (u64, u64), &'static [u8]>,
+    pub(crate) graves: Table<'t, (u64, &'static str), u64>,
     pub(crate) now: i64,
 }
 
@@ -83,6 +86,9 @@ pub fn apply_all_except(
         handles: txn.open_table(HANDLES)?,
         orphans: txn.open_table(ORPHANS)?,
         counters: txn.open_table(COUNTERS)?,
+        versioning: txn.open_table(crate::history::VERSIONING)?,
+        history: txn.open_table(crate::history::HISTORY)?,
+        graves: txn.open_table(crate::history::GRAVES)?,
         now,
     };
     let mut out = Vec::with_capacity(cmds.len());
@@ -174,6 +180,8 @@ impl Tx<'_> {
             ClientCommand::Renew { handles, lease } => tx.renew(handles, *lease),
             ClientCommand::Close { handles, expired_only } => tx.close(handles, *expired_only),
             ClientCommand::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
+            ClientCommand::SetDirVersions { at, versions } => tx.set_dir_versions(at, *versions),
+            ClientCommand::Restore { at, version } => tx.restore(at, *version),
             ClientCommand::Guarded { .. }
             | ClientCommand::Batch { .. }
             | ClientCommand::Lock { .. }
@@ -387,6 +395,7 @@ impl Tx<'_> {
         for n in names {
             self.xattrs.remove((inode.ino, n.as_str()))?;
         }
+        self.versioning.remove(inode.ino)?;
         self.inodes.remove(inode.ino)?;
         Ok(())
     }

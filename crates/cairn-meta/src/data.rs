@@ -90,8 +90,10 @@ fn check_base(current: Option<&Inode>, base: Option<u64>, at: &Target) -> std::r
 }
 
 impl Tx<'_> {
-    /// Replaces `inode`'s content (moving chunk references) and stamps the change.
-    fn set_content(&mut self, inode: &mut Inode, content: Content, size: u64) -> Result<()> {
+    /// Replaces `inode`'s content (moving chunk references) and stamps the change; the
+    /// content it replaces is kept as a version if `at`'s directory keeps versions.
+    pub(crate) fn set_content(&mut self, inode: &mut Inode, content: Content, size: u64, at: &Target) -> Result<()> {
+        self.keep_version(inode, at)?;
         self.swap_refs(&inode.content, &content, inode.policy)?;
         inode.content = content;
         inode.size = size;
@@ -101,8 +103,9 @@ impl Tx<'_> {
         self.put_inode(inode)
     }
 
-    /// Creates a file named by `slot` with `content` (its ancestors too, if missing).
-    fn create_file(
+    /// Creates a file named by `slot` with `content` (its ancestors too, if missing); at a
+    /// name that keeps a deleted file's history, the file takes that inode and carries on.
+    pub(crate) fn create_file(
         &mut self,
         slot: &crate::namespace::Slot,
         attrs: NewAttrs,
@@ -110,7 +113,10 @@ impl Tx<'_> {
         size: u64,
     ) -> Result<Inode> {
         let parent = self.make_parent(slot, NewAttrs::dir())?;
-        let inode = self.new_inode(InodeKind::File, attrs, &parent, content, size)?;
+        let mut inode = self.new_inode(InodeKind::File, attrs, &parent, content, size)?;
+        if let Some((ino, version)) = self.unbury(parent.ino, &slot.name)? {
+            (inode.ino, inode.version) = (ino, version);
+        }
         self.swap_refs(&Content::None, &inode.content, inode.policy)?;
         self.link(parent.ino, &slot.name, &inode)?;
         Ok(inode)
@@ -171,7 +177,7 @@ impl Tx<'_> {
                     (inode.policy, inode.chunk_size) = (Some(policy), Some(cs));
                 }
                 inode.chunk_size = attrs.chunk_size.or(inode.chunk_size);
-                self.set_content(&mut inode, content, size)?;
+                self.set_content(&mut inode, content, size, at)?;
                 inode
             }
             (None, Some(slot)) => self.create_file(&slot, attrs, content, size)?,
@@ -226,7 +232,7 @@ impl Tx<'_> {
         if matches!(&new, Content::Extents(e) if e.len() > MAX_EXTENTS) {
             return Ok(fail(ErrorCode::InvalidArgument, format!("{at} would have more than {MAX_EXTENTS} extents")));
         }
-        self.set_content(&mut inode, new, size)?;
+        self.set_content(&mut inode, new, size, at)?;
         Ok(Ok(Reply::Inode(inode)))
     }
 
@@ -272,7 +278,7 @@ impl Tx<'_> {
         // The new file takes its references before the sources drop theirs.
         let inode = match dst.existing.clone() {
             Some(mut inode) => {
-                self.set_content(&mut inode, content, size)?;
+                self.set_content(&mut inode, content, size, at)?;
                 inode
             }
             None => self.create_file(&dst, NewAttrs::file(), content, size)?,
@@ -305,7 +311,7 @@ impl Tx<'_> {
                     Content::Inline(_) => return Ok(layout_changed(at)),
                     _ => extents_content(&extent::truncate(inode.extents(), size)),
                 };
-                self.set_content(&mut inode, content, size)?;
+                self.set_content(&mut inode, content, size, at)?;
             }
         }
         inode.mode = attrs.mode.map_or(inode.mode, |m| m & 0o7777);

@@ -19,6 +19,7 @@
 mod apply;
 mod data;
 mod handles;
+mod history;
 mod holders;
 mod keys;
 mod locks;

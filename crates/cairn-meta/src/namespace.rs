@@ -174,6 +174,7 @@ impl Tx<'_> {
         if inode.nlink > 0 {
             return self.put_inode(&inode);
         }
+        self.bury(parent, name, &inode)?;
         if self.has_handles(inode.ino)? {
             // Unlinked while open: it lives on, nameless, until its last handle closes.
             self.orphans.insert(inode.ino, ())?;

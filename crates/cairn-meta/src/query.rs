@@ -107,6 +107,8 @@ pub fn query(txn: &ReadTransaction, q: &Query, now: i64) -> Result<Result<QueryR
             }
             Ok(Ok(QueryReply::Names(names)))
         }
+        Query::Versions(at) => Ok(crate::history::versions(txn, at)?.map(QueryReply::Versions)),
+        Query::Version { at, version } => Ok(crate::history::version(txn, at, *version)?.map(QueryReply::Inode)),
         Query::Locks { path, after, limit } => {
             let (locks, next) = crate::locks::locks(txn, path.as_ref(), *after, *limit, now)?;
             Ok(Ok(QueryReply::Locks { locks, next }))

@@ -8,6 +8,7 @@
 //! Snapshots are built from a read transaction (redb's MVCC gives a consistent view while
 //! writes go on) and installed by replacing every table's content in one write transaction.
 
+use crate::history::{OldVersion, GRAVES, HISTORY, VERSIONING};
 use crate::keys::{KEYS, KEY_NAMES};
 use crate::locks::{StoredLock, LOCKS, LOCK_EXPIRY, LOCK_INOS, LOCK_PATHS};
 use crate::tables::{
@@ -43,12 +44,15 @@ enum Tag {
     Counter = 9,
     Key = 10,
     Lock = 11,
+    Versioning = 12,
+    History = 13,
+    Grave = 14,
 }
 
 impl Tag {
     fn of(b: u8) -> Option<Tag> {
         use Tag::*;
-        [End, Inode, Dirent, Xattr, Handle, Orphan, Chunk, Node, Worker, Counter, Key, Lock]
+        [End, Inode, Dirent, Xattr, Handle, Orphan, Chunk, Node, Worker, Counter, Key, Lock, Versioning, History, Grave]
             .into_iter()
             .find(|t| *t as u8 == b)
     }
@@ -131,6 +135,20 @@ pub fn export(txn: &ReadTransaction, out: impl Write) -> Result<()> {
         let (k, v) = r?;
         w.frame(Tag::Lock, &encode(&(k.value(), v.value())))?;
     }
+    for r in txn.open_table(VERSIONING)?.iter()? {
+        let (k, v) = r?;
+        w.frame(Tag::Versioning, &encode(&(k.value(), v.value())))?;
+    }
+    for r in txn.open_table(HISTORY)?.iter()? {
+        let (k, v) = r?;
+        let (ino, version) = k.value();
+        w.frame(Tag::History, &encode(&(ino, version, v.value())))?;
+    }
+    for r in txn.open_table(GRAVES)?.iter()? {
+        let (k, v) = r?;
+        let (dir, name) = k.value();
+        w.frame(Tag::Grave, &encode(&(dir, name, v.value())))?;
+    }
     let digest = *w.hash.finalize().as_bytes();
     let mut end = [0u8; 5];
     end[1..].copy_from_slice(&32u32.to_le_bytes());
@@ -201,6 +219,9 @@ enum Row {
     Counter(String, u64),
     Key(String, Vec<u8>, AccessKey),
     Lock(u64, Vec<u8>, StoredLock),
+    Versioning(u64, u32),
+    History(u64, u64, Vec<u8>),
+    Grave(u64, String, u64),
 }
 
 /// Decodes a row of table `tag`, checking the records inside it too.
@@ -267,6 +288,20 @@ fn row(tag: Tag, b: &[u8]) -> Result<Row> {
             }
             Row::Lock(k, v, lock)
         }
+        Tag::Versioning => {
+            let (k, v) = decode(b, "snapshot versioning")?;
+            Row::Versioning(k, v)
+        }
+        Tag::History => {
+            let (ino, version, v): (u64, u64, Vec<u8>) = decode(b, "snapshot version")?;
+            let _: OldVersion = decode(&v, "snapshot version record")?;
+            Row::History(ino, version, v)
+        }
+        Tag::Grave => {
+            let (dir, name, ino): (u64, String, u64) = decode(b, "snapshot grave")?;
+            cairn_core::validate_name(&name).map_err(|e| bad(e.to_string()))?;
+            Row::Grave(dir, name, ino)
+        }
         Tag::End => unreachable!("end frames are handled by the reader"),
     })
 }
@@ -311,6 +346,12 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
     let mut lock_paths = txn.open_table(LOCK_PATHS)?;
     let mut lock_inos = txn.open_table(LOCK_INOS)?;
     let mut lock_expiry = txn.open_table(LOCK_EXPIRY)?;
+    let mut versioning = txn.open_table(VERSIONING)?;
+    let mut history = txn.open_table(HISTORY)?;
+    let mut graves = txn.open_table(GRAVES)?;
+    versioning.retain(|_, _| false)?;
+    history.retain(|_, _| false)?;
+    graves.retain(|_, _| false)?;
     locks.retain(|_, _| false)?;
     lock_paths.retain(|_, _| false)?;
     lock_inos.retain(|_, _| false)?;
@@ -371,6 +412,9 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
                 lock_expiry.insert((lock.info.expires, k), ())?;
                 locks.insert(k, v.as_slice())?;
             }
+            Row::Versioning(k, v) => drop(versioning.insert(k, v)?),
+            Row::History(ino, version, v) => drop(history.insert((ino, version), v.as_slice())?),
+            Row::Grave(dir, name, ino) => drop(graves.insert((dir, name.as_str()), ino)?),
         }
     }
     Ok(())

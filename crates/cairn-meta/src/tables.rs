@@ -119,6 +119,9 @@ pub fn init(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(crate::keys::KEYS)?;
     txn.open_table(crate::keys::KEY_NAMES)?;
     crate::locks::init(txn)?;
+    txn.open_table(crate::history::VERSIONING)?;
+    txn.open_table(crate::history::HISTORY)?;
+    txn.open_table(crate::history::GRAVES)?;
     let mut counters = txn.open_table(COUNTERS)?;
     let format = counters.get("format")?.map(|v| v.value());
     let has_root = inodes.get(ROOT_INO)?.is_some();

@@ -51,6 +51,10 @@ pub struct FsParams {
     /// Listings: page size and cursor.
     pub(super) limit: Option<u32>,
     pub(super) after: Option<String>,
+    /// `GET ?version=V`: that version's bytes; `POST ?op=restore&version=V`.
+    pub(super) version: Option<u64>,
+    /// `POST ?op=policy&versions=N`: earlier versions each file below keeps.
+    pub(super) versions: Option<u32>,
 }
 
 pub(super) type Params = Result<Query<FsParams>, QueryRejection>;
@@ -190,8 +194,16 @@ pub async fn get(State(st): State<AppState>, uri: Uri, p: Params, headers: Heade
     match p.op.as_deref() {
         Some("stat") => return Ok(Json(inode_json(&path, &stat(&st, &path).await?)).into_response()),
         Some("xattr" | "xattrs") => return super::rest_ops::get_xattr(&st, &path, &p).await,
-        Some(op) => return Err(bad(format!("unknown GET op {op:?} (expected stat, xattr or xattrs)"))),
+        Some("versions") => return super::rest_ops::versions(&st, &path).await,
+        Some(op) => return Err(bad(format!("unknown GET op {op:?} (expected stat, xattr, xattrs or versions)"))),
         None => {}
+    }
+    if let Some(version) = p.version {
+        let q = MetaQuery::Version { at: Target::Path(path.clone()), version };
+        return match st.backend.query(q).await? {
+            QueryReply::Inode(inode) => serve_file(&st, inode, &headers, false).await,
+            _ => Err(HttpError(ApiError::new(ErrorCode::Internal, "unexpected reply to a version query"))),
+        };
     }
     let inode = stat(&st, &path).await?;
     match inode.kind {

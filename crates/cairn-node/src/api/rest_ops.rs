@@ -51,7 +51,8 @@ fn parse_path(s: &str) -> Result<Target, HttpError> {
 /// `POST /v1/fs/{path}?op=mkdir[&parents=true]`, `?op=rename&to=/new/path`,
 /// `?op=policy[&policy=replicas:N][&chunk_size=BYTES]`, `?op=symlink&target=T`,
 /// `?op=link&to=/b` (b becomes a second name), `?op=setattr&mode=&uid=&gid=&atime=&mtime=`,
-/// `?op=truncate&size=N`, `?op=append` (the body), `?op=concat&sources=/a,/b`.
+/// `?op=truncate&size=N`, `?op=append` (the body), `?op=concat&sources=/a,/b`,
+/// `?op=restore&version=V`; `?op=policy&policy=versions:N` keeps N versions below a directory.
 pub async fn post(
     State(st): State<AppState>,
     uri: Uri,
@@ -64,41 +65,40 @@ pub async fn post(
     let at = Target::Path(path.clone());
     let guarded = super::conditions::backend(&st, &headers)?;
     let b = guarded.as_ref();
-    let (status, inode, shown) = match p.op.as_deref() {
-        Some("append") => {
-            let _slot = super::rest::upload_slot(&st)?;
-            let mut body = body.into_data_stream();
-            match edit::write_at(&guarded, &at, None, &mut body).await {
-                Ok(inode) => (StatusCode::OK, inode, path),
-                Err(e) => {
-                    drain(&mut body).await;
-                    return Err(e.into());
+    let (status, inode, shown) =
+        match p.op.as_deref() {
+            Some("append") => {
+                let _slot = super::rest::upload_slot(&st)?;
+                let mut body = body.into_data_stream();
+                match edit::write_at(&guarded, &at, None, &mut body).await {
+                    Ok(inode) => (StatusCode::OK, inode, path),
+                    Err(e) => {
+                        drain(&mut body).await;
+                        return Err(e.into());
+                    }
                 }
             }
-        }
-        Some("truncate") => {
-            let size = p.size.ok_or_else(|| bad("truncate needs ?size=N"))?;
-            (StatusCode::OK, edit::truncate(b, &at, size).await?, path)
-        }
-        Some("setattr") => (StatusCode::OK, edit::set_attr(b, &at, set_attrs(&p)?).await?, path),
-        Some("concat") => {
-            let sources = p.sources.as_deref().ok_or_else(|| bad("concat needs ?sources=/a,/b"))?;
-            let sources = sources.split(',').map(parse_path).collect::<Result<Vec<_>, _>>()?;
-            (StatusCode::OK, edit::concat(b, &at, &sources).await?, path)
-        }
-        Some(op) => {
-            let (status, cmd, shown) = namespace_op(op, &p, path)?;
-            match b.write(cmd).await? {
-                Reply::Inode(inode) => (status, inode, shown),
-                _ => return Ok(status.into_response()),
+            Some("truncate") => {
+                let size = p.size.ok_or_else(|| bad("truncate needs ?size=N"))?;
+                (StatusCode::OK, edit::truncate(b, &at, size).await?, path)
             }
-        }
-        None => {
-            return Err(bad(
-                "POST needs ?op= (mkdir, rename, policy, symlink, link, setattr, truncate, append, concat)",
-            ))
-        }
-    };
+            Some("setattr") => (StatusCode::OK, edit::set_attr(b, &at, set_attrs(&p)?).await?, path),
+            Some("concat") => {
+                let sources = p.sources.as_deref().ok_or_else(|| bad("concat needs ?sources=/a,/b"))?;
+                let sources = sources.split(',').map(parse_path).collect::<Result<Vec<_>, _>>()?;
+                (StatusCode::OK, edit::concat(b, &at, &sources).await?, path)
+            }
+            Some(op) => {
+                let (status, cmd, shown) = namespace_op(op, &p, path)?;
+                match b.write(cmd).await? {
+                    Reply::Inode(inode) => (status, inode, shown),
+                    _ => return Ok(status.into_response()),
+                }
+            }
+            None => return Err(bad(
+                "POST needs ?op= (mkdir, rename, policy, symlink, link, setattr, truncate, append, concat, restore)",
+            )),
+        };
     Ok((status, super::rest::etag_header(&inode), Json(inode_json(&shown, &inode))).into_response())
 }
 
@@ -120,11 +120,22 @@ fn namespace_op(op: &str, p: &FsParams, path: FsPath) -> Result<(StatusCode, Cli
             (status, cmd, to)
         }
         "policy" => {
+            let versions = match p.policy.as_deref().and_then(|v| v.strip_prefix("versions:")) {
+                Some(n) => Some(n.parse::<u32>().map_err(|_| bad("versions:N takes a number"))?),
+                None => p.versions,
+            };
+            if let Some(versions) = versions {
+                return Ok((StatusCode::OK, ClientCommand::SetDirVersions { at, versions }, path));
+            }
             if p.policy.is_none() && p.chunk_size.is_none() {
-                return Err(bad("policy needs ?policy=replicas:N and/or ?chunk_size=BYTES"));
+                return Err(bad("policy needs ?policy=replicas:N (or versions:N) and/or ?chunk_size=BYTES"));
             }
             let policy = p.policy.as_deref().map(Policy::parse).transpose()?;
             (StatusCode::OK, ClientCommand::SetDirPolicy { at, policy, chunk_size: p.chunk_size }, path)
+        }
+        "restore" => {
+            let version = p.version.ok_or_else(|| bad("restore needs ?version=V"))?;
+            (StatusCode::OK, ClientCommand::Restore { at, version }, path)
         }
         "symlink" => {
             let target = p.target.clone().ok_or_else(|| bad("symlink needs ?target=..."))?;
@@ -132,6 +143,29 @@ fn namespace_op(op: &str, p: &FsParams, path: FsPath) -> Result<(StatusCode, Cli
         }
         other => return Err(bad(format!("unknown POST op {other:?}"))),
     })
+}
+
+/// `GET ?op=versions`: a file's versions, newest first (also of a deleted file).
+pub(super) async fn versions(st: &AppState, path: &FsPath) -> Result<Response, HttpError> {
+    match st.backend.query(MetaQuery::Versions(Target::Path(path.clone()))).await? {
+        QueryReply::Versions(list) => {
+            let shown: Vec<_> = list
+                .iter()
+                .map(|v| {
+                    json!({
+                        "version": v.version,
+                        "size": v.size,
+                        "mtime": humantime::format_rfc3339_nanos(cairn_client::json::time(v.mtime)).to_string(),
+                        "mtime_ns": v.mtime,
+                        "deleted": v.deleted,
+                        "current": v.current,
+                    })
+                })
+                .collect();
+            Ok(Json(json!({ "path": path.to_string(), "versions": shown })).into_response())
+        }
+        _ => Err(HttpError(ApiError::new(ErrorCode::Internal, "unexpected reply to versions"))),
+    }
 }
 
 /// `PUT /v1/fs/{path}?op=xattr&name=N[&flag=create|replace]`: the body is the value.
