@@ -139,15 +139,19 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
     if no_short_circuit {
         c = c.without_short_circuit();
     }
+    if matches!(&cmd, Cmd::Get { cache: true, .. } | Cmd::Cat { cache: true, .. }) {
+        let dir = cairn_client::cache::ChunkCache::default_dir();
+        let cache = cairn_client::cache::ChunkCache::open(&dir, cairn_client::cache::DEFAULT_CACHE_BYTES)
+            .with_context(|| format!("opening the chunk cache in {}", dir.display()))?;
+        c = c.with_cache(std::sync::Arc::new(cache));
+    }
     match cmd {
         Cmd::Put { local, remote, recursive } => put(&c, &local, &remote, recursive, json).await,
-        Cmd::Get { remote, local, recursive, version: None } => get(&c, &remote, &local, recursive).await,
-        Cmd::Get { remote, local, recursive: _, version: Some(v) } => {
-            get_file(&c, &remote, Some(v), Path::new(&local)).await
-        }
+        Cmd::Get { remote, local, recursive, version: None, .. } => get(&c, &remote, &local, recursive).await,
+        Cmd::Get { remote, local, version: Some(v), .. } => get_file(&c, &remote, Some(v), Path::new(&local)).await,
         Cmd::Log { path } => crate::history::log(&c, &path, json).await,
         Cmd::Restore { path, version } => show(&c.restore(&path, version).await?, &path, json),
-        Cmd::Cat { path } => cat(&c, &path).await,
+        Cmd::Cat { path, .. } => cat(&c, &path).await,
         Cmd::Ls { path, long } => ls(&c, &path, long, json).await,
         Cmd::Stat { path } => stat(&c, &path, json).await,
         Cmd::Mkdir { path, parents } => show(&c.mkdir(&path, parents).await?, &path, json),

@@ -80,11 +80,18 @@ enum Cmd {
         /// Download this version of the file (see `cairn log`), deleted files too.
         #[arg(long)]
         version: Option<u64>,
+        /// Keep the chunks in the local chunk cache and read them from there when cached
+        /// ($CAIRN_CACHE_DIR, else ~/.cache/cairn; 1 GiB, least recently used out).
+        #[arg(long)]
+        cache: bool,
     },
     /// Print a file to stdout.
     Cat {
         /// File in cairn.
         path: String,
+        /// Read through the local chunk cache (see `get --cache`).
+        #[arg(long)]
+        cache: bool,
     },
     /// List a directory.
     Ls {

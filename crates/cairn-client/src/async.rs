@@ -1,5 +1,6 @@
 //! The async client: whole-file and namespace operations against one node.
 
+use crate::cache::ChunkCache;
 use crate::datapath::{self, WriteOptions};
 use crate::edit;
 use crate::{Backend, ClientError, HttpBackend, Result};
@@ -20,6 +21,11 @@ const READ_PIECE: usize = 1 << 20;
 #[derive(Clone)]
 pub struct AsyncClient {
     backend: Arc<HttpBackend>,
+    /// The chunk cache, once set ([`AsyncClient::with_cache`]: every read goes through it)
+    /// or opened for files that ask for it.
+    cache: Arc<std::sync::OnceLock<Arc<ChunkCache>>>,
+    /// Reads go through the cache.
+    cached_reads: bool,
 }
 
 /// Parses a user-supplied path.
@@ -38,7 +44,7 @@ pub type Page = (Vec<DirEntry>, Option<String>);
 impl AsyncClient {
     /// Connects to the node at `url` (no request is made until the first operation).
     pub fn connect(url: &str) -> Result<Self> {
-        Ok(AsyncClient { backend: Arc::new(HttpBackend::new(url)?) })
+        Ok(Self::over(HttpBackend::new(url)?))
     }
 
     /// Connects to the node at `url`, presenting access key `key` with every request.
@@ -54,13 +60,40 @@ impl AsyncClient {
             Some(key) => backend.with_credentials(key),
             None => backend,
         };
-        Ok(AsyncClient { backend: Arc::new(backend) })
+        Ok(Self::over(backend))
+    }
+
+    fn over(backend: HttpBackend) -> Self {
+        AsyncClient { backend: Arc::new(backend), cache: Arc::default(), cached_reads: false }
+    }
+
+    /// The same client with every chunk read served from, and kept in, `cache` first.
+    pub fn with_cache(self, cache: Arc<ChunkCache>) -> Self {
+        let cell = std::sync::OnceLock::new();
+        let _ = cell.set(cache);
+        AsyncClient { cache: Arc::new(cell), cached_reads: true, ..self }
+    }
+
+    /// The chunk cache: the one set with [`AsyncClient::with_cache`], or else the default
+    /// one ([`ChunkCache::default_dir`], [`crate::cache::DEFAULT_CACHE_BYTES`]), opened now.
+    pub fn chunk_cache(&self) -> Result<Arc<ChunkCache>> {
+        if let Some(c) = self.cache.get() {
+            return Ok(c.clone());
+        }
+        let opened = Arc::new(ChunkCache::open(&ChunkCache::default_dir(), crate::cache::DEFAULT_CACHE_BYTES)?);
+        let _ = self.cache.set(opened);
+        Ok(self.cache.get().expect("just set").clone())
+    }
+
+    /// The cache reads go through, if they do.
+    pub(crate) fn read_cache(&self) -> Option<Arc<ChunkCache>> {
+        self.cached_reads.then(|| self.cache.get().cloned()).flatten()
     }
 
     /// The same client with every chunk read going over HTTP, even from a node on this
     /// machine (see [`HttpBackend::new`]).
     pub fn without_short_circuit(self) -> Self {
-        AsyncClient { backend: Arc::new(self.backend.as_ref().clone().without_short_circuit()) }
+        AsyncClient { backend: Arc::new(self.backend.as_ref().clone().without_short_circuit()), ..self }
     }
 
     /// The backend, for the data path.

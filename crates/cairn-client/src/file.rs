@@ -1,4 +1,4 @@
-//! The blocking API shaped like `std::fs`: [`Client`], [`OpenOptions`] and [`File`].
+//! The blocking API shaped like `std::fs`: [`OpenOptions`] and [`File`] (over a [`Client`]).
 //!
 //! A [`File`] opened for writing is copy-on-write: touched blocks (the file's chunk size,
 //! aligned) are rebuilt in memory and stored as new chunks spliced into the file's extents,
@@ -16,9 +16,10 @@
 //! The blocking calls run on the client's own small runtime: do not call them from inside
 //! an async task (use [`crate::AsyncClient`] there).
 
+use crate::cache::ChunkCache;
 use crate::datapath::{self, WriteOptions};
 use crate::r#async::target;
-use crate::{AsyncClient, Backend, ClientError, Guarded, LockGuard, LockOptions, ReadDir, Result};
+use crate::{Backend, Client, ClientError, Guarded, LockGuard, LockOptions, Result};
 use bytes::Bytes;
 use cairn_core::extent::{self, Extent};
 use cairn_core::wire::{ClientCommand, Content, Inode, InodeKind, Target};
@@ -31,89 +32,6 @@ use std::time::{Duration, Instant};
 /// Dirty full chunks kept in memory before they are stored early.
 const MAX_DIRTY_CHUNKS: usize = 4;
 
-/// A blocking connection to a cairn cluster.
-#[derive(Clone)]
-pub struct Client {
-    inner: AsyncClient,
-    rt: Arc<tokio::runtime::Runtime>,
-}
-
-impl Client {
-    /// Connects to the node at `url`, e.g. `http://127.0.0.1:7070`.
-    pub fn connect(url: &str) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        Ok(Client { inner: AsyncClient::connect(url)?, rt: Arc::new(rt) })
-    }
-
-    /// Connects to the node at `url`, presenting access key `key` with every request.
-    pub fn connect_with(url: &str, key: crate::Credentials) -> Result<Self> {
-        Self::connect_opts(url, Some(key), None)
-    }
-
-    /// Connects to the node at `url`, presenting `key` if given and, for `https://`,
-    /// trusting only the CA certificates in `ca_pem` (the cluster CA, `<data>/ca.crt`).
-    pub fn connect_opts(url: &str, key: Option<crate::Credentials>, ca_pem: Option<&[u8]>) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        Ok(Client { inner: AsyncClient::connect_opts(url, key, ca_pem)?, rt: Arc::new(rt) })
-    }
-
-    pub(crate) fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.rt.block_on(f)
-    }
-
-    /// Opens a file for reading.
-    pub fn open(&self, path: &str) -> Result<File> {
-        OpenOptions::new().read(true).open(self, path)
-    }
-
-    /// Creates a file for writing, truncating any existing one (like `std::fs::File::create`).
-    pub fn create(&self, path: &str) -> Result<File> {
-        OpenOptions::new().write(true).create(true).truncate(true).open(self, path)
-    }
-
-    /// Removes a file or an empty directory.
-    pub fn remove(&self, path: &str) -> Result<()> {
-        self.block(self.inner.remove(path, false))
-    }
-
-    /// Removes a directory and everything below it.
-    pub fn remove_all(&self, path: &str) -> Result<()> {
-        self.block(self.inner.remove(path, true))
-    }
-
-    /// Atomically renames `from` to `to`.
-    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.block(self.inner.rename(from, to)).map(drop)
-    }
-
-    /// Creates a directory; with `parents`, also missing ancestors (and accepts an existing one).
-    pub fn mkdir(&self, path: &str, parents: bool) -> Result<()> {
-        self.block(self.inner.mkdir(path, parents)).map(drop)
-    }
-
-    /// A directory's entries, fetched a page at a time as the iterator advances.
-    pub fn read_dir(&self, path: &str) -> Result<ReadDir> {
-        let at = target(path)?;
-        ReadDir::new(self.clone(), at)
-    }
-
-    /// The inode at `path`.
-    pub fn metadata(&self, path: &str) -> Result<Inode> {
-        self.block(self.inner.stat(path))
-    }
-
-    /// Takes a cluster lock on every path or on none (see [`AsyncClient::lock`]); the guard
-    /// renews it in the background and releases it when dropped.
-    pub fn lock(&self, paths: &[&str], opts: &LockOptions) -> Result<LockGuard> {
-        self.block(self.inner.lock(paths, opts))
-    }
-
-    /// The async client this one wraps.
-    pub fn as_async(&self) -> &AsyncClient {
-        &self.inner
-    }
-}
-
 /// Options for opening a [`File`], as `std::fs::OpenOptions`.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -124,6 +42,9 @@ pub struct OpenOptions {
     create: bool,
     create_new: bool,
     lock: Option<bool>,
+    cache: bool,
+    /// Opening only to compare with the cache's record (which is then left as it is).
+    probe: bool,
 }
 
 impl OpenOptions {
@@ -166,6 +87,13 @@ impl OpenOptions {
     /// write and append; `false` leaves concurrent writers to optimistic commits instead).
     pub fn lock(&mut self, v: bool) -> &mut Self {
         self.lock = Some(v);
+        self
+    }
+
+    /// Keep the file's chunks in the client's chunk cache (see [`crate::cache`]): reads of
+    /// cached chunks make no requests, and [`File::from_cache`] finds the file again.
+    pub fn cache(&mut self, v: bool) -> &mut Self {
+        self.cache = v;
         self
     }
 
@@ -232,7 +160,11 @@ impl OpenOptions {
             last_writer_wins: self.truncate,
             handle: opened,
             lock,
+            chunk_cache: if self.cache { Some(client.inner.chunk_cache()?) } else { None },
         };
+        if let (Some(cache), Some(inode), false) = (&f.chunk_cache, &existing, self.probe) {
+            cache.remember(path, inode);
+        }
         // A writable handle keeps small content as dirty chunk 0, so it can grow into chunks.
         if writable {
             if let Some(d) = f.inline.take() {
@@ -276,6 +208,8 @@ pub struct File {
     handle: Option<Handle>,
     /// The lock held on the path while the file is open for writing.
     lock: Option<LockGuard>,
+    /// The chunk cache reads go through, if the file was opened with it.
+    chunk_cache: Option<Arc<ChunkCache>>,
 }
 
 /// How long a handle lives without a renewal; a `File` renews it when half is gone.
@@ -303,6 +237,21 @@ async fn close_handle<B: Backend>(b: &B, h: &Handle) {
 }
 
 impl File {
+    /// The file at `path` as the chunk cache knows it, opened for reading, if it is still
+    /// the version the cluster has (else `None`: it changed, or was never cached). Reads of
+    /// its cached chunks make no chunk requests.
+    pub fn from_cache(client: &Client, path: &str) -> Result<Option<File>> {
+        let Some(cached) = client.inner.chunk_cache()?.recall(path) else { return Ok(None) };
+        let mut opts = OpenOptions::new();
+        opts.read(true).cache(true).probe = true;
+        match opts.open(client, path) {
+            Ok(f) if f.target == Target::Ino(cached.ino) && f.base_version == cached.version => Ok(Some(f)),
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The file's current size, including uncommitted writes.
     pub fn len(&self) -> u64 {
         self.size
@@ -339,8 +288,15 @@ impl File {
                 return Ok(b.clone());
             }
         }
+        if let Some(hit) = self.chunk_cache.as_ref().and_then(|c| c.get(&id)) {
+            self.cache = Some((id, hit.clone()));
+            return Ok(hit);
+        }
         let backend = self.client.inner.backend().clone();
         let b = self.client.block(async move { backend.get_chunk(id).await })?.into_contiguous();
+        if let Some(c) = &self.chunk_cache {
+            c.put(&id, &b);
+        }
         self.cache = Some((id, b.clone()));
         Ok(b)
     }

@@ -5,7 +5,8 @@ use crate::r#async::target;
 use crate::{datapath, AsyncClient, Backend, ClientError, Result};
 use bytes::Bytes;
 use cairn_core::wire::{ClientCommand, Inode, Query, QueryReply, VersionInfo};
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use std::sync::Arc;
 
 impl AsyncClient {
     /// A file's versions, newest first: its current content, then those kept (by name,
@@ -50,7 +51,13 @@ impl AsyncClient {
         if inode.extents().len() > 1 {
             self.backend().spread_reads().await;
         }
-        let s = datapath::read_stream(self.backend().clone(), &inode, start, end);
+        let s = match self.read_cache() {
+            Some(cache) => {
+                let cached = Arc::new(crate::cache::Cached::new(self.backend().clone(), cache));
+                datapath::read_stream(cached, &inode, start, end).boxed()
+            }
+            None => datapath::read_stream(self.backend().clone(), &inode, start, end).boxed(),
+        };
         Ok((inode, s))
     }
 }

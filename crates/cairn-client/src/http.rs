@@ -30,6 +30,8 @@ pub struct HttpBackend {
     leader: Arc<RwLock<LeaderHint>>,
     /// The access key every request presents (HTTP Basic), if any.
     key: Option<Arc<Credentials>>,
+    /// Chunks fetched from the cluster (from the node's files or over HTTP).
+    fetched: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// An access key: its id and secret (`cairn key create` makes them).
@@ -161,7 +163,13 @@ impl HttpBackend {
             local: Arc::default(),
             leader: Arc::default(),
             key,
+            fetched: Arc::default(),
         })
+    }
+
+    /// How many chunks this backend (and its clones) fetched from the cluster so far.
+    pub fn chunk_fetches(&self) -> u64 {
+        self.fetched.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The same backend presenting `key` with every request.
@@ -233,6 +241,7 @@ impl Backend for HttpBackend {
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
+        self.fetched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(reader) = self.local_reader().await {
             // Any failure here (not on this node, corrupt, unreadable) goes over HTTP, where
             // the node falls over to other copies and quarantines a bad one.

@@ -11,6 +11,8 @@
 #![warn(missing_docs)]
 
 mod r#async;
+pub mod cache;
+mod client;
 pub mod datapath;
 pub mod edit;
 mod file;
@@ -22,7 +24,8 @@ mod locks;
 mod read_dir;
 pub mod tls;
 
-pub use file::{Client, File, OpenOptions};
+pub use client::Client;
+pub use file::{File, OpenOptions};
 pub use guarded::Guarded;
 pub use http::{Credentials, HttpBackend};
 pub use locks::{LockGuard, LockOptions};
