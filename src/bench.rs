@@ -49,6 +49,11 @@ pub struct BenchArgs {
     /// cluster started in the scratch directory; prints ops/s, bytes per file on disk and RSS.
     #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair"])]
     metadata: bool,
+    /// Instead: lock acquire+release pairs per second at concurrency 1 and 32 (--files
+    /// pairs, default 4,000), and 1 KiB plain, create-only and compare-and-swap PUTs, on a
+    /// node and on a 3-node cluster started in the scratch directory.
+    #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata"])]
+    locks: bool,
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
@@ -183,6 +188,9 @@ pub async fn run(conn: crate::commands::Connection, no_short_circuit: bool, args
     if args.metadata {
         let files = args.files.unwrap_or(100_000);
         return crate::bench_meta::run(&args.scratch, files, args.concurrency.unwrap_or(32)).await;
+    }
+    if args.locks {
+        return crate::bench_locks::run(&args.scratch, args.files.unwrap_or(4000)).await;
     }
     ensure!(args.files.is_none() || args.size.is_some(), "--files needs --size (or --metadata)");
     let scenarios = match (args.files, args.size) {

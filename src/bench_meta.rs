@@ -7,14 +7,11 @@
 //! creates) and the nodes' resident memory: idle after the creates (the largest node) and the
 //! peak of the whole run.
 
-use crate::local_cluster::{start_child, Children};
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use cairn_client::AsyncClient;
 use cairn_core::wire::{Target, LIST_DEFAULT};
 use cairn_core::FsPath;
 use futures::{stream, StreamExt, TryStreamExt};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -72,34 +69,8 @@ pub async fn run(scratch: &Path, files: usize, concurrency: usize) -> Result<()>
 }
 
 async fn run_cluster(scratch: &Path, files: usize, concurrency: usize, nodes: usize) -> Result<()> {
-    let dir = tempfile::Builder::new().prefix(".cairn-bench-meta-").tempdir_in(scratch)?;
-    let any_port: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-    let mut children = Children(Vec::new());
-    let mut urls: Vec<String> = Vec::new();
-    for k in 0..nodes {
-        let extra = match k {
-            0 => Vec::new(),
-            _ => {
-                let keyed = crate::local_cluster::keyed(&urls[0], &dir.path().join("node-0"))?;
-                let secret = crate::local_cluster::secret(&keyed).await?;
-                vec!["--join".to_string(), urls[0].clone(), "--secret".into(), secret]
-            }
-        };
-        let (child, url) = start_child(&dir.path().join(format!("node-{k}")), &any_port, &extra)?;
-        children.0.push(Some(child));
-        urls.push(url);
-    }
-    let key = crate::commands::admin_key_in(&dir.path().join("node-0")).context("node 0 wrote no admin key")?;
-    let clients: Vec<AsyncClient> =
-        urls.iter().map(|u| AsyncClient::connect_with(u, key.clone())).collect::<Result<_, _>>()?;
-    // Wait until every node answers metadata queries (joins done, leader known).
-    for c in &clients {
-        let t = Instant::now();
-        while c.stat("/").await.is_err() {
-            anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "a node did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    let cluster = crate::local_cluster::throwaway(scratch, ".cairn-bench-meta-", nodes).await?;
+    let (dir, clients) = (&cluster.dir, &cluster.clients);
     let c = |i: usize| &clients[i % clients.len()];
     let base = format!("/.bench-meta-{:08x}", rand::random::<u32>());
     for d in 0..DIRS {
@@ -115,7 +86,7 @@ async fn run_cluster(scratch: &Path, files: usize, concurrency: usize, nodes: us
     // Idle: let background work settle and freed memory go back (see up::TRIM_EVERY), then
     // read memory and disk.
     tokio::time::sleep(crate::up::TRIM_EVERY + Duration::from_secs(2)).await;
-    let pids: Vec<u32> = children.0.iter().flatten().map(|c| c.id()).collect();
+    let pids: Vec<u32> = cluster.children.0.iter().flatten().map(|c| c.id()).collect();
     let idle = pids.iter().map(|p| rss(*p).0).max().unwrap_or(0);
     let disk: u64 =
         (0..nodes).map(|k| metadata_bytes(&dir.path().join(format!("node-{k}")))).sum::<u64>() / nodes as u64;
@@ -160,6 +131,6 @@ async fn run_cluster(scratch: &Path, files: usize, concurrency: usize, nodes: us
         idle >> 20,
         peak >> 20
     );
-    drop(children);
+    drop(cluster);
     Ok(())
 }

@@ -104,6 +104,52 @@ impl Drop for Children {
     }
 }
 
+/// A cluster of node processes in a temporary directory, for benchmarks: stopped and removed
+/// when dropped.
+pub(crate) struct Throwaway {
+    /// The node processes (stopped first on drop).
+    pub children: Children,
+    /// One client per node, presenting the admin key.
+    pub clients: Vec<cairn_client::AsyncClient>,
+    /// Node K's data is in `node-K` here.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts `n` nodes on free ports in a new directory under `scratch` (named `prefix...`),
+/// the others joining the first, and waits until every node answers metadata queries.
+pub(crate) async fn throwaway(scratch: &Path, prefix: &str, n: usize) -> Result<Throwaway> {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(scratch)?;
+    let any_port: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+    let mut children = Children(Vec::new());
+    let mut urls: Vec<String> = Vec::new();
+    for k in 0..n {
+        let extra = match k {
+            0 => Vec::new(),
+            _ => {
+                let keyed = keyed(&urls[0], &dir.path().join("node-0"))?;
+                let secret = secret(&keyed).await?;
+                vec!["--join".to_string(), urls[0].clone(), "--secret".into(), secret]
+            }
+        };
+        let (child, url) = start_child(&dir.path().join(format!("node-{k}")), &any_port, &extra)?;
+        children.0.push(Some(child));
+        urls.push(url);
+    }
+    let key = crate::commands::admin_key_in(&dir.path().join("node-0")).context("node 0 wrote no admin key")?;
+    let clients: Vec<cairn_client::AsyncClient> = urls
+        .iter()
+        .map(|u| cairn_client::AsyncClient::connect_with(u, key.clone()))
+        .collect::<Result<_, _>>()?;
+    for c in &clients {
+        let t = std::time::Instant::now();
+        while c.stat("/").await.is_err() {
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "a node did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(Throwaway { children, clients, dir })
+}
+
 /// Runs `n` nodes under `data` from port `listen.port()` up, until a signal.
 pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> {
     let base: SocketAddr = listen.parse().with_context(|| format!("--listen {listen:?} is not IP:PORT"))?;
