@@ -65,10 +65,13 @@ pub async fn run(scratch: &Path, pairs: usize) -> Result<()> {
         let files = pairs;
         let data = Bytes::from(vec![7u8; 1024]);
         let data = &data;
-        let plain = rate(files, 32, |i| async move {
-            put(c(i), &format!("{base}/p{i}"), data, Guard::default()).await.map(drop)
-        })
-        .await?;
+        let plain =
+            rate(
+                files,
+                32,
+                |i| async move { put(c(i), &format!("{base}/p{i}"), data, Guard::default()).await.map(drop) },
+            )
+            .await?;
         let etags: Vec<std::sync::Mutex<String>> = (0..files).map(|_| Default::default()).collect();
         let etags = Arc::new(etags);
         let create_only = rate(files, 32, |i| {

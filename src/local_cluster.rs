@@ -136,10 +136,8 @@ pub(crate) async fn throwaway(scratch: &Path, prefix: &str, n: usize) -> Result<
         urls.push(url);
     }
     let key = crate::commands::admin_key_in(&dir.path().join("node-0")).context("node 0 wrote no admin key")?;
-    let clients: Vec<cairn_client::AsyncClient> = urls
-        .iter()
-        .map(|u| cairn_client::AsyncClient::connect_with(u, key.clone()))
-        .collect::<Result<_, _>>()?;
+    let clients: Vec<cairn_client::AsyncClient> =
+        urls.iter().map(|u| cairn_client::AsyncClient::connect_with(u, key.clone())).collect::<Result<_, _>>()?;
     for c in &clients {
         let t = std::time::Instant::now();
         while c.stat("/").await.is_err() {
