@@ -147,11 +147,10 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
     }
     match cmd {
         Cmd::Put { local, remote, recursive } => put(&c, &local, &remote, recursive, json).await,
-        Cmd::Get { remote, local, recursive, version: None, .. } => get(&c, &remote, &local, recursive).await,
-        Cmd::Get { remote, local, version: Some(v), .. } => get_file(&c, &remote, Some(v), Path::new(&local)).await,
+        Cmd::Get { remote, local, recursive, version, .. } => get(&c, &remote, &local, recursive, version).await,
         Cmd::Log { path } => crate::history::log(&c, &path, json).await,
         Cmd::Restore { path, version } => show(&c.restore(&path, version).await?, &path, json),
-        Cmd::Cat { path, .. } => cat(&c, &path).await,
+        Cmd::Cat { path, .. } => cat(&c, &path, None).await,
         Cmd::Ls { path, long } => ls(&c, &path, long, json).await,
         Cmd::Stat { path } => stat(&c, &path, json).await,
         Cmd::Mkdir { path, parents } => show(&c.mkdir(&path, parents).await?, &path, json),
@@ -291,14 +290,18 @@ async fn put_tree(c: &AsyncClient, local: &Path, remote: &str) -> Result<()> {
     Ok(())
 }
 
-async fn get(c: &AsyncClient, remote: &str, local: &str, recursive: bool) -> Result<()> {
-    let inode = c.stat(remote).await?;
-    if local == "-" {
-        return cat(c, remote).await;
-    }
+async fn get(c: &AsyncClient, remote: &str, local: &str, recursive: bool, version: Option<u64>) -> Result<()> {
     let name = fs_path(remote)?.name().unwrap_or("root").to_string();
     let local_path = PathBuf::from(local);
     let dest = if local.ends_with('/') || local_path.is_dir() { local_path.join(&name) } else { local_path };
+    if local == "-" {
+        return cat(c, remote, version).await;
+    }
+    if version.is_some() {
+        // An earlier version (of a file that may be deleted now).
+        return get_file(c, remote, version, &dest).await;
+    }
+    let inode = c.stat(remote).await?;
     if inode.kind == InodeKind::Dir {
         if !recursive {
             bail!(UsageError(format!("{remote} is a directory (use -r)")));
@@ -351,8 +354,8 @@ async fn get_tree(c: &AsyncClient, remote: &str, local: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn cat(c: &AsyncClient, path: &str) -> Result<()> {
-    let (_, mut stream) = c.read_stream(path, 0, u64::MAX).await?;
+async fn cat(c: &AsyncClient, path: &str, version: Option<u64>) -> Result<()> {
+    let (_, mut stream) = c.read_version(path, version, 0, u64::MAX).await?;
     let mut out = tokio::io::stdout();
     while let Some(piece) = stream.next().await {
         out.write_all(&piece?).await?;

@@ -73,7 +73,8 @@ enum Cmd {
     Get {
         /// Source path in cairn.
         remote: String,
-        /// Local destination.
+        /// Local destination: a file, a directory to put it in, or `-` for stdout.
+        #[arg(default_value = ".")]
         local: String,
         /// Download a directory tree.
         #[arg(short, long)]

@@ -40,6 +40,8 @@ fn versions_are_listed_read_and_restored_over_rest_and_the_cli() {
     let out = dir.path().join("v3");
     node.ok(&["get", "/docs/f", out.to_str().unwrap(), "--version", "3"]);
     assert!(std::fs::read(&out).unwrap() == contents[2]);
+    let to_stdout = node.cli(&["get", "/docs/f", "-", "--version", "4"]);
+    assert_eq!(to_stdout.stdout, b"fourth");
     // Undelete through the CLI, then restore an older one over REST.
     node.ok(&["restore", "/docs/f", "--version", "5"]);
     assert_eq!(c.get(&url).send().unwrap().text().unwrap(), "fifth");
