@@ -1,23 +1,12 @@
 //! Batches in the state machine: all or none, also next to other commands of one entry,
 //! with locks taken and presented inside one batch.
 
+mod common;
 use cairn_core::lock::{Guard, LockItem, LockMode, Precondition};
-use cairn_core::wire::{ClientCommand, Command, Content, NewAttrs, Query, QueryReply, Reply, Target};
+use cairn_core::wire::{ClientCommand, Command, Content, NewAttrs, Query, QueryReply, Reply};
 use cairn_core::ErrorCode;
+use common::{at, db};
 use redb::{Database, ReadableDatabase};
-
-fn db() -> (tempfile::TempDir, Database) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::create(dir.path().join("m.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    cairn_meta::init(&txn).unwrap();
-    txn.commit().unwrap();
-    (dir, db)
-}
-
-fn at(p: &str) -> Target {
-    Target::Path(p.parse().unwrap())
-}
 
 fn put(p: &str) -> ClientCommand {
     let content = Content::Inline(p.as_bytes().to_vec());

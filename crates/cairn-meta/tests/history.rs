@@ -2,23 +2,12 @@
 //! deleted files leaving a deleted version and a grave, restore and undelete, references
 //! held by versions and dropped with them, and a snapshot round trip.
 
-use cairn_core::wire::{ClientCommand, Command, Content, NewAttrs, Query, QueryReply, Reply, Target, VersionInfo};
+mod common;
+use cairn_core::wire::{ClientCommand, Command, Content, NewAttrs, Query, QueryReply, Reply, VersionInfo};
 use cairn_core::Extent;
 use cairn_core::{ChunkId, ErrorCode};
+use common::{at, db};
 use redb::{Database, ReadableDatabase};
-
-fn db() -> (tempfile::TempDir, Database) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::create(dir.path().join("m.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    cairn_meta::init(&txn).unwrap();
-    txn.commit().unwrap();
-    (dir, db)
-}
-
-fn at(p: &str) -> Target {
-    Target::Path(p.parse().unwrap())
-}
 
 fn run(db: &Database, cmd: ClientCommand) -> Result<Reply, cairn_core::ApiError> {
     cairn_meta::apply_committed(db, 5, &[Command::Client(cmd)]).unwrap().pop().unwrap()
@@ -134,7 +123,7 @@ fn versions_hold_their_chunks_until_trimmed() {
     assert_eq!((refs(&db, &a), refs(&db, &b)), (0, 0));
     assert!(matches!(cairn_meta::query(&db.begin_read().unwrap(), &Query::Versions(at("/h/g")), 0).unwrap(), Err(_)));
     // The snapshot taken before carries the history.
-    let (_d2, copy) = self::db();
+    let (_d2, copy) = common::db();
     let txn = copy.begin_write().unwrap();
     cairn_meta::import(&txn, snap.as_slice()).unwrap();
     txn.commit().unwrap();

@@ -1,20 +1,13 @@
 //! The durability ledger, node states and worker settings: what each command records.
 
+mod common;
 use cairn_core::wire::{
     ClientCommand, ClusterCommand, Command, Content, HolderChange, NewAttrs, NodeState, Part, Reply, Target,
 };
 use cairn_core::{ChunkId, Extent, FsPath, Policy};
 use cairn_meta::Holder;
+use common::db;
 use redb::{Database, ReadableDatabase};
-
-fn db() -> (tempfile::TempDir, Database) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::create(dir.path().join("meta.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    cairn_meta::init(&txn).unwrap();
-    txn.commit().unwrap();
-    (dir, db)
-}
 
 fn run(db: &Database, now: i64, cmd: impl Into<Command>) -> Reply {
     let txn = db.begin_write().unwrap();

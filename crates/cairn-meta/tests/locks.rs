@@ -2,21 +2,14 @@
 //! clock, fencing tokens, enforcement on writes by path and by inode, preconditions, and a
 //! snapshot round trip.
 
+mod common;
 use cairn_core::lock::{ByteRange, Guard, LockInfo, LockItem, LockMode, Precondition};
 use cairn_core::wire::{ClientCommand, Command, Content, NewAttrs, Query, QueryReply, Reply, Target};
 use cairn_core::{ApiError, ErrorCode, FsPath};
+use common::db;
 use redb::{Database, ReadableDatabase};
 
 const S: i64 = 1_000_000_000;
-
-fn db() -> (tempfile::TempDir, Database) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::create(dir.path().join("m.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    cairn_meta::init(&txn).unwrap();
-    txn.commit().unwrap();
-    (dir, db)
-}
 
 fn run(db: &Database, now: i64, cmd: ClientCommand) -> Result<Reply, ApiError> {
     let txn = db.begin_write().unwrap();
@@ -167,7 +160,7 @@ fn listings_show_live_locks_and_snapshots_keep_them() {
     let mut snap = Vec::new();
     cairn_meta::export(&db.begin_read().unwrap(), &mut snap).unwrap();
     cairn_meta::validate(snap.as_slice()).unwrap();
-    let (_d2, copy) = self::db();
+    let (_d2, copy) = common::db();
     let txn = copy.begin_write().unwrap();
     cairn_meta::import(&txn, snap.as_slice()).unwrap();
     txn.commit().unwrap();
