@@ -4,13 +4,16 @@
 //! A [`LockGuard`]'s [`Guard`](cairn_core::lock::Guard) is what writes present to pass the
 //! lock (its id) and to prove they are not stale (its fencing token).
 
-use crate::{AsyncClient, ClientError, Result};
-use cairn_core::lock::{parse_lock_id, ByteRange, Guard, LockMode};
+use crate::r#async::parse;
+use crate::{AsyncClient, Backend, ClientError, Result};
+use cairn_core::lock::{check_request, parse_lock_id, ttl_ns, ByteRange, Guard, LockItem, LockMode};
+use cairn_core::wire::{ClientCommand, Reply};
 use cairn_core::ErrorCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// How to take a lock.
@@ -111,47 +114,54 @@ async fn keep(client: AsyncClient, id: String, ttl: Duration, lost: Arc<AtomicBo
     }
 }
 
-fn field<'v>(v: &'v Value, name: &str) -> Result<&'v Value> {
-    v.get(name).ok_or_else(|| ClientError::Protocol(format!("no {name} in the lock answer")))
-}
-
 impl AsyncClient {
-    /// Takes a lock on every path or on none (`POST /v1/locks`); fails with `locked` if
-    /// others hold them beyond `opts.wait`. Must be called inside a Tokio runtime, where
-    /// the guard renews the lock.
+    /// Takes a lock on every path or on none; fails with `locked` if others hold them
+    /// beyond `opts.wait` (retrying meanwhile). Sent as a metadata command, straight to the
+    /// leader like every write; the node records the caller's key as its owner. Must be
+    /// called inside a Tokio runtime, where the guard renews the lock.
     pub async fn lock(&self, paths: &[&str], opts: &LockOptions) -> Result<LockGuard> {
-        let ttl = opts.ttl.as_secs().max(1);
-        let mut body = json!({ "paths": paths, "mode": opts.mode.as_str(), "ttl": ttl, "wait": opts.wait.as_secs() });
-        if let Some(r) = opts.range {
-            body["start"] = json!(r.start);
-            body["length"] = json!(r.len);
-        }
-        let url = self.endpoint("/v1/locks", &[])?;
-        let wait = opts.wait + Duration::from_secs(60);
-        let v: Value = self.json_with(self.backend().http().post(url).json(&body), wait).await?;
-        let id = field(&v, "lock_id")?.as_str().unwrap_or_default().to_string();
-        parse_lock_id(&id).map_err(|e| ClientError::Protocol(e.message))?;
-        let fence = field(&v, "fencing_token")?.as_u64().unwrap_or(0);
+        let ttl = ttl_ns(opts.ttl.as_secs().max(1))?;
+        let items =
+            paths.iter().map(|p| Ok(LockItem { path: parse(p)?, range: opts.range })).collect::<Result<Vec<_>>>()?;
+        check_request(&items, "", ttl)?;
+        let deadline = Instant::now() + opts.wait;
+        let mut pause = Duration::from_millis(20);
+        let info = loop {
+            let cmd = ClientCommand::Lock {
+                id: rand::random(),
+                owner: String::new(),
+                mode: opts.mode,
+                items: items.clone(),
+                ttl,
+            };
+            match self.backend().write(cmd).await {
+                Ok(Reply::Lock(info)) => break info,
+                Ok(other) => return Err(ClientError::Protocol(format!("expected a lock, got {other:?}"))),
+                Err(e) if e.code() == ErrorCode::Locked && Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let id = info.id_hex();
         let lost = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = oneshot::channel();
-        let ttl = Duration::from_secs(ttl);
+        let ttl = Duration::from_nanos(ttl as u64);
         tokio::spawn(keep(self.clone(), id.clone(), ttl, lost.clone(), stopped));
         let runtime = tokio::runtime::Handle::current();
-        Ok(LockGuard { client: self.clone(), id, fence, lost, stop: Some(stop), runtime, released: false })
+        Ok(LockGuard { client: self.clone(), id, fence: info.fence, lost, stop: Some(stop), runtime, released: false })
     }
 
-    /// Extends lock `id` by `ttl` from now (`POST /v1/locks/{id}?op=renew`).
+    /// Extends lock `id` (16 hex digits) by `ttl` from now.
     pub async fn renew_lock(&self, id: &str, ttl: Duration) -> Result<()> {
-        let ttl = ttl.as_secs().max(1).to_string();
-        let url = self.endpoint(&format!("/v1/locks/{}", lock_path(id)?), &[("op", "renew"), ("ttl", &ttl)])?;
-        self.json_with(self.backend().http().post(url), Duration::from_secs(30)).await.map(drop)
+        let cmd = ClientCommand::RenewLock { id: parse_lock_id(id)?, owner: None, ttl: ttl_ns(ttl.as_secs().max(1))? };
+        self.backend().write(cmd).await.map(drop)
     }
 
-    /// Releases lock `id` (`DELETE /v1/locks/{id}`).
+    /// Releases lock `id` (16 hex digits).
     pub async fn release_lock(&self, id: &str) -> Result<()> {
-        let url = self.endpoint(&format!("/v1/locks/{}", lock_path(id)?), &[])?;
-        let req = self.backend().http().delete(url).timeout(Duration::from_secs(30));
-        self.backend().send(req).await.map(drop)
+        self.backend().write(ClientCommand::Unlock { id: parse_lock_id(id)?, owner: None }).await.map(drop)
     }
 
     /// Every live lock (on `path` only, if given), as `GET /v1/locks` shows them.
@@ -176,9 +186,4 @@ impl AsyncClient {
             }
         }
     }
-}
-
-/// A lock id checked before it goes into a URL.
-fn lock_path(id: &str) -> Result<&str> {
-    parse_lock_id(id).map(|_| id).map_err(ClientError::Api)
 }
