@@ -208,8 +208,9 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
         }
         Cmd::Attr(cmd) => crate::attrs::run(&c, json, cmd).await,
         Cmd::Lock(args) => crate::locks::lock(&c, args).await,
+        Cmd::Mount(args) => crate::mount::mount(c, args).await,
         Cmd::Locks { path } => crate::locks::list(&c, path.as_deref(), json).await,
-        Cmd::Up(_) | Cmd::Bench(_) => unreachable!("dispatched in main"),
+        Cmd::Up(_) | Cmd::Bench(_) | Cmd::Umount { .. } => unreachable!("dispatched in main"),
     }
 }
 

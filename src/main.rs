@@ -14,6 +14,7 @@ mod history;
 mod keys;
 mod local_cluster;
 mod locks;
+mod mount;
 mod up;
 
 use cairn_client::ClientError;
@@ -181,6 +182,14 @@ enum Cmd {
         #[arg(long)]
         version: u64,
     },
+    /// Mount the cluster (or a directory of it) as a POSIX directory, until Ctrl-C or
+    /// `cairn umount`.
+    Mount(mount::MountArgs),
+    /// Unmount a `cairn mount`.
+    Umount {
+        /// The mount point.
+        mountpoint: std::path::PathBuf,
+    },
     /// Run COMMAND while holding cluster locks on PATHs (all or none); exits with its status.
     Lock(locks::LockArgs),
     /// List live locks (on PATH, or all); ids are shown to their owners and admins only.
@@ -246,13 +255,15 @@ async fn run() -> ExitCode {
     // logs each peer's changes of state once instead (see `peers`).
     let default_log = match cli.cmd {
         Cmd::Up(_) => "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off",
-        _ => "warn",
+        // fuser warns when it tries to unmount what `cairn umount` already did.
+        _ => "warn,fuser::mnt=error",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.cmd {
         Cmd::Up(args) => up::run(cli.data, *args).await,
+        Cmd::Umount { mountpoint } => mount::umount(&mountpoint),
         cmd => match commands::connection(&cli.node, cli.key.as_deref(), cli.ca.as_deref(), cli.data.as_deref()) {
             Ok(conn) => match cmd {
                 Cmd::Bench(args) => bench::run(conn, cli.no_short_circuit, args).await,

@@ -1,0 +1,207 @@
+//! `cairn mount` with real mounts: ordinary programs' file operations through the kernel
+//! (std::fs, libc for xattrs and statfs, git when installed), errnos, open files that lose
+//! their name, paged directories, what REST sees, read-only mounts and `cairn umount`.
+//! Skipped, saying why, where this machine cannot mount FUSE (no /dev/fuse).
+
+mod common;
+use common::{data, http, wait_for, TestNode};
+use std::ffi::CString;
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `cairn mount` process and its mount point (unmounted and stopped on drop).
+struct Mount {
+    child: Child,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn mounted(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(dir.to_str().unwrap()))
+}
+
+impl Mount {
+    /// Mounts `node`'s cluster, or returns `None` (saying why) where FUSE is unavailable.
+    fn new(node: &TestNode, extra: &[&str]) -> Option<Mount> {
+        if !Path::new("/dev/fuse").exists() {
+            eprintln!("skipped: this machine has no /dev/fuse, so nothing can be mounted");
+            return None;
+        }
+        // SAFETY: getuid has no preconditions.
+        let root = unsafe { libc::getuid() } == 0;
+        if !root && Command::new("fusermount3").arg("--version").output().is_err() {
+            eprintln!("skipped: not root and no fusermount3 (Debian's fuse3), so nothing can be mounted");
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("mnt");
+        std::fs::create_dir(&dir).unwrap();
+        let child = Command::new(common::bin())
+            .args(["--node", &node.url, "--data"])
+            .arg(&node.data)
+            .arg("mount")
+            .arg(&dir)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut m = Mount { child, dir, _tmp: tmp };
+        wait_for("the mount to appear", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = m.child.try_wait() {
+                let mut err = String::new();
+                m.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                panic!("cairn mount exited with {status}: {err}");
+            }
+            mounted(&m.dir)
+        });
+        Some(m)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.join(p)
+    }
+
+    fn umount(mut self, node: &TestNode) {
+        node.ok(&["umount", self.dir.to_str().unwrap()]);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "cairn mount ended with {status}");
+        assert!(!mounted(&self.dir));
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if mounted(&self.dir) {
+            let _ = Command::new(common::bin()).arg("umount").arg(&self.dir).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+#[test]
+fn programs_use_the_mount_as_a_posix_directory() {
+    let node = TestNode::start(&[]);
+    let Some(m) = Mount::new(&node, &[]) else { return };
+    let c = http();
+    // Files small and large, read back whole.
+    std::fs::create_dir_all(m.path("docs/deep")).unwrap();
+    std::fs::write(m.path("docs/hello.txt"), b"hello, cairn").unwrap();
+    assert_eq!(std::fs::read(m.path("docs/hello.txt")).unwrap(), b"hello, cairn");
+    let big = data(21, 9 << 20 | 123);
+    std::fs::write(m.path("docs/deep/big.bin"), &big).unwrap();
+    assert!(std::fs::read(m.path("docs/deep/big.bin")).unwrap() == big);
+    assert_eq!(std::fs::metadata(m.path("docs/deep/big.bin")).unwrap().len(), big.len() as u64);
+    // What the mount wrote, REST reads, and the other way round.
+    let over_rest = c.get(format!("{}/v1/fs/docs/deep/big.bin", node.url)).send().unwrap().bytes().unwrap();
+    assert!(over_rest.as_ref() == big.as_slice());
+    c.put(format!("{}/v1/fs/docs/from-rest", node.url)).body("via REST").send().unwrap();
+    assert_eq!(std::fs::read_to_string(m.path("docs/from-rest")).unwrap(), "via REST");
+    // In-place writes, appends, truncation, fsync.
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(m.path("docs/deep/big.bin")).unwrap();
+    f.seek(SeekFrom::Start(5 << 20)).unwrap();
+    f.write_all(b"PATCHED").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut expect = big.clone();
+    expect[5 << 20..(5 << 20) + 7].copy_from_slice(b"PATCHED");
+    assert!(std::fs::read(m.path("docs/deep/big.bin")).unwrap() == expect);
+    let mut a = std::fs::OpenOptions::new().append(true).open(m.path("docs/hello.txt")).unwrap();
+    a.write_all(b"!").unwrap();
+    drop(a);
+    assert_eq!(std::fs::read(m.path("docs/hello.txt")).unwrap(), b"hello, cairn!");
+    std::fs::OpenOptions::new().write(true).open(m.path("docs/hello.txt")).unwrap().set_len(5).unwrap();
+    assert_eq!(std::fs::read(m.path("docs/hello.txt")).unwrap(), b"hello");
+    // Attributes, links.
+    std::fs::set_permissions(m.path("docs/hello.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::metadata(m.path("docs/hello.txt")).unwrap().permissions().mode() & 0o777, 0o600);
+    std::os::unix::fs::symlink("hello.txt", m.path("docs/link")).unwrap();
+    assert_eq!(std::fs::read_link(m.path("docs/link")).unwrap(), Path::new("hello.txt"));
+    assert_eq!(std::fs::read(m.path("docs/link")).unwrap(), b"hello");
+    std::fs::hard_link(m.path("docs/hello.txt"), m.path("docs/second")).unwrap();
+    assert_eq!(std::fs::metadata(m.path("docs/hello.txt")).unwrap().nlink(), 2);
+    // Renames keep the file; an open file survives losing its name.
+    std::fs::rename(m.path("docs/deep"), m.path("moved")).unwrap();
+    let mut open = std::fs::File::open(m.path("moved/big.bin")).unwrap();
+    std::fs::remove_file(m.path("moved/big.bin")).unwrap();
+    let mut still = Vec::new();
+    open.read_to_end(&mut still).unwrap();
+    assert!(still == expect, "readable through the open file after unlink");
+    drop(open);
+    // Errnos.
+    let err = |r: std::io::Result<()>| r.unwrap_err();
+    assert_eq!(err(std::fs::remove_dir(m.path("docs"))).kind(), ErrorKind::DirectoryNotEmpty);
+    assert_eq!(err(std::fs::create_dir(m.path("docs"))).kind(), ErrorKind::AlreadyExists);
+    assert_eq!(std::fs::read(m.path("nope")).unwrap_err().kind(), ErrorKind::NotFound);
+    let long = "x".repeat(256);
+    assert_eq!(err(std::fs::write(m.path(&long), b"")).raw_os_error(), Some(libc::ENAMETOOLONG));
+    assert_eq!(err(std::fs::remove_dir(m.path("docs/hello.txt"))).raw_os_error(), Some(libc::ENOTDIR));
+    assert_eq!(err(std::fs::remove_file(m.path("docs"))).raw_os_error(), Some(libc::EISDIR));
+    // Extended attributes and statfs through libc.
+    let p = cstr(&m.path("docs/hello.txt"));
+    let (name, value) = (CString::new("user.lang").unwrap(), b"en");
+    // SAFETY: valid C strings and a buffer of the given length.
+    let set = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+    let mut buf = [0u8; 16];
+    // SAFETY: as above, `buf` is writable for its length.
+    let got = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(&buf[..got as usize], b"en");
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid path and a zeroed out-struct.
+    assert_eq!(unsafe { libc::statvfs(cstr(&m.dir).as_ptr(), &mut st) }, 0);
+    assert!(st.f_blocks > 0 && st.f_bavail <= st.f_blocks, "statfs reports the cluster's space");
+    // A directory of more entries than one listing page.
+    std::fs::create_dir(m.path("many")).unwrap();
+    for i in 0..1500 {
+        std::fs::write(m.path(&format!("many/f{i:04}")), b"").unwrap();
+    }
+    assert_eq!(std::fs::read_dir(m.path("many")).unwrap().count(), 1500);
+    std::fs::remove_dir_all(m.path("many")).unwrap();
+    assert!(!m.path("many").exists());
+    m.umount(&node);
+}
+
+#[test]
+fn git_works_on_the_mount_and_a_read_only_mount_refuses_changes() {
+    let node = TestNode::start(&[]);
+    let Some(m) = Mount::new(&node, &[]) else { return };
+    if Command::new("git").arg("--version").output().is_ok() {
+        let repo = m.path("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
+                .args(args)
+                .current_dir(&repo)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        git(&["init", "-q"]);
+        std::fs::write(repo.join("README"), "a repository on cairn\n").unwrap();
+        git(&["add", "README"]);
+        git(&["commit", "-q", "-m", "first"]);
+        assert!(git(&["log", "--oneline"]).contains("first"));
+        assert_eq!(git(&["status", "--porcelain"]), "");
+    } else {
+        eprintln!("git is not installed: its part of this test is skipped");
+    }
+    std::fs::write(m.path("kept"), b"kept").unwrap();
+    m.umount(&node);
+    let Some(ro) = Mount::new(&node, &["--read-only"]) else { return };
+    assert_eq!(std::fs::read(ro.path("kept")).unwrap(), b"kept");
+    let refused = std::fs::write(ro.path("new"), b"x").unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(libc::EROFS));
+    ro.umount(&node);
+}
