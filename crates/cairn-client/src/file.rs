@@ -105,7 +105,7 @@ impl OpenOptions {
         }
         let fs_path = target(path)?;
         // Taken first, so nobody writes between the open and the lock.
-        let lock = match self.lock.unwrap_or(writable) {
+        let mut lock = match self.lock.unwrap_or(writable) {
             true => Some(client.block(client.inner.lock(&[path], &LockOptions::default())).map_err(|e| {
                 let why = format!("cannot open {path} for writing: the lock is not free ({e})");
                 match e.code() {
@@ -115,6 +115,18 @@ impl OpenOptions {
             })?),
             false => None,
         };
+        let opened = self.open_locked(client, path, fs_path, &mut lock);
+        if let (Err(_), Some(l)) = (&opened, lock.take()) {
+            // Released before the error is returned, so the caller's next step finds it free.
+            let _ = client.block(l.release());
+        }
+        opened
+    }
+
+    /// The rest of [`OpenOptions::open`], once the lock (if any) is held: it moves into the
+    /// file, or stays in `lock` if opening fails.
+    fn open_locked(&self, client: &Client, path: &str, fs_path: Target, lock: &mut Option<LockGuard>) -> Result<File> {
+        let writable = self.write || self.append;
         let backend = client.inner.backend();
         // Resolving the path and opening a handle on what it names are one step, so the file
         // stays while this handle is open, whatever happens to its names.
@@ -159,7 +171,7 @@ impl OpenOptions {
             modified: existing.is_none(),
             last_writer_wins: self.truncate,
             handle: opened,
-            lock,
+            lock: None,
             chunk_cache: if self.cache { Some(client.inner.chunk_cache()?) } else { None },
         };
         if let (Some(cache), Some(inode), false) = (&f.chunk_cache, &existing, self.probe) {
@@ -174,6 +186,7 @@ impl OpenOptions {
         if self.truncate && writable && f.size > 0 {
             f.set_len(0)?;
         }
+        f.lock = lock.take();
         Ok(f)
     }
 }
