@@ -205,3 +205,59 @@ fn git_works_on_the_mount_and_a_read_only_mount_refuses_changes() {
     assert_eq!(refused.raw_os_error(), Some(libc::EROFS));
     ro.umount(&node);
 }
+
+/// `fcntl(F_SETLK)` / `F_GETLK` on `path`: 0 or the errno.
+fn setlk(f: &std::fs::File, typ: i32, cmd: i32) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = typ as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: a valid descriptor and a zero-initialised flock.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) };
+    if r == 0 {
+        if cmd == libc::F_GETLK {
+            return fl.l_type as i32;
+        }
+        return 0;
+    }
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+}
+
+#[test]
+fn record_locks_are_seen_across_mounts_and_end_with_a_dead_mount() {
+    let node = TestNode::start(&[]);
+    let Some(mut a) = Mount::new(&node, &[]) else { return };
+    let Some(b) = Mount::new(&node, &[]) else { return };
+    std::fs::write(a.path("shared.db"), b"data").unwrap();
+    let fa = std::fs::OpenOptions::new().read(true).write(true).open(a.path("shared.db")).unwrap();
+    let fb = std::fs::OpenOptions::new().read(true).write(true).open(b.path("shared.db")).unwrap();
+    assert_eq!(setlk(&fa, libc::F_WRLCK, libc::F_SETLK), 0);
+    assert_eq!(setlk(&fb, libc::F_WRLCK, libc::F_SETLK), libc::EAGAIN, "the other mount sees the lock");
+    assert_eq!(setlk(&fb, libc::F_RDLCK, libc::F_GETLK), libc::F_WRLCK);
+    // The lock is in the cluster's lock table, where REST shows it.
+    let v: serde_json::Value = http().get(format!("{}/v1/locks", node.url)).send().unwrap().json().unwrap();
+    assert_eq!(v["locks"].as_array().unwrap().len(), 1, "{v}");
+    // Closing the file releases the process's locks.
+    drop(fa);
+    assert_eq!(setlk(&fb, libc::F_WRLCK, libc::F_SETLK), 0);
+    assert_eq!(setlk(&fb, libc::F_UNLCK, libc::F_SETLK), 0);
+    // Shared locks share.
+    let fa = std::fs::File::open(a.path("shared.db")).unwrap();
+    assert_eq!(setlk(&fa, libc::F_RDLCK, libc::F_SETLK), 0);
+    assert_eq!(setlk(&fb, libc::F_RDLCK, libc::F_SETLK), 0);
+    assert_eq!(setlk(&fb, libc::F_UNLCK, libc::F_SETLK), 0);
+    // A mount that dies keeps its locks only until their lease runs out.
+    assert_eq!(setlk(&fa, libc::F_WRLCK, libc::F_SETLK), libc::EBADF, "read-only descriptors take no write locks");
+    drop(fa);
+    let fa = std::fs::OpenOptions::new().write(true).open(a.path("shared.db")).unwrap();
+    assert_eq!(setlk(&fa, libc::F_WRLCK, libc::F_SETLK), 0);
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    std::mem::forget(fa);
+    assert_eq!(setlk(&fb, libc::F_WRLCK, libc::F_SETLK), libc::EAGAIN);
+    wait_for("the dead mount's lock to expire", Duration::from_secs(60), || {
+        setlk(&fb, libc::F_WRLCK, libc::F_SETLK) == 0
+    });
+    drop(fb);
+    b.umount(&node);
+}

@@ -49,15 +49,24 @@ pub fn inode_json(path: &FsPath, i: &Inode) -> Value {
     v
 }
 
+use cairn_core::lock::LockOn;
+
 /// The JSON form of a lock; `with_id` shows its id (to its owner and admins only: the id
 /// lets writes through the lock).
 pub fn lock_json(l: &cairn_core::lock::LockInfo, with_id: bool) -> Value {
     let paths: Vec<Value> = l
         .items
         .iter()
-        .map(|i| match i.range {
-            None => json!({ "path": i.path.to_string() }),
-            Some(r) => json!({ "path": i.path.to_string(), "start": r.start, "length": r.len }),
+        .map(|i| {
+            let mut v = match &i.on {
+                LockOn::Path(p) => json!({ "path": p.to_string() }),
+                LockOn::Ino(n) => json!({ "ino": n }),
+            };
+            if let Some(r) = i.range {
+                v["start"] = json!(r.start);
+                v["length"] = json!(r.len);
+            }
+            v
         })
         .collect();
     let mut v = json!({

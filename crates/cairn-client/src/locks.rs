@@ -121,8 +121,7 @@ impl AsyncClient {
     /// called inside a Tokio runtime, where the guard renews the lock.
     pub async fn lock(&self, paths: &[&str], opts: &LockOptions) -> Result<LockGuard> {
         let ttl = ttl_ns(opts.ttl.as_secs().max(1))?;
-        let items =
-            paths.iter().map(|p| Ok(LockItem { path: parse(p)?, range: opts.range })).collect::<Result<Vec<_>>>()?;
+        let items = paths.iter().map(|p| Ok(LockItem::path(parse(p)?, opts.range))).collect::<Result<Vec<_>>>()?;
         check_request(&items, "", ttl)?;
         let deadline = Instant::now() + opts.wait;
         let mut pause = Duration::from_millis(20);

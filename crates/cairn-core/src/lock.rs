@@ -76,17 +76,49 @@ impl ByteRange {
     }
 }
 
-/// One thing a lock covers: a path, whole or a byte range of it.
+/// What a lock item names: a path (it need not exist: a lock may guard a name about to be
+/// created), or an inode whatever its names (the form a mount's `flock`/`fcntl` locks take).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockOn {
+    /// A path from the root.
+    Path(FsPath),
+    /// An inode by number.
+    Ino(u64),
+}
+
+impl std::fmt::Display for LockOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockOn::Path(p) => write!(f, "{p}"),
+            LockOn::Ino(i) => write!(f, "inode {i}"),
+        }
+    }
+}
+
+/// One thing a lock covers: a path or an inode, whole or a byte range of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockItem {
-    /// The path (it need not exist: a lock may guard a name about to be created).
-    pub path: FsPath,
-    /// Only these bytes of it (`None`: the whole path).
+    /// What it names.
+    pub on: LockOn,
+    /// Only these bytes of it (`None`: the whole).
     pub range: Option<ByteRange>,
 }
 
 impl LockItem {
-    /// True if locks of `mode_a` on `self` and `mode_b` on `other` (the same path) exclude
+    /// An item naming `path`.
+    pub fn path(path: FsPath, range: Option<ByteRange>) -> Self {
+        LockItem { on: LockOn::Path(path), range }
+    }
+
+    /// The path it names, if it names one.
+    pub fn on_path(&self) -> Option<&FsPath> {
+        match &self.on {
+            LockOn::Path(p) => Some(p),
+            LockOn::Ino(_) => None,
+        }
+    }
+
+    /// True if locks of `mode_a` on `self` and `mode_b` on `other` (the same object) exclude
     /// each other.
     pub fn conflicts(&self, mode_a: LockMode, other: &LockItem, mode_b: LockMode) -> bool {
         let both_shared = mode_a == LockMode::Shared && mode_b == LockMode::Shared;
@@ -172,8 +204,8 @@ pub fn check_request(items: &[LockItem], owner: &str, ttl: i64) -> Result<(), Ap
         return bad(format!("ttl must be {MIN_TTL_SECS} to {MAX_TTL_SECS} seconds"));
     }
     for (i, a) in items.iter().enumerate() {
-        if items[..i].iter().any(|b| b.path == a.path) {
-            return bad(format!("path {} is named twice in one lock", a.path));
+        if items[..i].iter().any(|b| b.on == a.on) {
+            return bad(format!("{} is named twice in one lock", a.on));
         }
     }
     Ok(())
@@ -284,7 +316,7 @@ mod tests {
     use super::*;
 
     fn item(path: &str, range: Option<(u64, u64)>) -> LockItem {
-        LockItem { path: path.parse().unwrap(), range: range.map(|(start, len)| ByteRange { start, len }) }
+        LockItem::path(path.parse().unwrap(), range.map(|(start, len)| ByteRange { start, len }))
     }
 
     #[test]

@@ -631,10 +631,13 @@ pub enum Query {
         /// The version.
         version: u64,
     },
-    /// Live locks: those on one path (every lock naming it), or all of them, in id order.
+    /// Live locks: those on one path (every lock naming it), on one inode (every lock
+    /// naming it, or a path that named it when the lock was taken), or all, in id order.
     Locks {
         /// Only locks naming this path.
         path: Option<FsPath>,
+        /// Only locks on this inode (when `path` is `None`).
+        ino: Option<u64>,
         /// Start after this lock id (a page's `next`).
         after: Option<u64>,
         /// Most locks to return (clipped to [`LIST_MAX`]).

@@ -3,6 +3,7 @@
 
 use crate::attr::{attr, kind, Inos, TTL};
 use crate::open::OpenFile;
+use crate::posix_locks::{mode_of, PosixLocks};
 use crate::{errno, FuseError, MountOptions};
 use cairn_client::{datapath, AsyncClient, Backend, ClientError};
 use cairn_core::wire::{
@@ -49,6 +50,14 @@ pub struct CairnFs {
     files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
     dirs: Mutex<HashMap<u64, Arc<Mutex<Listing>>>>,
     next_fh: AtomicU64,
+    locks: Arc<PosixLocks>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CairnFs {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
 }
 
 impl CairnFs {
@@ -59,7 +68,17 @@ impl CairnFs {
         if top.kind != InodeKind::Dir {
             return Err(ClientError::api(ErrorCode::NotADirectory, "only a directory can be mounted").into());
         }
+        let locks = Arc::new(PosixLocks::default());
+        let (held, c) = (locks.clone(), client.clone());
+        let renewer = rt.spawn(async move {
+            loop {
+                tokio::time::sleep(PosixLocks::renew_every()).await;
+                held.renew(&c).await;
+            }
+        });
         Ok(CairnFs {
+            locks,
+            renewer,
             client,
             rt,
             inos: Inos { top: top.ino },
@@ -171,6 +190,66 @@ fn ns(t: TimeOrNow) -> i64 {
 }
 
 impl Filesystem for CairnFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // Record locks and flock() come to the mount (and so to the cluster's lock table).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_LOCKS | fuser::InitFlags::FUSE_FLOCK_LOCKS);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        let (locks, client) = (self.locks.clone(), self.client.clone());
+        self.rt.block_on(async move { locks.release_all(&client).await });
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        reply: fuser::ReplyLock,
+    ) {
+        let Some(mode) = mode_of(typ) else { return reply.locked(start, end, libc::F_UNLCK, 0) };
+        let ino = self.inos.cairn(ino);
+        match self.run(self.locks.conflict(&self.client, ino, lock_owner.0, start, end, mode)) {
+            Ok(Some((s, e, t))) => reply.locked(s, e, t, 0),
+            Ok(None) => reply.locked(start, end, libc::F_UNLCK, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        let (ino, mode) = (self.inos.cairn(ino), mode_of(typ));
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match self.run(self.locks.set(&self.client, ino, lock_owner.0, start, end, mode)) {
+                Ok(()) => return reply.ok(),
+                // F_SETLKW waits (the kernel interrupts it on a signal); F_SETLK does not.
+                Err(e) if e == Errno::EAGAIN && sleep => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                Err(e) => return reply.error(e),
+            }
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let r = self.child(parent, name).and_then(|t| self.stat(t));
         self.entry(reply, r);
@@ -408,7 +487,12 @@ impl Filesystem for CairnFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
+        // A close releases the closing process's record locks on the file, as POSIX has it.
+        let ino = self.inos.cairn(ino);
+        if let Err(e) = self.run(self.locks.release_owner(&self.client, ino, lock_owner.0)) {
+            tracing::warn!(ino, "releasing record locks on close failed (their lease will run out): {e:?}");
+        }
         match self.commit(fh) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),

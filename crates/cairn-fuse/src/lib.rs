@@ -12,6 +12,7 @@
 mod attr;
 mod fs;
 mod open;
+mod posix_locks;
 
 use cairn_client::AsyncClient;
 use cairn_core::ErrorCode;

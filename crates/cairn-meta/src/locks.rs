@@ -12,7 +12,7 @@ use crate::apply::{check, Tx};
 use crate::tables::{fail, refuse, resolve, walk, Walk};
 use crate::Result;
 use cairn_core::codec::{decode, encode};
-use cairn_core::lock::{check_request, Guard, LockInfo, LockItem, LockMode, Precondition};
+use cairn_core::lock::{check_request, Guard, LockInfo, LockItem, LockMode, LockOn, Precondition};
 use cairn_core::wire::{ApplyResult, ClientCommand, Inode, Reply, Target};
 use cairn_core::{ApiError, ErrorCode, FsPath};
 use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
@@ -65,8 +65,8 @@ impl<'t> LockTables<'t> {
 
     fn put(&mut self, lock: &StoredLock) -> Result<()> {
         let id = lock.info.id;
-        for item in &lock.info.items {
-            self.paths.insert((item.path.to_string().as_str(), id), ())?;
+        for path in lock.info.items.iter().filter_map(LockItem::on_path) {
+            self.paths.insert((path.to_string().as_str(), id), ())?;
         }
         for ino in lock.inos.iter().flatten() {
             self.inos.insert((*ino, id), ())?;
@@ -78,8 +78,8 @@ impl<'t> LockTables<'t> {
 
     fn remove(&mut self, lock: &StoredLock) -> Result<()> {
         let id = lock.info.id;
-        for item in &lock.info.items {
-            self.paths.remove((item.path.to_string().as_str(), id))?;
+        for path in lock.info.items.iter().filter_map(LockItem::on_path) {
+            self.paths.remove((path.to_string().as_str(), id))?;
         }
         for ino in lock.inos.iter().flatten() {
             self.inos.remove((*ino, id))?;
@@ -115,6 +115,14 @@ impl<'t> LockTables<'t> {
             out.push(r?.0.value().1);
         }
         Ok(())
+    }
+}
+
+/// The inode an item names: its own, or the one its path names now.
+fn item_ino(tx: &Tx<'_>, item: &LockItem) -> Result<Option<u64>> {
+    match &item.on {
+        LockOn::Ino(i) => Ok(Some(*i)),
+        LockOn::Path(p) => ino_at(tx, p),
     }
 }
 
@@ -155,20 +163,34 @@ impl Tx<'_> {
         if t.get(id)?.is_some() {
             return Ok(fail(ErrorCode::Exists, "a lock with this id exists (ids are random: retry)"));
         }
+        let inos = items.iter().map(|i| item_ino(self, i)).collect::<Result<Vec<_>>>()?;
         let mut expired = Vec::new();
-        for item in items {
+        for (item, ino) in items.iter().zip(&inos) {
             let mut ids = Vec::new();
-            t.ids_on_path(&item.path, false, &mut ids)?;
+            if let Some(p) = item.on_path() {
+                t.ids_on_path(p, false, &mut ids)?;
+            }
+            if let Some(ino) = ino {
+                t.ids_on_ino(*ino, &mut ids)?;
+            }
+            ids.sort_unstable();
+            ids.dedup();
             for other in ids {
                 let Some(held) = t.get(other)? else { continue };
                 if !held.info.live(self.now) {
                     expired.push(held);
                     continue;
                 }
-                let clash =
-                    held.info.items.iter().any(|h| h.path == item.path && h.conflicts(held.info.mode, item, mode));
+                // The same object: the same path, or the same inode (named, or resolved).
+                let same = |h: &LockItem, h_ino: &Option<u64>| h.on == item.on || (ino.is_some() && h_ino == ino);
+                let clash = held
+                    .info
+                    .items
+                    .iter()
+                    .zip(&held.inos)
+                    .any(|(h, h_ino)| same(h, h_ino) && h.conflicts(held.info.mode, item, mode));
                 if clash {
-                    return Ok(fail(ErrorCode::Locked, format!("{} is held: {}", item.path, describe(&held.info))));
+                    return Ok(fail(ErrorCode::Locked, format!("{} is held: {}", item.on, describe(&held.info))));
                 }
             }
         }
@@ -189,7 +211,6 @@ impl Tx<'_> {
         }
         let fence = counter(self, "next_fence")?.max(1);
         self.counters.insert("next_fence", fence + 1)?;
-        let inos = items.iter().map(|i| ino_at(self, &i.path)).collect::<Result<Vec<_>>>()?;
         let info = LockInfo {
             id,
             owner: owner.to_string(),
@@ -308,7 +329,8 @@ impl Tx<'_> {
                     continue;
                 }
                 fenced |= guard.fence == Some(l.info.fence);
-                let whole = l.info.items.iter().any(|it| it.range.is_none());
+                // Mandatory: whole-path exclusive locks only (inode and range locks are advisory).
+                let whole = l.info.items.iter().any(|it| it.range.is_none() && it.on_path().is_some());
                 if l.info.mode == LockMode::Exclusive && whole && !guard.locks.contains(&id) {
                     let msg = format!("{target} is locked: {}; present its lock id to write", describe(&l.info));
                     return Ok(fail(ErrorCode::Locked, msg));
@@ -352,10 +374,12 @@ fn weak_eq(a: &str, b: &str) -> bool {
     a.trim_start_matches("W/") == b.trim_start_matches("W/")
 }
 
-/// One page of live locks at `now`: those naming `path`, or all, in id order after `after`.
+/// One page of live locks at `now`: those naming `path`, or inode `ino`, or all, in id
+/// order after `after`.
 pub fn locks(
     txn: &ReadTransaction,
     path: Option<&FsPath>,
+    ino: Option<u64>,
     after: Option<u64>,
     limit: u32,
     now: i64,
@@ -367,15 +391,21 @@ pub fn locks(
         None => 0,
     };
     let table = txn.open_table(LOCKS)?;
-    let ids: Box<dyn Iterator<Item = Result<u64>>> = match path {
-        Some(p) => {
+    let ids: Box<dyn Iterator<Item = Result<u64>>> = match (path, ino) {
+        (None, Some(ino)) => {
+            let rows = txn.open_table(LOCK_INOS)?;
+            let ids: Vec<Result<u64>> =
+                rows.range((ino, start)..=(ino, u64::MAX))?.map(|r| Ok(r?.0.value().1)).collect();
+            Box::new(ids.into_iter())
+        }
+        (Some(p), _) => {
             let text = p.to_string();
             let rows = txn.open_table(LOCK_PATHS)?;
             let ids: Vec<Result<u64>> =
                 rows.range((text.as_str(), start)..=(text.as_str(), u64::MAX))?.map(|r| Ok(r?.0.value().1)).collect();
             Box::new(ids.into_iter())
         }
-        None => Box::new(table.range(start..)?.map(|r| Ok(r?.0.value()))),
+        (None, None) => Box::new(table.range(start..)?.map(|r| Ok(r?.0.value()))),
     };
     let mut out = Vec::new();
     let mut next = None;

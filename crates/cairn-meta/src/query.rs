@@ -109,8 +109,8 @@ pub fn query(txn: &ReadTransaction, q: &Query, now: i64) -> Result<Result<QueryR
         }
         Query::Versions(at) => Ok(crate::history::versions(txn, at)?.map(QueryReply::Versions)),
         Query::Version { at, version } => Ok(crate::history::version(txn, at, *version)?.map(QueryReply::Inode)),
-        Query::Locks { path, after, limit } => {
-            let (locks, next) = crate::locks::locks(txn, path.as_ref(), *after, *limit, now)?;
+        Query::Locks { path, ino, after, limit } => {
+            let (locks, next) = crate::locks::locks(txn, path.as_ref(), *ino, *after, *limit, now)?;
             Ok(Ok(QueryReply::Locks { locks, next }))
         }
     }

@@ -403,8 +403,8 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
             }
             Row::Lock(k, v, lock) => {
                 // The indexes are rebuilt from the record rather than trusted.
-                for item in &lock.info.items {
-                    lock_paths.insert((item.path.to_string().as_str(), k), ())?;
+                for path in lock.info.items.iter().filter_map(cairn_core::lock::LockItem::on_path) {
+                    lock_paths.insert((path.to_string().as_str(), k), ())?;
                 }
                 for ino in lock.inos.iter().flatten() {
                     lock_inos.insert((*ino, k), ())?;

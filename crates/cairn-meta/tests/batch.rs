@@ -65,7 +65,7 @@ fn a_batch_takes_a_lock_and_writes_under_it_in_one_step() {
         id: 7,
         owner: "k".into(),
         mode: LockMode::Exclusive,
-        items: vec![LockItem { path: "/p".parse().unwrap(), range: None }],
+        items: vec![LockItem::path("/p".parse().unwrap(), None)],
         ttl: 10_000_000_000,
     };
     let held = Guard { locks: vec![7], preconditions: vec![Precondition::LockHeld(7)], ..Guard::default() };

@@ -19,7 +19,7 @@ fn run(db: &Database, now: i64, cmd: ClientCommand) -> Result<Reply, ApiError> {
 }
 
 fn item(p: &str) -> LockItem {
-    LockItem { path: p.parse().unwrap(), range: None }
+    LockItem::path(p.parse().unwrap(), None)
 }
 
 fn lock(db: &Database, now: i64, id: u64, mode: LockMode, items: Vec<LockItem>) -> Result<LockInfo, ApiError> {
@@ -60,7 +60,7 @@ fn grants_are_all_or_none_and_expire() {
     assert!(lock(&db, S, 4, LockMode::Shared, vec![item("/b")]).is_ok(), "shared locks share");
     assert_eq!(code(lock(&db, S, 5, LockMode::Exclusive, vec![item("/b")])), ErrorCode::Locked);
     // Byte ranges: disjoint exclusive ranges coexist, overlapping ones do not.
-    let r = |start, len| LockItem { path: "/r".parse().unwrap(), range: Some(ByteRange { start, len }) };
+    let r = |start, len| LockItem::path("/r".parse().unwrap(), Some(ByteRange { start, len }));
     lock(&db, S, 6, LockMode::Exclusive, vec![r(0, 10)]).unwrap();
     lock(&db, S, 7, LockMode::Exclusive, vec![r(10, 0)]).unwrap();
     assert_eq!(code(lock(&db, S, 8, LockMode::Shared, vec![r(5, 1)])), ErrorCode::Locked);
@@ -107,7 +107,7 @@ fn exclusive_locks_hold_writes_by_path_inode_and_below() {
     run(&db, S, put("/d/f")).unwrap();
     // Shared and byte-range locks are advisory.
     lock(&db, 0, 2, LockMode::Shared, vec![item("/d/f")]).unwrap();
-    let range = LockItem { path: "/d/z".parse().unwrap(), range: Some(ByteRange { start: 0, len: 1 }) };
+    let range = LockItem::path("/d/z".parse().unwrap(), Some(ByteRange { start: 0, len: 1 }));
     lock(&db, 0, 3, LockMode::Exclusive, vec![range]).unwrap();
     run(&db, S, put("/d/f")).unwrap();
     run(&db, S, put("/d/z")).unwrap();
@@ -147,7 +147,7 @@ fn listings_show_live_locks_and_snapshots_keep_them() {
         lock(&db, 0, id, LockMode::Shared, vec![item("/a"), item(&format!("/x{id}"))]).unwrap();
     }
     let list = |db: &Database, path: Option<&str>, after, limit, now| {
-        let q = Query::Locks { path: path.map(|p| p.parse::<FsPath>().unwrap()), after, limit };
+        let q = Query::Locks { path: path.map(|p| p.parse::<FsPath>().unwrap()), ino: None, after, limit };
         match cairn_meta::query(&db.begin_read().unwrap(), &q, now).unwrap().unwrap() {
             QueryReply::Locks { locks, next } => (locks.iter().map(|l| l.id).collect::<Vec<_>>(), next),
             other => panic!("{other:?}"),
@@ -172,4 +172,29 @@ fn listings_show_live_locks_and_snapshots_keep_them() {
     let mut rest = Vec::new();
     cairn_meta::export(&txn, &mut rest).unwrap();
     assert!(rest.len() < snap.len(), "expired locks swept");
+}
+
+#[test]
+fn inode_locks_meet_path_locks_on_the_same_file_and_stay_advisory() {
+    let (_d, db) = db();
+    let Reply::Inode(f) = run(&db, 0, put("/f")).unwrap() else { panic!() };
+    let on_ino = |range: Option<(u64, u64)>| LockItem {
+        on: cairn_core::lock::LockOn::Ino(f.ino),
+        range: range.map(|(start, len)| ByteRange { start, len }),
+    };
+    let whole = lock(&db, 0, 1, LockMode::Exclusive, vec![on_ino(None)]).unwrap();
+    // A path lock on the file it names, and another inode lock, meet it.
+    assert_eq!(code(lock(&db, 0, 2, LockMode::Shared, vec![item("/f")])), ErrorCode::Locked);
+    assert_eq!(code(lock(&db, 0, 3, LockMode::Shared, vec![on_ino(Some((0, 10)))])), ErrorCode::Locked);
+    // Advisory: writes pass without presenting it.
+    run(&db, S, put("/f")).unwrap();
+    run(&db, S, ClientCommand::Unlock { id: whole.id, owner: None }).unwrap();
+    lock(&db, S, 4, LockMode::Exclusive, vec![on_ino(Some((0, 10)))]).unwrap();
+    lock(&db, S, 5, LockMode::Exclusive, vec![on_ino(Some((10, 0)))]).unwrap();
+    assert_eq!(code(lock(&db, S, 6, LockMode::Shared, vec![item("/f")])), ErrorCode::Locked);
+    let q = Query::Locks { path: None, ino: Some(f.ino), after: None, limit: 10 };
+    match cairn_meta::query(&db.begin_read().unwrap(), &q, S).unwrap().unwrap() {
+        QueryReply::Locks { locks, .. } => assert_eq!(locks.iter().map(|l| l.id).collect::<Vec<_>>(), vec![4, 5]),
+        other => panic!("{other:?}"),
+    }
 }

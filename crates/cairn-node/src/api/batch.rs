@@ -139,7 +139,7 @@ fn command(op: &Op, paths: &mut Vec<FsPath>) -> Result<ClientCommand, HttpError>
             for p in list {
                 let path = FsPath::parse(p)?;
                 paths.push(path.clone());
-                items.push(LockItem { path, range: None });
+                items.push(LockItem::path(path, None));
             }
             let ttl = ttl_ns(op.ttl.unwrap_or(30))?;
             let mode = super::locks::mode(op.mode.as_deref())?;

@@ -105,7 +105,7 @@ pub async fn take(
         (None, None) => None,
         (start, len) => Some(ByteRange { start: start.unwrap_or(0), len: len.unwrap_or(0) }),
     };
-    let items: Vec<LockItem> = paths.into_iter().map(|path| LockItem { path, range }).collect();
+    let items: Vec<LockItem> = paths.into_iter().map(|path| LockItem::path(path, range)).collect();
     let ttl = ttl_ns(req.ttl.unwrap_or(DEFAULT_TTL_SECS))?;
     let mode = mode(req.mode.as_deref())?;
     let owner = key.name.clone();
@@ -155,7 +155,7 @@ pub async fn renew(
 
 /// The live lock `id`, if there is one.
 async fn current(st: &AppState, id: u64) -> Result<Option<LockInfo>, HttpError> {
-    let q = MetaQuery::Locks { path: None, after: id.checked_sub(1), limit: 1 };
+    let q = MetaQuery::Locks { path: None, ino: None, after: id.checked_sub(1), limit: 1 };
     match st.node.meta.query(q).await? {
         QueryReply::Locks { locks, .. } => Ok(locks.into_iter().find(|l| l.id == id)),
         _ => Err(HttpError(ApiError::new(ErrorCode::Internal, "unexpected reply to a lock query"))),
@@ -186,7 +186,7 @@ pub async fn list(
     if limit == 0 || limit > LIST_MAX {
         return Err(bad(format!("limit must be 1..={LIST_MAX}")));
     }
-    let (locks, next) = match st.node.meta.query(MetaQuery::Locks { path, after, limit }).await? {
+    let (locks, next) = match st.node.meta.query(MetaQuery::Locks { path, ino: None, after, limit }).await? {
         QueryReply::Locks { locks, next } => (locks, next),
         _ => return Err(HttpError(ApiError::new(ErrorCode::Internal, "unexpected reply to a lock query"))),
     };
