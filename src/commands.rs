@@ -432,8 +432,10 @@ async fn stat(c: &AsyncClient, path: &str, json: bool) -> Result<()> {
 }
 
 async fn status(c: &AsyncClient, json: bool) -> Result<()> {
-    let v = c.cluster().await?;
+    let mut v = c.cluster().await?;
+    let mounts = crate::mount::local_mounts();
     if json {
+        v["mounts"] = serde_json::json!(mounts);
         println!("{v}");
         return Ok(());
     }
@@ -474,6 +476,9 @@ async fn status(c: &AsyncClient, json: bool) -> Result<()> {
         ch["healthy"], ch["under_replicated"], ch["unavailable"], ch["bytes_at_risk"]
     );
     print_workers(&v);
+    for m in mounts {
+        println!("mount {m} (on this machine)");
+    }
     Ok(())
 }
 

@@ -261,3 +261,23 @@ fn record_locks_are_seen_across_mounts_and_end_with_a_dead_mount() {
     drop(fb);
     b.umount(&node);
 }
+
+#[test]
+fn a_daemon_mount_returns_once_mounted_and_shows_in_status() {
+    let node = TestNode::start(&[]);
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: this machine has no /dev/fuse, so nothing can be mounted");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    node.ok(&["mount", "--daemon", dir.to_str().unwrap()]);
+    assert!(mounted(&dir), "mounted when the command returned");
+    std::fs::write(dir.join("f"), b"via daemon").unwrap();
+    let status = node.ok(&["status"]);
+    assert!(status.contains(&format!("mount {}", dir.display())), "{status}");
+    node.ok(&["umount", dir.to_str().unwrap()]);
+    assert!(!mounted(&dir));
+    assert_eq!(http().get(format!("{}/v1/fs/f", node.url)).send().unwrap().text().unwrap(), "via daemon");
+}
