@@ -172,7 +172,7 @@ fn programs_use_the_mount_as_a_posix_directory() {
 }
 
 #[test]
-fn git_works_on_the_mount_and_a_read_only_mount_refuses_changes() {
+fn programs_work_on_the_mount_and_a_read_only_mount_refuses_changes() {
     let node = TestNode::start(&[]);
     let Some(m) = Mount::new(&node, &[]) else { return };
     if Command::new("git").arg("--version").output().is_ok() {
@@ -196,6 +196,42 @@ fn git_works_on_the_mount_and_a_read_only_mount_refuses_changes() {
         assert_eq!(git(&["status", "--porcelain"]), "");
     } else {
         eprintln!("git is not installed: its part of this test is skipped");
+    }
+    // cp -a of a source tree, and tar of it back out.
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/cairn-fuse");
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{cmd:?}: {stdout} {stderr}");
+        out.stdout
+    };
+    run(Command::new("cp").arg("-a").arg(&tree).arg(m.path("copy")));
+    run(Command::new("diff").arg("-r").arg(&tree).arg(m.path("copy")));
+    let tarball = m.path("copy.tar");
+    run(Command::new("tar").arg("cf").arg(&tarball).arg("-C").arg(m.path("copy")).arg("."));
+    std::fs::create_dir(m.path("untar")).unwrap();
+    run(Command::new("tar").arg("xf").arg(&tarball).arg("-C").arg(m.path("untar")));
+    run(Command::new("diff").arg("-r").arg(&tree).arg(m.path("untar")));
+    // sqlite3 with three processes writing at once (their locks are the cluster's).
+    if Command::new("sqlite3").arg("--version").output().is_ok() {
+        let db = m.path("t.db");
+        run(Command::new("sqlite3").arg(&db).arg("create table t(x)"));
+        let writers: Vec<_> = (0..3)
+            .map(|i| {
+                Command::new("sqlite3")
+                    .args(["-cmd", ".timeout 20000"])
+                    .arg(&db)
+                    .arg(format!("insert into t values({i})"))
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut w in writers {
+            assert!(w.wait().unwrap().success());
+        }
+        assert_eq!(run(Command::new("sqlite3").arg(&db).arg("select count(*) from t")), b"3\n");
+    } else {
+        eprintln!("sqlite3 is not installed: its part of this test is skipped");
     }
     std::fs::write(m.path("kept"), b"kept").unwrap();
     m.umount(&node);

@@ -134,9 +134,26 @@ impl CairnFs {
 
     fn entry(&self, reply: ReplyEntry, r: Res<Inode>) {
         match r {
-            Ok(i) => reply.entry(&TTL, &attr(self.inos, &i), Generation(0)),
+            Ok(i) => reply.entry(&TTL, &attr(self.inos, &self.with_buffered(i)), Generation(0)),
             Err(e) => reply.error(e),
         }
+    }
+
+    /// `i` with the size its open files on this mount reach with writes not yet committed:
+    /// the kernel keeps one size per inode, and a smaller one would cut off what other
+    /// processes wrote (and map) already.
+    fn with_buffered(&self, mut i: Inode) -> Inode {
+        if i.kind != InodeKind::File {
+            return i;
+        }
+        let open: Vec<_> = self.files.lock().expect("files lock").values().cloned().collect();
+        for f in open {
+            let f = self.rt.block_on(f.lock());
+            if f.ino == i.ino {
+                i.size = i.size.max(f.size());
+            }
+        }
+        i
     }
 
     fn file(&self, fh: FileHandle) -> Res<Arc<tokio::sync::Mutex<OpenFile>>> {
@@ -255,14 +272,8 @@ impl Filesystem for CairnFs {
         self.entry(reply, r);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        let r = self.stat(Target::Ino(self.inos.cairn(ino))).map(|mut i| {
-            // Writes buffered in this handle count towards the size it sees.
-            if let Some(f) = fh.and_then(|fh| self.file(fh).ok()) {
-                i.size = i.size.max(self.rt.block_on(f.lock()).size());
-            }
-            i
-        });
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let r = self.stat(Target::Ino(self.inos.cairn(ino))).map(|i| self.with_buffered(i));
         match r {
             Ok(i) => reply.attr(&TTL, &attr(self.inos, &i)),
             Err(e) => reply.error(e),
@@ -289,7 +300,7 @@ impl Filesystem for CairnFs {
     ) {
         let attrs = SetAttrs { mode, uid, gid, atime: atime.map(ns), mtime: mtime.map(ns), size };
         match self.set_attr(ino, attrs, fh) {
-            Ok(i) => reply.attr(&TTL, &attr(self.inos, &i)),
+            Ok(i) => reply.attr(&TTL, &attr(self.inos, &self.with_buffered(i))),
             Err(e) => reply.error(e),
         }
     }
