@@ -317,3 +317,26 @@ fn a_daemon_mount_returns_once_mounted_and_shows_in_status() {
     assert!(!mounted(&dir));
     assert_eq!(http().get(format!("{}/v1/fs/f", node.url)).send().unwrap().text().unwrap(), "via daemon");
 }
+
+#[test]
+fn the_mount_carries_on_through_another_node_when_its_node_dies() {
+    let mut nodes = common::start_cluster_with(3, &[]);
+    let leader = common::leader_index(&nodes);
+    let via = (leader + 1) % 3;
+    let Some(m) = Mount::new(&nodes[via], &[]) else { return };
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..40 {
+        std::fs::write(src.path().join(format!("f{i:02}")), data(i, 1 << 20 | i as usize)).unwrap();
+    }
+    let mut cp = Command::new("cp").arg("-a").arg(src.path()).arg(m.path("copy")).spawn().unwrap();
+    wait_for("the copy to start", Duration::from_secs(20), || m.path("copy/f03").exists());
+    nodes[via].kill();
+    assert!(cp.wait().unwrap().success(), "cp -a finished through the other nodes");
+    let diff = Command::new("diff").arg("-r").arg(src.path()).arg(m.path("copy")).output().unwrap();
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
+    let alive = &nodes[leader];
+    let listed: serde_json::Value =
+        http().get(format!("{}/v1/fs/copy?limit=100", alive.url)).send().unwrap().json().unwrap();
+    assert_eq!(listed["entries"].as_array().unwrap().len(), 40);
+    drop(m);
+}

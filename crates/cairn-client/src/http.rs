@@ -16,7 +16,9 @@ use std::time::Duration;
 /// A connection to one cairn node.
 #[derive(Clone)]
 pub struct HttpBackend {
-    base: String,
+    /// The node requests go to; moves to another node of the cluster when it cannot be
+    /// reached (see [`HttpBackend::fail_over`]).
+    base: Arc<RwLock<String>>,
     http: reqwest::Client,
     /// Nodes chunk reads are spread over (the swarm); starts as just `base`.
     readers: Arc<RwLock<Vec<String>>>,
@@ -155,7 +157,7 @@ impl HttpBackend {
         }
         let readers = Arc::new(RwLock::new(vec![base.clone()]));
         Ok(HttpBackend {
-            base,
+            base: Arc::new(RwLock::new(base)),
             http,
             readers,
             discovered: Arc::default(),
@@ -185,9 +187,50 @@ impl HttpBackend {
         }
     }
 
-    /// The node's base URL.
-    pub fn url(&self) -> &str {
-        &self.base
+    /// The base URL of the node requests go to now.
+    pub fn url(&self) -> String {
+        self.base.read().expect("base lock").clone()
+    }
+
+    /// After `dead` could not be reached: moves to the next node of the cluster this
+    /// backend knows (from [`HttpBackend::spread_reads`]); false if there is none.
+    fn fail_over(&self, dead: &str) -> bool {
+        let readers = self.readers.read().expect("readers lock").clone();
+        let start = readers.iter().position(|r| r == dead).map_or(0, |p| p + 1);
+        let next = (0..readers.len()).map(|i| &readers[(start + i) % readers.len()]).find(|r| *r != dead);
+        let Some(next) = next else { return false };
+        let mut base = self.base.write().expect("base lock");
+        if *base == dead {
+            tracing::warn!("{dead} cannot be reached; carrying on through {next}");
+            *base = next.clone();
+        }
+        true
+    }
+
+    /// Runs a request against the current node, and against the others in turn while the
+    /// ones tried cannot be reached (a request cut off in flight is sent again: every
+    /// request the data path makes is safe to repeat).
+    async fn on_any<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = reqwest::Result<T>>,
+    {
+        let tries = self.readers.read().expect("readers lock").len().max(1);
+        let mut last = None;
+        for _ in 0..tries {
+            let base = self.url();
+            match f(base.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let err = transport(&base, e);
+                    if !self.fail_over(&base) {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Unavailable("no node reachable".into())))
     }
 
     /// The shared HTTP client.
@@ -197,12 +240,16 @@ impl HttpBackend {
 
     /// Sends a request and turns transport failures and error statuses into [`ClientError`]s.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let resp = self.authorize(req).send().await.map_err(|e| transport(&self.base, e))?;
+        let resp = self.authorize(req).send().await.map_err(|e| transport(&self.url(), e))?;
         self.check(resp).await
     }
 
     async fn post_meta_write(&self, base: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
         self.authorize(self.http.post(format!("{base}/v1/meta/write")).timeout(META_DEADLINE).body(body)).send().await
+    }
+
+    async fn post_meta_write_owned(&self, base: String, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+        self.post_meta_write(&base, body).await
     }
 
     /// Turns an error status into a [`ClientError`].
@@ -211,7 +258,7 @@ impl HttpBackend {
             return Ok(resp);
         }
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| transport(&self.base, e))?;
+        let body = resp.bytes().await.map_err(|e| transport(&self.url(), e))?;
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(b) => Err(ClientError::Api(b.error)),
             Err(_) => Err(ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))),
@@ -219,8 +266,13 @@ impl HttpBackend {
     }
 
     async fn call(&self, path: &str, body: Vec<u8>) -> Result<Bytes> {
-        let req = self.http.post(format!("{}{path}", self.base)).timeout(META_DEADLINE).body(body);
-        self.send(req).await?.bytes().await.map_err(|e| transport(&self.base, e))
+        let resp = self
+            .on_any(|base| {
+                let req = self.http.post(format!("{base}{path}")).timeout(META_DEADLINE).body(body.clone());
+                self.authorize(req).send()
+            })
+            .await?;
+        self.check(resp).await?.bytes().await.map_err(|e| transport(&self.url(), e))
     }
 }
 
@@ -235,9 +287,13 @@ fn transport(base: &str, e: reqwest::Error) -> ClientError {
 
 impl Backend for HttpBackend {
     async fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> Result<()> {
-        let url = format!("{}/v1/chunks/{}?policy={policy}", self.base, id.to_hex());
-        let req = self.http.put(url).timeout(CHUNK_DEADLINE).body(data);
-        self.send(req).await.map(drop)
+        let resp = self
+            .on_any(|base| {
+                let url = format!("{base}/v1/chunks/{}?policy={policy}", id.to_hex());
+                self.authorize(self.http.put(url).timeout(CHUNK_DEADLINE).body(data.clone())).send()
+            })
+            .await?;
+        self.check(resp).await.map(drop)
     }
 
     async fn get_chunk(&self, id: ChunkId) -> Result<Frames> {
@@ -255,7 +311,7 @@ impl Backend for HttpBackend {
             let readers = self.readers.read().expect("readers lock");
             readers[usize::from(id.0[0]) % readers.len()].clone()
         };
-        if reader != self.base {
+        if reader != self.url() {
             if let Ok(frames) = self.with_base(&reader).fetch_chunk(id).await {
                 return Ok(frames);
             }
@@ -271,20 +327,21 @@ impl Backend for HttpBackend {
                 // Never sent: the node this client talks to forwards it instead.
                 Err(e) if e.is_connect() => {
                     self.leader.write().expect("leader lock").shun(&url);
-                    self.post_meta_write(&self.base, body).await
+                    self.on_any(|base| self.post_meta_write_owned(base, body.clone())).await
                 }
-                other => other,
+                Err(e) => Err(transport(&url, e)),
+                Ok(r) => Ok(r),
             },
-            None => self.post_meta_write(&self.base, body).await,
+            None => self.on_any(|base| self.post_meta_write_owned(base, body.clone())).await,
         };
-        let resp = self.check(resp.map_err(|e| transport(&self.base, e))?).await?;
+        let resp = self.check(resp?).await?;
         let named = resp.headers().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).filter(|u| u.starts_with("http"));
         if let Some(url) = named {
             if self.leader.read().expect("leader lock").url.as_deref() != Some(url) {
                 self.leader.write().expect("leader lock").adopt(url);
             }
         }
-        let bytes = resp.bytes().await.map_err(|e| transport(&self.base, e))?;
+        let bytes = resp.bytes().await.map_err(|e| transport(&self.url(), e))?;
         let r: ApplyResult = decode(&bytes, "write reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(r?)
     }
@@ -300,7 +357,7 @@ impl Backend for HttpBackend {
 impl HttpBackend {
     /// The same connection pool aimed at another node.
     fn with_base(&self, url: &str) -> HttpBackend {
-        HttpBackend { base: url.to_string(), ..self.clone() }
+        HttpBackend { base: Arc::new(RwLock::new(url.to_string())), ..self.clone() }
     }
 
     /// The node's chunk files if it runs on this machine and short-circuit reads are on
@@ -311,13 +368,13 @@ impl HttpBackend {
         }
         self.local
             .get_or_init(|| async {
-                let url = reqwest::Url::parse(&self.base).ok()?;
+                let url = reqwest::Url::parse(&self.url()).ok()?;
                 let host = url.host_str()?;
                 let ip = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>();
                 if !(host == "localhost" || ip.is_ok_and(|ip| ip.is_loopback())) {
                     return None;
                 }
-                let req = self.http.get(format!("{}/v1/node/chunk-dir", self.base)).timeout(META_DEADLINE);
+                let req = self.http.get(format!("{}/v1/node/chunk-dir", self.url())).timeout(META_DEADLINE);
                 let resp = self.send(req).await.ok()?;
                 let v: serde_json::Value = resp.json().await.ok()?;
                 let dir = std::path::PathBuf::from(v["dir"].as_str()?);
@@ -333,7 +390,7 @@ impl HttpBackend {
     pub async fn spread_reads(&self) {
         self.discovered
             .get_or_init(|| async {
-                let req = self.http.get(format!("{}/v1/cluster", self.base)).timeout(META_DEADLINE);
+                let req = self.http.get(format!("{}/v1/cluster", self.url())).timeout(META_DEADLINE);
                 let Ok(resp) = self.send(req).await else { return };
                 let Ok(v) = resp.json::<serde_json::Value>().await else { return };
                 let up: Vec<String> = v["nodes"]
@@ -351,13 +408,18 @@ impl HttpBackend {
     }
 
     async fn fetch_chunk(&self, id: ChunkId) -> Result<Frames> {
-        let req = self.http.get(format!("{}/v1/chunks/{}", self.base, id.to_hex())).timeout(CHUNK_DEADLINE);
-        let mut resp = self.send(req).await?;
+        let resp = self
+            .on_any(|base| {
+                let req = self.http.get(format!("{base}/v1/chunks/{}", id.to_hex())).timeout(CHUNK_DEADLINE);
+                self.authorize(req).send()
+            })
+            .await?;
+        let mut resp = self.check(resp).await?;
         // Hash each frame as it arrives, while it is still in cache (no second pass), and keep
         // the frames as they are (no reassembly copy).
         let mut hasher = blake3::Hasher::new();
         let (mut frames, mut len) = (Vec::new(), 0usize);
-        while let Some(frame) = resp.chunk().await.map_err(|e| transport(&self.base, e))? {
+        while let Some(frame) = resp.chunk().await.map_err(|e| transport(&self.url(), e))? {
             len += frame.len();
             if len > cairn_core::MAX_CHUNK_SIZE as usize {
                 return Err(ClientError::Protocol(format!("chunk {id} is larger than any chunk may be")));

@@ -65,6 +65,8 @@ impl CairnFs {
     /// requests on `rt`.
     pub fn new(client: AsyncClient, rt: tokio::runtime::Handle, opts: &MountOptions) -> Result<Self, FuseError> {
         let top = rt.block_on(client.stat(opts.path.as_deref().unwrap_or("/")))?;
+        // Learn the cluster's other nodes now, to carry on through them if this one dies.
+        rt.block_on(client.backend().spread_reads());
         if top.kind != InodeKind::Dir {
             return Err(ClientError::api(ErrorCode::NotADirectory, "only a directory can be mounted").into());
         }
