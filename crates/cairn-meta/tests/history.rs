@@ -121,7 +121,7 @@ fn versions_hold_their_chunks_until_trimmed() {
     run(&db, ClientCommand::SetDirVersions { at: at("/h"), versions: 0 }).unwrap();
     run(&db, ClientCommand::Remove { at: at("/h/g"), recursive: false }).unwrap();
     assert_eq!((refs(&db, &a), refs(&db, &b)), (0, 0));
-    assert!(matches!(cairn_meta::query(&db.begin_read().unwrap(), &Query::Versions(at("/h/g")), 0).unwrap(), Err(_)));
+    assert!(cairn_meta::query(&db.begin_read().unwrap(), &Query::Versions(at("/h/g")), 0).unwrap().is_err());
     // The snapshot taken before carries the history.
     let (_d2, copy) = common::db();
     let txn = copy.begin_write().unwrap();
