@@ -340,3 +340,171 @@ fn the_mount_carries_on_through_another_node_when_its_node_dies() {
     assert_eq!(listed["entries"].as_array().unwrap().len(), 40);
     drop(m);
 }
+
+/// The errno of a libc call's failure (`0` if it succeeded).
+fn errno_of(ret: libc::c_int) -> i32 {
+    if ret >= 0 {
+        return 0;
+    }
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+}
+
+#[test]
+fn every_refusal_has_its_posix_errno() {
+    let node = TestNode::start(&[]);
+    let Some(m) = Mount::new(&node, &[]) else { return };
+    std::fs::create_dir_all(m.path("d/sub")).unwrap();
+    std::fs::write(m.path("d/sub/f"), b"x").unwrap();
+    std::fs::write(m.path("file"), b"data").unwrap();
+    std::fs::create_dir(m.path("empty")).unwrap();
+    std::fs::set_permissions(m.path("file"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = |p: &str| cstr(&m.path(p));
+    let name = |s: &str| CString::new(s).unwrap();
+    // SAFETY (every call below): valid NUL-terminated paths and names, buffers of the sizes given.
+    let cases: Vec<(&str, i32, i32)> = vec![
+        ("open a missing file", errno_of(unsafe { libc::open(c("nope").as_ptr(), libc::O_RDONLY) }), libc::ENOENT),
+        ("mkdir over a directory", errno_of(unsafe { libc::mkdir(c("d").as_ptr(), 0o755) }), libc::EEXIST),
+        (
+            "O_CREAT|O_EXCL over a file",
+            errno_of(unsafe { libc::open(c("file").as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o644) }),
+            libc::EEXIST,
+        ),
+        ("rmdir a non-empty directory", errno_of(unsafe { libc::rmdir(c("d").as_ptr()) }), libc::ENOTEMPTY),
+        ("rmdir a file", errno_of(unsafe { libc::rmdir(c("file").as_ptr()) }), libc::ENOTDIR),
+        ("unlink a directory", errno_of(unsafe { libc::unlink(c("empty").as_ptr()) }), libc::EISDIR),
+        (
+            "open a directory for writing",
+            errno_of(unsafe { libc::open(c("d").as_ptr(), libc::O_WRONLY) }),
+            libc::EISDIR,
+        ),
+        ("a file as a directory", errno_of(unsafe { libc::open(c("file/x").as_ptr(), libc::O_RDONLY) }), libc::ENOTDIR),
+        ("a 256-byte name", errno_of(unsafe { libc::mkdir(c(&"n".repeat(256)).as_ptr(), 0o755) }), libc::ENAMETOOLONG),
+        (
+            "rename into its own subtree",
+            errno_of(unsafe { libc::rename(c("d").as_ptr(), c("d/sub/in").as_ptr()) }),
+            libc::EINVAL,
+        ),
+        (
+            "rename a file over a directory",
+            errno_of(unsafe { libc::rename(c("file").as_ptr(), c("empty").as_ptr()) }),
+            libc::EISDIR,
+        ),
+        (
+            "rename a directory over a file",
+            errno_of(unsafe { libc::rename(c("empty").as_ptr(), c("file").as_ptr()) }),
+            libc::ENOTDIR,
+        ),
+        (
+            "rename a directory over a non-empty one",
+            errno_of(unsafe { libc::rename(c("empty").as_ptr(), c("d").as_ptr()) }),
+            libc::ENOTEMPTY,
+        ),
+        (
+            "RENAME_NOREPLACE over a file",
+            errno_of(unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    c("d/sub/f").as_ptr(),
+                    libc::AT_FDCWD,
+                    c("file").as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            }),
+            libc::EEXIST,
+        ),
+        (
+            "RENAME_EXCHANGE",
+            errno_of(unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    c("d/sub/f").as_ptr(),
+                    libc::AT_FDCWD,
+                    c("file").as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
+            }),
+            libc::EINVAL,
+        ),
+        (
+            "readlink of a file",
+            {
+                let mut buf = [0u8; 16];
+                errno_of(
+                    unsafe { libc::readlink(c("file").as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as libc::c_int
+                )
+            },
+            libc::EINVAL,
+        ),
+        (
+            "a hard link to a directory",
+            errno_of(unsafe { libc::link(c("empty").as_ptr(), c("dl").as_ptr()) }),
+            libc::EPERM,
+        ),
+        (
+            "getxattr of a missing name",
+            {
+                let mut buf = [0u8; 16];
+                errno_of(unsafe {
+                    libc::getxattr(c("file").as_ptr(), name("user.none").as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+                } as libc::c_int)
+            },
+            libc::ENODATA,
+        ),
+        (
+            "removexattr of a missing name",
+            errno_of(unsafe { libc::removexattr(c("file").as_ptr(), name("user.none").as_ptr()) }),
+            libc::ENODATA,
+        ),
+        (
+            "XATTR_CREATE over an existing one",
+            {
+                let v = b"1";
+                unsafe { libc::setxattr(c("file").as_ptr(), name("user.k").as_ptr(), v.as_ptr().cast(), 1, 0) };
+                errno_of(unsafe {
+                    libc::setxattr(
+                        c("file").as_ptr(),
+                        name("user.k").as_ptr(),
+                        v.as_ptr().cast(),
+                        1,
+                        libc::XATTR_CREATE,
+                    )
+                })
+            },
+            libc::EEXIST,
+        ),
+        (
+            "XATTR_REPLACE of a missing one",
+            {
+                let v = b"1";
+                errno_of(unsafe {
+                    libc::setxattr(
+                        c("file").as_ptr(),
+                        name("user.z").as_ptr(),
+                        v.as_ptr().cast(),
+                        1,
+                        libc::XATTR_REPLACE,
+                    )
+                })
+            },
+            libc::ENODATA,
+        ),
+        ("truncate a directory", errno_of(unsafe { libc::truncate(c("d").as_ptr(), 0) }), libc::EISDIR),
+        (
+            "fallocate",
+            {
+                let fd = unsafe { libc::open(c("file").as_ptr(), libc::O_RDWR) };
+                let r = errno_of(unsafe { libc::fallocate(fd, 0, 0, 4096) });
+                unsafe { libc::close(fd) };
+                r
+            },
+            libc::EOPNOTSUPP,
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .map(|(what, got, want)| format!("{what}: got errno {got}, want {want}"))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    m.umount(&node);
+}
