@@ -233,6 +233,24 @@ fn programs_work_on_the_mount_and_a_read_only_mount_refuses_changes() {
     } else {
         eprintln!("sqlite3 is not installed: its part of this test is skipped");
     }
+    // make of a small C project, and a Python virtual environment, when the tools are here.
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if have("make") && have("cc") {
+        let proj = m.path("cproj");
+        std::fs::create_dir(&proj).unwrap();
+        std::fs::write(proj.join("main.c"), "int main(void) { return 0; }\n").unwrap();
+        std::fs::write(proj.join("Makefile"), "prog: main.c\n\tcc -o prog main.c\n").unwrap();
+        run(Command::new("make").arg("-s").current_dir(&proj));
+        run(&mut Command::new(proj.join("prog")));
+    } else {
+        eprintln!("make or cc is not installed: that part of this test is skipped");
+    }
+    if have("python3") {
+        run(Command::new("python3").arg("-m").arg("venv").arg("--without-pip").arg(m.path("venv")));
+        run(Command::new(m.path("venv/bin/python")).arg("-c").arg("import sys; assert sys.prefix != sys.base_prefix"));
+    } else {
+        eprintln!("python3 is not installed: that part of this test is skipped");
+    }
     std::fs::write(m.path("kept"), b"kept").unwrap();
     m.umount(&node);
     let Some(ro) = Mount::new(&node, &["--read-only"]) else { return };
