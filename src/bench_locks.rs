@@ -6,27 +6,15 @@
 //! created plainly, then created with `If-None-Match: *`, then replaced with `If-Match`
 //! (each a compare-and-swap), at concurrency 32: what the conditions cost beside plain writes.
 
+use crate::bench_meta::phase;
 use anyhow::Result;
 use bytes::Bytes;
 use cairn_client::{datapath, AsyncClient, Guarded, LockOptions};
 use cairn_core::lock::{Guard, Precondition};
 use cairn_core::wire::{Content, Target};
 use cairn_core::FsPath;
-use futures::{stream, StreamExt, TryStreamExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
-
-/// Runs `op` for `0..n` with `concurrency` in flight; returns operations per second.
-async fn rate<F, Fut>(n: usize, concurrency: usize, op: F) -> Result<f64>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let t = Instant::now();
-    stream::iter(0..n).map(op).buffer_unordered(concurrency).try_collect::<Vec<()>>().await?;
-    Ok(n as f64 / t.elapsed().as_secs_f64())
-}
 
 /// Writes `data` at `path` through `c`, presenting `guard`.
 async fn put(c: &AsyncClient, path: &str, data: &Bytes, guard: Guard) -> Result<String> {
@@ -53,7 +41,7 @@ pub async fn run(scratch: &Path, pairs: usize) -> Result<()> {
         let base = base.as_str();
         let mut pair_rates = Vec::new();
         for (concurrency, n) in [(1, (pairs / 8).max(1)), (32, pairs)] {
-            let r = rate(n, concurrency, |i| async move {
+            let r = phase(n, concurrency, |i| async move {
                 let path = format!("{base}/l{concurrency}-{i}");
                 let guard = c(i).lock(&[path.as_str()], &LockOptions::default()).await?;
                 guard.release().await?;
@@ -66,7 +54,7 @@ pub async fn run(scratch: &Path, pairs: usize) -> Result<()> {
         let data = Bytes::from(vec![7u8; 1024]);
         let data = &data;
         let plain =
-            rate(
+            phase(
                 files,
                 32,
                 |i| async move { put(c(i), &format!("{base}/p{i}"), data, Guard::default()).await.map(drop) },
@@ -74,7 +62,7 @@ pub async fn run(scratch: &Path, pairs: usize) -> Result<()> {
             .await?;
         let etags: Vec<std::sync::Mutex<String>> = (0..files).map(|_| Default::default()).collect();
         let etags = Arc::new(etags);
-        let create_only = rate(files, 32, |i| {
+        let create_only = phase(files, 32, |i| {
             let etags = etags.clone();
             async move {
                 let absent = Guard { preconditions: vec![Precondition::Absent], ..Guard::default() };
@@ -84,7 +72,7 @@ pub async fn run(scratch: &Path, pairs: usize) -> Result<()> {
             }
         })
         .await?;
-        let cas = rate(files, 32, |i| {
+        let cas = phase(files, 32, |i| {
             let etags = etags.clone();
             async move {
                 let tag = etags[i].lock().expect("etag lock").clone();

@@ -44,8 +44,9 @@ fn rss(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Runs `op` for every file index with `concurrency` in flight; returns operations per second.
-async fn phase<F, Fut>(files: usize, concurrency: usize, op: F) -> Result<f64>
+/// Runs `op` for every index in `0..files` with `concurrency` in flight; returns operations
+/// per second.
+pub(crate) async fn phase<F, Fut>(files: usize, concurrency: usize, op: F) -> Result<f64>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,

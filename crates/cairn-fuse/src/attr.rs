@@ -1,9 +1,10 @@
 //! Inodes as the kernel sees them: attributes, file types, and the mapping between kernel
 //! inode numbers and cairn's (the mounted directory is inode 1 to the kernel).
 
+use cairn_client::json::time;
 use cairn_core::wire::{Inode, InodeKind};
 use fuser::{FileAttr, FileType, INodeNo};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long the kernel may cache attributes and entries before asking again.
 pub(crate) const TTL: Duration = Duration::from_secs(1);
@@ -28,10 +29,6 @@ impl Inos {
     pub fn kernel(self, ino: u64) -> INodeNo {
         INodeNo(if ino == self.top { 1 } else { ino })
     }
-}
-
-fn time(ns: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64)
 }
 
 /// The kernel's file type of an inode kind.
