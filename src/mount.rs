@@ -25,6 +25,10 @@ pub struct MountArgs {
     /// goes to MOUNTPOINT's parent as `.cairn-mount-NAME.log`.
     #[arg(long)]
     daemon: bool,
+    /// Memory for chunks read (verified whole chunks, shared by the open files), e.g.
+    /// `1GiB`.
+    #[arg(long, value_parser = crate::bench::parse_size, default_value = "256MiB")]
+    cache_mem: u64,
 }
 
 /// Starts this same command again without `--daemon`, detached, and returns once its mount
@@ -65,7 +69,12 @@ pub async fn mount(c: AsyncClient, args: MountArgs) -> Result<()> {
         let point = args.mountpoint.clone();
         return tokio::task::spawn_blocking(move || daemonize(&point)).await?;
     }
-    let opts = cairn_fuse::MountOptions { path: args.path, read_only: args.read_only, allow_other: args.allow_other };
+    let opts = cairn_fuse::MountOptions {
+        path: args.path,
+        read_only: args.read_only,
+        allow_other: args.allow_other,
+        memory: Some(args.cache_mem),
+    };
     let mp = args.mountpoint.clone();
     let rt = tokio::runtime::Handle::current();
     let session = tokio::task::spawn_blocking(move || cairn_fuse::mount(c, rt, &mp, &opts))
@@ -79,7 +88,10 @@ pub async fn mount(c: AsyncClient, args: MountArgs) -> Result<()> {
             _ = term.recv() => break,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
                 if session.guard.is_finished() {
-                    // Unmounted from outside (`cairn umount`, `fusermount3 -u`).
+                    // Unmounted from outside (`cairn umount`, `fusermount3 -u`). Dropping
+                    // the session would unmount the path again, and with it a newer mount
+                    // made there meanwhile: the process ends without.
+                    std::mem::forget(session);
                     eprintln!("cairn: unmounted");
                     return Ok(());
                 }

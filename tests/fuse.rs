@@ -4,89 +4,14 @@
 //! Skipped, saying why, where this machine cannot mount FUSE (no /dev/fuse).
 
 mod common;
+use common::mount::{cstr, mounted, Mount};
 use common::{data, http, wait_for, TestNode};
 use std::ffi::CString;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-/// A `cairn mount` process and its mount point (unmounted and stopped on drop).
-struct Mount {
-    child: Child,
-    dir: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-fn mounted(dir: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(dir.to_str().unwrap()))
-}
-
-impl Mount {
-    /// Mounts `node`'s cluster, or returns `None` (saying why) where FUSE is unavailable.
-    fn new(node: &TestNode, extra: &[&str]) -> Option<Mount> {
-        if !Path::new("/dev/fuse").exists() {
-            eprintln!("skipped: this machine has no /dev/fuse, so nothing can be mounted");
-            return None;
-        }
-        // SAFETY: getuid has no preconditions.
-        let root = unsafe { libc::getuid() } == 0;
-        if !root && Command::new("fusermount3").arg("--version").output().is_err() {
-            eprintln!("skipped: not root and no fusermount3 (Debian's fuse3), so nothing can be mounted");
-            return None;
-        }
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("mnt");
-        std::fs::create_dir(&dir).unwrap();
-        let child = Command::new(common::bin())
-            .args(["--node", &node.url, "--data"])
-            .arg(&node.data)
-            .arg("mount")
-            .arg(&dir)
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut m = Mount { child, dir, _tmp: tmp };
-        wait_for("the mount to appear", Duration::from_secs(20), || {
-            if let Ok(Some(status)) = m.child.try_wait() {
-                let mut err = String::new();
-                m.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-                panic!("cairn mount exited with {status}: {err}");
-            }
-            mounted(&m.dir)
-        });
-        Some(m)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.join(p)
-    }
-
-    fn umount(mut self, node: &TestNode) {
-        node.ok(&["umount", self.dir.to_str().unwrap()]);
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "cairn mount ended with {status}");
-        assert!(!mounted(&self.dir));
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if mounted(&self.dir) {
-            let _ = Command::new(common::bin()).arg("umount").arg(&self.dir).status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
 
 #[test]
 fn programs_use_the_mount_as_a_posix_directory() {
@@ -212,24 +137,29 @@ fn programs_work_on_the_mount_and_a_read_only_mount_refuses_changes() {
     std::fs::create_dir(m.path("untar")).unwrap();
     run(Command::new("tar").arg("xf").arg(&tarball).arg("-C").arg(m.path("untar")));
     run(Command::new("diff").arg("-r").arg(&tree).arg(m.path("untar")));
-    // sqlite3 with three processes writing at once (their locks are the cluster's).
+    // sqlite3 with several processes writing at once, in rollback-journal and in WAL mode
+    // (the WAL index is a shared memory map of a file on the mount; the locks are the
+    // cluster's).
     if Command::new("sqlite3").arg("--version").output().is_ok() {
-        let db = m.path("t.db");
-        run(Command::new("sqlite3").arg(&db).arg("create table t(x)"));
-        let writers: Vec<_> = (0..3)
-            .map(|i| {
-                Command::new("sqlite3")
-                    .args(["-cmd", ".timeout 20000"])
-                    .arg(&db)
-                    .arg(format!("insert into t values({i})"))
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for mut w in writers {
-            assert!(w.wait().unwrap().success());
+        for mode in ["delete", "wal"] {
+            let db = m.path(&format!("{mode}.db"));
+            run(Command::new("sqlite3").arg(&db).arg(format!("pragma journal_mode={mode}; create table t(x)")));
+            let writers: Vec<_> = (0..4)
+                .map(|i| {
+                    let script = format!(
+                        "for j in 1 2 3 4 5 6 7 8; do sqlite3 -cmd '.timeout 30000' '{}' \
+                         'insert into t values({i})' || exit 1; done",
+                        db.display()
+                    );
+                    Command::new("sh").arg("-c").arg(script).spawn().unwrap()
+                })
+                .collect();
+            for mut w in writers {
+                assert!(w.wait().unwrap().success(), "a {mode} writer failed");
+            }
+            let check = run(Command::new("sqlite3").arg(&db).arg("select count(*) from t; pragma integrity_check"));
+            assert_eq!(check, b"32\nok\n", "{mode}: every insert is there and the database is whole");
         }
-        assert_eq!(run(Command::new("sqlite3").arg(&db).arg("select count(*) from t")), b"3\n");
     } else {
         eprintln!("sqlite3 is not installed: its part of this test is skipped");
     }

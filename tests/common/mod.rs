@@ -1,6 +1,8 @@
 //! Shared harness of the black-box tests: real `cairn` processes on free ports in temp dirs.
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

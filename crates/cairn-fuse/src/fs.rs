@@ -1,20 +1,22 @@
 //! The FUSE operations: each one a metadata command or query by inode (or by name in a
 //! directory given by inode), run on the client's runtime; errors become errnos.
 
-use crate::attr::{attr, kind, Inos, TTL};
-use crate::open::OpenFile;
+use crate::attr::{attr, Inos, TTL};
+use crate::chunks::{Chunks, CACHE_DEFAULT};
+use crate::dir::Listing;
+use crate::handles::Handles;
 use crate::posix_locks::{mode_of, PosixLocks};
+use crate::xattr::xattr_reply;
 use crate::{errno, FuseError, MountOptions};
-use cairn_client::{datapath, AsyncClient, Backend, ClientError};
+use cairn_client::{AsyncClient, Backend, ClientError};
 use cairn_core::wire::{
-    ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, SetAttrs, Target, XattrMode,
-    LIST_DEFAULT,
+    ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, SetAttrs, Target,
 };
 use cairn_core::ErrorCode;
 use fuser::{
-    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -26,30 +28,25 @@ use std::time::SystemTime;
 
 /// How long an open handle lives without renewal (the mount renews on use; a mount that
 /// died lets its handles run out).
-const HANDLE_LEASE: i64 = 600 * 1_000_000_000;
+pub(crate) const HANDLE_LEASE: i64 = 600 * 1_000_000_000;
 
-type Res<T> = Result<T, Errno>;
+/// An operation's result: a value or an errno.
+pub(crate) type Res<T> = Result<T, Errno>;
 
 fn err(e: ClientError) -> Errno {
     errno(e.code())
 }
 
-/// A directory listing being read: the entries so far and where the next page starts.
-struct Listing {
-    entries: Vec<(u64, FileType, Vec<u8>)>,
-    next: Option<String>,
-    done: bool,
-}
-
 /// The mounted cluster.
 pub struct CairnFs {
-    client: AsyncClient,
-    rt: tokio::runtime::Handle,
-    inos: Inos,
+    pub(crate) client: AsyncClient,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) inos: Inos,
     read_only: bool,
-    files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
+    pub(crate) handles: Handles,
+    chunks: Arc<Chunks>,
     dirs: Mutex<HashMap<u64, Arc<Mutex<Listing>>>>,
-    next_fh: AtomicU64,
+    next_dir: AtomicU64,
     locks: Arc<PosixLocks>,
     renewer: tokio::task::JoinHandle<()>,
 }
@@ -85,31 +82,32 @@ impl CairnFs {
             rt,
             inos: Inos { top: top.ino },
             read_only: opts.read_only,
-            files: Mutex::default(),
+            handles: Handles::default(),
+            chunks: Arc::new(Chunks::new(opts.memory.unwrap_or(CACHE_DEFAULT))),
             dirs: Mutex::default(),
-            next_fh: AtomicU64::new(1),
+            next_dir: AtomicU64::new(1),
         })
     }
 
-    fn run<T>(&self, f: impl std::future::Future<Output = Result<T, ClientError>>) -> Res<T> {
+    pub(crate) fn run<T>(&self, f: impl std::future::Future<Output = Result<T, ClientError>>) -> Res<T> {
         self.rt.block_on(f).map_err(err)
     }
 
-    fn write(&self, cmd: ClientCommand) -> Res<Reply> {
+    pub(crate) fn write(&self, cmd: ClientCommand) -> Res<Reply> {
         if self.read_only {
             return Err(Errno::EROFS);
         }
         self.run(self.client.backend().write(cmd))
     }
 
-    fn write_inode(&self, cmd: ClientCommand) -> Res<Inode> {
+    pub(crate) fn write_inode(&self, cmd: ClientCommand) -> Res<Inode> {
         match self.write(cmd)? {
             Reply::Inode(i) => Ok(i),
             _ => Err(Errno::EIO),
         }
     }
 
-    fn query(&self, q: Query) -> Res<QueryReply> {
+    pub(crate) fn query(&self, q: Query) -> Res<QueryReply> {
         self.run(self.client.backend().query(q))
     }
 
@@ -141,60 +139,19 @@ impl CairnFs {
         }
     }
 
-    /// `i` with the size its open files on this mount reach with writes not yet committed:
-    /// the kernel keeps one size per inode, and a smaller one would cut off what other
-    /// processes wrote (and map) already.
-    fn with_buffered(&self, mut i: Inode) -> Inode {
-        if i.kind != InodeKind::File {
-            return i;
+    fn listing(&self, fh: FileHandle) -> Res<Arc<Mutex<Listing>>> {
+        self.dirs.lock().expect("dirs lock").get(&u64::from(fh)).cloned().ok_or(Errno::EBADF)
+    }
+
+    fn set_attr(&self, ino: INodeNo, attrs: SetAttrs) -> Res<Inode> {
+        let ino = self.inos.cairn(ino);
+        // Buffered writes go first, so a truncate or a size read after them sees them.
+        if let Some(f) = self.handles.open_inode(ino) {
+            self.commit_inode(&f)?;
         }
-        let open: Vec<_> = self.files.lock().expect("files lock").values().cloned().collect();
-        for f in open {
-            let f = self.rt.block_on(f.lock());
-            if f.ino == i.ino {
-                i.size = i.size.max(f.size());
-            }
-        }
-        i
-    }
-
-    fn file(&self, fh: FileHandle) -> Res<Arc<tokio::sync::Mutex<OpenFile>>> {
-        self.files.lock().expect("files lock").get(&u64::from(fh)).cloned().ok_or(Errno::EBADF)
-    }
-
-    /// Registers a cairn handle on `ino` and an open file for it.
-    fn open_file(&self, at: Target, writable: bool) -> Res<(FileHandle, Inode)> {
-        let handle = rand::random::<u64>();
-        let inode = self.run(datapath::write_inode(
-            self.client.backend().as_ref(),
-            ClientCommand::Open { at, handle, lease: HANDLE_LEASE },
-        ))?;
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let open = OpenFile::new(inode.clone(), handle, writable);
-        self.files.lock().expect("files lock").insert(fh, Arc::new(tokio::sync::Mutex::new(open)));
-        Ok((FileHandle(fh), inode))
-    }
-
-    /// Commits what an open file buffered.
-    fn commit(&self, fh: FileHandle) -> Res<()> {
-        let f = self.file(fh)?;
-        let b = self.client.backend().clone();
-        self.run(async move {
-            let mut f = f.lock().await;
-            if f.dirty() {
-                f.commit(&b).await?;
-            }
-            Ok(())
-        })
-    }
-
-    fn set_attr(&self, ino: INodeNo, attrs: SetAttrs, fh: Option<FileHandle>) -> Res<Inode> {
-        if let Some(fh) = fh {
-            self.commit(fh)?;
-        }
-        let inode = self.write_inode(ClientCommand::SetAttr { at: Target::Ino(self.inos.cairn(ino)), attrs })?;
-        if let Some(f) = fh.and_then(|fh| self.file(fh).ok()) {
-            self.rt.block_on(f.lock()).inode = inode.clone();
+        let inode = self.write_inode(ClientCommand::SetAttr { at: Target::Ino(ino), attrs })?;
+        if let Some(f) = self.handles.open_inode(ino) {
+            self.rt.block_on(f.lock()).refresh(inode.clone());
         }
         Ok(inode)
     }
@@ -211,11 +168,30 @@ fn ns(t: TimeOrNow) -> i64 {
 impl Filesystem for CairnFs {
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
         // Record locks and flock() come to the mount (and so to the cluster's lock table).
-        let _ = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_LOCKS | fuser::InitFlags::FUSE_FLOCK_LOCKS);
+        use fuser::InitFlags as F;
+        for wanted in [
+            F::FUSE_POSIX_LOCKS | F::FUSE_FLOCK_LOCKS,
+            // Listings carry the inodes: `ls -l` needs no lookup per entry.
+            F::FUSE_DO_READDIRPLUS | F::FUSE_READDIRPLUS_AUTO,
+            F::FUSE_PARALLEL_DIROPS,
+        ] {
+            if let Err(missing) = config.add_capabilities(wanted) {
+                tracing::info!("the kernel lacks {missing:?}; the mount does without");
+            }
+        }
         Ok(())
     }
 
     fn destroy(&mut self) {
+        // Handles the kernel never released (a forced unmount): their writes are committed
+        // and the handles closed, so nothing waits for their leases.
+        for h in self.handles.drain() {
+            if let Err(e) = self.commit_inode(&h.file) {
+                tracing::warn!(ino = h.ino, "writes of a file open at unmount are lost: {e:?}");
+            }
+            let close = ClientCommand::Close { handles: vec![(h.ino, h.handle)], expired_only: false };
+            let _ = self.run(self.client.backend().write(close));
+        }
         let (locks, client) = (self.locks.clone(), self.client.clone());
         self.rt.block_on(async move { locks.release_all(&client).await });
     }
@@ -293,7 +269,7 @@ impl Filesystem for CairnFs {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
+        _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -301,7 +277,7 @@ impl Filesystem for CairnFs {
         reply: ReplyAttr,
     ) {
         let attrs = SetAttrs { mode, uid, gid, atime: atime.map(ns), mtime: mtime.map(ns), size };
-        match self.set_attr(ino, attrs, fh) {
+        match self.set_attr(ino, attrs) {
             Ok(i) => reply.attr(&TTL, &attr(self.inos, &self.with_buffered(i))),
             Err(e) => reply.error(e),
         }
@@ -397,14 +373,14 @@ impl Filesystem for CairnFs {
         if writable && self.read_only {
             return reply.error(Errno::EROFS);
         }
-        let r = self.open_file(Target::Ino(self.inos.cairn(ino)), writable).and_then(|(fh, inode)| {
+        let r = self.open_file(Target::Ino(self.inos.cairn(ino)), writable).and_then(|(fh, inode, keep)| {
             if writable && flags.0 & libc::O_TRUNC != 0 && inode.size > 0 {
-                self.set_attr(ino, SetAttrs { size: Some(0), ..SetAttrs::default() }, Some(fh))?;
+                self.set_attr(ino, SetAttrs { size: Some(0), ..SetAttrs::default() })?;
             }
-            Ok(fh)
+            Ok((fh, keep))
         });
         match r {
-            Ok(fh) => reply.opened(fh, FopenFlags::empty()),
+            Ok((fh, keep)) => reply.opened(fh, keep),
             Err(e) => reply.error(e),
         }
     }
@@ -433,7 +409,7 @@ impl Filesystem for CairnFs {
             self.open_file(Target::Ino(inode.ino), true)
         });
         match r {
-            Ok((fh, inode)) => reply.created(&TTL, &attr(self.inos, &inode), Generation(0), fh, FopenFlags::empty()),
+            Ok((fh, inode, keep)) => reply.created(&TTL, &attr(self.inos, &inode), Generation(0), fh, keep),
             Err(e) => reply.error(e),
         }
     }
@@ -449,14 +425,17 @@ impl Filesystem for CairnFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let r = self.file(fh).and_then(|f| {
-            let b = self.client.backend().clone();
+        let r = self.handle(fh).and_then(|h| {
+            let (b, chunks) = (self.client.backend().clone(), self.chunks.clone());
+            self.commit_inode(&h.file)?;
             self.run(async move {
-                let mut f = f.lock().await;
-                if f.dirty() {
-                    f.commit(&b).await?;
-                }
-                f.read(&b, offset, size as u64).await
+                let (inode, sequential) = {
+                    let mut f = h.file.lock().await;
+                    let sequential = f.read_end == offset;
+                    f.read_end = offset + u64::from(size);
+                    (f.inode.clone(), sequential)
+                };
+                chunks.read(&b, &inode, offset, u64::from(size), sequential).await
             })
         });
         match r {
@@ -477,22 +456,23 @@ impl Filesystem for CairnFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let r = self.file(fh).and_then(|f| {
+        let r = self.handle(fh).and_then(|h| {
+            if !h.writable {
+                return Err(Errno::EBADF);
+            }
             let b = self.client.backend().clone();
-            self.run(async move {
-                let mut f = f.lock().await;
-                if !f.writable {
-                    return Err(ClientError::api(ErrorCode::PermissionDenied, "not open for writing"));
-                }
+            let full = self.run(async move {
+                let mut f = h.file.lock().await;
                 if !f.buffer(offset, data) {
                     f.commit(&b).await?;
                     f.buffer(offset, data);
                 }
-                if f.full() {
-                    f.commit(&b).await?;
-                }
-                Ok(data.len() as u32)
-            })
+                Ok(f.full())
+            })?;
+            if full {
+                self.commit(fh)?;
+            }
+            Ok(data.len() as u32)
         });
         match r {
             Ok(n) => reply.written(n),
@@ -532,15 +512,10 @@ impl Filesystem for CairnFs {
         reply: ReplyEmpty,
     ) {
         let committed = self.commit(fh);
-        let open = self.files.lock().expect("files lock").remove(&u64::from(fh));
-        if let Some(f) = open {
-            let (ino, handle) = {
-                let f = self.rt.block_on(f.lock());
-                (f.ino, f.handle)
-            };
-            let close = ClientCommand::Close { handles: vec![(ino, handle)], expired_only: false };
+        if let Some(h) = self.handles.remove(u64::from(fh)) {
+            let close = ClientCommand::Close { handles: vec![(h.ino, h.handle)], expired_only: false };
             if let Err(e) = self.run(self.client.backend().write(close)) {
-                tracing::warn!(ino, "closing a handle failed (its lease will run out): {e:?}");
+                tracing::warn!(ino = h.ino, "closing a handle failed (its lease will run out): {e:?}");
             }
         }
         match committed {
@@ -550,50 +525,36 @@ impl Filesystem for CairnFs {
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let listing = Listing { entries: Vec::new(), next: None, done: false };
-        self.dirs.lock().expect("dirs lock").insert(fh, Arc::new(Mutex::new(listing)));
+        let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().expect("dirs lock").insert(fh, Arc::default());
         reply.opened(FileHandle(fh), FopenFlags::empty());
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(listing) = self.dirs.lock().expect("dirs lock").get(&u64::from(fh)).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        let mut l = listing.lock().expect("listing lock");
-        // Offsets: 1 is ".", 2 is "..", 3 + i the i-th entry.
-        let dir = self.inos.cairn(ino);
-        let mut at = offset;
-        loop {
-            let entry = match at {
-                0 => Some((dir, FileType::Directory, b".".to_vec())),
-                1 => Some((dir, FileType::Directory, b"..".to_vec())),
-                n => {
-                    let i = (n - 2) as usize;
-                    while i >= l.entries.len() && !l.done {
-                        let q = Query::List { at: Target::Ino(dir), after: l.next.take(), limit: LIST_DEFAULT };
-                        match self.query(q) {
-                            Ok(QueryReply::Entries { entries, next }) => {
-                                l.done = next.is_none();
-                                l.next = next;
-                                let shown =
-                                    entries.into_iter().map(|e| (e.inode.ino, kind(e.inode.kind), e.name.into_bytes()));
-                                l.entries.extend(shown);
-                            }
-                            Ok(_) => return reply.error(Errno::EIO),
-                            Err(e) => return reply.error(e),
-                        }
-                    }
-                    l.entries.get(i).cloned()
-                }
-            };
-            let Some((child, kind, name)) = entry else { break };
-            if reply.add(self.inos.kernel(child), at + 1, kind, OsStr::from_bytes(&name)) {
-                break;
-            }
-            at += 1;
+        let r = self.listing(fh).and_then(|l| {
+            let mut l = l.lock().expect("listing lock");
+            self.list(ino, &mut l, offset, |ino, next, kind, name, _| reply.add(ino, next, kind, name))
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let r = self.listing(fh).and_then(|l| {
+            let mut l = l.lock().expect("listing lock");
+            // "." and ".." carry the directory's attributes (the kernel takes none from them).
+            let dir = if offset < 2 { Some(self.stat(Target::Ino(self.inos.cairn(ino)))?) } else { None };
+            self.list(ino, &mut l, offset, |ino, next, _, name, inode| {
+                let Some(inode) = inode.or(dir.as_ref()) else { return true };
+                reply.add(ino, next, name, &TTL, &attr(self.inos, inode), Generation(0))
+            })
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
@@ -625,51 +586,23 @@ impl Filesystem for CairnFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let mode = match flags {
-            libc::XATTR_CREATE => XattrMode::Create,
-            libc::XATTR_REPLACE => XattrMode::Replace,
-            _ => XattrMode::Any,
-        };
-        let r = std::str::from_utf8(name.as_bytes()).map_err(|_| Errno::EINVAL).and_then(|name| {
-            let at = Target::Ino(self.inos.cairn(ino));
-            self.write(ClientCommand::SetXattr { at, name: name.to_string(), value: value.to_vec(), mode })
-        });
-        match r {
-            Ok(_) => reply.ok(),
-            Err(e) if e == Errno::ENOENT && mode == XattrMode::Replace => reply.error(Errno::ENODATA),
+        match self.set_xattr(ino, name, value, flags) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let r = std::str::from_utf8(name.as_bytes()).map_err(|_| Errno::EINVAL).and_then(|name| {
-            let q = Query::GetXattr { at: Target::Ino(self.inos.cairn(ino)), name: name.to_string() };
-            match self.query(q) {
-                Ok(QueryReply::Xattr(v)) => Ok(v),
-                Ok(_) => Err(Errno::EIO),
-                Err(e) if e == Errno::ENOENT => Err(Errno::ENODATA),
-                Err(e) => Err(e),
-            }
-        });
-        xattr_reply(reply, size, r);
+        xattr_reply(reply, size, self.get_xattr(ino, name));
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let r = match self.query(Query::ListXattrs(Target::Ino(self.inos.cairn(ino)))) {
-            Ok(QueryReply::Names(names)) => Ok(names.iter().flat_map(|n| n.bytes().chain([0])).collect()),
-            Ok(_) => Err(Errno::EIO),
-            Err(e) => Err(e),
-        };
-        xattr_reply(reply, size, r);
+        xattr_reply(reply, size, self.list_xattrs(ino));
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = std::str::from_utf8(name.as_bytes()).map_err(|_| Errno::EINVAL).and_then(|name| {
-            self.write(ClientCommand::RemoveXattr { at: Target::Ino(self.inos.cairn(ino)), name: name.to_string() })
-        });
-        match r {
-            Ok(_) => reply.ok(),
-            Err(e) if e == Errno::ENOENT => reply.error(Errno::ENODATA),
+        match self.remove_xattr(ino, name) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
@@ -685,15 +618,5 @@ impl Filesystem for CairnFs {
         reply: ReplyEmpty,
     ) {
         reply.error(Errno::EOPNOTSUPP);
-    }
-}
-
-/// Answers an xattr request: the size asked for with `size` 0, else the bytes if they fit.
-fn xattr_reply(reply: ReplyXattr, size: u32, r: Res<Vec<u8>>) {
-    match r {
-        Ok(v) if size == 0 => reply.size(v.len() as u32),
-        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
-        Ok(v) => reply.data(&v),
-        Err(e) => reply.error(e),
     }
 }

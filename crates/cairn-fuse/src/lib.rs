@@ -5,14 +5,21 @@
 //! every operation names its object by inode and paths are never rebuilt. Open files hold a
 //! cairn handle (a file unlinked or renamed while open stays usable, as POSIX has it); writes
 //! are buffered per open file and committed on flush, fsync and close (close-to-open
-//! consistency); reads fetch whole chunks, verified, keeping the last one per open file.
+//! consistency); reads fetch whole chunks, verified, into memory shared by the open files,
+//! fetching ahead of sequential readers; the kernel keeps its page cache of a file across
+//! opens while the file is unchanged.
 
 #![warn(missing_docs)]
 
 mod attr;
+mod chunks;
+mod dir;
+mod files;
 mod fs;
+mod handles;
 mod open;
 mod posix_locks;
+mod xattr;
 
 use cairn_client::AsyncClient;
 use cairn_core::ErrorCode;
@@ -41,6 +48,8 @@ pub struct MountOptions {
     pub read_only: bool,
     /// Let other users than the mounting one in (the kernel still checks permissions).
     pub allow_other: bool,
+    /// Memory for chunks read, in bytes (default 256 MiB).
+    pub memory: Option<u64>,
 }
 
 /// Mounts the cluster `client` talks to at `mountpoint`, serving it on background threads

@@ -1,37 +1,48 @@
-//! One open file of the mount: its cairn handle, its writes buffered until the next flush,
-//! and reads served from the inode it last saw, through the last chunk fetched.
+//! Open files of the mount. Every handle on one inode shares one [`OpenInode`]: the inode as
+//! last seen and the writes not yet committed. So processes on one mount see each other's
+//! writes at once, as on a local disk, and a read never finds a file shorter than the kernel
+//! knows it (a short read would cut the kernel's size and fault the pages mapped past it).
+//! Other mounts see the writes once they are committed: on flush, fsync and close.
 
 use bytes::Bytes;
-use cairn_client::{edit, Backend, ClientError, HttpBackend};
-use cairn_core::wire::{Content, Inode, Target};
-use cairn_core::ChunkId;
+use cairn_client::{edit, ClientError, HttpBackend};
+use cairn_core::wire::{Inode, Target};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Buffered bytes past which a write commits what it has first.
 pub(crate) const BUFFER_MAX: usize = 64 << 20;
 
-/// An open file.
-pub(crate) struct OpenFile {
+/// An inode open on this mount.
+pub(crate) struct OpenInode {
+    /// cairn's inode number.
+    pub ino: u64,
+    /// The inode as of the last open or commit: what reads see.
+    pub inode: Arc<Inode>,
+    /// Where the last read ended: a read starting there is sequential.
+    pub read_end: u64,
+    /// Writes not yet committed: non-overlapping runs of bytes by offset.
+    runs: BTreeMap<u64, Vec<u8>>,
+    buffered: usize,
+}
+
+/// One open handle of the kernel's: a cairn handle on a shared open inode.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    /// The open inode.
+    pub file: Arc<tokio::sync::Mutex<OpenInode>>,
     /// cairn's inode number.
     pub ino: u64,
     /// The cairn handle keeping the inode alive while it is open.
     pub handle: u64,
     /// Opened for writing.
     pub writable: bool,
-    /// The inode as of the open or the last commit: what reads see.
-    pub inode: Inode,
-    /// Writes not yet committed: non-overlapping runs of bytes by offset.
-    runs: BTreeMap<u64, Vec<u8>>,
-    buffered: usize,
-    /// The last chunk fetched.
-    chunk: Option<(ChunkId, Bytes)>,
 }
 
-impl OpenFile {
-    /// A file opened on `inode` under cairn handle `handle`.
-    pub fn new(inode: Inode, handle: u64, writable: bool) -> Self {
-        OpenFile { ino: inode.ino, handle, writable, inode, runs: BTreeMap::new(), buffered: 0, chunk: None }
+impl OpenInode {
+    /// `inode`, just opened.
+    pub fn new(inode: Inode) -> Self {
+        OpenInode { ino: inode.ino, inode: Arc::new(inode), read_end: 0, runs: BTreeMap::new(), buffered: 0 }
     }
 
     /// True if writes wait to be committed.
@@ -75,64 +86,45 @@ impl OpenFile {
     }
 
     /// Commits the buffered writes, each run as one in-place write (new chunks spliced in,
-    /// untouched ones kept), and takes the inode they produced.
-    pub async fn commit(&mut self, b: &Arc<HttpBackend>) -> Result<(), ClientError> {
-        let runs = std::mem::take(&mut self.runs);
-        self.buffered = 0;
-        for (offset, run) in runs {
-            let body = edit::body_of(Bytes::from(run));
-            self.inode = edit::write_at(b, &Target::Ino(self.ino), Some(offset), body).await?;
-        }
-        Ok(())
-    }
-
-    /// Bytes `offset..offset + len` as of the last commit (short at the end of the file).
-    pub async fn read(&mut self, b: &HttpBackend, offset: u64, len: u64) -> Result<Vec<u8>, ClientError> {
-        let end = offset.saturating_add(len).min(self.inode.size);
-        if offset >= end {
-            return Ok(Vec::new());
-        }
-        match &self.inode.content {
-            Content::Inline(d) => {
-                let (a, z) = (offset as usize, (end as usize).min(d.len()));
-                let mut out = d.get(a..z).unwrap_or_default().to_vec();
-                out.resize((end - offset) as usize, 0);
-                return Ok(out);
-            }
-            Content::Extents(_) => {}
-            _ => return Ok(vec![0; (end - offset) as usize]),
-        }
-        let pieces = cairn_core::extent::slice(self.inode.extents(), offset, end);
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for e in pieces {
-            let Some(id) = e.chunk else {
-                out.resize(out.len() + e.len as usize, 0);
-                continue;
-            };
-            let data = match &self.chunk {
-                Some((have, data)) if *have == id => data.clone(),
-                _ => {
-                    let data = b.get_chunk(id).await?.into_contiguous();
-                    self.chunk = Some((id, data.clone()));
-                    data
+    /// untouched ones kept), and takes the inode they produced. True if nobody else changed
+    /// the file meanwhile (each write moved the version by exactly one). A run that fails
+    /// stays buffered, with those after it.
+    pub async fn commit(&mut self, b: &Arc<HttpBackend>) -> Result<bool, ClientError> {
+        let mut alone = true;
+        while let Some((offset, run)) = self.runs.pop_first() {
+            self.buffered -= run.len();
+            let data = Bytes::from(run);
+            let inode = match edit::write_at(b, &Target::Ino(self.ino), Some(offset), edit::body_of(data.clone())).await
+            {
+                Ok(inode) => inode,
+                Err(e) => {
+                    // Kept for the next flush to try again.
+                    self.buffered += data.len();
+                    self.runs.insert(offset, data.to_vec());
+                    return Err(e);
                 }
             };
-            let (a, z) = (e.offset as usize, e.offset as usize + e.len as usize);
-            let piece = data.get(a..z).ok_or_else(|| {
-                ClientError::api(cairn_core::ErrorCode::Corrupt, format!("chunk {id} is shorter than its extent"))
-            })?;
-            out.extend_from_slice(piece);
+            alone &= inode.version == self.inode.version + 1;
+            self.inode = Arc::new(inode);
         }
-        Ok(out)
+        Ok(alone)
+    }
+
+    /// Takes `inode` as what reads see (after a change of attributes, or a fresh open) if it
+    /// is newer than what they see: an answer that raced with a commit may be older.
+    pub fn refresh(&mut self, inode: Inode) {
+        if inode.version > self.inode.version {
+            self.inode = Arc::new(inode);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::wire::InodeKind;
+    use cairn_core::wire::{Content, InodeKind};
 
-    fn file() -> OpenFile {
+    fn file() -> OpenInode {
         let inode = Inode {
             ino: 5,
             kind: InodeKind::File,
@@ -150,7 +142,7 @@ mod tests {
             chunk_size: None,
             content: Content::Inline(b"0123456789".to_vec()),
         };
-        OpenFile::new(inode, 1, true)
+        OpenInode::new(inode)
     }
 
     #[test]

@@ -1,0 +1,109 @@
+//! The mount's open handles: each kernel file handle names a cairn handle on a shared
+//! [`OpenInode`], and the table remembers which version of each inode the kernel's page
+//! cache holds, so an open keeps that cache only while the file is unchanged.
+
+use crate::open::{Handle, OpenInode};
+use cairn_core::wire::Inode;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Inodes whose cached version is remembered, at most (past it the memory starts over, and
+/// the next opens of those files read afresh).
+const CACHED_MAX: usize = 1 << 16;
+
+type Shared = Arc<tokio::sync::Mutex<OpenInode>>;
+
+#[derive(Default)]
+struct Table {
+    handles: HashMap<u64, Handle>,
+    /// Each open inode and how many handles have it.
+    inodes: HashMap<u64, (Shared, usize)>,
+    /// The version of each inode whose bytes the kernel's page cache holds.
+    cached: HashMap<u64, u64>,
+    next_fh: u64,
+}
+
+/// The open handles.
+#[derive(Default)]
+pub(crate) struct Handles {
+    table: Mutex<Table>,
+}
+
+/// A handle just added: its number, itself, and whether the kernel may keep its cache.
+pub(crate) struct Opened {
+    /// The kernel's file handle.
+    pub fh: u64,
+    /// The handle.
+    pub handle: Handle,
+    /// The page cache holds this very version: keep it.
+    pub keep_cache: bool,
+    /// The inode was open already (its buffered writes included).
+    pub shared: bool,
+}
+
+impl Handles {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().expect("handle table")
+    }
+
+    /// Adds a handle on `inode` (as the cluster just opened it) under cairn handle `handle`.
+    pub fn add(&self, inode: Inode, handle: u64, writable: bool) -> Opened {
+        let mut t = self.table();
+        t.next_fh += 1;
+        let fh = t.next_fh;
+        let (ino, version) = (inode.ino, inode.version);
+        let keep_cache = t.cached.get(&ino) == Some(&version);
+        if t.cached.len() >= CACHED_MAX {
+            t.cached.clear();
+        }
+        t.cached.insert(ino, version);
+        let shared = t.inodes.contains_key(&ino);
+        let slot = t.inodes.entry(ino).or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(OpenInode::new(inode))), 0));
+        slot.1 += 1;
+        let handle = Handle { file: slot.0.clone(), ino, handle, writable };
+        t.handles.insert(fh, handle.clone());
+        Opened { fh, handle, keep_cache, shared }
+    }
+
+    /// Handle `fh`.
+    pub fn get(&self, fh: u64) -> Option<Handle> {
+        self.table().handles.get(&fh).cloned()
+    }
+
+    /// Removes handle `fh`, and its open inode with the last handle on it.
+    pub fn remove(&self, fh: u64) -> Option<Handle> {
+        let mut t = self.table();
+        let handle = t.handles.remove(&fh)?;
+        if let Some(slot) = t.inodes.get_mut(&handle.ino) {
+            slot.1 -= 1;
+            if slot.1 == 0 {
+                t.inodes.remove(&handle.ino);
+            }
+        }
+        Some(handle)
+    }
+
+    /// Inode `ino` if open on this mount.
+    pub fn open_inode(&self, ino: u64) -> Option<Shared> {
+        self.table().inodes.get(&ino).map(|(f, _)| f.clone())
+    }
+
+    /// Records what a commit of this mount's writes to `ino` made of it: version `from`
+    /// became `to`, and the page cache (which holds those writes) still matches if the mount
+    /// was `alone` in changing it; otherwise the next open reads afresh.
+    pub fn committed(&self, ino: u64, from: u64, to: u64, alone: bool) {
+        let mut t = self.table();
+        if alone && t.cached.get(&ino) == Some(&from) {
+            t.cached.insert(ino, to);
+        } else {
+            t.cached.remove(&ino);
+        }
+    }
+
+    /// Removes and returns every handle (at unmount).
+    pub fn drain(&self) -> Vec<Handle> {
+        let mut t = self.table();
+        t.inodes.clear();
+        t.handles.drain().map(|(_, h)| h).collect()
+    }
+}
