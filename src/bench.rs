@@ -54,6 +54,13 @@ pub struct BenchArgs {
     /// node and on a 3-node cluster started in the scratch directory.
     #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata"])]
     locks: bool,
+    /// Instead: fio (sequential 1 MiB write of this much with end_fsync [default 1GiB], cold
+    /// sequential read, 4 KiB random reads at QD1) and --files (default 10,000) files of 4 KiB
+    /// created, stat'ed, read and deleted, through the mount of a 3-node replicas:3 cluster
+    /// started in the scratch directory, beside the same on a local directory there.
+    #[arg(long, value_parser = parse_size, num_args = 0..=1, default_missing_value = "1GiB",
+          conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata", "locks"])]
+    fuse: Option<u64>,
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
@@ -188,6 +195,9 @@ pub async fn run(conn: crate::commands::Connection, no_short_circuit: bool, args
     if args.metadata {
         let files = args.files.unwrap_or(100_000);
         return crate::bench_meta::run(&args.scratch, files, args.concurrency.unwrap_or(32)).await;
+    }
+    if let Some(size) = args.fuse {
+        return crate::bench_fuse::run(&args.scratch, size, args.files.unwrap_or(10_000)).await;
     }
     if args.locks {
         return crate::bench_locks::run(&args.scratch, args.files.unwrap_or(4000)).await;

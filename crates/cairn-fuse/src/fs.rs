@@ -111,7 +111,7 @@ impl CairnFs {
         self.run(self.client.backend().query(q))
     }
 
-    fn stat(&self, at: Target) -> Res<Inode> {
+    pub(crate) fn stat(&self, at: Target) -> Res<Inode> {
         match self.query(Query::Stat(at))? {
             QueryReply::Inode(i) => Ok(i),
             _ => Err(Errno::EIO),
@@ -189,8 +189,11 @@ impl Filesystem for CairnFs {
             if let Err(e) = self.commit_inode(&h.file) {
                 tracing::warn!(ino = h.ino, "writes of a file open at unmount are lost: {e:?}");
             }
-            let close = ClientCommand::Close { handles: vec![(h.ino, h.handle)], expired_only: false };
-            let _ = self.run(self.client.backend().write(close));
+            let pin = self.rt.block_on(h.file.lock()).pin.take();
+            let handles: Vec<(u64, u64)> = h.handle.into_iter().chain(pin).map(|x| (h.ino, x)).collect();
+            if !handles.is_empty() {
+                let _ = self.run(self.client.backend().write(ClientCommand::Close { handles, expired_only: false }));
+            }
         }
         let (locks, client) = (self.locks.clone(), self.client.clone());
         self.rt.block_on(async move { locks.release_all(&client).await });
@@ -300,8 +303,12 @@ impl Filesystem for CairnFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = self.child(parent, name).and_then(|at| {
-            if self.stat(at.clone())?.kind == InodeKind::Dir {
+            let victim = self.stat(at.clone())?;
+            if victim.kind == InodeKind::Dir {
                 return Err(Errno::EISDIR);
+            }
+            if victim.nlink <= 1 {
+                self.pin_if_open(victim.ino)?;
             }
             self.write(ClientCommand::Remove { at, recursive: false })
         });
@@ -350,8 +357,11 @@ impl Filesystem for CairnFs {
                 return Err(Errno::EINVAL);
             }
             let (from, to) = (self.child(parent, name)?, self.child(newparent, newname)?);
-            if flags.contains(RenameFlags::RENAME_NOREPLACE) && self.stat(to.clone()).is_ok() {
-                return Err(Errno::EEXIST);
+            match self.stat(to.clone()) {
+                Ok(_) if flags.contains(RenameFlags::RENAME_NOREPLACE) => return Err(Errno::EEXIST),
+                // A file replaced stays readable where it is open here.
+                Ok(old) if old.kind == InodeKind::File && old.nlink <= 1 => self.pin_if_open(old.ino)?,
+                _ => {}
             }
             self.write(ClientCommand::Rename { from, to })
         })();
@@ -398,15 +408,14 @@ impl Filesystem for CairnFs {
         let r = self.child(parent, name).and_then(|at| {
             let exclusive = flags & libc::O_EXCL != 0;
             let cmd = ClientCommand::Commit {
-                at,
+                at: at.clone(),
                 base_version: exclusive.then_some(0),
                 content: Content::None,
                 size: 0,
                 parents: false,
                 attrs: Self::new_attrs(req, mode, umask),
             };
-            let inode = self.write_inode(cmd)?;
-            self.open_file(Target::Ino(inode.ino), true)
+            self.create_file(at, cmd)
         });
         match r {
             Ok((fh, inode, keep)) => reply.created(&TTL, &attr(self.inos, &inode), Generation(0), fh, keep),
@@ -511,14 +520,8 @@ impl Filesystem for CairnFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let committed = self.commit(fh);
-        if let Some(h) = self.handles.remove(u64::from(fh)) {
-            let close = ClientCommand::Close { handles: vec![(h.ino, h.handle)], expired_only: false };
-            if let Err(e) = self.run(self.client.backend().write(close)) {
-                tracing::warn!(ino = h.ino, "closing a handle failed (its lease will run out): {e:?}");
-            }
-        }
-        match committed {
+        let closed = self.close(fh);
+        match closed {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

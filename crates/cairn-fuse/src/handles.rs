@@ -47,7 +47,7 @@ impl Handles {
     }
 
     /// Adds a handle on `inode` (as the cluster just opened it) under cairn handle `handle`.
-    pub fn add(&self, inode: Inode, handle: u64, writable: bool) -> Opened {
+    pub fn add(&self, inode: Inode, handle: Option<u64>, writable: bool) -> Opened {
         let mut t = self.table();
         t.next_fh += 1;
         let fh = t.next_fh;
@@ -70,17 +70,19 @@ impl Handles {
         self.table().handles.get(&fh).cloned()
     }
 
-    /// Removes handle `fh`, and its open inode with the last handle on it.
-    pub fn remove(&self, fh: u64) -> Option<Handle> {
+    /// Removes handle `fh`, and its open inode with the last handle on it (then returned
+    /// too).
+    pub fn remove(&self, fh: u64) -> Option<(Handle, Option<Shared>)> {
         let mut t = self.table();
         let handle = t.handles.remove(&fh)?;
+        let mut last = None;
         if let Some(slot) = t.inodes.get_mut(&handle.ino) {
             slot.1 -= 1;
             if slot.1 == 0 {
-                t.inodes.remove(&handle.ino);
+                last = t.inodes.remove(&handle.ino).map(|(f, _)| f);
             }
         }
-        Some(handle)
+        Some((handle, last))
     }
 
     /// Inode `ino` if open on this mount.

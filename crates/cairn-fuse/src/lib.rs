@@ -26,6 +26,8 @@ use cairn_core::ErrorCode;
 use std::path::Path;
 
 pub use fs::CairnFs;
+/// A mount served on background threads (unmounted when dropped or by `umount_and_join`).
+pub use fuser::BackgroundSession;
 
 /// Errors of mounting.
 #[derive(Debug, thiserror::Error)]

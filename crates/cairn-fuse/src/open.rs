@@ -21,6 +21,9 @@ pub(crate) struct OpenInode {
     pub inode: Arc<Inode>,
     /// Where the last read ended: a read starting there is sequential.
     pub read_end: u64,
+    /// A cairn handle this mount took for readers only, to keep the inode alive when it
+    /// removes the file's last name while the file is open here.
+    pub pin: Option<u64>,
     /// Writes not yet committed: non-overlapping runs of bytes by offset.
     runs: BTreeMap<u64, Vec<u8>>,
     buffered: usize,
@@ -33,8 +36,9 @@ pub(crate) struct Handle {
     pub file: Arc<tokio::sync::Mutex<OpenInode>>,
     /// cairn's inode number.
     pub ino: u64,
-    /// The cairn handle keeping the inode alive while it is open.
-    pub handle: u64,
+    /// The cairn handle keeping the inode alive while it is open for writing (readers take
+    /// none: see [`OpenInode::pin`]).
+    pub handle: Option<u64>,
     /// Opened for writing.
     pub writable: bool,
 }
@@ -42,7 +46,7 @@ pub(crate) struct Handle {
 impl OpenInode {
     /// `inode`, just opened.
     pub fn new(inode: Inode) -> Self {
-        OpenInode { ino: inode.ino, inode: Arc::new(inode), read_end: 0, runs: BTreeMap::new(), buffered: 0 }
+        OpenInode { ino: inode.ino, inode: Arc::new(inode), read_end: 0, pin: None, runs: BTreeMap::new(), buffered: 0 }
     }
 
     /// True if writes wait to be committed.
