@@ -26,9 +26,9 @@ pub struct MountArgs {
     #[arg(long)]
     daemon: bool,
     /// Memory for chunks read (verified whole chunks, shared by the open files), e.g.
-    /// `1GiB`.
-    #[arg(long, value_parser = crate::bench::parse_size, default_value = "256MiB")]
-    cache_mem: u64,
+    /// `1GiB` [default: a sixteenth of the machine's memory, 256 MiB to 1 GiB].
+    #[arg(long, value_parser = crate::bench::parse_size)]
+    cache_mem: Option<u64>,
 }
 
 /// Starts this same command again without `--daemon`, detached, and returns once its mount
@@ -73,7 +73,7 @@ pub async fn mount(c: AsyncClient, args: MountArgs) -> Result<()> {
         path: args.path,
         read_only: args.read_only,
         allow_other: args.allow_other,
-        memory: Some(args.cache_mem),
+        memory: args.cache_mem,
     };
     let mp = args.mountpoint.clone();
     let rt = tokio::runtime::Handle::current();

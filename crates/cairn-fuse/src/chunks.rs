@@ -14,8 +14,15 @@ use tokio::sync::OnceCell;
 /// How far past a sequential read the mount fetches, in bytes.
 const READ_AHEAD: u64 = 16 << 20;
 
-/// The default memory for chunks.
-pub const CACHE_DEFAULT: u64 = 256 << 20;
+/// The default memory for chunks: a sixteenth of the machine's memory, between 256 MiB and
+/// 1 GiB.
+pub fn default_memory() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib << 10)
+    });
+    (total.unwrap_or(0) / 16).clamp(256 << 20, 1 << 30)
+}
 
 type Cell = Arc<OnceCell<Bytes>>;
 

@@ -1,11 +1,11 @@
-//! Files on the mount: opening (a cairn handle and a kernel handle on the shared open
-//! inode, keeping the page cache while the file is unchanged), committing buffered writes,
-//! and the size the kernel must see while writes wait.
+//! Files on the mount: opening (a kernel handle on the shared open inode, keeping the page
+//! cache while the file is unchanged), committing buffered writes, pinning files removed
+//! while open, and the size the kernel must see while writes wait.
 
 use crate::fs::{CairnFs, Res, HANDLE_LEASE};
 use crate::open::{Handle, OpenInode};
 use cairn_client::{datapath, Backend};
-use cairn_core::wire::{ClientCommand, Inode, InodeKind, Reply, Target};
+use cairn_core::wire::{ClientCommand, Inode, InodeKind, Target};
 use fuser::{Errno, FileHandle, FopenFlags};
 
 impl CairnFs {
@@ -23,41 +23,24 @@ impl CairnFs {
         self.handles.get(u64::from(fh)).ok_or(Errno::EBADF)
     }
 
-    /// Opens `at`: for writing under a new cairn handle (the file stays alive while open,
-    /// whoever removes it), for reading by a look-up (the mount pins the inode itself before
-    /// it removes a file open here); the flags say whether the kernel may keep the page cache.
-    pub(crate) fn open_file(&self, at: Target, writable: bool) -> Res<(FileHandle, Inode, FopenFlags)> {
-        let (inode, handle) = if writable {
-            let handle = rand::random::<u64>();
-            let open = ClientCommand::Open { at, handle, lease: HANDLE_LEASE };
-            (self.run(datapath::write_inode(self.client.backend().as_ref(), open))?, Some(handle))
-        } else {
-            (self.stat(at)?, None)
+    /// Opens inode `ino` (close-to-open: as the cluster has it now, or as the look-up that
+    /// led here just saw it). Opens take no cairn handle (two Raft writes per open saved):
+    /// the mount pins an inode itself before it removes the last name of a file open here.
+    /// The flags say whether the kernel may keep the page cache.
+    pub(crate) fn open_file(&self, ino: u64, writable: bool) -> Res<(FileHandle, Inode, FopenFlags)> {
+        let inode = match self.handles.just_seen(ino) {
+            Some(inode) => inode,
+            None => self.stat(Target::Ino(ino))?,
         };
         if inode.kind != InodeKind::File {
             return Err(if inode.kind == InodeKind::Dir { Errno::EISDIR } else { Errno::EINVAL });
         }
-        Ok(self.register(inode, handle, writable))
+        Ok(self.register(inode, writable))
     }
 
-    /// Creates a file at `at` by `create` (a commit of nothing) and opens it for writing, in
-    /// one write to the cluster.
-    pub(crate) fn create_file(&self, at: Target, create: ClientCommand) -> Res<(FileHandle, Inode, FopenFlags)> {
-        let handle = rand::random::<u64>();
-        let ops = vec![create, ClientCommand::Open { at, handle, lease: HANDLE_LEASE }];
-        match self.write(ClientCommand::Batch { ops })? {
-            Reply::Batch(mut replies) => match replies.pop() {
-                Some(Reply::Inode(inode)) => Ok(self.register(inode, Some(handle), true)),
-                _ => Err(Errno::EIO),
-            },
-            Reply::BatchFailed { error, .. } => Err(crate::errno(error.code)),
-            _ => Err(Errno::EIO),
-        }
-    }
-
-    /// Registers a kernel handle on `inode`, just opened under cairn handle `handle`.
-    fn register(&self, inode: Inode, handle: Option<u64>, writable: bool) -> (FileHandle, Inode, FopenFlags) {
-        let opened = self.handles.add(inode.clone(), handle, writable);
+    /// Registers a kernel handle on `inode`, just created or looked up.
+    pub(crate) fn register(&self, inode: Inode, writable: bool) -> (FileHandle, Inode, FopenFlags) {
+        let opened = self.handles.add(inode.clone(), writable);
         if opened.shared {
             // Close-to-open: an open sees what was committed since, unless this mount's own
             // writes wait to be committed (they are the newer).
@@ -94,33 +77,36 @@ impl CairnFs {
     }
 
     /// Before this mount removes the last name of `ino` (or replaces it): if the file is
-    /// open here for reading only, takes a cairn handle on it so the open files keep it.
+    /// open here, takes a cairn handle on it so the open files keep it.
     pub(crate) fn pin_if_open(&self, ino: u64) -> Res<()> {
-        let Some(f) = self.handles.open_inode(ino) else { return Ok(()) };
-        let mut f = self.rt.block_on(f.lock());
-        if f.pin.is_some() {
+        if !self.handles.wants_pin(ino) {
             return Ok(());
         }
         let handle = rand::random::<u64>();
         let open = ClientCommand::Open { at: Target::Ino(ino), handle, lease: HANDLE_LEASE };
         self.run(datapath::write_inode(self.client.backend().as_ref(), open))?;
-        f.pin = Some(handle);
+        if !self.handles.pin(ino, handle) {
+            self.close_pins(vec![(ino, handle)]);
+        }
         Ok(())
     }
 
-    /// Closes a handle the kernel released: commits its inode's writes and closes its
-    /// cairn handle (and the inode's pin with the last handle on it).
+    /// Closes cairn handles `pins` in the background (nothing waits for them).
+    pub(crate) fn close_pins(&self, pins: Vec<(u64, u64)>) {
+        let b = self.client.backend().clone();
+        self.rt.spawn(async move {
+            if let Err(e) = b.write(ClientCommand::Close { handles: pins, expired_only: false }).await {
+                tracing::warn!("closing handles failed (their leases will run out): {e:?}");
+            }
+        });
+    }
+
+    /// Closes a handle the kernel released: commits its inode's writes, and with the last
+    /// handle on the inode closes its pin.
     pub(crate) fn close(&self, fh: FileHandle) -> Res<()> {
         let committed = self.commit(fh);
-        if let Some((h, last)) = self.handles.remove(u64::from(fh)) {
-            let pin = last.and_then(|f| self.rt.block_on(f.lock()).pin);
-            let handles: Vec<(u64, u64)> = h.handle.into_iter().chain(pin).map(|x| (h.ino, x)).collect();
-            if !handles.is_empty() {
-                let close = ClientCommand::Close { handles, expired_only: false };
-                if let Err(e) = self.run(self.client.backend().write(close)) {
-                    tracing::warn!(ino = h.ino, "closing a handle failed (its lease will run out): {e:?}");
-                }
-            }
+        if let Some((h, Some(pin))) = self.handles.remove(u64::from(fh)) {
+            self.close_pins(vec![(h.ino, pin)]);
         }
         committed
     }

@@ -2,7 +2,7 @@
 //! directory given by inode), run on the client's runtime; errors become errnos.
 
 use crate::attr::{attr, Inos, TTL};
-use crate::chunks::{Chunks, CACHE_DEFAULT};
+use crate::chunks::{default_memory, Chunks};
 use crate::dir::Listing;
 use crate::handles::Handles;
 use crate::posix_locks::{mode_of, PosixLocks};
@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// How long an open handle lives without renewal (the mount renews on use; a mount that
-/// died lets its handles run out).
+/// How long a pin (the cairn handle keeping a file removed while open alive) lives without
+/// renewal: the mount renews its pins with its locks; a mount that died lets them run out.
 pub(crate) const HANDLE_LEASE: i64 = 600 * 1_000_000_000;
 
 /// An operation's result: a value or an errno.
@@ -43,7 +43,7 @@ pub struct CairnFs {
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) inos: Inos,
     read_only: bool,
-    pub(crate) handles: Handles,
+    pub(crate) handles: Arc<Handles>,
     chunks: Arc<Chunks>,
     dirs: Mutex<HashMap<u64, Arc<Mutex<Listing>>>>,
     next_dir: AtomicU64,
@@ -69,10 +69,19 @@ impl CairnFs {
         }
         let locks = Arc::new(PosixLocks::default());
         let (held, c) = (locks.clone(), client.clone());
+        let handles = Arc::new(Handles::default());
+        let pinned = handles.clone();
         let renewer = rt.spawn(async move {
             loop {
                 tokio::time::sleep(PosixLocks::renew_every()).await;
                 held.renew(&c).await;
+                let pins = pinned.pins();
+                if !pins.is_empty() {
+                    if let Err(e) = c.backend().write(ClientCommand::Renew { handles: pins, lease: HANDLE_LEASE }).await
+                    {
+                        tracing::warn!("renewing the handles of files removed while open failed: {e:?}");
+                    }
+                }
             }
         });
         Ok(CairnFs {
@@ -82,8 +91,8 @@ impl CairnFs {
             rt,
             inos: Inos { top: top.ino },
             read_only: opts.read_only,
-            handles: Handles::default(),
-            chunks: Arc::new(Chunks::new(opts.memory.unwrap_or(CACHE_DEFAULT))),
+            handles,
+            chunks: Arc::new(Chunks::new(opts.memory.unwrap_or_else(default_memory))),
             dirs: Mutex::default(),
             next_dir: AtomicU64::new(1),
         })
@@ -150,6 +159,7 @@ impl CairnFs {
             self.commit_inode(&f)?;
         }
         let inode = self.write_inode(ClientCommand::SetAttr { at: Target::Ino(ino), attrs })?;
+        self.handles.changed(ino);
         if let Some(f) = self.handles.open_inode(ino) {
             self.rt.block_on(f.lock()).refresh(inode.clone());
         }
@@ -185,15 +195,14 @@ impl Filesystem for CairnFs {
     fn destroy(&mut self) {
         // Handles the kernel never released (a forced unmount): their writes are committed
         // and the handles closed, so nothing waits for their leases.
-        for h in self.handles.drain() {
+        let (open, pins) = self.handles.drain();
+        for h in open {
             if let Err(e) = self.commit_inode(&h.file) {
                 tracing::warn!(ino = h.ino, "writes of a file open at unmount are lost: {e:?}");
             }
-            let pin = self.rt.block_on(h.file.lock()).pin.take();
-            let handles: Vec<(u64, u64)> = h.handle.into_iter().chain(pin).map(|x| (h.ino, x)).collect();
-            if !handles.is_empty() {
-                let _ = self.run(self.client.backend().write(ClientCommand::Close { handles, expired_only: false }));
-            }
+        }
+        if !pins.is_empty() {
+            let _ = self.run(self.client.backend().write(ClientCommand::Close { handles: pins, expired_only: false }));
         }
         let (locks, client) = (self.locks.clone(), self.client.clone());
         self.rt.block_on(async move { locks.release_all(&client).await });
@@ -250,6 +259,9 @@ impl Filesystem for CairnFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let r = self.child(parent, name).and_then(|t| self.stat(t));
+        if let Ok(inode) = &r {
+            self.handles.seen(inode);
+        }
         self.entry(reply, r);
     }
 
@@ -383,7 +395,7 @@ impl Filesystem for CairnFs {
         if writable && self.read_only {
             return reply.error(Errno::EROFS);
         }
-        let r = self.open_file(Target::Ino(self.inos.cairn(ino)), writable).and_then(|(fh, inode, keep)| {
+        let r = self.open_file(self.inos.cairn(ino), writable).and_then(|(fh, inode, keep)| {
             if writable && flags.0 & libc::O_TRUNC != 0 && inode.size > 0 {
                 self.set_attr(ino, SetAttrs { size: Some(0), ..SetAttrs::default() })?;
             }
@@ -408,14 +420,15 @@ impl Filesystem for CairnFs {
         let r = self.child(parent, name).and_then(|at| {
             let exclusive = flags & libc::O_EXCL != 0;
             let cmd = ClientCommand::Commit {
-                at: at.clone(),
+                at,
                 base_version: exclusive.then_some(0),
                 content: Content::None,
                 size: 0,
                 parents: false,
                 attrs: Self::new_attrs(req, mode, umask),
             };
-            self.create_file(at, cmd)
+            let inode = self.write_inode(cmd)?;
+            Ok(self.register(inode, true))
         });
         match r {
             Ok((fh, inode, keep)) => reply.created(&TTL, &attr(self.inos, &inode), Generation(0), fh, keep),

@@ -50,7 +50,8 @@ pub struct MountOptions {
     pub read_only: bool,
     /// Let other users than the mounting one in (the kernel still checks permissions).
     pub allow_other: bool,
-    /// Memory for chunks read, in bytes (default 256 MiB).
+    /// Memory for chunks read, in bytes (default: a sixteenth of the machine's, 256 MiB to
+    /// 1 GiB).
     pub memory: Option<u64>,
 }
 

@@ -5,8 +5,10 @@
 //! Other mounts see the writes once they are committed: on flush, fsync and close.
 
 use bytes::Bytes;
-use cairn_client::{edit, ClientError, HttpBackend};
+use cairn_client::{datapath, edit, ClientError, HttpBackend};
+use cairn_core::wire::{ClientCommand, Content};
 use cairn_core::wire::{Inode, Target};
+use cairn_core::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,24 +23,18 @@ pub(crate) struct OpenInode {
     pub inode: Arc<Inode>,
     /// Where the last read ended: a read starting there is sequential.
     pub read_end: u64,
-    /// A cairn handle this mount took for readers only, to keep the inode alive when it
-    /// removes the file's last name while the file is open here.
-    pub pin: Option<u64>,
     /// Writes not yet committed: non-overlapping runs of bytes by offset.
     runs: BTreeMap<u64, Vec<u8>>,
     buffered: usize,
 }
 
-/// One open handle of the kernel's: a cairn handle on a shared open inode.
+/// One open handle of the kernel's, on a shared open inode.
 #[derive(Clone)]
 pub(crate) struct Handle {
     /// The open inode.
     pub file: Arc<tokio::sync::Mutex<OpenInode>>,
     /// cairn's inode number.
     pub ino: u64,
-    /// The cairn handle keeping the inode alive while it is open for writing (readers take
-    /// none: see [`OpenInode::pin`]).
-    pub handle: Option<u64>,
     /// Opened for writing.
     pub writable: bool,
 }
@@ -46,7 +42,7 @@ pub(crate) struct Handle {
 impl OpenInode {
     /// `inode`, just opened.
     pub fn new(inode: Inode) -> Self {
-        OpenInode { ino: inode.ino, inode: Arc::new(inode), read_end: 0, pin: None, runs: BTreeMap::new(), buffered: 0 }
+        OpenInode { ino: inode.ino, inode: Arc::new(inode), read_end: 0, runs: BTreeMap::new(), buffered: 0 }
     }
 
     /// True if writes wait to be committed.
@@ -98,8 +94,7 @@ impl OpenInode {
         while let Some((offset, run)) = self.runs.pop_first() {
             self.buffered -= run.len();
             let data = Bytes::from(run);
-            let inode = match edit::write_at(b, &Target::Ino(self.ino), Some(offset), edit::body_of(data.clone())).await
-            {
+            let inode = match self.write_run(b, offset, data.clone()).await {
                 Ok(inode) => inode,
                 Err(e) => {
                     // Kept for the next flush to try again.
@@ -112,6 +107,29 @@ impl OpenInode {
             self.inode = Arc::new(inode);
         }
         Ok(alone)
+    }
+
+    /// Writes one run: a small file's bytes straight into its inode (one command, where
+    /// the inode as last seen here is small and still inline), anything else by an in-place
+    /// write (which looks the inode up first).
+    async fn write_run(&self, b: &Arc<HttpBackend>, offset: u64, data: Bytes) -> Result<Inode, ClientError> {
+        let at = Target::Ino(self.ino);
+        let small = offset.saturating_add(data.len() as u64) <= cairn_core::INLINE_MAX
+            && matches!(self.inode.content, Content::None | Content::Inline(_));
+        if small {
+            let cmd = ClientCommand::Write {
+                at: at.clone(),
+                base_version: None,
+                offset: Some(offset),
+                data: Content::Inline(data.to_vec()),
+            };
+            match datapath::write_inode(b.as_ref(), cmd).await {
+                // The file grew chunks meanwhile: the in-place write below handles it.
+                Err(e) if e.code() == ErrorCode::Conflict => {}
+                other => return other,
+            }
+        }
+        edit::write_at(b, &at, Some(offset), edit::body_of(data)).await
     }
 
     /// Takes `inode` as what reads see (after a change of attributes, or a fresh open) if it
