@@ -64,7 +64,7 @@ pub struct BenchArgs {
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
-fn drop_caches() -> Result<()> {
+pub(crate) fn drop_caches() -> Result<()> {
     std::process::Command::new("sync").status().context("running sync")?;
     std::fs::write("/proc/sys/vm/drop_caches", "1").context("dropping the page cache (--cold needs root)")
 }

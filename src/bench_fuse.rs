@@ -39,11 +39,11 @@ fn mib_s(job: &serde_json::Value, dir: &str) -> f64 {
 
 /// Drops the page cache if this process may (root); says so once if not.
 fn drop_caches(warned: &mut bool) {
-    let ok = Command::new("sync").status().is_ok_and(|s| s.success())
-        && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
-    if !ok && !*warned {
-        eprintln!("note: not root, so the page cache is not dropped: the cold reads may be warm");
-        *warned = true;
+    if let Err(e) = crate::bench::drop_caches() {
+        if !*warned {
+            eprintln!("note: {e:#}: the cold reads may be warm");
+            *warned = true;
+        }
     }
 }
 

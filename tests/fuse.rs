@@ -289,6 +289,13 @@ fn the_mount_carries_on_through_another_node_when_its_node_dies() {
     drop(m);
 }
 
+/// The errno of renameat2(2) of `from` to `to` with `flags` (both relative to the working
+/// directory, or absolute).
+fn renameat2(from: &CString, to: &CString, flags: libc::c_uint) -> i32 {
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    errno_of(unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), flags) })
+}
+
 /// The errno of a libc call's failure (`0` if it succeeded).
 fn errno_of(ret: libc::c_int) -> i32 {
     if ret >= 0 {
@@ -347,32 +354,8 @@ fn every_refusal_has_its_posix_errno() {
             errno_of(unsafe { libc::rename(c("empty").as_ptr(), c("d").as_ptr()) }),
             libc::ENOTEMPTY,
         ),
-        (
-            "RENAME_NOREPLACE over a file",
-            errno_of(unsafe {
-                libc::renameat2(
-                    libc::AT_FDCWD,
-                    c("d/sub/f").as_ptr(),
-                    libc::AT_FDCWD,
-                    c("file").as_ptr(),
-                    libc::RENAME_NOREPLACE,
-                )
-            }),
-            libc::EEXIST,
-        ),
-        (
-            "RENAME_EXCHANGE",
-            errno_of(unsafe {
-                libc::renameat2(
-                    libc::AT_FDCWD,
-                    c("d/sub/f").as_ptr(),
-                    libc::AT_FDCWD,
-                    c("file").as_ptr(),
-                    libc::RENAME_EXCHANGE,
-                )
-            }),
-            libc::EINVAL,
-        ),
+        ("RENAME_NOREPLACE over a file", renameat2(&c("d/sub/f"), &c("file"), libc::RENAME_NOREPLACE), libc::EEXIST),
+        ("RENAME_EXCHANGE", renameat2(&c("d/sub/f"), &c("file"), libc::RENAME_EXCHANGE), libc::EINVAL),
         (
             "readlink of a file",
             {
