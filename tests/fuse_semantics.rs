@@ -1,12 +1,13 @@
 //! The mount's consistency: close-to-open between two mounts, writes seen at once by the
-//! processes of one mount, shared memory maps, and programs that lean on them (rsync, git
-//! clone and gc, fio's verifying writes).
+//! processes of one mount, shared memory maps, changes made elsewhere reaching the mount's
+//! caches, and programs that lean on them (rsync, git clone and gc, fio's verifying writes).
 
 mod common;
-use common::mount::Mount;
-use common::{data, http, TestNode};
+use common::mount::{cstr, Mount};
+use common::{data, http, wait_for, TestNode};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::Command;
+use std::time::Duration;
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap();
@@ -47,6 +48,52 @@ fn a_file_closed_on_one_mount_is_seen_whole_by_an_open_on_another() {
     f.read_exact(&mut seen).unwrap();
     assert_eq!(seen, b"patched by b");
     drop(f);
+    a.umount(&node);
+    b.umount(&node);
+}
+
+/// Attribute `name` of `path`, if set.
+fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let (p, n) = (cstr(path), std::ffi::CString::new(name).unwrap());
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let got = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (got >= 0).then(|| buf[..got as usize].to_vec())
+}
+
+/// The mount caches names (absent ones too), attributes and extended attributes for as long
+/// as the cluster's change feed vouches for them: every change made elsewhere must reach it.
+/// (A cache that missed one would serve the old answer for as long as the mount lives, since
+/// the stat loops below keep asking.)
+#[test]
+fn changes_made_elsewhere_reach_the_mounts_caches() {
+    let node = TestNode::start(&[]);
+    let Some(a) = Mount::new(&node, &[]) else { return };
+    let Some(b) = Mount::new(&node, &[]) else { return };
+    let rest = |p: &str| format!("{}/v1/fs/{p}", node.url);
+    let put = |p: &str, body: &'static str| {
+        assert!(http().put(rest(p)).body(body).send().unwrap().status().is_success());
+    };
+    std::fs::write(a.path("f"), b"one").unwrap();
+    let len = || std::fs::metadata(a.path("f")).map(|m| m.len()).ok();
+    assert_eq!(len(), Some(3));
+    assert!(!a.path("later").exists(), "cached as absent from here on");
+    assert_eq!(xattr(&a.path("f"), "user.tag"), None);
+    let long = Duration::from_secs(20);
+
+    put("f", "longer now");
+    wait_for("the new size through the mount", long, || len() == Some(10));
+    assert_eq!(std::fs::read(a.path("f")).unwrap(), b"longer now");
+    put("later", "x");
+    wait_for("a name created through REST", long, || a.path("later").exists());
+    let (p, n, v) = (cstr(&b.path("f")), std::ffi::CString::new("user.tag").unwrap(), b"set on b");
+    // SAFETY: valid C strings and a value of the length given.
+    assert_eq!(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) }, 0);
+    wait_for("an attribute set on another mount", long, || xattr(&a.path("f"), "user.tag").as_deref() == Some(v));
+    std::fs::rename(b.path("later"), b.path("moved")).unwrap();
+    wait_for("a rename on another mount", long, || !a.path("later").exists() && a.path("moved").exists());
+    assert!(http().delete(rest("f")).send().unwrap().status().is_success());
+    wait_for("a removal through REST", long, || len().is_none());
     a.umount(&node);
     b.umount(&node);
 }

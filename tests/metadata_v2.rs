@@ -288,3 +288,40 @@ fn a_file_unlinked_while_open_lives_until_its_last_handle_closes() {
 fn wait_for_total_zero(total: &dyn Fn() -> u64) {
     common::wait_for("the orphan to be freed", std::time::Duration::from_secs(10), || total() == 0);
 }
+
+/// The change feed names what each write changed, in order, and what it left: the inode's
+/// state and, for an entry, the inode it names (0 once removed).
+#[test]
+fn the_change_feed_reports_what_each_write_changed() {
+    let node = TestNode::start(&[]);
+    let feed = |after: u64, wait: u64| -> Value {
+        let url = format!("{}/v1/changes?after={after}&wait_ms={wait}", node.url);
+        http().get(url).send().unwrap().json().unwrap()
+    };
+    let start = feed(0, 0)["index"].as_u64().unwrap();
+    // A question about the future waits, then answers with nothing new.
+    let idle = feed(start, 50);
+    assert_eq!((idle["index"].as_u64(), idle["changes"].as_array().map(Vec::len)), (Some(start), Some(0)));
+    // A waiting question is answered by the next write.
+    let waiter = {
+        let url = format!("{}/v1/changes?after={start}&wait_ms=20000", node.url);
+        std::thread::spawn(move || http().get(url).send().unwrap().json::<Value>().unwrap())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(http().put(format!("{}/v1/fs/d/f", node.url)).body("x").send().unwrap().status().is_success());
+    let woke = waiter.join().unwrap();
+    assert!(woke["index"].as_u64().unwrap() > start);
+    let ino = stat(&node, "/d/f")["ino"].as_u64().unwrap();
+    let all = feed(start, 0);
+    let changes = all["changes"].as_array().unwrap();
+    let named = |n: &str| changes.iter().rfind(|c| c["name"] == n).cloned();
+    assert_eq!(named("f").unwrap()["state"].as_u64(), Some(ino), "the entry names the new inode");
+    assert!(changes.iter().any(|c| c["ino"].as_u64() == Some(ino) && c["name"].is_null()));
+    let after_put = all["index"].as_u64().unwrap();
+    assert!(http().delete(format!("{}/v1/fs/d/f", node.url)).send().unwrap().status().is_success());
+    let gone = feed(after_put, 5000);
+    let changes = gone["changes"].as_array().unwrap();
+    assert!(changes.iter().any(|c| c["name"] == "f" && c["state"] == 0), "{gone}");
+    assert!(changes.iter().any(|c| c["ino"].as_u64() == Some(ino) && c["state"] == 0), "freed: {gone}");
+    assert!(!gone["reset"].as_bool().unwrap());
+}

@@ -312,6 +312,7 @@ fn every_client_route_needs_a_key_and_keys_are_held_to_their_rights() {
         (c.get(plain("/v1/cluster")), "status"),
         (c.get(plain("/v1/node")), "node"),
         (c.post(plain("/v1/meta/query")).body("x"), "query"),
+        (c.get(plain("/v1/changes?after=0")), "change feed"),
         (c.post(plain("/v1/meta/write")).body("x"), "write"),
         (c.put(plain(&chunk)).body("x"), "chunk put"),
         (c.get(plain(&chunk)), "chunk get"),
@@ -348,6 +349,8 @@ fn every_client_route_needs_a_key_and_keys_are_held_to_their_rights() {
     assert_eq!(on(&ann, c.put(at("/v1/fs/etc/x")).body("x")), denied);
     assert_eq!(on(&ann, c.post(at("/v1/fs/home/ann/notes?op=rename&to=/etc/notes"))), denied);
     assert_eq!(on(&ann, c.post(at("/v1/meta/query")).body("x")), denied, "a scoped key has no path-less routes");
+    assert_eq!(on(&ann, c.get(at("/v1/changes?after=0"))), denied, "nor the change feed (it names any entry)");
+    assert!(ok(on(&reader, c.get(at("/v1/changes?after=0")))));
     assert!(ok(on(&ann, c.get(at("/v1/fs/home/ann/notes")))));
     // curl with -u, and with AWS SigV4, as the README shows (where curl is installed).
     let curl = |args: &[&str]| {

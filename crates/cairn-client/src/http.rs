@@ -244,6 +244,20 @@ impl HttpBackend {
         self.check(resp).await
     }
 
+    /// The metadata changes after log index `after` (`GET /v1/changes`), waiting up to `wait`
+    /// for one: the change feed that tells caches what to drop.
+    pub async fn changes(&self, after: u64, wait: Duration) -> Result<cairn_core::wire::ChangeBatch> {
+        let ms = wait.as_millis() as u64;
+        let resp = self
+            .on_any(|base| {
+                let url = format!("{base}/v1/changes?after={after}&wait_ms={ms}");
+                self.authorize(self.http.get(url).timeout(wait + META_DEADLINE)).send()
+            })
+            .await?;
+        let bytes = self.check(resp).await?.bytes().await.map_err(|e| transport(&self.url(), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("change feed answer: {e}")))
+    }
+
     async fn post_meta_write(&self, base: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
         self.authorize(self.http.post(format!("{base}/v1/meta/write")).timeout(META_DEADLINE).body(body)).send().await
     }

@@ -56,17 +56,24 @@ impl CairnFs {
     /// Commits what open inode `file` buffered.
     pub(crate) fn commit_inode(&self, file: &tokio::sync::Mutex<OpenInode>) -> Res<()> {
         let b = self.client.backend().clone();
+        let ticket = self.cache.ticket();
         let done = self.run(async {
             let mut f = file.lock().await;
             if !f.dirty() {
                 return Ok(None);
             }
             let from = f.inode.version;
-            let alone = f.commit(&b).await?;
-            Ok(Some((f.ino, from, f.inode.version, alone)))
+            let committed = f.commit(&b).await;
+            if committed.is_err() {
+                // Perhaps partly done: what the cache holds of the file may be out of date.
+                self.cache.forget(f.ino, None);
+            }
+            let alone = committed?;
+            Ok(Some((from, alone, f.inode.clone())))
         })?;
-        if let Some((ino, from, to, alone)) = done {
-            self.handles.committed(ino, from, to, alone);
+        if let Some((from, alone, inode)) = done {
+            self.handles.committed(inode.ino, from, inode.version, alone);
+            self.cache.put_inode(ticket, &inode);
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use crate::attr::{attr, Inos, TTL};
 use crate::chunks::{default_memory, Chunks};
 use crate::dir::Listing;
 use crate::handles::Handles;
+use crate::meta_cache::MetaCache;
 use crate::posix_locks::{mode_of, PosixLocks};
 use crate::xattr::xattr_reply;
 use crate::{errno, FuseError, MountOptions};
@@ -23,7 +24,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 /// How long a pin (the cairn handle keeping a file removed while open alive) lives without
@@ -49,11 +50,18 @@ pub struct CairnFs {
     next_dir: AtomicU64,
     locks: Arc<PosixLocks>,
     renewer: tokio::task::JoinHandle<()>,
+    /// Inodes, entries and attributes, trusted while the change feed vouches for them.
+    pub(crate) cache: Arc<MetaCache>,
+    /// The follower of the change feed.
+    follower: tokio::task::JoinHandle<()>,
+    /// Where to tell the kernel what changed (set once the session exists).
+    pub(crate) kernel: Arc<OnceLock<fuser::Notifier>>,
 }
 
 impl Drop for CairnFs {
     fn drop(&mut self) {
         self.renewer.abort();
+        self.follower.abort();
     }
 }
 
@@ -84,12 +92,18 @@ impl CairnFs {
                 }
             }
         });
+        let inos = Inos { top: top.ino };
+        let (cache, kernel) = (Arc::new(MetaCache::default()), Arc::new(OnceLock::new()));
+        let follower = rt.spawn(crate::feed::follow(client.backend().clone(), cache.clone(), kernel.clone(), inos));
         Ok(CairnFs {
             locks,
             renewer,
+            cache,
+            follower,
+            kernel,
             client,
             rt,
-            inos: Inos { top: top.ino },
+            inos,
             read_only: opts.read_only,
             handles,
             chunks: Arc::new(Chunks::new(opts.memory.unwrap_or_else(default_memory))),
@@ -106,7 +120,43 @@ impl CairnFs {
         if self.read_only {
             return Err(Errno::EROFS);
         }
-        self.run(self.client.backend().write(cmd))
+        let ticket = self.cache.ticket();
+        let targets = touched(&cmd);
+        // An inode answered to an attribute change says nothing of the attributes.
+        let keep = !matches!(cmd, ClientCommand::SetXattr { .. } | ClientCommand::RemoveXattr { .. });
+        let r = self.run(self.client.backend().write(cmd));
+        // What this mount changed leaves its cache whatever the outcome (a write that timed
+        // out may have happened), except what the write answered with, which is kept.
+        match (&r, targets.as_slice()) {
+            (Ok(Reply::Inode(i)), [Target::Ino(_)]) if keep => self.cache.put_inode(ticket, i),
+            (Ok(Reply::Inode(i)), [Target::Child { parent, name }]) if keep => {
+                if let Some(Some(old)) =
+                    self.cache.entry(*parent, name).filter(|o| o.as_ref().map(|o| o.ino) != Some(i.ino))
+                {
+                    self.cache.forget(old.ino, None);
+                }
+                self.cache.forget(*parent, None);
+                self.cache.put_entry(ticket, *parent, name, Some(i));
+            }
+            _ => targets.iter().for_each(|t| self.forget(t)),
+        }
+        r
+    }
+
+    /// Drops from the cache what a change at `t` touches: the inode, or the entry and its
+    /// directory's attributes (and the inode the entry named).
+    fn forget(&self, t: &Target) {
+        match t {
+            Target::Ino(ino) => self.cache.forget(*ino, None),
+            Target::Child { parent, name } => {
+                if let Some(Some(old)) = self.cache.entry(*parent, name) {
+                    self.cache.forget(old.ino, None);
+                }
+                self.cache.forget(*parent, Some(name));
+                self.cache.forget(*parent, None);
+            }
+            Target::Path(_) => {}
+        }
     }
 
     pub(crate) fn write_inode(&self, cmd: ClientCommand) -> Res<Inode> {
@@ -124,6 +174,42 @@ impl CairnFs {
         match self.query(Query::Stat(at))? {
             QueryReply::Inode(i) => Ok(i),
             _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Inode `ino` from the cache, or from the cluster (then cached).
+    fn cached_stat(&self, ino: u64) -> Res<Inode> {
+        if let Some(i) = self.cache.inode(ino) {
+            return Ok(i);
+        }
+        let ticket = self.cache.ticket();
+        let i = self.stat(Target::Ino(ino))?;
+        self.cache.put_inode(ticket, &i);
+        Ok(i)
+    }
+
+    /// The inode named `at` (a child target), from the cache or the cluster (then cached,
+    /// absent names too; an answer from the cluster is also what an open right after uses).
+    fn look_up(&self, at: Target) -> Res<Inode> {
+        let Target::Child { parent, name } = &at else { return self.stat(at) };
+        match self.cache.entry(*parent, name) {
+            Some(Some(i)) => return Ok(i),
+            Some(None) => return Err(Errno::ENOENT),
+            None => {}
+        }
+        let ticket = self.cache.ticket();
+        let (parent, name) = (*parent, name.clone());
+        match self.stat(at) {
+            Ok(i) => {
+                self.cache.put_entry(ticket, parent, &name, Some(&i));
+                self.handles.seen(&i);
+                Ok(i)
+            }
+            Err(e) if e == Errno::ENOENT => {
+                self.cache.put_entry(ticket, parent, &name, None);
+                Err(e)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -164,6 +250,22 @@ impl CairnFs {
             self.rt.block_on(f.lock()).refresh(inode.clone());
         }
         Ok(inode)
+    }
+}
+
+/// The targets a command changes (the commands this mount sends; others change no inode).
+fn touched(cmd: &ClientCommand) -> Vec<Target> {
+    use ClientCommand as C;
+    match cmd {
+        C::Commit { at, .. }
+        | C::SetAttr { at, .. }
+        | C::Mkdir { at, .. }
+        | C::Remove { at, .. }
+        | C::Symlink { at, .. }
+        | C::SetXattr { at, .. }
+        | C::RemoveXattr { at, .. } => vec![at.clone()],
+        C::Rename { from, to } | C::Link { from, to } => vec![from.clone(), to.clone()],
+        _ => Vec::new(),
     }
 }
 
@@ -258,15 +360,12 @@ impl Filesystem for CairnFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let r = self.child(parent, name).and_then(|t| self.stat(t));
-        if let Ok(inode) = &r {
-            self.handles.seen(inode);
-        }
+        let r = self.child(parent, name).and_then(|t| self.look_up(t));
         self.entry(reply, r);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let r = self.stat(Target::Ino(self.inos.cairn(ino))).map(|i| self.with_buffered(i));
+        let r = self.cached_stat(self.inos.cairn(ino)).map(|i| self.with_buffered(i));
         match r {
             Ok(i) => reply.attr(&TTL, &attr(self.inos, &i)),
             Err(e) => reply.error(e),
@@ -299,7 +398,7 @@ impl Filesystem for CairnFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.stat(Target::Ino(self.inos.cairn(ino))) {
+        match self.cached_stat(self.inos.cairn(ino)) {
             Ok(Inode { content: Content::Symlink(t), .. }) => reply.data(t.as_bytes()),
             Ok(_) => reply.error(Errno::EINVAL),
             Err(e) => reply.error(e),
@@ -486,6 +585,7 @@ impl Filesystem for CairnFs {
             let full = self.run(async move {
                 let mut f = h.file.lock().await;
                 if !f.buffer(offset, data) {
+                    self.cache.forget(f.ino, None);
                     f.commit(&b).await?;
                     f.buffer(offset, data);
                 }

@@ -14,9 +14,11 @@
 mod attr;
 mod chunks;
 mod dir;
+mod feed;
 mod files;
 mod fs;
 mod handles;
+mod meta_cache;
 mod open;
 mod posix_locks;
 mod xattr;
@@ -75,7 +77,10 @@ pub fn mount(
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(4);
-    Ok(fuser::spawn_mount(fs, mountpoint, &config)?)
+    let kernel = fs.kernel.clone();
+    let session = fuser::Session::new(fs, mountpoint, &config)?;
+    let _ = kernel.set(session.notifier());
+    Ok(session.spawn()?)
 }
 
 /// The errno a cairn error stands for.

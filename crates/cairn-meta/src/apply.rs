@@ -13,7 +13,8 @@ use crate::{MetaError, Result};
 use cairn_core::codec::encode;
 use cairn_core::lock::Guard;
 use cairn_core::wire::{
-    ApplyResult, ClientCommand, ClusterCommand, Command, Content, Inode, InodeKind, NewAttrs, Reply, BATCH_MAX,
+    state_of, ApplyResult, Change, ClientCommand, ClusterCommand, Command, Content, Inode, InodeKind, NewAttrs, Reply,
+    BATCH_MAX,
 };
 use cairn_core::{ApiError, ChunkId, ErrorCode, Policy};
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -50,6 +51,8 @@ pub(crate) struct Tx<'t> {
     pub(crate) history: Table<'t, (u64, u64), &'static [u8]>,
     pub(crate) graves: Table<'t, (u64, &'static str), u64>,
     pub(crate) now: i64,
+    /// What the commands changed, for the change feed.
+    pub(crate) changes: Vec<Change>,
 }
 
 /// Applies one command at time `now` inside `txn`. The outer `Result` is a storage failure
@@ -63,17 +66,20 @@ pub fn apply(txn: &WriteTransaction, now: i64, cmd: &Command) -> Result<ApplyRes
 /// them; each is still all or nothing on its own. One answer per command. A batch refused
 /// part-way is [`MetaError::Undo`]: see [`apply_all_except`].
 pub fn apply_all(txn: &WriteTransaction, now: i64, cmds: &[Command]) -> Result<Vec<ApplyResult>> {
-    apply_all_except(txn, now, cmds, &BTreeMap::new())
+    apply_all_except(txn, now, cmds, &BTreeMap::new(), &mut Vec::new())
 }
 
 /// [`apply_all`], with the commands at the positions in `answered` not applied but answered
 /// as given: how an entry is applied again, in a fresh transaction, after a
 /// [`MetaError::Undo`] (the batch then answers `Reply::BatchFailed`, having changed nothing).
+/// What the commands changed is appended to `changes` (meaningful only if the transaction
+/// commits).
 pub fn apply_all_except(
     txn: &WriteTransaction,
     now: i64,
     cmds: &[Command],
     answered: &BTreeMap<usize, ApplyResult>,
+    changes: &mut Vec<Change>,
 ) -> Result<Vec<ApplyResult>> {
     let mut tx = Tx {
         inodes: txn.open_table(INODES)?,
@@ -90,6 +96,7 @@ pub fn apply_all_except(
         history: txn.open_table(crate::history::HISTORY)?,
         graves: txn.open_table(crate::history::GRAVES)?,
         now,
+        changes: Vec::new(),
     };
     let mut out = Vec::with_capacity(cmds.len());
     for (pos, cmd) in cmds.iter().enumerate() {
@@ -101,6 +108,7 @@ pub fn apply_all_except(
             })?,
         });
     }
+    changes.append(&mut tx.changes);
     Ok(out)
 }
 
@@ -111,7 +119,7 @@ pub fn apply_committed(db: &redb::Database, now: i64, cmds: &[Command]) -> Resul
     let mut answered = BTreeMap::new();
     loop {
         let txn = db.begin_write()?;
-        match apply_all_except(&txn, now, cmds, &answered) {
+        match apply_all_except(&txn, now, cmds, &answered, &mut Vec::new()) {
             Ok(out) => {
                 txn.commit()?;
                 return Ok(out);
@@ -243,8 +251,16 @@ impl Tx<'_> {
 
 impl Tx<'_> {
     pub(crate) fn put_inode(&mut self, inode: &Inode) -> Result<()> {
-        self.inodes.insert(inode.ino, encode(inode).as_slice())?;
+        let bytes = encode(inode);
+        self.inodes.insert(inode.ino, bytes.as_slice())?;
+        self.changed(inode.ino, None, state_of(&bytes));
         Ok(())
+    }
+
+    /// Notes for the change feed that inode `ino` (with `name`: its entry `name`) became
+    /// `state` (see [`Change::state`]).
+    pub(crate) fn changed(&mut self, ino: u64, name: Option<&str>, state: u64) {
+        self.changes.push(Change { ino, name: name.map(str::to_string), state });
     }
 
     /// Reads an inode known to exist.
@@ -311,6 +327,7 @@ impl Tx<'_> {
     pub(crate) fn link(&mut self, parent: u64, name: &str, inode: &Inode) -> Result<()> {
         self.put_inode(inode)?;
         self.dirents.insert((parent, name), inode.ino)?;
+        self.changed(parent, Some(name), inode.ino);
         self.touch_parent(parent, 1, inode.kind == InodeKind::Dir)
     }
 
@@ -397,6 +414,7 @@ impl Tx<'_> {
         }
         self.versioning.remove(inode.ino)?;
         self.inodes.remove(inode.ino)?;
+        self.changed(inode.ino, None, 0);
         Ok(())
     }
 }

@@ -164,6 +164,7 @@ impl Tx<'_> {
             }
         }
         self.dirents.remove((parent, name))?;
+        self.changed(parent, Some(name), 0);
         self.touch_parent(parent, -1, inode.kind == InodeKind::Dir)?;
         let mut inode = self.inode(inode.ino)?;
         inode.nlink = inode.nlink.saturating_sub(1);
@@ -249,6 +250,8 @@ impl Tx<'_> {
         }
         self.dirents.remove((src.parent.ino, src.name.as_str()))?;
         self.dirents.insert((dst.parent.ino, dst.name.as_str()), moved.ino)?;
+        self.changed(src.parent.ino, Some(&src.name), 0);
+        self.changed(dst.parent.ino, Some(&dst.name), moved.ino);
         if src.parent.ino == dst.parent.ino {
             self.touch_parent(dst.parent.ino, 0, false)?;
         } else {

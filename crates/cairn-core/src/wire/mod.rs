@@ -12,7 +12,9 @@ use crate::path::FsPath;
 use crate::policy::Policy;
 use serde::{Deserialize, Serialize};
 
+mod feed;
 mod query;
+pub use feed::{state_of, Change, ChangeBatch, FEED_MAX};
 pub use query::{DirEntry, Query, QueryReply, WritePlan, LIST_DEFAULT, LIST_MAX};
 
 /// What an inode is.

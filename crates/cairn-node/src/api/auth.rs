@@ -46,7 +46,7 @@ fn needs(method: &Method, uri: &axum::http::Uri) -> Result<(Access, Option<Vec<F
     }
     let access = match path {
         "/v1/cluster" | "/v1/node" | "/v1/openapi.json" => Access::Any,
-        "/v1/meta/query" | "/v1/node/chunk-dir" => Access::Read,
+        "/v1/meta/query" | "/v1/changes" | "/v1/node/chunk-dir" => Access::Read,
         "/v1/meta/write" => Access::Write,
         p if p.starts_with("/v1/chunks/") => match *method {
             Method::GET | Method::HEAD => Access::Read,

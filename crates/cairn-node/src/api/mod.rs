@@ -73,6 +73,7 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .route("/v1/fs/{*path}", fs)
         .route("/v1/cluster", get(status::cluster))
         .route("/v1/node", get(status::node))
+        .route("/v1/changes", get(status::changes))
         .route("/v1/openapi.json", get(status::openapi))
         .route("/v1/fsck", get(admin::fsck))
         .route("/v1/nodes/{id}", post(admin::node_op))

@@ -74,3 +74,37 @@ pub async fn node(State(st): State<AppState>) -> Json<NodeInfo> {
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
+
+/// Longest `GET /v1/changes` waits for a change.
+const FEED_WAIT_MAX: u64 = 30_000;
+
+/// The query of `GET /v1/changes`.
+#[derive(serde::Deserialize)]
+pub struct FeedParams {
+    /// Answer with the changes after this log index.
+    after: u64,
+    /// Wait up to this many milliseconds for one (default 0, at most 30,000).
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// `GET /v1/changes?after=N&wait_ms=MS`: the inodes and directory entries changed after log
+/// index N (a [`cairn_core::wire::ChangeBatch`]), waiting up to MS for one. Like
+/// `/v1/meta/query`, it needs a read key without prefixes (it names any inode and entry).
+pub async fn changes(
+    State(st): State<AppState>,
+    q: Result<axum::extract::Query<FeedParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<cairn_core::wire::ChangeBatch>, HttpError> {
+    let q = super::query_params(q)?;
+    let wait = std::time::Duration::from_millis(q.wait_ms.min(FEED_WAIT_MAX));
+    let batch = st.node.feed.since(q.after, wait).await;
+    // A node that knows no leader may be cut off and falling behind: it does not vouch for
+    // anyone's cache (the asker tries another node, or stops trusting what it cached).
+    if st.node.meta.leader().is_none() {
+        return Err(HttpError(cairn_core::ApiError::new(
+            cairn_core::ErrorCode::Unavailable,
+            "this node knows no metadata leader; its changes may be behind",
+        )));
+    }
+    Ok(Json(batch))
+}

@@ -12,6 +12,7 @@
 // openraft's trait signatures fix its (large) storage error type; boxing it is not an option.
 #![allow(clippy::result_large_err)]
 
+pub mod feed;
 pub mod log;
 pub mod network;
 mod records;

@@ -7,6 +7,7 @@
 //! `raft_state["snapshot"]` names the current file; anything else in the directory is left
 //! over from a crash and is removed at start-up.
 
+use super::feed::ChangeFeed;
 use super::records::{self, put, SnapshotMetaRec, Stored};
 use super::{sto_err, StorageError, TypeConfig, RAFT_STATE};
 use cairn_core::codec::{decode, encode};
@@ -36,6 +37,8 @@ pub struct StateMachine {
     dir: PathBuf,
     /// The file a snapshot is being received into, if any.
     incoming: Arc<Mutex<Option<PathBuf>>>,
+    /// What the applies changed, for clients' caches.
+    feed: Arc<ChangeFeed>,
 }
 
 /// fsyncs a directory, so renames and deletions in it are durable.
@@ -81,10 +84,12 @@ impl StateMachine {
     /// Applies entries in one write transaction. A batch refused part-way (its earlier
     /// operations wrote) aborts the transaction; the entries are applied again with that
     /// batch answered `BatchFailed` and not applied, so it changed nothing, on every replica.
-    fn apply_entries(db: &Database, entries: &[Entry<TypeConfig>]) -> Result<Vec<Vec<ApplyResult>>, String> {
+    fn apply_entries(&self, entries: &[Entry<TypeConfig>]) -> Result<Vec<Vec<ApplyResult>>, String> {
+        let db = &self.db;
         let mut answered: BTreeMap<(usize, usize), ApplyResult> = BTreeMap::new();
         'again: loop {
             let mut membership = None;
+            let mut changes = Vec::new();
             let mut txn = db.begin_write().map_err(|e| e.to_string())?;
             // Durable with the next log append or snapshot; see the module docs.
             txn.set_durability(Durability::None).map_err(|e| e.to_string())?;
@@ -97,7 +102,7 @@ impl StateMachine {
                     EntryPayload::Normal(req) => {
                         let mine: BTreeMap<usize, ApplyResult> =
                             answered.range((at, 0)..(at + 1, 0)).map(|(k, a)| (k.1, a.clone())).collect();
-                        match cairn_meta::apply_all_except(&txn, req.now, &req.cmds, &mine) {
+                        match cairn_meta::apply_all_except(&txn, req.now, &req.cmds, &mine, &mut changes) {
                             Ok(answers) => answers,
                             Err(cairn_meta::MetaError::Undo { command, index, error }) => {
                                 answered.insert((at, command), Ok(Reply::BatchFailed { index, error }));
@@ -115,6 +120,9 @@ impl StateMachine {
             }
             StateMachine::set_applied(&txn, applied, membership.as_ref()).map_err(|e| e.to_string())?;
             txn.commit().map_err(|e| e.to_string())?;
+            if let Some(applied) = applied {
+                self.feed.record(applied.index, changes);
+            }
             tracing::trace!(entries = out.len(), "state machine batch applied");
             return Ok(out);
         }
@@ -139,7 +147,9 @@ impl StateMachine {
                 std::fs::remove_file(entry.path()).map_err(io)?;
             }
         }
-        Ok(StateMachine { db, dir: snapshots.to_path_buf(), incoming: Arc::default() })
+        let applied = StateMachine::applied(&db).map_err(cairn_meta::MetaError::Snapshot)?.0;
+        let feed = Arc::new(ChangeFeed::new(applied.map_or(0, |l| l.index)));
+        Ok(StateMachine { db, dir: snapshots.to_path_buf(), incoming: Arc::default(), feed })
     }
 
     /// Records `stored` as the current snapshot (durably, which also makes every earlier
@@ -163,6 +173,11 @@ impl StateMachine {
     fn open_file(&self, name: &str) -> Result<Box<tokio::fs::File>, String> {
         let f = std::fs::File::open(self.dir.join(name)).map_err(|e| format!("snapshot {name}: {e}"))?;
         Ok(Box::new(tokio::fs::File::from_std(f)))
+    }
+
+    /// The change feed of this state machine.
+    pub fn feed(&self) -> &Arc<ChangeFeed> {
+        &self.feed
     }
 
     /// The shared database, for read-only queries.
@@ -244,8 +259,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        let db = self.db.clone();
-        blocking(move || StateMachine::apply_entries(&db, &entries), ErrorVerb::Write).await
+        let sm = self.clone();
+        blocking(move || sm.apply_entries(&entries), ErrorVerb::Write).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -311,7 +326,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     .map_err(|e| e.to_string())?;
                 StateMachine::set_applied(&txn, meta.last_log_id, Some(&meta.last_membership))
                     .map_err(|e| e.to_string())?;
-                sm.set_current(txn, &StoredSnapshot { meta: meta.to_rec(), file })
+                sm.set_current(txn, &StoredSnapshot { meta: meta.to_rec(), file })?;
+                sm.feed.reset(meta.last_log_id.map_or(0, |l| l.index));
+                Ok(())
             },
             ErrorVerb::Write,
         )
