@@ -439,3 +439,50 @@ fn every_refusal_has_its_posix_errno() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     m.umount(&node);
 }
+
+/// `--allow-other` lets other users in, with the kernel checking each access against the
+/// files' owners and modes; a mount without it refuses other users outright.
+#[test]
+fn allow_other_lets_other_users_in_under_permission_checks() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: acting as a second user (setpriv) takes root");
+        return;
+    }
+    let chmod = |p: &Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    let node = TestNode::start(&[]);
+    let Some(open) = Mount::new(&node, &["--allow-other"]) else { return };
+    let Some(closed) = Mount::new(&node, &[]) else { return };
+    for m in [&open, &closed] {
+        chmod(m.dir.parent().unwrap(), 0o755);
+    }
+    std::fs::write(open.path("public"), b"for all").unwrap();
+    std::fs::write(open.path("secret"), b"root only").unwrap();
+    chmod(&open.path("secret"), 0o600);
+    std::fs::create_dir(open.path("private")).unwrap();
+    std::fs::write(open.path("private/f"), b"x").unwrap();
+    chmod(&open.path("private"), 0o700);
+    let nobody = |cmd: &str, path: &Path| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", cmd])
+            .arg(path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), out.stdout, err)
+    };
+    let denied = |cmd: &str, path: &Path| {
+        let (ok, _, err) = nobody(cmd, path);
+        !ok && err.contains("Permission denied")
+    };
+    let (ok, out, err) = nobody("cat", &open.path("public"));
+    assert!(ok && out == b"for all", "{err}");
+    assert!(denied("cat", &open.path("secret")), "mode 0600 of another owner");
+    assert!(denied("ls", &open.path("private")), "a directory of mode 0700 of another owner");
+    assert!(denied("touch", &open.path("new")), "the root directory is not theirs to write");
+    chmod(&open.path("secret"), 0o644);
+    assert_eq!(nobody("cat", &open.path("secret")).1, b"root only", "readable once its mode says so");
+    assert!(denied("cat", &closed.path("public")), "a mount without --allow-other refuses other users");
+    open.umount(&node);
+    closed.umount(&node);
+}
