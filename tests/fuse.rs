@@ -355,7 +355,16 @@ fn every_refusal_has_its_posix_errno() {
             libc::ENOTEMPTY,
         ),
         ("RENAME_NOREPLACE over a file", renameat2(&c("d/sub/f"), &c("file"), libc::RENAME_NOREPLACE), libc::EEXIST),
-        ("RENAME_EXCHANGE", renameat2(&c("d/sub/f"), &c("file"), libc::RENAME_EXCHANGE), libc::EINVAL),
+        (
+            "RENAME_EXCHANGE with a missing name",
+            renameat2(&c("file"), &c("nothing"), libc::RENAME_EXCHANGE),
+            libc::ENOENT,
+        ),
+        (
+            "RENAME_EXCHANGE moving a directory below itself",
+            renameat2(&c("d"), &c("d/sub/f"), libc::RENAME_EXCHANGE),
+            libc::EINVAL,
+        ),
         (
             "readlink of a file",
             {
@@ -437,6 +446,18 @@ fn every_refusal_has_its_posix_errno() {
         .map(|(what, got, want)| format!("{what}: got errno {got}, want {want}"))
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
+    // RENAME_EXCHANGE swaps two names atomically: files, and a file with a directory in
+    // another directory; nothing of the swap is left behind.
+    assert_eq!(renameat2(&c("file"), &c("d/sub/f"), libc::RENAME_EXCHANGE), 0);
+    assert_eq!(
+        (std::fs::read(m.path("file")).unwrap(), std::fs::read(m.path("d/sub/f")).unwrap()),
+        (b"x".to_vec(), b"data".to_vec())
+    );
+    assert_eq!(renameat2(&c("file"), &c("d/sub"), libc::RENAME_EXCHANGE), 0);
+    assert!(m.path("file/f").is_file() && m.path("d/sub").is_file());
+    let names = |p: &str| std::fs::read_dir(m.path(p)).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
+    assert_eq!(names("d"), ["sub"]);
+    assert_eq!(names("").len(), 3, "{:?}", names(""));
     m.umount(&node);
 }
 

@@ -234,6 +234,20 @@ impl CairnFs {
         }
     }
 
+    /// Swaps the inodes two names name (`RENAME_EXCHANGE`), atomically: one batch of three
+    /// renames through a temporary name no one else uses, applied whole or not at all (so
+    /// both names must exist, and a directory cannot move below itself).
+    fn exchange(&self, a: Target, b: Target) -> Res<Reply> {
+        let Target::Child { parent, .. } = &a else { return Err(Errno::EINVAL) };
+        let tmp = Target::Child { parent: *parent, name: format!(".cairn-exchange-{:032x}", rand::random::<u128>()) };
+        let rename = |from: &Target, to: &Target| ClientCommand::Rename { from: from.clone(), to: to.clone() };
+        let ops = vec![rename(&a, &tmp), rename(&b, &a), rename(&tmp, &b)];
+        match self.write(ClientCommand::Batch { ops })? {
+            Reply::BatchFailed { error, .. } => Err(errno(error.code)),
+            r => Ok(r),
+        }
+    }
+
     fn listing(&self, fh: FileHandle) -> Res<Arc<Mutex<Listing>>> {
         self.dirs.lock().expect("dirs lock").get(&u64::from(fh)).cloned().ok_or(Errno::EBADF)
     }
@@ -257,6 +271,7 @@ impl CairnFs {
 fn touched(cmd: &ClientCommand) -> Vec<Target> {
     use ClientCommand as C;
     match cmd {
+        C::Batch { ops } => ops.iter().flat_map(touched).collect(),
         C::Commit { at, .. }
         | C::SetAttr { at, .. }
         | C::Mkdir { at, .. }
@@ -464,10 +479,10 @@ impl Filesystem for CairnFs {
         reply: ReplyEmpty,
     ) {
         let r = (|| {
-            if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-                return Err(Errno::EINVAL);
-            }
             let (from, to) = (self.child(parent, name)?, self.child(newparent, newname)?);
+            if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                return self.exchange(from, to);
+            }
             match self.stat(to.clone()) {
                 Ok(_) if flags.contains(RenameFlags::RENAME_NOREPLACE) => return Err(Errno::EEXIST),
                 // A file replaced stays readable where it is open here.
