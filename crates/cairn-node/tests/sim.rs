@@ -180,6 +180,9 @@ async fn a_cut_off_leader_is_replaced_and_the_log_converges_after_healing() {
     }
     let refused = sim.client(old).put_bytes("/split-brain", content(9, 10)).await;
     assert!(refused.as_ref().is_err_and(is_unavailable), "{refused:?}");
+    // Nor does it answer reads from its stale replica (its read lease ended long ago).
+    let stale = sim.client(old).stat("/during/0").await;
+    assert!(stale.as_ref().is_err_and(is_unavailable), "a cut-off leader read its stale replica: {stale:?}");
     sim.net.heal();
     sim.wait("every replica to apply the same log", Duration::from_secs(30), || async {
         let applied: Vec<_> = sim.live().map(|n| n.meta().metrics().last_applied).collect();

@@ -64,6 +64,8 @@ pub struct Metadata {
     snapshot_rx: Mutex<Option<SnapshotReceipt>>,
     /// Where this node keeps its data (snapshot pieces must fit its free space).
     data: PathBuf,
+    /// Until when this node, as leader, answers reads without a round (see `reads`).
+    read_lease: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What [`Metadata::open`] needs.
@@ -125,6 +127,7 @@ impl Metadata {
             membership_lock: tokio::sync::Mutex::new(()),
             snapshot_rx: Mutex::new(None),
             data: o.data,
+            read_lease: Mutex::new(None),
         });
         tokio::spawn(writes::run_proposer(Arc::downgrade(&meta), queue));
         tokio::spawn(reads::run_read_rounds(Arc::downgrade(&meta), barrier_queue));

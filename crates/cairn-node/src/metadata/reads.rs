@@ -6,6 +6,14 @@
 //! round serves every read queued when it starts: it started after they asked, so it covers
 //! every write acknowledged before them. Queries in the batch are then answered together from
 //! one read transaction on the blocking pool.
+//!
+//! A leader whose round succeeded holds a read lease for [`READ_LEASE`] from the round's
+//! start: a majority acknowledged a heartbeat sent after that instant, and openraft's voters
+//! refuse every other candidate for the leader lease (`election_timeout_max`, 2 s) after a
+//! heartbeat. So no other leader can exist, and no write can be acknowledged that this
+//! replica has not applied (a leader acknowledges a write once applied), until well after
+//! the lease ends; meanwhile the leader answers reads, and followers' read-index questions,
+//! from its replica without a round. The margin (1.5 s) covers clock drift between nodes.
 
 use super::writes::{LEADER_WAIT, RETRY_PAUSE};
 use super::Metadata;
@@ -15,8 +23,12 @@ use cairn_core::wire::{Query, QueryReply};
 use cairn_core::{ApiError, ErrorCode};
 use openraft::error::{CheckIsLeaderError, RaftError};
 use std::sync::Weak;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+/// How long after a successful round's start the leader reads without a round (a quarter
+/// of openraft's leader lease; see the module docs).
+const READ_LEASE: Duration = Duration::from_millis(500);
 
 /// Read-index rounds kept in flight by one node.
 const ROUNDS_IN_FLIGHT: usize = 2;
@@ -56,14 +68,22 @@ impl Metadata {
     /// One read-index round: on the leader, confirming leadership; on a follower, the
     /// leader's read index, then waiting until it is applied locally.
     async fn read_barrier_round(&self) -> Result<(), ApiError> {
+        if self.leased() {
+            return Ok(());
+        }
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
+            // Openraft's clock (tokio's), so the lease runs on the clock its voters use.
+            let began = tokio::time::Instant::now();
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(checked) = tokio::time::timeout(left, self.raft.ensure_linearizable()).await else {
                 return Err(unavailable("read timed out: no majority of voters reachable"));
             };
             let leader = match checked {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.lease_from(began);
+                    return Ok(());
+                }
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => f.leader_id,
                 Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
                 Err(e) => return Err(unavailable(format!("linearizable read failed: {e}"))),
@@ -87,10 +107,38 @@ impl Metadata {
         }
     }
 
+    /// True while this node is the leader and holds a read lease.
+    fn leased(&self) -> bool {
+        let until = *self.read_lease.lock().expect("read lease lock");
+        if until.is_none_or(|t| tokio::time::Instant::now() >= t) {
+            return false;
+        }
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == openraft::ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// Records a round that began at `began` and succeeded on this node as leader.
+    fn lease_from(&self, began: tokio::time::Instant) {
+        let mut lease = self.read_lease.lock().expect("read lease lock");
+        let until = began + READ_LEASE;
+        if lease.is_none_or(|t| t < until) {
+            *lease = Some(until);
+        }
+    }
+
     /// The leader's read index, for followers' reads.
     pub(crate) async fn read_index(&self) -> Result<Option<u64>, ApiError> {
+        if self.leased() {
+            // Everything acknowledged is applied here: the applied index covers it.
+            return Ok(self.raft.metrics().borrow().last_applied.map(|l| l.index));
+        }
+        let began = tokio::time::Instant::now();
         match tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable()).await {
-            Ok(Ok(id)) => Ok(id.map(|l| l.index)),
+            Ok(Ok(id)) => {
+                self.lease_from(began);
+                Ok(id.map(|l| l.index))
+            }
             Ok(Err(e)) => Err(unavailable(format!("not the leader: {e}"))),
             Err(_) => Err(unavailable("read index timed out: no majority of voters reachable")),
         }
