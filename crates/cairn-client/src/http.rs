@@ -258,12 +258,31 @@ impl HttpBackend {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("change feed answer: {e}")))
     }
 
-    async fn post_meta_write(&self, base: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
-        self.authorize(self.http.post(format!("{base}/v1/meta/write")).timeout(META_DEADLINE).body(body)).send().await
+    async fn post_meta(&self, base: &str, path: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+        self.authorize(self.http.post(format!("{base}{path}")).timeout(META_DEADLINE).body(body)).send().await
     }
 
-    async fn post_meta_write_owned(&self, base: String, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
-        self.post_meta_write(&base, body).await
+    async fn post_meta_owned(&self, base: String, path: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+        self.post_meta(&base, path, body).await
+    }
+
+    /// Posts a metadata command or query to the leader when known (a write is proposed there
+    /// at once, a read answered under its read lease, with no hop through another node),
+    /// else to any node.
+    async fn to_leader(&self, path: &str, body: Vec<u8>) -> Result<reqwest::Response> {
+        let leader = self.leader.read().expect("leader lock").url.clone();
+        match leader {
+            Some(url) => match self.post_meta(&url, path, body.clone()).await {
+                // Never sent: the node this client talks to forwards it instead.
+                Err(e) if e.is_connect() => {
+                    self.leader.write().expect("leader lock").shun(&url);
+                    self.on_any(|base| self.post_meta_owned(base, path, body.clone())).await
+                }
+                Err(e) => Err(transport(&url, e)),
+                Ok(r) => Ok(r),
+            },
+            None => self.on_any(|base| self.post_meta_owned(base, path, body.clone())).await,
+        }
     }
 
     /// Turns an error status into a [`ClientError`].
@@ -277,16 +296,6 @@ impl HttpBackend {
             Ok(b) => Err(ClientError::Api(b.error)),
             Err(_) => Err(ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))),
         }
-    }
-
-    async fn call(&self, path: &str, body: Vec<u8>) -> Result<Bytes> {
-        let resp = self
-            .on_any(|base| {
-                let req = self.http.post(format!("{base}{path}")).timeout(META_DEADLINE).body(body.clone());
-                self.authorize(req).send()
-            })
-            .await?;
-        self.check(resp).await?.bytes().await.map_err(|e| transport(&self.url(), e))
     }
 }
 
@@ -334,20 +343,7 @@ impl Backend for HttpBackend {
     }
 
     async fn write(&self, cmd: ClientCommand) -> Result<Reply> {
-        let body = encode(&cmd);
-        let leader = self.leader.read().expect("leader lock").url.clone();
-        let resp = match leader {
-            Some(url) => match self.post_meta_write(&url, body.clone()).await {
-                // Never sent: the node this client talks to forwards it instead.
-                Err(e) if e.is_connect() => {
-                    self.leader.write().expect("leader lock").shun(&url);
-                    self.on_any(|base| self.post_meta_write_owned(base, body.clone())).await
-                }
-                Err(e) => Err(transport(&url, e)),
-                Ok(r) => Ok(r),
-            },
-            None => self.on_any(|base| self.post_meta_write_owned(base, body.clone())).await,
-        };
+        let resp = self.to_leader("/v1/meta/write", encode(&cmd)).await;
         let resp = self.check(resp?).await?;
         let named = resp.headers().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).filter(|u| u.starts_with("http"));
         if let Some(url) = named {
@@ -361,7 +357,8 @@ impl Backend for HttpBackend {
     }
 
     async fn query(&self, q: Query) -> Result<QueryReply> {
-        let bytes = self.call("/v1/meta/query", encode(&q)).await?;
+        let resp = self.check(self.to_leader("/v1/meta/query", encode(&q)).await?).await?;
+        let bytes = resp.bytes().await.map_err(|e| transport(&self.url(), e))?;
         let r: std::result::Result<QueryReply, ApiError> =
             decode(&bytes, "query reply").map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(r?)
