@@ -55,8 +55,17 @@ struct State {
     inodes: HashMap<u64, (Inode, u64)>,
     /// Directory and name to the inode named (0: no such entry).
     entries: HashMap<(u64, String), u64>,
-    /// Inode to attribute names to values (`None`: no such attribute).
-    xattrs: HashMap<u64, HashMap<String, Option<Vec<u8>>>>,
+    /// Inode to what is known of its extended attributes.
+    xattrs: HashMap<u64, Xattrs>,
+}
+
+/// What is known of one inode's extended attributes.
+#[derive(Default)]
+struct Xattrs {
+    /// Every attribute is in `values` (a name missing there is absent).
+    whole: bool,
+    /// Names to values (`None`: no such attribute).
+    values: HashMap<String, Option<Vec<u8>>>,
 }
 
 impl State {
@@ -185,7 +194,11 @@ impl MetaCache {
     /// Extended attribute `name` of `ino`, if cached and trusted (`None` inside: absent).
     pub fn xattr(&self, ino: u64, name: &str) -> Option<Option<Vec<u8>>> {
         let s = self.state();
-        s.live().then(|| s.xattrs.get(&ino)?.get(name).cloned()).flatten()
+        let known = s.live().then(|| s.xattrs.get(&ino)).flatten()?;
+        match known.values.get(name) {
+            Some(v) => Some(v.clone()),
+            None => known.whole.then_some(None),
+        }
     }
 
     /// Keeps `inode` as answered to a question or write sent with ticket `t`; if it may be
@@ -233,7 +246,17 @@ impl MetaCache {
             if s.xattrs.len() >= MAX_RECORDS {
                 s.xattrs.clear();
             }
-            s.xattrs.entry(ino).or_default().insert(name.to_string(), value);
+            s.xattrs.entry(ino).or_default().values.insert(name.to_string(), value);
+        }
+    }
+
+    /// Keeps `inode`, just created by this mount with ticket `t`, as having no extended
+    /// attributes at all (the kernel asks for `security.capability` before each write).
+    pub fn put_new(&self, t: Ticket, inode: &Inode) {
+        self.put_inode(t, inode);
+        let mut s = self.state();
+        if s.inodes.get(&inode.ino).is_some_and(|(_, st)| *st == inode.state()) && inode.version == 1 {
+            s.xattrs.insert(inode.ino, Xattrs { whole: true, values: HashMap::new() });
         }
     }
 }
@@ -329,6 +352,10 @@ mod tests {
     #[test]
     fn attributes_go_with_their_inode() {
         let c = live();
+        c.put_new(c.ticket(), &inode(7));
+        assert_eq!(c.xattr(7, "security.capability"), Some(None), "a new file has none");
+        c.apply(&change(7, None, 99));
+        assert_eq!(c.xattr(7, "security.capability"), None);
         c.put_xattr(c.ticket(), 5, "security.capability", None);
         assert_eq!(c.xattr(5, "security.capability"), Some(None));
         c.forget(5, None);
