@@ -98,6 +98,40 @@ fn changes_made_elsewhere_reach_the_mounts_caches() {
     b.umount(&node);
 }
 
+/// A file larger than the write buffer (64 MiB) is committed a buffer at a time in the
+/// background while the writer goes on; an overwrite of bytes being committed, a read in the
+/// middle and the close all wait for it, and the file ends up exactly as written.
+#[test]
+fn large_writes_commit_in_the_background_and_end_whole() {
+    let node = TestNode::start(&[]);
+    let Some(m) = Mount::new(&node, &[]) else { return };
+    const MIB: usize = 1 << 20;
+    let mut want = data(7, 150 * MIB);
+    let mut f =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(m.path("big")).unwrap();
+    for piece in want[..70 * MIB].chunks(MIB) {
+        f.write_all(piece).unwrap();
+    }
+    // The first 64 MiB are being committed: overwrite some of them, and read some back.
+    f.seek(SeekFrom::Start(MIB as u64)).unwrap();
+    f.write_all(b"overwritten while committing").unwrap();
+    want[MIB..MIB + 28].copy_from_slice(b"overwritten while committing");
+    let mut back = vec![0; 28];
+    f.seek(SeekFrom::Start(MIB as u64)).unwrap();
+    f.read_exact(&mut back).unwrap();
+    assert_eq!(back, b"overwritten while committing");
+    f.seek(SeekFrom::Start(70 * MIB as u64)).unwrap();
+    for piece in want[70 * MIB..].chunks(MIB) {
+        f.write_all(piece).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    assert!(std::fs::read(m.path("big")).unwrap() == want, "read back through the mount");
+    let got = http().get(format!("{}/v1/fs/big", node.url)).send().unwrap().bytes().unwrap();
+    assert!(got.len() == want.len() && got[..] == want[..], "read back over REST");
+    m.umount(&node);
+}
+
 #[test]
 fn processes_of_one_mount_see_each_others_writes_and_maps_at_once() {
     let node = TestNode::start(&[]);

@@ -599,18 +599,20 @@ impl Filesystem for CairnFs {
                 return Err(Errno::EBADF);
             }
             let b = self.client.backend().clone();
-            let full = self.run(async move {
+            self.run(async move {
                 let mut f = h.file.lock().await;
                 if !f.buffer(offset, data) {
                     self.cache.forget(f.ino, None);
                     f.commit(&b).await?;
                     f.buffer(offset, data);
                 }
-                Ok(f.full())
+                if f.full() {
+                    // Committed while the writer fills the next buffer.
+                    self.cache.forget(f.ino, None);
+                    f.commit_in_background(&b).await?;
+                }
+                Ok(())
             })?;
-            if full {
-                self.commit(fh)?;
-            }
             Ok(data.len() as u32)
         });
         match r {

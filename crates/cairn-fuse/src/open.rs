@@ -2,7 +2,9 @@
 //! last seen and the writes not yet committed. So processes on one mount see each other's
 //! writes at once, as on a local disk, and a read never finds a file shorter than the kernel
 //! knows it (a short read would cut the kernel's size and fault the pages mapped past it).
-//! Other mounts see the writes once they are committed: on flush, fsync and close.
+//! Other mounts see the writes once they are committed: on flush, fsync and close. A full
+//! buffer is committed in the background while the writer fills the next one (at most one
+//! such commit per inode; anything that reads or commits waits for it first).
 
 use bytes::Bytes;
 use cairn_client::{datapath, edit, ClientError, HttpBackend};
@@ -26,6 +28,23 @@ pub(crate) struct OpenInode {
     /// Writes not yet committed: non-overlapping runs of bytes by offset.
     runs: BTreeMap<u64, Vec<u8>>,
     buffered: usize,
+    /// The commit of a full buffer running in the background, if any.
+    pending: Option<Pending>,
+}
+
+/// A background commit: its task, and the runs it commits (which writes may not overlap
+/// until it is done: were it to fail, they come back into the buffer).
+struct Pending {
+    task: tokio::task::JoinHandle<Committed>,
+    runs: Arc<BTreeMap<u64, Bytes>>,
+}
+
+/// How a batch of runs went: the inode the last committed run produced, whether each
+/// moved the version by exactly one, and on failure the error with the runs not committed.
+struct Committed {
+    inode: Option<Inode>,
+    alone: bool,
+    failed: Option<(ClientError, BTreeMap<u64, Bytes>)>,
 }
 
 /// One open handle of the kernel's, on a shared open inode.
@@ -42,24 +61,39 @@ pub(crate) struct Handle {
 impl OpenInode {
     /// `inode`, just opened.
     pub fn new(inode: Inode) -> Self {
-        OpenInode { ino: inode.ino, inode: Arc::new(inode), read_end: 0, runs: BTreeMap::new(), buffered: 0 }
+        OpenInode {
+            ino: inode.ino,
+            inode: Arc::new(inode),
+            read_end: 0,
+            runs: BTreeMap::new(),
+            buffered: 0,
+            pending: None,
+        }
     }
 
     /// True if writes wait to be committed.
     pub fn dirty(&self) -> bool {
-        !self.runs.is_empty()
+        !self.runs.is_empty() || self.pending.is_some()
     }
 
-    /// The size including buffered writes.
+    /// The size including buffered writes (and those being committed).
     pub fn size(&self) -> u64 {
         let end = self.runs.iter().next_back().map_or(0, |(off, run)| off + run.len() as u64);
-        self.inode.size.max(end)
+        let pending = self.pending.as_ref().and_then(|p| p.runs.iter().next_back());
+        let pending_end = pending.map_or(0, |(off, run)| off + run.len() as u64);
+        self.inode.size.max(end).max(pending_end)
     }
 
     /// Buffers a write; false if it overlaps buffered bytes it does not continue (commit
     /// first, then buffer it).
     pub fn buffer(&mut self, offset: u64, data: &[u8]) -> bool {
         let end = offset + data.len() as u64;
+        if let Some(p) = &self.pending {
+            let before = p.runs.range(..end).next_back();
+            if before.is_some_and(|(at, run)| at + run.len() as u64 > offset) {
+                return false;
+            }
+        }
         if let Some((&at, run)) = self.runs.range_mut(..=offset).next_back() {
             let run_end = at + run.len() as u64;
             if run_end == offset && self.runs.range(offset + 1..end).next().is_none() {
@@ -86,50 +120,64 @@ impl OpenInode {
     }
 
     /// Commits the buffered writes, each run as one in-place write (new chunks spliced in,
-    /// untouched ones kept), and takes the inode they produced. True if nobody else changed
-    /// the file meanwhile (each write moved the version by exactly one). A run that fails
-    /// stays buffered, with those after it.
+    /// untouched ones kept), and takes the inode they produced, after the background commit
+    /// if one runs. True if nobody else changed the file meanwhile (each write moved the
+    /// version by exactly one). A run that fails stays buffered, with those after it.
     pub async fn commit(&mut self, b: &Arc<HttpBackend>) -> Result<bool, ClientError> {
-        let mut alone = true;
-        while let Some((offset, run)) = self.runs.pop_first() {
-            self.buffered -= run.len();
-            let data = Bytes::from(run);
-            let inode = match self.write_run(b, offset, data.clone()).await {
-                Ok(inode) => inode,
-                Err(e) => {
-                    // Kept for the next flush to try again.
-                    self.buffered += data.len();
-                    self.runs.insert(offset, data.to_vec());
-                    return Err(e);
-                }
-            };
-            alone &= inode.version == self.inode.version + 1;
-            self.inode = Arc::new(inode);
-        }
-        Ok(alone)
+        let alone = self.settle().await?;
+        let runs = self.take_runs();
+        let done = commit_runs(b.clone(), self.ino, self.inline(), self.inode.version, runs).await;
+        Ok(self.take(done)? && alone)
     }
 
-    /// Writes one run: a small file's bytes straight into its inode (one command, where
-    /// the inode as last seen here is small and still inline), anything else by an in-place
-    /// write (which looks the inode up first).
-    async fn write_run(&self, b: &Arc<HttpBackend>, offset: u64, data: Bytes) -> Result<Inode, ClientError> {
-        let at = Target::Ino(self.ino);
-        let small = offset.saturating_add(data.len() as u64) <= cairn_core::INLINE_MAX
-            && matches!(self.inode.content, Content::None | Content::Inline(_));
-        if small {
-            let cmd = ClientCommand::Write {
-                at: at.clone(),
-                base_version: None,
-                offset: Some(offset),
-                data: Content::Inline(data.to_vec()),
-            };
-            match datapath::write_inode(b.as_ref(), cmd).await {
-                // The file grew chunks meanwhile: the in-place write below handles it.
-                Err(e) if e.code() == ErrorCode::Conflict => {}
-                other => return other,
+    /// Starts committing the (full) buffer in the background, once the previous background
+    /// commit is done; writes go on into an empty buffer meanwhile.
+    pub async fn commit_in_background(&mut self, b: &Arc<HttpBackend>) -> Result<(), ClientError> {
+        self.settle().await?;
+        let runs = Arc::new(self.take_runs());
+        let task = tokio::spawn(commit_runs(b.clone(), self.ino, self.inline(), self.inode.version, (*runs).clone()));
+        self.pending = Some(Pending { task, runs });
+        Ok(())
+    }
+
+    fn take_runs(&mut self) -> BTreeMap<u64, Bytes> {
+        self.buffered = 0;
+        std::mem::take(&mut self.runs).into_iter().map(|(at, run)| (at, Bytes::from(run))).collect()
+    }
+
+    /// Waits for the background commit, if any, and takes its outcome.
+    async fn settle(&mut self) -> Result<bool, ClientError> {
+        let Some(p) = self.pending.take() else { return Ok(true) };
+        let done = match p.task.await {
+            Ok(done) => done,
+            Err(e) => {
+                let err = ClientError::Protocol(format!("background commit failed: {e}"));
+                Committed { inode: None, alone: false, failed: Some((err, Arc::unwrap_or_clone(p.runs))) }
+            }
+        };
+        self.take(done)
+    }
+
+    /// Takes a batch's outcome: the inode it produced; on failure its runs back into the
+    /// buffer (kept for the next flush to try again) and the error.
+    fn take(&mut self, done: Committed) -> Result<bool, ClientError> {
+        if let Some(inode) = done.inode {
+            if inode.version > self.inode.version {
+                self.inode = Arc::new(inode);
             }
         }
-        edit::write_at(b, &at, Some(offset), edit::body_of(data)).await
+        let Some((e, runs)) = done.failed else { return Ok(done.alone) };
+        for (at, run) in runs {
+            self.buffered += run.len();
+            self.runs.insert(at, run.to_vec());
+        }
+        Err(e)
+    }
+
+    /// True if the inode as last seen here keeps its bytes inline (small writes may go
+    /// straight into it).
+    fn inline(&self) -> bool {
+        matches!(self.inode.content, Content::None | Content::Inline(_))
     }
 
     /// Takes `inode` as what reads see (after a change of attributes, or a fresh open) if it
@@ -139,6 +187,60 @@ impl OpenInode {
             self.inode = Arc::new(inode);
         }
     }
+}
+
+/// Commits `runs` of inode `ino` (at `version` when they were taken) in offset order.
+async fn commit_runs(
+    b: Arc<HttpBackend>,
+    ino: u64,
+    mut inline: bool,
+    mut version: u64,
+    mut runs: BTreeMap<u64, Bytes>,
+) -> Committed {
+    let mut done = Committed { inode: None, alone: true, failed: None };
+    while let Some((offset, data)) = runs.pop_first() {
+        match write_run(&b, ino, inline, offset, data.clone()).await {
+            Ok(inode) => {
+                done.alone &= inode.version == version + 1;
+                version = inode.version;
+                inline = matches!(inode.content, Content::None | Content::Inline(_));
+                done.inode = Some(inode);
+            }
+            Err(e) => {
+                runs.insert(offset, data);
+                done.failed = Some((e, runs));
+                return done;
+            }
+        }
+    }
+    done
+}
+
+/// Writes one run: a small file's bytes straight into its inode (one command, where the
+/// inode as last seen here is small and still `inline`), anything else by an in-place write
+/// (which looks the inode up first).
+async fn write_run(
+    b: &Arc<HttpBackend>,
+    ino: u64,
+    inline: bool,
+    offset: u64,
+    data: Bytes,
+) -> Result<Inode, ClientError> {
+    let at = Target::Ino(ino);
+    if inline && offset.saturating_add(data.len() as u64) <= cairn_core::INLINE_MAX {
+        let cmd = ClientCommand::Write {
+            at: at.clone(),
+            base_version: None,
+            offset: Some(offset),
+            data: Content::Inline(data.to_vec()),
+        };
+        match datapath::write_inode(b.as_ref(), cmd).await {
+            // The file grew chunks meanwhile: the in-place write below handles it.
+            Err(e) if e.code() == ErrorCode::Conflict => {}
+            other => return other,
+        }
+    }
+    edit::write_at(b, &at, Some(offset), edit::body_of(data)).await
 }
 
 #[cfg(test)]
