@@ -21,6 +21,7 @@ mod handles;
 mod meta_cache;
 mod open;
 mod posix_locks;
+mod requests;
 mod xattr;
 
 use cairn_client::AsyncClient;
