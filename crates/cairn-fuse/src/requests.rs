@@ -19,10 +19,12 @@ pub(crate) fn err(e: ClientError) -> Errno {
 }
 
 impl CairnFs {
+    /// Runs a client call on the client's runtime, its error as an errno.
     pub(crate) fn run<T>(&self, f: impl std::future::Future<Output = Result<T, ClientError>>) -> Res<T> {
         self.rt.block_on(f).map_err(err)
     }
 
+    /// Sends a metadata command (refused on a read-only mount) and keeps the cache right.
     pub(crate) fn write(&self, cmd: ClientCommand) -> Res<Reply> {
         if self.read_only {
             return Err(Errno::EROFS);
@@ -66,6 +68,7 @@ impl CairnFs {
         }
     }
 
+    /// [`CairnFs::write`] of a command that answers an inode.
     pub(crate) fn write_inode(&self, cmd: ClientCommand) -> Res<Inode> {
         match self.write(cmd)? {
             Reply::Inode(i) => Ok(i),
@@ -73,10 +76,12 @@ impl CairnFs {
         }
     }
 
+    /// Asks a metadata query (linearizable; never cached).
     pub(crate) fn query(&self, q: Query) -> Res<QueryReply> {
         self.run(self.client.backend().query(q))
     }
 
+    /// The inode at `at`, as the cluster has it now.
     pub(crate) fn stat(&self, at: Target) -> Res<Inode> {
         match self.query(Query::Stat(at))? {
             QueryReply::Inode(i) => Ok(i),
@@ -130,10 +135,12 @@ impl CairnFs {
         Ok(Target::Child { parent: self.inos.cairn(parent), name: name.to_string() })
     }
 
+    /// The attributes of a new inode made by `req`'s caller.
     pub(crate) fn new_attrs(req: &Request, mode: u32, umask: u32) -> NewAttrs {
         NewAttrs { mode: mode & !umask & 0o7777, uid: req.uid(), gid: req.gid(), chunk_size: None }
     }
 
+    /// Answers a look-up-like request with an inode or an errno.
     pub(crate) fn entry(&self, reply: ReplyEntry, r: Res<Inode>) {
         match r {
             Ok(i) => reply.entry(&TTL, &attr(self.inos, &self.with_buffered(i)), Generation(0)),
@@ -155,10 +162,12 @@ impl CairnFs {
         }
     }
 
+    /// The listing of directory handle `fh`.
     pub(crate) fn listing(&self, fh: FileHandle) -> Res<Arc<Mutex<Listing>>> {
         self.dirs.lock().expect("dirs lock").get(&u64::from(fh)).cloned().ok_or(Errno::EBADF)
     }
 
+    /// Changes attributes (after committing buffered writes, so a truncate sees them).
     pub(crate) fn set_attr(&self, ino: INodeNo, attrs: SetAttrs) -> Res<Inode> {
         let ino = self.inos.cairn(ino);
         // Buffered writes go first, so a truncate or a size read after them sees them.
