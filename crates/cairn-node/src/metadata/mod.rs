@@ -66,6 +66,9 @@ pub struct Metadata {
     data: PathBuf,
     /// Until when this node, as leader, answers reads without a round (see `reads`).
     read_lease: Mutex<Option<tokio::time::Instant>>,
+    /// The state machine's feed, whose last index is what it has applied (recorded before
+    /// openraft hears of the apply, so before any write it covers is acknowledged).
+    applied: Arc<crate::raft::feed::ChangeFeed>,
 }
 
 /// What [`Metadata::open`] needs.
@@ -111,6 +114,7 @@ impl Metadata {
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
+        let applied = sm.feed().clone();
         let raft = Raft::new(o.id, raft_config, Network::new(net.clone()), log, sm)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -128,6 +132,7 @@ impl Metadata {
             snapshot_rx: Mutex::new(None),
             data: o.data,
             read_lease: Mutex::new(None),
+            applied,
         });
         tokio::spawn(writes::run_proposer(Arc::downgrade(&meta), queue));
         tokio::spawn(reads::run_read_rounds(Arc::downgrade(&meta), barrier_queue));

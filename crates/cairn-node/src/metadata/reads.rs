@@ -130,8 +130,9 @@ impl Metadata {
     /// The leader's read index, for followers' reads.
     pub(crate) async fn read_index(&self) -> Result<Option<u64>, ApiError> {
         if self.leased() {
-            // Everything acknowledged is applied here: the applied index covers it.
-            return Ok(self.raft.metrics().borrow().last_applied.map(|l| l.index));
+            // Everything acknowledged is applied here, so the index applied covers it (the
+            // state machine's own record: openraft's metrics may trail its acknowledgements).
+            return Ok(Some(self.applied.last()));
         }
         let began = tokio::time::Instant::now();
         match tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable()).await {
