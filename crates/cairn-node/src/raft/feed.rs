@@ -127,6 +127,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ring_forgets_its_oldest_changes_and_says_so() {
+        let feed = ChangeFeed::new(0);
+        feed.record(1, vec![ch(1)]);
+        for i in 0..10 {
+            feed.record(2 + i, (0..RING_MAX as u64 / 10).map(ch).collect());
+        }
+        assert!(feed.since(0, Duration::ZERO).await.reset, "index 1's change is gone");
+        let b = feed.since(10, Duration::ZERO).await;
+        assert!(!b.reset && b.changes.len() == RING_MAX / 10, "the newest changes are all there");
+    }
+
+    #[tokio::test]
     async fn more_changes_than_an_answer_carries_are_a_reset() {
         let feed = ChangeFeed::new(0);
         feed.record(1, (0..FEED_MAX as u64 + 1).map(ch).collect());
