@@ -430,6 +430,17 @@ fn every_refusal_has_its_posix_errno() {
         ),
         ("truncate a directory", errno_of(unsafe { libc::truncate(c("d").as_ptr(), 0) }), libc::EISDIR),
         (
+            "ioctl TCGETS on a file (isatty)",
+            {
+                let fd = unsafe { libc::open(c("file").as_ptr(), libc::O_RDONLY) };
+                let mut t = std::mem::MaybeUninit::<libc::termios>::uninit();
+                let r = errno_of(unsafe { libc::ioctl(fd, libc::TCGETS, t.as_mut_ptr()) });
+                unsafe { libc::close(fd) };
+                r
+            },
+            libc::ENOTTY,
+        ),
+        (
             "fallocate",
             {
                 let fd = unsafe { libc::open(c("file").as_ptr(), libc::O_RDWR) };

@@ -577,4 +577,20 @@ impl Filesystem for CairnFs {
     ) {
         reply.error(Errno::EOPNOTSUPP);
     }
+
+    /// No file here is a terminal or a device: every ioctl (programs probe `TCGETS` on each
+    /// file they open) is `ENOTTY`, quietly.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
 }
