@@ -1,12 +1,15 @@
 //! Following the cluster's change feed: each answer updates the mount's metadata cache and
-//! tells the kernel which of its cached attributes and names to forget, so a change made
+//! tells the kernel which inodes' attributes to forget, so a change of attributes made
 //! through another mount or the REST API shows here within a round trip, not a timeout.
+//!
+//! Names are not invalidated in the kernel: unhashing a directory's entry (fuser has no
+//! expire-only notification) makes `getcwd` fail for every process inside that directory,
+//! and the feed also echoes this mount's own `mkdir`s. The kernel asks again for a name
+//! after its 1 s entry timeout, and the mount's cache, which the feed keeps current, answers.
 
 use crate::attr::Inos;
 use crate::meta_cache::MetaCache;
 use cairn_client::HttpBackend;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -50,17 +53,13 @@ pub(crate) async fn follow(
     }
 }
 
-/// Asks the kernel to forget the attributes of changed inodes and the changed names (an
-/// inode or name it does not hold answers ENOENT, which is fine).
-fn tell_kernel(k: &fuser::Notifier, inos: Inos, stale: &[(u64, Option<String>)]) {
-    for (ino, name) in stale {
-        let r = match name {
-            None => k.inval_inode(inos.kernel(*ino), -1, 0),
-            Some(name) => k.inval_entry(inos.kernel(*ino), OsStr::from_bytes(name.as_bytes())),
-        };
-        if let Err(e) = r {
+/// Asks the kernel to forget the attributes of the changed inodes `stale` (one it does not
+/// hold answers ENOENT, which is fine).
+fn tell_kernel(k: &fuser::Notifier, inos: Inos, stale: &[u64]) {
+    for ino in stale {
+        if let Err(e) = k.inval_inode(inos.kernel(*ino), -1, 0) {
             if e.raw_os_error() != Some(libc::ENOENT) {
-                tracing::debug!(ino, "kernel cache invalidation: {e}");
+                tracing::debug!(ino, "kernel attribute invalidation: {e}");
             }
         }
     }

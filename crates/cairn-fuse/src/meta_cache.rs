@@ -138,9 +138,9 @@ impl MetaCache {
     }
 
     /// Applies a feed answer: drops what changed (everything on a reset) and trusts the
-    /// rest for [`FRESH`] more. Returns the changes that dropped a record or that this
-    /// mount could not check (the kernel should forget those too).
-    pub fn apply(&self, batch: &ChangeBatch) -> Vec<Key> {
+    /// rest for [`FRESH`] more. Returns the inodes whose change dropped a record or that this
+    /// mount could not check (the kernel should forget their attributes too).
+    pub fn apply(&self, batch: &ChangeBatch) -> Vec<u64> {
         let mut s = self.state();
         if batch.reset {
             s.clear();
@@ -152,9 +152,9 @@ impl MetaCache {
                 (ino, None) => s.inodes.get(ino).map(|(_, st)| *st),
                 (dir, Some(name)) => s.entries.get(&(*dir, name.clone())).copied(),
             };
-            s.change(key.clone(), c.state);
-            if known != Some(c.state) {
-                stale.push(key);
+            s.change(key, c.state);
+            if c.name.is_none() && known != Some(c.state) {
+                stale.push(c.ino);
             }
         }
         s.live_until = Some(Instant::now() + FRESH);
@@ -315,7 +315,7 @@ mod tests {
         c.put_entry(t, 1, "a", Some(&inode(5)));
         c.put_entry(t, 1, "gone", None);
         assert_eq!(c.entry(1, "gone"), Some(None), "absent entries are kept too");
-        assert_eq!(c.apply(&change(1, Some("a"), 6)), vec![(1, Some("a".to_string()))]);
+        assert!(c.apply(&change(1, Some("a"), 6)).is_empty(), "names are not the kernel's to forget");
         assert!(c.entry(1, "a").is_none());
         assert_eq!(c.entry(1, "gone"), Some(None), "other entries stay");
         c.put_entry(t, 1, "a", Some(&inode(5)));
@@ -336,7 +336,7 @@ mod tests {
         let mine = inode(5);
         c.put_entry(t, 1, "a", Some(&mine));
         assert!(c.apply(&change(5, None, mine.state())).is_empty(), "the echo of this mount's own write");
-        assert!(c.apply(&change(1, Some("a"), 5)).is_empty());
+        c.apply(&change(1, Some("a"), 5));
         assert_eq!(c.entry(1, "a").unwrap().unwrap().ino, 5);
         // An answer arriving after the change it matches is kept too.
         let t = c.ticket();
