@@ -57,8 +57,6 @@ pub struct Node {
     pub(crate) pki: crate::pki::Pki,
     /// Access keys recently looked up (see `keys`).
     pub(crate) key_cache: crate::keys::KeyCache,
-    /// What the metadata changed lately (`GET /v1/changes`).
-    pub(crate) feed: Arc<crate::raft::feed::ChangeFeed>,
 }
 
 /// The metadata database's page cache. The namespace lives on disk in redb, and the node's
@@ -109,7 +107,6 @@ impl Node {
         let chunks = FsChunkStore::open(&data.join("chunks")).map_err(|e| dir_err(e.to_string()))?;
         let log = LogStore::open(db.clone()).map_err(|e| dir_err(e.to_string()))?;
         let sm = StateMachine::open(db.clone(), &data.join("snapshots")).map_err(|e| dir_err(e.to_string()))?;
-        let feed = sm.feed().clone();
 
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -209,7 +206,6 @@ impl Node {
             peers,
             pki,
             key_cache: Default::default(),
-            feed,
         });
 
         let (stop, stopped) = tokio::sync::watch::channel(false);

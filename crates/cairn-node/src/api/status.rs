@@ -97,7 +97,7 @@ pub async fn changes(
 ) -> Result<Json<cairn_core::wire::ChangeBatch>, HttpError> {
     let q = super::query_params(q)?;
     let wait = std::time::Duration::from_millis(q.wait_ms.min(FEED_WAIT_MAX));
-    let batch = st.node.feed.since(q.after, wait).await;
+    let batch = st.node.meta.feed().since(q.after, wait).await;
     // A node that knows no leader may be cut off and falling behind: it does not vouch for
     // anyone's cache (the asker tries another node, or stops trusting what it cached).
     if st.node.meta.leader().is_none() {

@@ -66,9 +66,10 @@ pub struct Metadata {
     data: PathBuf,
     /// Until when this node, as leader, answers reads without a round (see `reads`).
     read_lease: Mutex<Option<tokio::time::Instant>>,
-    /// The state machine's feed, whose last index is what it has applied (recorded before
-    /// openraft hears of the apply, so before any write it covers is acknowledged).
-    applied: Arc<crate::raft::feed::ChangeFeed>,
+    /// The state machine's change feed (`GET /v1/changes`), whose last index is what it has
+    /// applied (recorded before openraft hears of the apply, so before any write it covers is
+    /// acknowledged).
+    feed: Arc<crate::raft::feed::ChangeFeed>,
 }
 
 /// What [`Metadata::open`] needs.
@@ -114,7 +115,7 @@ impl Metadata {
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
-        let applied = sm.feed().clone();
+        let feed = sm.feed().clone();
         let raft = Raft::new(o.id, raft_config, Network::new(net.clone()), log, sm)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -132,7 +133,7 @@ impl Metadata {
             snapshot_rx: Mutex::new(None),
             data: o.data,
             read_lease: Mutex::new(None),
-            applied,
+            feed,
         });
         tokio::spawn(writes::run_proposer(Arc::downgrade(&meta), queue));
         tokio::spawn(reads::run_read_rounds(Arc::downgrade(&meta), barrier_queue));
@@ -211,6 +212,11 @@ impl Metadata {
         let addr = self.addr_of(to).map_err(CallError::NotDelivered)?;
         let timeout = timeout.unwrap_or_else(|| req.timeout());
         self.net.call(to, &addr, req, timeout).await
+    }
+
+    /// What the state machine changed lately, by log index.
+    pub(crate) fn feed(&self) -> &crate::raft::feed::ChangeFeed {
+        &self.feed
     }
 
     /// The metadata leader's id, if one is known.

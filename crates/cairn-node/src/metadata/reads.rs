@@ -132,7 +132,7 @@ impl Metadata {
         if self.leased() {
             // Everything acknowledged is applied here, so the index applied covers it (the
             // state machine's own record: openraft's metrics may trail its acknowledgements).
-            return Ok(Some(self.applied.last()));
+            return Ok(Some(self.feed.last()));
         }
         let began = tokio::time::Instant::now();
         match tokio::time::timeout(LEADER_WAIT, self.raft.ensure_linearizable()).await {
