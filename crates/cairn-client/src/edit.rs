@@ -22,6 +22,12 @@ fn is_conflict(e: &ClientError) -> bool {
     e.code() == ErrorCode::Conflict
 }
 
+/// True if `inode` keeps its bytes in itself (inline, or none yet): a write that stays
+/// under [`INLINE_MAX`] may go straight into it.
+pub fn holds_bytes_inline(inode: &Inode) -> bool {
+    matches!(inode.content, Content::None | Content::Inline(_))
+}
+
 /// Moves a small file's inline bytes into a chunk, so chunks can be spliced in; a file that
 /// changed meanwhile makes this fail with `conflict`.
 pub async fn uninline<B: Backend>(b: &B, inode: &Inode) -> Result<Inode> {
@@ -49,7 +55,7 @@ where
         // The whole body is small: it may stay inline.
         for _ in 0..LAYOUT_RETRIES {
             let end = offset.unwrap_or(inode.size).saturating_add(len);
-            if end <= INLINE_MAX && matches!(inode.content, Content::None | Content::Inline(_)) {
+            if end <= INLINE_MAX && holds_bytes_inline(&inode) {
                 let cmd = ClientCommand::Write {
                     at: at.clone(),
                     base_version: None,

@@ -364,9 +364,8 @@ impl Filesystem for CairnFs {
                 parents: false,
                 attrs: Self::new_attrs(req, mode, umask),
             };
-            let ticket = self.cache.ticket();
             let inode = self.write_inode(cmd)?;
-            self.cache.put_new(ticket, &inode);
+            self.cache.no_xattrs_yet(inode.ino);
             Ok(self.register(inode, true))
         });
         match r {

@@ -250,13 +250,13 @@ impl MetaCache {
         }
     }
 
-    /// Keeps `inode`, just created by this mount with ticket `t`, as having no extended
-    /// attributes at all (the kernel asks for `security.capability` before each write).
-    pub fn put_new(&self, t: Ticket, inode: &Inode) {
-        self.put_inode(t, inode);
+    /// Records that inode `ino`, if held at version 1 (never changed since it was made), has
+    /// no extended attributes at all (the kernel asks for `security.capability` before each
+    /// write to a file).
+    pub fn no_xattrs_yet(&self, ino: u64) {
         let mut s = self.state();
-        if s.inodes.get(&inode.ino).is_some_and(|(_, st)| *st == inode.state()) && inode.version == 1 {
-            s.xattrs.insert(inode.ino, Xattrs { whole: true, values: HashMap::new() });
+        if s.inodes.get(&ino).is_some_and(|(i, _)| i.version == 1) {
+            s.xattrs.insert(ino, Xattrs { whole: true, values: HashMap::new() });
         }
     }
 }
@@ -264,26 +264,10 @@ impl MetaCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::wire::{Change, InodeKind};
+    use cairn_core::wire::Change;
 
     fn inode(ino: u64) -> Inode {
-        Inode {
-            ino,
-            kind: InodeKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: 4,
-            atime: 0,
-            mtime: 0,
-            ctime: 0,
-            nlink: 1,
-            parent: 0,
-            version: 1,
-            policy: None,
-            chunk_size: None,
-            content: Content::Inline(b"data".to_vec()),
-        }
+        crate::open::inline_file(ino, b"data")
     }
 
     fn live() -> MetaCache {
@@ -352,7 +336,10 @@ mod tests {
     #[test]
     fn attributes_go_with_their_inode() {
         let c = live();
-        c.put_new(c.ticket(), &inode(7));
+        c.no_xattrs_yet(7);
+        assert_eq!(c.xattr(7, "security.capability"), None, "not held: nothing known");
+        c.put_inode(c.ticket(), &inode(7));
+        c.no_xattrs_yet(7);
         assert_eq!(c.xattr(7, "security.capability"), Some(None), "a new file has none");
         c.apply(&change(7, None, 99));
         assert_eq!(c.xattr(7, "security.capability"), None);

@@ -126,7 +126,7 @@ impl OpenInode {
     pub async fn commit(&mut self, b: &Arc<HttpBackend>) -> Result<bool, ClientError> {
         let alone = self.settle().await?;
         let runs = self.take_runs();
-        let done = commit_runs(b.clone(), self.ino, self.inline(), self.inode.version, runs).await;
+        let done = commit_runs(b.clone(), self.inode.clone(), runs).await;
         Ok(self.take(done)? && alone)
     }
 
@@ -135,7 +135,7 @@ impl OpenInode {
     pub async fn commit_in_background(&mut self, b: &Arc<HttpBackend>) -> Result<(), ClientError> {
         self.settle().await?;
         let runs = Arc::new(self.take_runs());
-        let task = tokio::spawn(commit_runs(b.clone(), self.ino, self.inline(), self.inode.version, (*runs).clone()));
+        let task = tokio::spawn(commit_runs(b.clone(), self.inode.clone(), (*runs).clone()));
         self.pending = Some(Pending { task, runs });
         Ok(())
     }
@@ -174,12 +174,6 @@ impl OpenInode {
         Err(e)
     }
 
-    /// True if the inode as last seen here keeps its bytes inline (small writes may go
-    /// straight into it).
-    fn inline(&self) -> bool {
-        matches!(self.inode.content, Content::None | Content::Inline(_))
-    }
-
     /// Takes `inode` as what reads see (after a change of attributes, or a fresh open) if it
     /// is newer than what they see: an answer that raced with a commit may be older.
     pub fn refresh(&mut self, inode: Inode) {
@@ -189,21 +183,16 @@ impl OpenInode {
     }
 }
 
-/// Commits `runs` of inode `ino` (at `version` when they were taken) in offset order.
-async fn commit_runs(
-    b: Arc<HttpBackend>,
-    ino: u64,
-    mut inline: bool,
-    mut version: u64,
-    mut runs: BTreeMap<u64, Bytes>,
-) -> Committed {
+/// Commits `runs` in offset order onto the inode as `seen` here when they were taken.
+async fn commit_runs(b: Arc<HttpBackend>, seen: Arc<Inode>, mut runs: BTreeMap<u64, Bytes>) -> Committed {
+    let (ino, mut version, mut inline) = (seen.ino, seen.version, edit::holds_bytes_inline(&seen));
     let mut done = Committed { inode: None, alone: true, failed: None };
     while let Some((offset, data)) = runs.pop_first() {
         match write_run(&b, ino, inline, offset, data.clone()).await {
             Ok(inode) => {
                 done.alone &= inode.version == version + 1;
                 version = inode.version;
-                inline = matches!(inode.content, Content::None | Content::Inline(_));
+                inline = edit::holds_bytes_inline(&inode);
                 done.inode = Some(inode);
             }
             Err(e) => {
@@ -243,30 +232,34 @@ async fn write_run(
     edit::write_at(b, &at, Some(offset), edit::body_of(data)).await
 }
 
+/// A file of inode `ino` holding `data` inline, for tests.
+#[cfg(test)]
+pub(crate) fn inline_file(ino: u64, data: &[u8]) -> Inode {
+    Inode {
+        ino,
+        kind: cairn_core::wire::InodeKind::File,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: data.len() as u64,
+        atime: 0,
+        mtime: 0,
+        ctime: 0,
+        nlink: 1,
+        parent: 0,
+        version: 1,
+        policy: None,
+        chunk_size: None,
+        content: Content::Inline(data.to_vec()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::wire::{Content, InodeKind};
 
     fn file() -> OpenInode {
-        let inode = Inode {
-            ino: 5,
-            kind: InodeKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: 10,
-            atime: 0,
-            mtime: 0,
-            ctime: 0,
-            nlink: 1,
-            parent: 0,
-            version: 1,
-            policy: None,
-            chunk_size: None,
-            content: Content::Inline(b"0123456789".to_vec()),
-        };
-        OpenInode::new(inode)
+        OpenInode::new(inline_file(5, b"0123456789"))
     }
 
     #[test]
