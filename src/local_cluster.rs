@@ -1,7 +1,7 @@
 //! `cairn up --nodes N`: a whole local cluster in one command, for trying redundancy.
 //!
 //! Node K keeps its data in `<data>/node-K` and listens on the base port + K (its peers reach
-//! it on that port + 100). Node 0 starts
+//! it on that port + 100, S3 clients on the S3 base port, 9000 by default, + K). Node 0 starts
 //! (or resumes) the cluster; the others join it with its secret at their first start, and
 //! find it by themselves afterwards. Ctrl-C (or SIGTERM) stops them all.
 
@@ -14,10 +14,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// Environment variables of the parent that must not reach the children (flags decide).
-const PRIVATE_ENV: [&str; 8] = [
+const PRIVATE_ENV: [&str; 9] = [
     "CAIRN_DATA",
     "CAIRN_LISTEN",
     "CAIRN_PEER_LISTEN",
+    "CAIRN_S3_LISTEN",
     "CAIRN_ADVERTISE",
     "CAIRN_JOIN",
     "CAIRN_SECRET",
@@ -148,10 +149,12 @@ pub(crate) async fn throwaway(scratch: &Path, prefix: &str, n: usize) -> Result<
     Ok(Throwaway { children, clients, dir })
 }
 
-/// Runs `n` nodes under `data` from port `listen.port()` up, until a signal.
-pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> {
+/// Runs `n` nodes under `data` from port `listen.port()` up (S3 from `s3.port()` up; none
+/// when `None`), until a signal.
+pub async fn run(data: &Path, listen: &str, zone: &str, n: usize, s3: Option<SocketAddr>) -> Result<()> {
     let base: SocketAddr = listen.parse().with_context(|| format!("--listen {listen:?} is not IP:PORT"))?;
-    if n == 0 || n > 64 || base.port() as usize + n > 65536 {
+    let s3_fits = s3.is_none_or(|a| a.port() as usize + n <= 65536);
+    if n == 0 || n > 64 || base.port() as usize + n > 65536 || !s3_fits {
         bail!(crate::commands::UsageError(format!("--nodes {n} does not fit above port {}", base.port())));
     }
     let mut children: Vec<Child> = Vec::new();
@@ -160,7 +163,12 @@ pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> 
         for k in 0..n {
             let dir = data.join(format!("node-{k}"));
             let addr = SocketAddr::new(base.ip(), base.port() + k as u16);
-            let mut extra = vec!["--zone".to_string(), zone.to_string()];
+            let mut extra = vec!["--zone".to_string(), zone.to_string(), "--s3-listen".into()];
+            extra.push(match s3 {
+                Some(a) if a.port() == 0 => a.to_string(),
+                Some(a) => SocketAddr::new(a.ip(), a.port().saturating_add(k as u16)).to_string(),
+                None => "off".into(),
+            });
             if k > 0 && !dir.join("node.json").exists() {
                 let token = secret(&keyed(&urls[0], &data.join("node-0"))?).await?;
                 extra.extend(["--join".into(), urls[0].clone(), "--secret".into(), token]);
@@ -179,7 +187,11 @@ pub async fn run(data: &Path, listen: &str, zone: &str, n: usize) -> Result<()> 
     let mut out = std::io::stdout().lock();
     writeln!(out, "cairn: cluster of {n} nodes ready")?;
     for (k, url) in urls.iter().enumerate() {
-        writeln!(out, "  node {k}: {url}   data in {}", data.join(format!("node-{k}")).display())?;
+        let s3 = match s3 {
+            Some(a) if a.port() != 0 => format!("   S3 on http://{}:{}", a.ip(), a.port() + k as u16),
+            _ => String::new(),
+        };
+        writeln!(out, "  node {k}: {url}{s3}   data in {}", data.join(format!("node-{k}")).display())?;
     }
     writeln!(out, "try:   cairn --node {} status     (Ctrl-C stops every node)", urls[0])?;
     out.flush()?;

@@ -18,6 +18,10 @@ pub struct UpArgs {
     /// address with port + 100; a free port when the client port is 0].
     #[arg(long, env = "CAIRN_PEER_LISTEN")]
     peer_listen: Option<String>,
+    /// Address to serve S3 on, or `off` [default: port 9000 on the --listen IP; a free port
+    /// when the client port is 0; with --nodes N, node K on this port + K].
+    #[arg(long, env = "CAIRN_S3_LISTEN", value_name = "ADDR")]
+    s3_listen: Option<String>,
     /// Host name or IP to announce in this node's URLs [default: the listen address; listening
     /// on 0.0.0.0, the address the default route leaves from].
     #[arg(long, env = "CAIRN_ADVERTISE")]
@@ -112,6 +116,9 @@ fn config(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<NodeConfig> {
     if args.peer_listen.is_some() {
         c.peer_listen = args.peer_listen;
     }
+    if args.s3_listen.is_some() {
+        c.s3_listen = args.s3_listen;
+    }
     if let Some(g) = args.gc_grace {
         c.gc_grace = g;
     }
@@ -180,7 +187,7 @@ pub async fn run(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<()> {
     let nodes = args.nodes;
     let config = config(data, args)?;
     if let Some(n) = nodes {
-        return crate::local_cluster::run(&config.data, &config.listen, &config.zone, n).await;
+        return crate::local_cluster::run(&config.data, &config.listen, &config.zone, n, config.s3_addr()?).await;
     }
     let data = config.data.clone();
     let running = Node::start(config).await?;
@@ -188,6 +195,9 @@ pub async fn run(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "cairn: listening on {}", node.url)?;
     writeln!(out, "cairn: peers reach it on {}", node.peer_url)?;
+    if let Some(s3) = &node.s3_url {
+        writeln!(out, "cairn: S3 on {s3}")?;
+    }
     if node.url.starts_with("https://") && node.config.tls_cert.is_none() {
         let ca = data.join("ca.crt");
         writeln!(out, "cairn: clients use TLS with a certificate from the cluster CA: curl --cacert {}", ca.display())?;

@@ -233,7 +233,7 @@ fn a_local_cluster_in_one_command() {
     let dir = tempfile::tempdir().unwrap();
     let base = common::free_port_block(3);
     let mut parent = std::process::Command::new(common::bin())
-        .args(["up", "--nodes", "3", "--listen", &format!("127.0.0.1:{base}"), "--data"])
+        .args(["up", "--nodes", "3", "--listen", &format!("127.0.0.1:{base}"), "--s3-listen", "127.0.0.1:0", "--data"])
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -28,6 +28,8 @@ pub struct TestNode {
     pub key: Option<String>,
     /// Its peer door's URL.
     pub peer_url: String,
+    /// Its S3 door's URL (a free port; empty with `--s3-listen off`).
+    pub s3_url: String,
     /// Its data directory.
     pub data: PathBuf,
     /// Extra flags it was started with (kept for restarts).
@@ -47,11 +49,12 @@ impl TestNode {
     /// Starts a node on `data` (created if needed), on a free port.
     pub fn start_in(data: &Path, extra: &[&str]) -> Self {
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, plain_url, peer_url) = spawn(data, &args, "127.0.0.1:0");
+        let (child, plain_url, peer_url, s3_url) = spawn(data, &args, "127.0.0.1:0");
         let joined_with = args.iter().position(|a| a == "--join").and_then(|i| args.get(i + 1));
         let key = admin_key(data).or_else(|| joined_with.and_then(|u| key_of(u)));
         let url = with_key(&plain_url, key.as_deref());
-        TestNode { child: Some(child), url, plain_url, key, peer_url, data: data.to_path_buf(), args, _dir: None }
+        let data = data.to_path_buf();
+        TestNode { child: Some(child), url, plain_url, key, peer_url, s3_url, data, args, _dir: None }
     }
 
     /// SIGKILLs the node.
@@ -72,11 +75,11 @@ impl TestNode {
     /// Starts the node again on the same data dir (new port).
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url, peer_url) = spawn(&self.data, &self.args, "127.0.0.1:0");
+        let (child, url, peer_url, s3_url) = spawn(&self.data, &self.args, "127.0.0.1:0");
         self.child = Some(child);
         self.key = admin_key(&self.data).or(self.key.take());
         self.url = with_key(&url, self.key.as_deref());
-        (self.plain_url, self.peer_url) = (url, peer_url);
+        (self.plain_url, self.peer_url, self.s3_url) = (url, peer_url, s3_url);
     }
 
     /// Starts the node again on the same data dir and the same port, without its first-start
@@ -95,10 +98,10 @@ impl TestNode {
         self.args = kept;
         let mut args = self.args.clone();
         args.extend(["--peer-listen".to_string(), self.peer_url.trim_start_matches("https://").to_string()]);
-        let (child, url, peer_url) = spawn(&self.data, &args, &self.addr());
+        let (child, url, peer_url, s3_url) = spawn(&self.data, &args, &self.addr());
         self.child = Some(child);
         self.url = with_key(&url, self.key.as_deref());
-        (self.plain_url, self.peer_url) = (url, peer_url);
+        (self.plain_url, self.peer_url, self.s3_url) = (url, peer_url, s3_url);
     }
 
     /// Process id.
@@ -199,12 +202,16 @@ impl Drop for TestNode {
     }
 }
 
-fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String, String) {
+/// Starts `cairn up` (S3 on a free port unless `extra` says otherwise): the child, and the
+/// URLs of its client, peer and S3 doors.
+fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String, String, String) {
     std::fs::create_dir_all(data).unwrap();
+    let s3 = if extra.iter().any(|a| a == "--s3-listen") { &[][..] } else { &["--s3-listen", "127.0.0.1:0"][..] };
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
     let mut child = Command::new(bin())
         .args(["up", "--listen", listen, "--data"])
         .arg(data)
+        .args(s3)
         .args(extra)
         .env("CAIRN_LOG", "info,openraft=warn")
         .stdout(Stdio::piped())
@@ -214,19 +221,25 @@ fn spawn(data: &Path, extra: &[String], listen: &str) -> (Child, String, String)
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut url = None;
+        let (mut url, mut peer, mut s3) = (String::new(), String::new(), String::new());
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
             if let Some(u) = line.strip_prefix("cairn: listening on ") {
-                url = Some(u.to_string());
+                url = u.to_string();
             }
-            if let Some(peer) = line.strip_prefix("cairn: peers reach it on ") {
-                let _ = tx.send((url.take().unwrap_or_default(), peer.to_string()));
+            if let Some(p) = line.strip_prefix("cairn: peers reach it on ") {
+                peer = p.to_string();
+            }
+            if let Some(u) = line.strip_prefix("cairn: S3 on ") {
+                s3 = u.to_string();
+            }
+            if line.starts_with("cairn: node ") {
+                let _ = tx.send((std::mem::take(&mut url), std::mem::take(&mut peer), std::mem::take(&mut s3)));
             }
         }
     });
     match rx.recv_timeout(Duration::from_secs(180)) {
-        Ok((url, peer_url)) => (child, url, peer_url),
+        Ok((url, peer_url, s3_url)) => (child, url, peer_url, s3_url),
         Err(_) => {
             let _ = child.kill();
             let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();

@@ -278,14 +278,7 @@ impl AsyncClient {
     /// may be guarded by preconditions or locks, or take or release a lock); every
     /// operation's answer, or the first refusal as an error naming its operation.
     pub async fn batch(&self, ops: Vec<ClientCommand>) -> Result<Vec<cairn_core::wire::Reply>> {
-        use cairn_core::wire::Reply;
-        match self.backend.write(ClientCommand::Batch { ops }).await? {
-            Reply::Batch(replies) => Ok(replies),
-            Reply::BatchFailed { index, error } => {
-                Err(ClientError::api(error.code, format!("batch operation {index}: {}", error.message)))
-            }
-            other => Err(ClientError::Protocol(format!("expected a batch answer, got {other:?}"))),
-        }
+        datapath::batch(self.backend.as_ref(), ops).await
     }
 
     /// The cluster's join token: its secret and its CA's fingerprint, what a new node joins

@@ -65,6 +65,18 @@ pub async fn write_inode<B: Backend>(b: &B, cmd: ClientCommand) -> Result<Inode>
     expect_inode(b.write(cmd).await?)
 }
 
+/// Applies `ops` all or none, in one step (see `ClientCommand::Batch`): every operation's
+/// answer, or the first refusal as an error naming its operation.
+pub async fn batch<B: Backend>(b: &B, ops: Vec<ClientCommand>) -> Result<Vec<Reply>> {
+    match b.write(ClientCommand::Batch { ops }).await? {
+        Reply::Batch(replies) => Ok(replies),
+        Reply::BatchFailed { index, error } => {
+            Err(ClientError::api(error.code, format!("batch operation {index}: {}", error.message)))
+        }
+        other => Err(ClientError::Protocol(format!("expected a batch answer, got {other:?}"))),
+    }
+}
+
 /// Commits new content for `at` (the last step of every whole-file write).
 pub async fn commit<B: Backend>(b: &B, at: &Target, content: Content, size: u64, opts: WriteOptions) -> Result<Inode> {
     let cmd = ClientCommand::Commit {

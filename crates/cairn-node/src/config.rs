@@ -24,6 +24,9 @@ pub struct NodeConfig {
     /// Address to listen on for the other nodes (Raft, chunk transfer between nodes). Default:
     /// the client address with its port + 100 (a free port when the client port is 0).
     pub peer_listen: Option<String>,
+    /// Address to serve S3 on (`off`: no S3). Default: port 9000 on the client address's IP,
+    /// or a free port when the client port is 0.
+    pub s3_listen: Option<String>,
     /// How long an unreferenced chunk is kept before the garbage collector deletes it.
     /// Must exceed the longest write (first chunk stored -> commit); see `docs/formats.md`.
     #[serde(with = "human")]
@@ -86,6 +89,7 @@ impl Default for NodeConfig {
             data: PathBuf::from("./cairn-data"),
             listen: "127.0.0.1:7070".into(),
             peer_listen: None,
+            s3_listen: None,
             advertise: None,
             gc_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(60),
@@ -142,6 +146,7 @@ impl NodeConfig {
             return bad(format!("listen address {:?} is not IP:PORT", self.listen));
         }
         self.peer_addr()?;
+        self.s3_addr()?;
         if let Some(host) = &self.advertise {
             let valid = !host.is_empty()
                 && host.len() <= 253
@@ -190,7 +195,31 @@ impl NodeConfig {
     }
 }
 
+/// The S3 port when the client port is not 0 and `s3_listen` is not set.
+pub const S3_DEFAULT_PORT: u16 = 9000;
+
 impl NodeConfig {
+    /// The address S3 is served on (`None`: `s3_listen = "off"`).
+    pub fn s3_addr(&self) -> Result<Option<SocketAddr>, NodeError> {
+        match self.s3_listen.as_deref() {
+            Some("off") => Ok(None),
+            Some(a) => a
+                .parse()
+                .map(Some)
+                .map_err(|_| NodeError::Config(format!("S3 listen address {a:?} is not IP:PORT or off"))),
+            None => {
+                let mut addr: SocketAddr = self
+                    .listen
+                    .parse()
+                    .map_err(|_| NodeError::Config(format!("listen address {:?} is not IP:PORT", self.listen)))?;
+                if addr.port() != 0 {
+                    addr.set_port(S3_DEFAULT_PORT);
+                }
+                Ok(Some(addr))
+            }
+        }
+    }
+
     /// The address the peer door listens on: `peer_listen`, else the client address with its
     /// port + 100 (port 0 stays 0: a free port).
     pub fn peer_addr(&self) -> Result<SocketAddr, NodeError> {

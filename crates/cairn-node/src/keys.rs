@@ -170,7 +170,7 @@ impl Node {
     /// The key with id `id` and its unsealed secret.
     /// Found keys are remembered for [`KEY_CACHE_TTL`], so a stream of small requests does
     /// not read the table and unseal the secret each time.
-    async fn key_and_secret(&self, id: &str) -> Result<(AccessKey, Vec<u8>), ApiError> {
+    pub(crate) async fn key_and_secret(&self, id: &str) -> Result<(AccessKey, Vec<u8>), ApiError> {
         let unknown = || denied(ErrorCode::Unauthenticated, "unknown access key");
         if !is_key_id(id) {
             return Err(unknown());

@@ -20,6 +20,7 @@ mod node;
 pub mod peers;
 pub mod pki;
 pub mod raft;
+mod s3door;
 mod serve;
 mod sigv4;
 pub mod transport;

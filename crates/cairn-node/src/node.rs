@@ -38,6 +38,8 @@ pub struct Node {
     pub url: String,
     /// The URL the other nodes reach this node at (its peer door).
     pub peer_url: String,
+    /// The URL S3 clients reach it at (`None`: S3 is off).
+    pub s3_url: Option<String>,
     /// The configuration it runs with.
     pub config: NodeConfig,
     /// When it started.
@@ -129,6 +131,24 @@ impl Node {
             }
             PeerNet::Memory(_) => (None, MemNet::addr(identity.node_id)),
         };
+        let s3_listener = match config.s3_addr()? {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| NodeError::Listen {
+                addr: format!("{addr} (S3; set --s3-listen ADDR, or off)"),
+                why: e.to_string(),
+            })?),
+            None => None,
+        };
+        let s3_url = match &s3_listener {
+            Some(l) => {
+                let addr = l.local_addr()?;
+                Some(format!(
+                    "{scheme}://{}:{}",
+                    crate::config::url_host(addr.ip(), config.advertise.as_deref()),
+                    addr.port()
+                ))
+            }
+            None => None,
+        };
         let pki = crate::pki::Pki::obtain(&config, &identity).await?;
         let client_tls = match client_tls {
             true => {
@@ -196,6 +216,7 @@ impl Node {
             identity: std::sync::Mutex::new(identity),
             url,
             peer_url,
+            s3_url,
             config,
             started: SystemTime::now(),
             meta,
@@ -212,13 +233,19 @@ impl Node {
         let (app, peer_app) = crate::api::routers(node.clone());
         let peer_stopped = stopped.clone();
         let peer_tls = node.pki.server_config()?;
+        let (s3_app, s3_stopped, s3_tls) = (crate::s3door::router(node.clone()), stopped.clone(), client_tls.clone());
         let server = tokio::spawn(async move {
             let peer_door = async move {
                 if let Some(l) = peer_listener {
                     crate::serve::serve(l, peer_app, peer_stopped, Some(peer_tls)).await
                 }
             };
-            tokio::join!(crate::serve::serve(listener, app, stopped, client_tls), peer_door);
+            let s3_door = async move {
+                if let Some(l) = s3_listener {
+                    crate::serve::serve(l, s3_app, s3_stopped, s3_tls).await
+                }
+            };
+            tokio::join!(crate::serve::serve(listener, app, stopped, client_tls), peer_door, s3_door);
         });
         if let PeerNet::Memory(mem) = &net {
             mem.register(&node);

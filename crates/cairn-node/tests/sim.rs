@@ -47,6 +47,7 @@ impl Sim {
                 data: root.join(format!("n{k}")),
                 listen: "127.0.0.1:0".into(),
                 peer_listen: Some("127.0.0.1:0".into()),
+                s3_listen: Some("off".into()),
                 repair_delay: Duration::from_secs(2),
                 repair_interval: Duration::from_millis(500),
                 ..NodeConfig::default()

@@ -1,7 +1,7 @@
 //! Cluster status and the OpenAPI document.
 
 use super::{AppState, HttpError};
-use crate::peers::{NodeInfo, PeerState};
+use crate::peers::PeerState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
                 "chunks": held.get(id).copied().unwrap_or(0),
                 "voter": voters.contains(id),
                 "this": *id == node.id,
+                "s3_url": if *id == node.id { node.s3_url.clone() } else { None },
                 "log_index": m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index),
             });
             if let Some(i) = info {
@@ -65,9 +66,14 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
     })))
 }
 
-/// `GET /v1/node`: this node's id, URL, zone and space (what peers poll for liveness).
-pub async fn node(State(st): State<AppState>) -> Json<NodeInfo> {
-    Json(st.node.info())
+/// `GET /v1/node`: this node's id, URL, zone and space (what peers poll for liveness), and
+/// the URL of its S3 door (`s3_url`, absent when S3 is off).
+pub async fn node(State(st): State<AppState>) -> Json<Value> {
+    let mut v = serde_json::to_value(st.node.info()).unwrap_or_default();
+    if let Some(s3) = &st.node.s3_url {
+        v["s3_url"] = json!(s3);
+    }
+    Json(v)
 }
 
 /// `GET /v1/openapi.json`.

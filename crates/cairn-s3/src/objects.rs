@@ -1,0 +1,287 @@
+//! Objects: PUT (streamed into chunks, checksummed, committed with its record), GET and HEAD
+//! (conditions, ranges), DELETE, and COPY (which shares the source's chunks: no byte moves).
+
+use crate::errors::s3;
+use crate::meta::{current, fingerprint, ObjectMeta};
+use crate::names::ObjectPath;
+use crate::store::{self, at, Found};
+use crate::sums;
+use bytes::Bytes;
+use cairn_client::{datapath, Backend};
+use cairn_core::wire::{ClientCommand, Content, Inode, InodeKind, NewAttrs};
+use cairn_core::{ErrorCode, FsPath, INLINE_MAX};
+use futures::StreamExt;
+use s3s::dto::{Checksum, ETag, ETagCondition, StreamingBlob, Timestamp};
+use s3s::{s3_error, S3Result, TrailingHeaders};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The ETag of no bytes.
+pub const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+/// What a PUT brings beside its bytes.
+#[derive(Default)]
+pub struct Upload {
+    /// Standard headers to keep (`content-type`, ...).
+    pub headers: BTreeMap<String, String>,
+    /// User metadata.
+    pub user: BTreeMap<String, String>,
+    /// `Content-MD5`.
+    pub content_md5: Option<String>,
+    /// Checksums claimed in headers.
+    pub claimed: Checksum,
+    /// Algorithms named (`x-amz-sdk-checksum-algorithm`, `x-amz-trailer`).
+    pub named: Vec<String>,
+    /// The trailer of an `aws-chunked` body, once read.
+    pub trailers: Option<TrailingHeaders>,
+    /// Write only if the key is free (`If-None-Match: *`).
+    pub if_none_match: bool,
+    /// Write only over this ETag (`If-Match`).
+    pub if_match: Option<ETagCondition>,
+}
+
+/// An inode's modification time as an S3 timestamp.
+pub fn modified(inode: &Inode) -> Timestamp {
+    let t = UNIX_EPOCH + Duration::from_nanos(inode.mtime.max(0) as u64);
+    Timestamp::from(t)
+}
+
+/// The quoted form S3 sends an ETag in.
+pub fn etag(meta: &ObjectMeta) -> ETag {
+    ETag::Strong(meta.etag.clone())
+}
+
+fn matches(cond: &ETagCondition, meta: &ObjectMeta) -> bool {
+    match cond.as_etag() {
+        Some(e) => e.value() == meta.etag,
+        None => true,
+    }
+}
+
+/// The version a write over `existing` must find, given its conditions.
+async fn guard<B: Backend>(b: &B, file: &FsPath, existing: Option<&Inode>, up: &Upload) -> S3Result<Option<u64>> {
+    if up.if_none_match {
+        if existing.is_some() {
+            return Err(s3_error!(PreconditionFailed, "the key already exists (If-None-Match: *)"));
+        }
+        return Ok(Some(0));
+    }
+    let Some(cond) = &up.if_match else { return Ok(None) };
+    let Some(inode) = existing else { return Err(s3_error!(NoSuchKey, "If-Match on a key that does not exist")) };
+    let meta = current(inode, store::xattr(b, file).await?.as_deref());
+    if !matches(cond, &meta) {
+        return Err(s3_error!(PreconditionFailed, "the object's ETag is not the one given in If-Match"));
+    }
+    Ok(Some(inode.version))
+}
+
+/// Stores an object; answers its record.
+pub async fn put<B: Backend>(
+    b: &Arc<B>,
+    bucket: &FsPath,
+    o: &ObjectPath,
+    body: Option<StreamingBlob>,
+    up: Upload,
+) -> S3Result<ObjectMeta> {
+    store::bucket_dir(b.as_ref(), bucket).await?;
+    ObjectMeta::check_user(&up.user)?;
+    if o.folder {
+        return put_folder(b.as_ref(), o, body).await;
+    }
+    let (file, existing) = store::file_for(b.as_ref(), o).await?;
+    let base_version = guard(b.as_ref(), &file, existing.as_ref(), &up).await?;
+    let sums = Arc::new(Mutex::new(sums::wanted(&up.named, &up.claimed)));
+    let fed = sums.clone();
+    let body = body.map(|s| s.boxed()).unwrap_or_else(|| futures::stream::empty().boxed());
+    let body = body.map(move |piece| {
+        if let Ok(bytes) = &piece {
+            fed.lock().expect("sums").update(bytes);
+        }
+        piece
+    });
+    let (content, size) = store_body(b, &file, bucket, body, false).await?;
+    let finished = Arc::try_unwrap(sums).map_err(|_| s3_error!(InternalError, "checksums still shared"))?;
+    let (md5, raw_md5, computed) = finished.into_inner().expect("sums").finish();
+    let claimed = with_trailer(up.claimed.clone(), up.trailers.as_ref());
+    sums::verify(&raw_md5, &computed, up.content_md5.as_deref(), &claimed)?;
+    let mut checksums = sums::to_map(&computed);
+    if !checksums.is_empty() {
+        checksums.insert("type".into(), "FULL_OBJECT".into());
+    }
+    let meta = ObjectMeta {
+        v: 1,
+        etag: md5,
+        content: fingerprint(&content),
+        headers: up.headers,
+        user: up.user,
+        checksums,
+        parts: 0,
+    };
+    store::commit(b.as_ref(), bucket, &file, content, size, NewAttrs::file(), base_version, &meta).await?;
+    Ok(meta)
+}
+
+/// The checksums claimed in headers, with those of an `aws-chunked` body's trailer (read
+/// once the body has been).
+pub fn with_trailer(claimed: Checksum, trailers: Option<&TrailingHeaders>) -> Checksum {
+    let Some(trailer) = trailers.and_then(TrailingHeaders::take) else { return claimed };
+    let mut all = sums::to_map(&claimed);
+    all.extend(sums::to_map(&sums::from_headers(&trailer)));
+    sums::from_map(&all)
+}
+
+/// Reads a body into chunks (or inline bytes, when small and `extents` is not asked for):
+/// the content to commit and its size.
+pub async fn store_body<B, S>(
+    b: &Arc<B>,
+    file: &FsPath,
+    bucket: &FsPath,
+    body: S,
+    extents: bool,
+) -> S3Result<(Content, u64)>
+where
+    B: Backend,
+    S: futures::Stream<Item = Result<Bytes, s3s::StdError>> + Send,
+{
+    let mut body = std::pin::pin!(body);
+    let mut head = bytes::BytesMut::new();
+    let mut size = 0u64;
+    let mut done = false;
+    while size <= INLINE_MAX {
+        match body.next().await {
+            Some(Ok(piece)) => {
+                size += piece.len() as u64;
+                head.extend_from_slice(&piece);
+            }
+            Some(Err(e)) => return Err(s3_error!(IncompleteBody, "reading the body: {e}")),
+            None => {
+                done = true;
+                break;
+            }
+        }
+    }
+    if done && (!extents || head.is_empty()) {
+        let content = if head.is_empty() { Content::None } else { Content::Inline(head.to_vec()) };
+        return Ok((content, size));
+    }
+    let plan = match datapath::plan(b.as_ref(), &at(file)).await {
+        Ok(p) => p,
+        Err(_) => datapath::plan(b.as_ref(), &at(bucket)).await.map_err(s3)?,
+    };
+    let (extents, size) = datapath::store_stream(b, head, body, plan.chunk_size, plan.policy).await.map_err(|e| {
+        if e.code() == ErrorCode::InvalidArgument {
+            s3_error!(IncompleteBody, "{e}")
+        } else {
+            s3(e)
+        }
+    })?;
+    Ok((Content::Extents(extents), size))
+}
+
+/// A folder key (`dir/`): an empty body makes the directory.
+async fn put_folder<B: Backend>(b: &B, o: &ObjectPath, body: Option<StreamingBlob>) -> S3Result<ObjectMeta> {
+    if let Some(mut body) = body {
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| s3_error!(IncompleteBody, "reading the body: {e}"))?;
+            if !piece.is_empty() {
+                return Err(s3_error!(InvalidArgument, "a key ending in '/' is a directory: its body must be empty"));
+            }
+        }
+    }
+    let cmd = ClientCommand::Mkdir { at: at(&o.path), parents: true, attrs: NewAttrs::dir() };
+    let dir = datapath::write_inode(b, cmd).await.map_err(s3)?;
+    Ok(ObjectMeta { v: 1, etag: EMPTY_MD5.into(), content: fingerprint(&dir.content), ..Default::default() })
+}
+
+/// The object `o` and its record, or `NoSuchKey`.
+pub async fn get<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result<(Found, ObjectMeta)> {
+    match store::find(b, o).await? {
+        Some(found) => {
+            let meta = if found.inode.kind == InodeKind::Dir {
+                ObjectMeta { v: 1, etag: EMPTY_MD5.into(), ..Default::default() }
+            } else {
+                current(&found.inode, found.meta.as_deref())
+            };
+            Ok((found, meta))
+        }
+        None => {
+            store::bucket_dir(b, bucket).await?;
+            Err(s3_error!(NoSuchKey))
+        }
+    }
+}
+
+/// The conditions of a GET or HEAD, against the object as it is.
+pub struct Conditions<'a> {
+    /// `If-Match`.
+    pub if_match: Option<&'a ETagCondition>,
+    /// `If-None-Match`.
+    pub if_none_match: Option<&'a ETagCondition>,
+    /// `If-Modified-Since`.
+    pub if_modified_since: Option<&'a Timestamp>,
+    /// `If-Unmodified-Since`.
+    pub if_unmodified_since: Option<&'a Timestamp>,
+}
+
+fn seconds(t: &Timestamp) -> i64 {
+    let t: SystemTime = time_of(t);
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn time_of(t: &Timestamp) -> SystemTime {
+    let dt: time::OffsetDateTime = t.clone().into();
+    dt.into()
+}
+
+impl Conditions<'_> {
+    /// Checks them as RFC 9110 orders it: `PreconditionFailed` or `NotModified`.
+    pub fn check(&self, meta: &ObjectMeta, inode: &Inode) -> S3Result<()> {
+        let mtime = inode.mtime.div_euclid(1_000_000_000);
+        match (self.if_match, self.if_unmodified_since) {
+            (Some(c), _) if !matches(c, meta) => return Err(s3_error!(PreconditionFailed)),
+            (None, Some(t)) if mtime > seconds(t) => return Err(s3_error!(PreconditionFailed)),
+            _ => {}
+        }
+        match (self.if_none_match, self.if_modified_since) {
+            (Some(c), _) if matches(c, meta) => Err(s3_error!(NotModified)),
+            (None, Some(t)) if mtime <= seconds(t) => Err(s3_error!(NotModified)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Deletes the object `o` (a missing one is no error, as in S3).
+pub async fn delete<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result<()> {
+    store::bucket_dir(b, bucket).await?;
+    let Some(found) = store::find(b, o).await? else { return Ok(()) };
+    let cmd = ClientCommand::Remove { at: at(&found.file), recursive: false };
+    match b.write(cmd).await {
+        Ok(_) => {}
+        Err(e) if crate::errors::is_not_found(&e) || e.code() == ErrorCode::NotEmpty => return Ok(()),
+        Err(e) => return Err(s3(e)),
+    }
+    store::tidy(b, bucket, &found.file).await
+}
+
+/// Writes `content` of `source` (its chunks shared, not copied) as the object `o`.
+pub async fn copy<B: Backend>(
+    b: &B,
+    bucket: &FsPath,
+    o: &ObjectPath,
+    source: &Found,
+    meta: ObjectMeta,
+    up: &Upload,
+) -> S3Result<(ObjectMeta, Inode)> {
+    store::bucket_dir(b, bucket).await?;
+    if o.folder {
+        return Err(s3_error!(InvalidArgument, "cannot copy onto a key ending in '/'"));
+    }
+    let (file, existing) = store::file_for(b, o).await?;
+    let base_version = guard(b, &file, existing.as_ref(), up).await?;
+    let content = source.inode.content.clone();
+    let meta = ObjectMeta { content: fingerprint(&content), ..meta };
+    let attrs = NewAttrs { chunk_size: source.inode.chunk_size, ..NewAttrs::file() };
+    let inode = store::commit(b, bucket, &file, content, source.inode.size, attrs, base_version, &meta).await?;
+    Ok((meta, inode))
+}
