@@ -44,12 +44,21 @@ pub(crate) fn upload(h: &http::HeaderMap, user: Option<&Metadata>, claimed: Chec
     }
 }
 
+/// `s` as `encoding-type=url` asks: bytes other than unreserved ones and `/` as `%XX`, spaces
+/// as `+` (what the SDKs decode).
 fn encode_if(url: bool, s: String) -> String {
-    if url {
-        percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    } else {
-        s
+    if !url {
+        return s;
     }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 impl<B: Backend> Cairn<B> {
