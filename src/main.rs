@@ -10,6 +10,7 @@ mod bench_fuse;
 mod bench_locks;
 mod bench_meta;
 mod bench_repair;
+mod bucket;
 mod commands;
 mod history;
 mod keys;
@@ -168,6 +169,11 @@ enum Cmd {
     Key {
         #[command(subcommand)]
         cmd: keys::KeyCmd,
+    },
+    /// S3 bucket settings: public-read or private.
+    Bucket {
+        #[command(subcommand)]
+        cmd: bucket::BucketCmd,
     },
     /// List a file's versions, newest first (also of a deleted file; see `policy set DIR
     /// versions:N`).

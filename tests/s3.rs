@@ -174,3 +174,27 @@ fn s3_rest_the_cli_and_a_mount_see_the_same_bytes() {
     assert_ne!(etag(&before), etag(&after));
     assert!(after.contains("\"ContentLength\": 7"), "{after}");
 }
+
+#[test]
+fn a_public_bucket_is_read_without_a_signature_and_written_with_one_only() {
+    let node = TestNode::start(&[]);
+    let r = http().put(format!("{}/v1/fs/pub/dir/a.txt", node.url)).body("public bytes").send().unwrap();
+    assert!(r.status().is_success());
+    let anon = |method: reqwest::Method, path: &str| {
+        http().request(method, format!("{}{path}", node.s3_url)).send().unwrap().status().as_u16()
+    };
+    assert_eq!(anon(reqwest::Method::GET, "/pub/dir/a.txt"), 403, "private by default");
+    assert!(node.ok(&["bucket", "public", "pub"]).contains("public-read"));
+    let r = http().get(format!("{}/pub/dir/a.txt", node.s3_url)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "public bytes");
+    assert_eq!(anon(reqwest::Method::HEAD, "/pub/dir/a.txt"), 200);
+    let listing = http().get(format!("{}/pub?list-type=2", node.s3_url)).send().unwrap().text().unwrap();
+    assert!(listing.contains("<Key>dir/a.txt</Key>"), "{listing}");
+    assert_eq!(anon(reqwest::Method::PUT, "/pub/dir/b.txt"), 403, "writes still need a signature");
+    assert_eq!(anon(reqwest::Method::DELETE, "/pub/dir/a.txt"), 403);
+    assert_eq!(anon(reqwest::Method::GET, "/"), 403, "listing buckets needs a key");
+    node.ok(&["bucket", "private", "pub"]);
+    assert_eq!(anon(reqwest::Method::GET, "/pub/dir/a.txt"), 403);
+    assert!(!node.cli(&["bucket", "public", "no-such-bucket"]).status.success());
+}

@@ -170,6 +170,23 @@ g = s3.head_object(Bucket="alpha", Key="docs/hello.txt")
 check(g["Metadata"] == {"owner": "grace"} and g["ContentType"] == "text/markdown", f"REPLACE: {g}")
 expect_code("NoSuchKey", s3.copy_object, Bucket="beta", Key="x", CopySource={"Bucket": "alpha", "Key": "nope"})
 
+# Tags: with the PUT, on their own, replaced by a copy.
+s3.put_object(Bucket="alpha", Key="tagged", Body=b"t", Tagging="colour=blue&size=big%20one")
+check(s3.get_object(Bucket="alpha", Key="tagged")["TagCount"] == 2, "tag count on GET")
+tags = s3.get_object_tagging(Bucket="alpha", Key="tagged")["TagSet"]
+check(sorted((t["Key"], t["Value"]) for t in tags) == [("colour", "blue"), ("size", "big one")], f"tags: {tags}")
+s3.put_object_tagging(Bucket="alpha", Key="tagged", Tagging={"TagSet": [{"Key": "only", "Value": "one"}]})
+check(s3.get_object_tagging(Bucket="alpha", Key="tagged")["TagSet"] == [{"Key": "only", "Value": "one"}], "replaced")
+too_many = [{"Key": f"k{i}", "Value": "v"} for i in range(11)]
+expect_code("InvalidTag", s3.put_object_tagging, Bucket="alpha", Key="tagged", Tagging={"TagSet": too_many})
+s3.copy_object(Bucket="alpha", Key="tagged-copy", CopySource={"Bucket": "alpha", "Key": "tagged"},
+               TaggingDirective="REPLACE", Tagging="new=tag")
+check(s3.get_object_tagging(Bucket="alpha", Key="tagged-copy")["TagSet"] == [{"Key": "new", "Value": "tag"}], "copy")
+s3.delete_object_tagging(Bucket="alpha", Key="tagged")
+check(s3.get_object_tagging(Bucket="alpha", Key="tagged")["TagSet"] == [], "tags deleted")
+check(s3.get_object(Bucket="alpha", Key="tagged")["Body"].read() == b"t", "the bytes stay")
+expect_code("NoSuchKey", s3.get_object_tagging, Bucket="alpha", Key="untagged-missing")
+
 # Deletes.
 s3.delete_object(Bucket="alpha", Key="docs/new.txt")
 s3.delete_object(Bucket="alpha", Key="docs/never-was")

@@ -19,6 +19,7 @@ mod objects;
 mod service;
 mod store;
 mod sums;
+mod tags;
 mod uploads;
 pub mod walk;
 

@@ -37,6 +37,9 @@ pub struct ObjectMeta {
     /// base64, as S3 returns them), and `type`: `FULL_OBJECT` or `COMPOSITE`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+    /// Tags (`x-amz-tagging`, PutObjectTagging).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
     /// Number of parts of a multipart object (0: single part).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub parts: u32,

@@ -50,6 +50,9 @@ pub struct UploadInfo {
     pub user: BTreeMap<String, String>,
     /// When the upload began (ns since the epoch).
     pub created: i64,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// One part as listed.
@@ -93,8 +96,14 @@ pub async fn create<B: Backend>(b: &B, bucket: &str, key: &str, up: &Upload) -> 
     ObjectMeta::check_user(&up.user)?;
     let id = format!("{:032x}", rand::random::<u128>());
     let dir = upload_dir(bucket, &id)?;
-    let info =
-        UploadInfo { v: 1, key: key.into(), headers: up.headers.clone(), user: up.user.clone(), created: now_ns() };
+    let info = UploadInfo {
+        v: 1,
+        key: key.into(),
+        headers: up.headers.clone(),
+        user: up.user.clone(),
+        created: now_ns(),
+        tags: up.tags.clone(),
+    };
     let ops = vec![
         ClientCommand::Mkdir { at: at(&dir), parents: true, attrs: NewAttrs::dir() },
         ClientCommand::SetXattr {
@@ -318,6 +327,7 @@ pub async fn complete<B: Backend>(b: &B, bucket: &str, key: &str, id: &str, c: C
         content: fingerprint(&content),
         headers: info.headers,
         user: info.user,
+        tags: info.tags,
         parts: c.parts.len() as u32,
         ..Default::default()
     };

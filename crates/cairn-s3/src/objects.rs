@@ -39,6 +39,8 @@ pub struct Upload {
     pub if_none_match: bool,
     /// Write only over this ETag (`If-Match`).
     pub if_match: Option<ETagCondition>,
+    /// Tags (`x-amz-tagging`).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// An inode's modification time as an S3 timestamp.
@@ -116,6 +118,7 @@ pub async fn put<B: Backend>(
         headers: up.headers,
         user: up.user,
         checksums,
+        tags: up.tags,
         parts: 0,
     };
     store::commit(b.as_ref(), bucket, &file, content, size, NewAttrs::file(), base_version, &meta).await?;

@@ -8,7 +8,7 @@ use crate::meta::ObjectMeta;
 use crate::names::{bucket_path, object_path};
 use crate::objects::{self, etag, modified, Conditions, Upload};
 use crate::store::{self, at};
-use crate::{headers, sums};
+use crate::{headers, sums, tags};
 use base64::Engine;
 use cairn_client::{datapath, Backend};
 use cairn_core::access::AccessKey;
@@ -33,15 +33,21 @@ fn ok<T>(t: T) -> Out<T> {
 const TOKEN: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The upload a request describes.
-pub(crate) fn upload(h: &http::HeaderMap, user: Option<&Metadata>, claimed: Checksum) -> Upload {
-    Upload {
+pub(crate) fn upload(h: &http::HeaderMap, user: Option<&Metadata>, claimed: Checksum) -> S3Result<Upload> {
+    let tags = match h.get("x-amz-tagging").map(|v| v.to_str()) {
+        Some(Ok(v)) => tags::from_header(v)?,
+        Some(Err(_)) => return Err(s3_error!(InvalidTag, "x-amz-tagging is not text")),
+        None => Default::default(),
+    };
+    Ok(Upload {
         headers: headers::kept(h),
         user: headers::user(user),
         content_md5: h.get("content-md5").and_then(|v| v.to_str().ok()).map(str::to_string),
         claimed,
         named: headers::named_checksums(h),
+        tags,
         ..Default::default()
-    }
+    })
 }
 
 /// `s` as `encoding-type=url` asks: bytes other than unreserved ones and `/` as `%XX`, spaces
@@ -170,7 +176,7 @@ impl<B: Backend> S3 for Cairn<B> {
             checksum_sha256: i.checksum_sha256.take(),
             ..Default::default()
         };
-        let mut up = upload(&req.headers, i.metadata.as_ref(), claimed);
+        let mut up = upload(&req.headers, i.metadata.as_ref(), claimed)?;
         up.trailers = req.trailing_headers.clone();
         up.if_none_match = i.if_none_match.as_ref().is_some_and(ETagCondition::is_any);
         up.if_match = i.if_match.take();
@@ -224,6 +230,9 @@ impl<B: Backend> S3 for Cairn<B> {
         };
         if meta.parts > 0 {
             out.parts_count = Some(meta.parts as i32);
+        }
+        if !meta.tags.is_empty() {
+            out.tag_count = Some(meta.tags.len() as i32);
         }
         let mut resp = S3Response::new(out);
         headers::send(&meta, &mut resp.headers);
@@ -322,13 +331,16 @@ impl<B: Backend> S3 for Cairn<B> {
         };
         cond.check(&src_meta, &found.inode).map_err(|_| s3_error!(PreconditionFailed))?;
         let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        let mut up = upload(&req.headers, i.metadata.as_ref(), Checksum::default());
-        let meta = if replace {
+        let mut up = upload(&req.headers, i.metadata.as_ref(), Checksum::default())?;
+        let mut meta = if replace {
             ObjectMeta::check_user(&up.user)?;
             ObjectMeta { headers: std::mem::take(&mut up.headers), user: std::mem::take(&mut up.user), ..src_meta }
         } else {
             src_meta
         };
+        if i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE) {
+            meta.tags = std::mem::take(&mut up.tags);
+        }
         let bucket = bucket_path(&i.bucket)?;
         let o = object_path(&i.bucket, &i.key)?;
         if o.path == src.path && !replace {
@@ -449,5 +461,24 @@ impl<B: Backend> S3 for Cairn<B> {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> Out<ListMultipartUploadsOutput> {
         self.mpu_list(req).await
+    }
+
+    async fn get_object_tagging(&self, req: S3Request<GetObjectTaggingInput>) -> Out<GetObjectTaggingOutput> {
+        let t = tags::get(self.backend.as_ref(), &req.input.bucket, &req.input.key).await?;
+        ok(GetObjectTaggingOutput { tag_set: tags::to_set(&t), version_id: None })
+    }
+
+    async fn put_object_tagging(&self, req: S3Request<PutObjectTaggingInput>) -> Out<PutObjectTaggingOutput> {
+        let i = req.input;
+        let t = tags::from_set(i.tagging.tag_set)?;
+        tags::set(self.backend.as_ref(), &i.bucket, &i.key, t).await?;
+        ok(PutObjectTaggingOutput { version_id: None })
+    }
+
+    async fn delete_object_tagging(&self, req: S3Request<DeleteObjectTaggingInput>) -> Out<DeleteObjectTaggingOutput> {
+        tags::set(self.backend.as_ref(), &req.input.bucket, &req.input.key, Default::default()).await?;
+        let mut resp = S3Response::new(DeleteObjectTaggingOutput { version_id: None });
+        resp.status = Some(http::StatusCode::NO_CONTENT);
+        Ok(resp)
     }
 }

@@ -21,7 +21,7 @@ impl<B: Backend> Cairn<B> {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Out<CreateMultipartUploadOutput> {
         let i = &req.input;
-        let up = upload(&req.headers, i.metadata.as_ref(), Checksum::default());
+        let up = upload(&req.headers, i.metadata.as_ref(), Checksum::default())?;
         let id = multipart::create(self.backend.as_ref(), &i.bucket, &i.key, &up).await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
@@ -42,7 +42,7 @@ impl<B: Backend> Cairn<B> {
             checksum_sha256: i.checksum_sha256.take(),
             ..Default::default()
         };
-        let mut up = upload(&req.headers, None, claimed);
+        let mut up = upload(&req.headers, None, claimed)?;
         up.trailers = req.trailing_headers.clone();
         let body = i.body.take().ok_or_else(|| s3_error!(IncompleteBody, "a part needs a body"))?;
         let meta =
