@@ -22,6 +22,9 @@ pub struct UpArgs {
     /// when the client port is 0; with --nodes N, node K on this port + K].
     #[arg(long, env = "CAIRN_S3_LISTEN", value_name = "ADDR")]
     s3_listen: Option<String>,
+    /// Remove S3 multipart uploads not completed within this, e.g. 1h [default: 24h].
+    #[arg(long, env = "CAIRN_S3_UPLOAD_EXPIRY", value_parser = humantime::parse_duration)]
+    s3_upload_expiry: Option<Duration>,
     /// Host name or IP to announce in this node's URLs [default: the listen address; listening
     /// on 0.0.0.0, the address the default route leaves from].
     #[arg(long, env = "CAIRN_ADVERTISE")]
@@ -118,6 +121,9 @@ fn config(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if args.s3_listen.is_some() {
         c.s3_listen = args.s3_listen;
+    }
+    if let Some(e) = args.s3_upload_expiry {
+        c.s3_upload_expiry = e;
     }
     if let Some(g) = args.gc_grace {
         c.gc_grace = g;

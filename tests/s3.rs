@@ -198,3 +198,55 @@ fn a_public_bucket_is_read_without_a_signature_and_written_with_one_only() {
     assert_eq!(anon(reqwest::Method::GET, "/pub/dir/a.txt"), 403);
     assert!(!node.cli(&["bucket", "public", "no-such-bucket"]).status.success());
 }
+
+#[test]
+fn abandoned_multipart_uploads_are_swept_after_their_expiry() {
+    if !has_aws_cli() {
+        return;
+    }
+    let node = TestNode::start(&["--s3-upload-expiry", "2s"]);
+    aws_ok(&node, &["s3", "mb", "s3://sweep"]);
+    let created = aws_ok(
+        &node,
+        &[
+            "s3api",
+            "create-multipart-upload",
+            "--bucket",
+            "sweep",
+            "--key",
+            "k",
+            "--output",
+            "text",
+            "--query",
+            "UploadId",
+        ],
+    );
+    let id = created.trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part");
+    std::fs::write(&part, data(3, 1 << 20)).unwrap();
+    aws_ok(
+        &node,
+        &[
+            "s3api",
+            "upload-part",
+            "--bucket",
+            "sweep",
+            "--key",
+            "k",
+            "--upload-id",
+            &id,
+            "--part-number",
+            "1",
+            "--body",
+            part.to_str().unwrap(),
+        ],
+    );
+    let uploads = || aws_ok(&node, &["s3api", "list-multipart-uploads", "--bucket", "sweep", "--output", "json"]);
+    assert!(uploads().contains(&id));
+    common::wait_for("the upload to be swept", std::time::Duration::from_secs(30), || !uploads().contains(&id));
+    let r = http().get(format!("{}/v1/fs/.cairn-s3/uploads/sweep/{id}", node.url)).send().unwrap();
+    assert_eq!(r.status(), 404, "the parts went with it");
+    let gone = aws(&node, &["s3api", "list-parts", "--bucket", "sweep", "--key", "k", "--upload-id", &id]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NoSuchUpload"));
+}

@@ -27,6 +27,9 @@ pub struct NodeConfig {
     /// Address to serve S3 on (`off`: no S3). Default: port 9000 on the client address's IP,
     /// or a free port when the client port is 0.
     pub s3_listen: Option<String>,
+    /// S3 multipart uploads neither completed nor aborted within this are removed.
+    #[serde(with = "human")]
+    pub s3_upload_expiry: Duration,
     /// How long an unreferenced chunk is kept before the garbage collector deletes it.
     /// Must exceed the longest write (first chunk stored -> commit); see `docs/formats.md`.
     #[serde(with = "human")]
@@ -90,6 +93,7 @@ impl Default for NodeConfig {
             listen: "127.0.0.1:7070".into(),
             peer_listen: None,
             s3_listen: None,
+            s3_upload_expiry: Duration::from_secs(24 * 3600),
             advertise: None,
             gc_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(60),
@@ -175,6 +179,9 @@ impl NodeConfig {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert and tls_key go together".into());
+        }
+        if self.s3_upload_expiry < Duration::from_secs(1) {
+            return bad("s3_upload_expiry must be at least 1s".into());
         }
         if self.body_timeout < Duration::from_millis(100) {
             return bad("body_timeout must be at least 100ms".into());

@@ -10,6 +10,7 @@ pub mod gc;
 pub mod rebalance;
 pub mod repair;
 pub mod scrub;
+pub mod uploads;
 
 use cairn_core::wire::WorkerSettings;
 use futures::future::BoxFuture;
