@@ -61,6 +61,11 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_size, num_args = 0..=1, default_missing_value = "1GiB",
           conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata", "locks"])]
     fuse: Option<u64>,
+    /// Instead: S3 beside REST on a 3-node replicas:3 cluster started in the scratch directory:
+    /// PUT and GET of 64 objects of 16 MiB, and PUT, GET, HEAD, LIST and DELETE of --files
+    /// (default 5,000) objects of 4 KiB, at concurrency 8 and 32.
+    #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata", "locks", "fuse"])]
+    s3: bool,
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
@@ -198,6 +203,9 @@ pub async fn run(conn: crate::commands::Connection, no_short_circuit: bool, args
     }
     if let Some(size) = args.fuse {
         return crate::bench_fuse::run(&args.scratch, size, args.files.unwrap_or(10_000)).await;
+    }
+    if args.s3 {
+        return crate::bench_s3::run(&args.scratch, args.files.unwrap_or(5000)).await;
     }
     if args.locks {
         return crate::bench_locks::run(&args.scratch, args.files.unwrap_or(4000)).await;

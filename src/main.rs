@@ -10,6 +10,7 @@ mod bench_fuse;
 mod bench_locks;
 mod bench_meta;
 mod bench_repair;
+mod bench_s3;
 mod bucket;
 mod commands;
 mod history;

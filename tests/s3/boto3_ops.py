@@ -241,6 +241,24 @@ expect_code("PreconditionFailed", s3.complete_multipart_upload, Bucket="alpha", 
             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": c1}]}, IfNoneMatch="*")
 s3.abort_multipart_upload(Bucket="alpha", Key="mp/big.bin", UploadId=cond)
 
+# Multipart checksums: a CRC of the whole object combined from the parts', and a composite SHA256.
+for alg, kind in [("CRC32", "FULL_OBJECT"), ("CRC64NVME", "FULL_OBJECT"), ("SHA256", "COMPOSITE")]:
+    key = f"mp/sum-{alg}"
+    uid = s3.create_multipart_upload(Bucket="alpha", Key=key, ChecksumAlgorithm=alg, ChecksumType=kind)["UploadId"]
+    done_parts = []
+    for n, piece in [(1, p1), (2, b"last part")]:
+        r = s3.upload_part(Bucket="alpha", Key=key, UploadId=uid, PartNumber=n, Body=piece, ChecksumAlgorithm=alg)
+        done_parts.append({"PartNumber": n, "ETag": r["ETag"], f"Checksum{alg}": r[f"Checksum{alg}"]})
+    done = s3.complete_multipart_upload(Bucket="alpha", Key=key, UploadId=uid, ChecksumType=kind,
+                                        MultipartUpload={"Parts": done_parts})
+    h = s3.head_object(Bucket="alpha", Key=key, ChecksumMode="ENABLED")
+    check(h.get("ChecksumType") == kind and h.get(f"Checksum{alg}") == done.get(f"Checksum{alg}"), f"{alg}: {h}")
+    if alg == "CRC32":
+        whole = base64.b64encode(zlib.crc32(p1 + b"last part").to_bytes(4, "big")).decode()
+        check(h["ChecksumCRC32"] == whole, f"the whole object's CRC32: {h['ChecksumCRC32']} vs {whole}")
+    if kind == "COMPOSITE":
+        check(h[f"Checksum{alg}"].endswith("-2"), f"a composite checksum names its parts: {h}")
+
 # Auth: wrong secret, unknown key, a key without write rights, unsigned requests, presigned URLs.
 admin_id = os.environ["ADMIN"].split(":")[0]
 expect_code("SignatureDoesNotMatch", client(admin_id + ":wrong-secret").list_buckets)

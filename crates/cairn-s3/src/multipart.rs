@@ -53,6 +53,22 @@ pub struct UploadInfo {
     /// Its tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The checksum algorithm every part carries (`crc32`, ...), if one was asked for.
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// The object's checksum is of the whole object (`FULL_OBJECT`) rather than of the
+    /// parts' checksums (`COMPOSITE`).
+    #[serde(default)]
+    pub full_object: bool,
+}
+
+/// How an upload's object is checksummed.
+#[derive(Debug, Clone, Default)]
+pub struct Checksumming {
+    /// The algorithm, lower case.
+    pub algorithm: Option<String>,
+    /// `FULL_OBJECT` rather than `COMPOSITE`.
+    pub full_object: bool,
 }
 
 /// One part as listed.
@@ -90,7 +106,7 @@ fn now_ns() -> i64 {
 }
 
 /// Begins an upload of `key`: its id.
-pub async fn create<B: Backend>(b: &B, bucket: &str, key: &str, up: &Upload) -> S3Result<String> {
+pub async fn create<B: Backend>(b: &B, bucket: &str, key: &str, up: &Upload, sum: Checksumming) -> S3Result<String> {
     store::bucket_dir(b, &bucket_path(bucket)?).await?;
     object_path(bucket, key)?;
     ObjectMeta::check_user(&up.user)?;
@@ -103,6 +119,8 @@ pub async fn create<B: Backend>(b: &B, bucket: &str, key: &str, up: &Upload) -> 
         user: up.user.clone(),
         created: now_ns(),
         tags: up.tags.clone(),
+        checksum: sum.algorithm,
+        full_object: sum.full_object,
     };
     let ops = vec![
         ClientCommand::Mkdir { at: at(&dir), parents: true, attrs: NewAttrs::dir() },
@@ -147,9 +165,10 @@ where
     B: Backend,
     S: Stream<Item = Result<bytes::Bytes, s3s::StdError>> + Send,
 {
-    let (dir, _) = info(b.as_ref(), bucket, key, id).await?;
+    let (dir, info) = info(b.as_ref(), bucket, key, id).await?;
     let part = part_path(&dir, n)?;
-    let sums = Arc::new(Mutex::new(sums::wanted(&up.named, &up.claimed)));
+    let named: Vec<String> = up.named.iter().cloned().chain(info.checksum).collect();
+    let sums = Arc::new(Mutex::new(sums::wanted(&named, &up.claimed)));
     let fed = sums.clone();
     let body = body.map(move |piece| {
         if let Ok(bytes) = &piece {
@@ -274,6 +293,8 @@ pub struct Completion {
     pub if_none_match: bool,
     /// `If-Match`.
     pub if_match: Option<s3s::dto::ETagCondition>,
+    /// The object's checksum as the client computed it.
+    pub claimed: s3s::dto::Checksum,
 }
 
 /// Completes upload `id`: the object's record.
@@ -288,6 +309,7 @@ pub async fn complete<B: Backend>(b: &B, bucket: &str, key: &str, id: &str, c: C
     let (found, _) = parts(b, bucket, key, id, 0, MAX_PARTS as usize).await?;
     let by_number: BTreeMap<i32, &PartInfo> = found.iter().map(|p| (p.number, p)).collect();
     let mut md5s = Md5::new();
+    let mut part_sums = Vec::new();
     let mut sources = Vec::new();
     let mut extents = Vec::new();
     let last = c.parts.len() - 1;
@@ -301,6 +323,14 @@ pub async fn complete<B: Backend>(b: &B, bucket: &str, key: &str, id: &str, c: C
         }
         let raw = hex::decode(&part.meta.etag).unwrap_or_default();
         md5s.update(&raw);
+        if let Some(alg) = &info.checksum {
+            let sum = part.meta.checksums.get(alg).and_then(|v| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(v).ok()
+            });
+            let sum = sum.ok_or_else(|| s3_error!(InvalidRequest, "part {n} has no {alg} checksum"))?;
+            part_sums.push((sum, part.inode.size));
+        }
         sources.push(at(&part_path(&dir, *n)?));
         extents.extend(part.inode.extents().iter().cloned());
     }
@@ -320,6 +350,18 @@ pub async fn complete<B: Backend>(b: &B, bucket: &str, key: &str, id: &str, c: C
         }
         preconditions.push(Precondition::EtagIn(vec![inode.etag()]));
     }
+    let mut checksums = BTreeMap::new();
+    if let Some(alg) = &info.checksum {
+        let value = sums::combine(alg, info.full_object, &part_sums)
+            .ok_or_else(|| s3_error!(InvalidRequest, "{alg} checksums cannot be combined that way"))?;
+        if let Some(claimed) = sums::value(&c.claimed, alg) {
+            if claimed.split('-').next() != value.split('-').next() {
+                return Err(s3_error!(BadDigest, "the {alg} checksum you specified did not match the parts'"));
+            }
+        }
+        checksums.insert(alg.clone(), value);
+        checksums.insert("type".into(), if info.full_object { "FULL_OBJECT" } else { "COMPOSITE" }.into());
+    }
     let content = Content::Extents(extents);
     let meta = ObjectMeta {
         v: 1,
@@ -328,8 +370,8 @@ pub async fn complete<B: Backend>(b: &B, bucket: &str, key: &str, id: &str, c: C
         headers: info.headers,
         user: info.user,
         tags: info.tags,
+        checksums,
         parts: c.parts.len() as u32,
-        ..Default::default()
     };
     store::ensure_parent(b, &bucket_dir, &file).await?;
     let guard = Guard { preconditions, ..Default::default() };

@@ -30,6 +30,11 @@ fn ok<T>(t: T) -> Out<T> {
     Ok(S3Response::new(t))
 }
 
+/// The kind of an object's stored checksum, when the client asked for checksums.
+fn checksum_type(meta: &ObjectMeta, asked: bool) -> Option<ChecksumType> {
+    meta.checksums.get("type").filter(|_| asked).map(|t| ChecksumType::from(t.clone()))
+}
+
 const TOKEN: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The upload a request describes.
@@ -226,6 +231,7 @@ impl<B: Backend> S3 for Cairn<B> {
             checksum_crc64nvme: c.checksum_crc64nvme,
             checksum_sha1: c.checksum_sha1,
             checksum_sha256: c.checksum_sha256,
+            checksum_type: checksum_type(&meta, full && i.checksum_mode.is_some()),
             ..Default::default()
         };
         if meta.parts > 0 {
@@ -267,6 +273,7 @@ impl<B: Backend> S3 for Cairn<B> {
             checksum_crc64nvme: c.checksum_crc64nvme,
             checksum_sha1: c.checksum_sha1,
             checksum_sha256: c.checksum_sha256,
+            checksum_type: checksum_type(&meta, i.checksum_mode.is_some()),
             ..Default::default()
         };
         let mut resp = S3Response::new(out);

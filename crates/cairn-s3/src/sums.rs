@@ -118,6 +118,54 @@ pub fn verify(md5: &[u8; 16], computed: &Checksum, content_md5: Option<&str>, cl
     Ok(())
 }
 
+/// True if a multipart object's checksum can be of kind `full_object` with `alg` (S3's rules:
+/// whole-object checksums are CRCs; CRC64NVME is whole-object only).
+pub fn combinable(alg: &str, full_object: bool) -> bool {
+    match full_object {
+        true => matches!(alg, "crc32" | "crc32c" | "crc64nvme"),
+        false => matches!(alg, "crc32" | "crc32c" | "sha1" | "sha256"),
+    }
+}
+
+/// The checksum of a multipart object from its parts' (raw bytes and length, in order):
+/// `COMPOSITE` is the algorithm over the parts' checksums, base64, then `-N`; `FULL_OBJECT`
+/// is the CRC of the whole object, combined from the parts' CRCs without reading a byte.
+/// `None` if the algorithm cannot be combined that way.
+pub fn combine(alg: &str, full_object: bool, parts: &[(Vec<u8>, u64)]) -> Option<String> {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    if full_object {
+        let (crc, width) = match alg {
+            "crc32" => (crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4),
+            "crc32c" => (crc_fast::CrcAlgorithm::Crc32Iscsi, 4),
+            "crc64nvme" => (crc_fast::CrcAlgorithm::Crc64Nvme, 8),
+            _ => return None,
+        };
+        let mut acc: Option<u64> = None;
+        for (raw, len) in parts {
+            if raw.len() != width {
+                return None;
+            }
+            let v = raw.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+            acc = Some(match acc {
+                None => v,
+                Some(a) => crc_fast::checksum_combine(crc, a, v, *len),
+            });
+        }
+        let v = acc?;
+        return Some(b64(&v.to_be_bytes()[8 - width..]));
+    }
+    let all: Vec<u8> = parts.iter().flat_map(|(raw, _)| raw.iter().copied()).collect();
+    let digest = match alg {
+        "crc32" => Crc32::checksum(&all).to_vec(),
+        "crc32c" => Crc32c::checksum(&all).to_vec(),
+        "sha1" => Sha1::checksum(&all).as_ref().to_vec(),
+        "sha256" => Sha256::checksum(&all).as_ref().to_vec(),
+        _ => return None,
+    };
+    Some(format!("{}-{}", b64(&digest), parts.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +184,28 @@ mod tests {
         assert!(verify(&raw, &computed, None, &wrong).is_err());
         assert!(verify(&raw, &computed, Some("AAAA"), &claimed).is_err());
         assert_eq!(from_map(&to_map(&computed)), computed);
+    }
+
+    /// Combining the parts' CRCs gives the CRC of the whole; composite values name the parts.
+    #[test]
+    fn multipart_checksums_combine_as_s3_defines_them() {
+        use base64::Engine;
+        let raw = |alg: &str, data: &[u8]| {
+            let mut s = wanted(&[alg.to_string()], &Checksum::default());
+            s.update(data);
+            let c = s.finish().2;
+            base64::engine::general_purpose::STANDARD.decode(value(&c, alg).unwrap()).unwrap()
+        };
+        let (a, b) = (vec![1u8; 5000], vec![2u8; 777]);
+        let whole = [a.clone(), b.clone()].concat();
+        for alg in ["crc32", "crc32c", "crc64nvme"] {
+            let parts = [(raw(alg, &a), a.len() as u64), (raw(alg, &b), b.len() as u64)];
+            let expected = base64::engine::general_purpose::STANDARD.encode(raw(alg, &whole));
+            assert_eq!(combine(alg, true, &parts), Some(expected), "{alg}");
+        }
+        let parts = [(raw("sha256", &a), 5000), (raw("sha256", &b), 777)];
+        let composite = combine("sha256", false, &parts).unwrap();
+        assert!(composite.ends_with("-2"));
+        assert_eq!(combine("sha256", true, &parts), None);
     }
 }

@@ -22,12 +22,34 @@ impl<B: Backend> Cairn<B> {
     ) -> Out<CreateMultipartUploadOutput> {
         let i = &req.input;
         let up = upload(&req.headers, i.metadata.as_ref(), Checksum::default())?;
-        let id = multipart::create(self.backend.as_ref(), &i.bucket, &i.key, &up).await?;
+        let algorithm = i.checksum_algorithm.as_ref().map(|a| a.as_str().to_ascii_lowercase());
+        let full_object = match &i.checksum_type {
+            Some(t) => t.as_str() == ChecksumType::FULL_OBJECT,
+            None => algorithm.as_deref() == Some("crc64nvme"),
+        };
+        if let Some(alg) = &algorithm {
+            if !sums::combinable(alg, full_object) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "{alg} cannot be a {} checksum",
+                    if full_object { "FULL_OBJECT" } else { "COMPOSITE" }
+                ));
+            }
+        }
+        let sum = multipart::Checksumming { algorithm, full_object };
+        let id = multipart::create(self.backend.as_ref(), &i.bucket, &i.key, &up, sum.clone()).await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             upload_id: Some(id),
             checksum_algorithm: i.checksum_algorithm.clone(),
+            checksum_type: sum.algorithm.map(|_| {
+                ChecksumType::from_static(if sum.full_object {
+                    ChecksumType::FULL_OBJECT
+                } else {
+                    ChecksumType::COMPOSITE
+                })
+            }),
             ..Default::default()
         }))
     }
@@ -145,16 +167,32 @@ impl<B: Backend> Cairn<B> {
             let e = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "a part without an ETag"))?;
             parts.push((n, e.value().to_string()));
         }
+        let claimed = Checksum {
+            checksum_crc32: i.checksum_crc32.take(),
+            checksum_crc32c: i.checksum_crc32c.take(),
+            checksum_crc64nvme: i.checksum_crc64nvme.take(),
+            checksum_sha1: i.checksum_sha1.take(),
+            checksum_sha256: i.checksum_sha256.take(),
+            ..Default::default()
+        };
         let c = Completion {
             parts,
             if_none_match: i.if_none_match.as_ref().is_some_and(ETagCondition::is_any),
             if_match: i.if_match.take(),
+            claimed,
         };
         let meta = multipart::complete(self.backend.as_ref(), &i.bucket, &i.key, &i.upload_id, c).await?;
+        let sums = sums::from_map(&meta.checksums);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             e_tag: Some(etag(&meta)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: meta.checksums.get("type").map(|t| ChecksumType::from(t.clone())),
             location: Some(format!("/{}/{}", i.bucket, i.key)),
             ..Default::default()
         }))
