@@ -102,7 +102,9 @@ impl Door {
                 "<Key>",
             )
         } else {
-            (format!("{base}/v1/fs/{}/{prefix}?limit=1000&after={after}", self.bucket), "\"name\"")
+            // A REST listing continues after a cursor: the name, hex-encoded.
+            let cursor: String = after.bytes().map(|b| format!("{b:02x}")).collect();
+            (format!("{base}/v1/fs/{}/{prefix}?limit=1000&after={cursor}", self.bucket), "\"name\"")
         };
         let text = self.send(Method::GET, url, None).await?.text().await?;
         Ok(text.matches(marker).count())

@@ -8,6 +8,7 @@ use crate::Result;
 use cairn_core::codec::decode;
 use cairn_core::wire::{
     DirEntry, Inode, InodeKind, NodeState, Query, QueryReply, Target, WorkerSettings, WritePlan, LIST_MAX,
+    QUERY_BATCH_MAX,
 };
 use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath};
 use redb::{ReadTransaction, ReadableTable};
@@ -108,6 +109,14 @@ pub fn query(txn: &ReadTransaction, q: &Query, now: i64) -> Result<Result<QueryR
             Ok(Ok(QueryReply::Names(names)))
         }
         Query::Versions(at) => Ok(crate::history::versions(txn, at)?.map(QueryReply::Versions)),
+        Query::Batch(qs) => {
+            if qs.len() > QUERY_BATCH_MAX || qs.iter().any(|q| matches!(q, Query::Batch(_))) {
+                let msg = format!("a query batch holds at most {QUERY_BATCH_MAX} queries, none of them a batch");
+                return Ok(Err(ApiError::new(ErrorCode::InvalidArgument, msg)));
+            }
+            let answers = qs.iter().map(|q| query(txn, q, now)).collect::<Result<Vec<_>>>()?;
+            Ok(Ok(QueryReply::Batch(answers)))
+        }
         Query::Version { at, version } => Ok(crate::history::version(txn, at, *version)?.map(QueryReply::Inode)),
         Query::Locks { path, ino, after, limit } => {
             let (locks, next) = crate::locks::locks(txn, path.as_ref(), *ino, *after, *limit, now)?;

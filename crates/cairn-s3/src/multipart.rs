@@ -337,14 +337,16 @@ pub async fn complete<B: Backend>(b: &B, bucket: &str, key: &str, id: &str, c: C
     let etag = format!("{}-{}", hex::encode(md5s.finalize()), c.parts.len());
     let o = object_path(bucket, key)?;
     let bucket_dir = bucket_path(bucket)?;
-    let (file, existing) = store::file_for(b, &o).await?;
+    let (file, existing) = store::look(b, &bucket_dir, &o, c.if_match.is_some()).await?.target(&o);
     let mut preconditions = Vec::new();
     if c.if_none_match {
         preconditions.push(Precondition::Absent);
     }
     if let Some(cond) = &c.if_match {
-        let Some(inode) = &existing else { return Err(s3_error!(NoSuchKey, "If-Match on a key that does not exist")) };
-        let meta = crate::meta::current(inode, store::xattr(b, &file).await?.as_deref());
+        let Some((inode, record)) = &existing else {
+            return Err(s3_error!(NoSuchKey, "If-Match on a key that does not exist"));
+        };
+        let meta = crate::meta::current(inode, record.as_deref());
         if cond.as_etag().is_some_and(|e| e.value() != meta.etag) {
             return Err(s3_error!(PreconditionFailed, "the object's ETag is not the one given in If-Match"));
         }

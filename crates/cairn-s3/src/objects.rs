@@ -61,8 +61,9 @@ fn matches(cond: &ETagCondition, meta: &ObjectMeta) -> bool {
     }
 }
 
-/// The version a write over `existing` must find, given its conditions.
-async fn guard<B: Backend>(b: &B, file: &FsPath, existing: Option<&Inode>, up: &Upload) -> S3Result<Option<u64>> {
+/// The version a write over `existing` (an inode and its record) must find, given its
+/// conditions.
+fn guard(existing: Option<&store::Seen>, up: &Upload) -> S3Result<Option<u64>> {
     if up.if_none_match {
         if existing.is_some() {
             return Err(s3_error!(PreconditionFailed, "the key already exists (If-None-Match: *)"));
@@ -70,9 +71,10 @@ async fn guard<B: Backend>(b: &B, file: &FsPath, existing: Option<&Inode>, up: &
         return Ok(Some(0));
     }
     let Some(cond) = &up.if_match else { return Ok(None) };
-    let Some(inode) = existing else { return Err(s3_error!(NoSuchKey, "If-Match on a key that does not exist")) };
-    let meta = current(inode, store::xattr(b, file).await?.as_deref());
-    if !matches(cond, &meta) {
+    let Some((inode, record)) = existing else {
+        return Err(s3_error!(NoSuchKey, "If-Match on a key that does not exist"));
+    };
+    if !matches(cond, &current(inode, record.as_deref())) {
         return Err(s3_error!(PreconditionFailed, "the object's ETag is not the one given in If-Match"));
     }
     Ok(Some(inode.version))
@@ -86,13 +88,14 @@ pub async fn put<B: Backend>(
     body: Option<StreamingBlob>,
     up: Upload,
 ) -> S3Result<ObjectMeta> {
-    store::bucket_dir(b.as_ref(), bucket).await?;
     ObjectMeta::check_user(&up.user)?;
+    let place = store::look(b.as_ref(), bucket, o, up.if_match.is_some()).await?;
+    place.bucket(bucket)?;
     if o.folder {
         return put_folder(b.as_ref(), o, body).await;
     }
-    let (file, existing) = store::file_for(b.as_ref(), o).await?;
-    let base_version = guard(b.as_ref(), &file, existing.as_ref(), &up).await?;
+    let (file, existing) = place.target(o);
+    let base_version = guard(existing.as_ref(), &up)?;
     let sums = Arc::new(Mutex::new(sums::wanted(&up.named, &up.claimed)));
     let fed = sums.clone();
     let body = body.map(|s| s.boxed()).unwrap_or_else(|| futures::stream::empty().boxed());
@@ -199,7 +202,9 @@ async fn put_folder<B: Backend>(b: &B, o: &ObjectPath, body: Option<StreamingBlo
 
 /// The object `o` and its record, or `NoSuchKey`.
 pub async fn get<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result<(Found, ObjectMeta)> {
-    match store::find(b, o).await? {
+    let place = store::look(b, bucket, o, true).await?;
+    place.bucket(bucket)?;
+    match place.found(o) {
         Some(found) => {
             let meta = if found.inode.kind == InodeKind::Dir {
                 ObjectMeta { v: 1, etag: EMPTY_MD5.into(), ..Default::default() }
@@ -208,10 +213,7 @@ pub async fn get<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result
             };
             Ok((found, meta))
         }
-        None => {
-            store::bucket_dir(b, bucket).await?;
-            Err(s3_error!(NoSuchKey))
-        }
+        None => Err(s3_error!(NoSuchKey)),
     }
 }
 
@@ -256,8 +258,9 @@ impl Conditions<'_> {
 
 /// Deletes the object `o` (a missing one is no error, as in S3).
 pub async fn delete<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result<()> {
-    store::bucket_dir(b, bucket).await?;
-    let Some(found) = store::find(b, o).await? else { return Ok(()) };
+    let place = store::look(b, bucket, o, false).await?;
+    place.bucket(bucket)?;
+    let Some(found) = place.found(o) else { return Ok(()) };
     let cmd = ClientCommand::Remove { at: at(&found.file), recursive: false };
     match b.write(cmd).await {
         Ok(_) => {}
@@ -276,12 +279,13 @@ pub async fn copy<B: Backend>(
     meta: ObjectMeta,
     up: &Upload,
 ) -> S3Result<(ObjectMeta, Inode)> {
-    store::bucket_dir(b, bucket).await?;
     if o.folder {
         return Err(s3_error!(InvalidArgument, "cannot copy onto a key ending in '/'"));
     }
-    let (file, existing) = store::file_for(b, o).await?;
-    let base_version = guard(b, &file, existing.as_ref(), up).await?;
+    let place = store::look(b, bucket, o, up.if_match.is_some()).await?;
+    place.bucket(bucket)?;
+    let (file, existing) = place.target(o);
+    let base_version = guard(existing.as_ref(), up)?;
     let content = source.inode.content.clone();
     let meta = ObjectMeta { content: fingerprint(&content), ..meta };
     let attrs = NewAttrs { chunk_size: source.inode.chunk_size, ..NewAttrs::file() };

@@ -13,7 +13,7 @@ use cairn_client::{datapath, Backend, ClientError};
 use cairn_core::wire::{
     ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, Target, XattrMode,
 };
-use cairn_core::{ErrorCode, FsPath};
+use cairn_core::{ApiError, ErrorCode, FsPath};
 use s3s::{s3_error, S3Result};
 
 /// A path as a target.
@@ -48,25 +48,85 @@ pub struct Found {
     pub meta: Option<Vec<u8>>,
 }
 
-/// The object `o`, or `None`.
-pub async fn find<B: Backend>(b: &B, o: &ObjectPath) -> S3Result<Option<Found>> {
-    let Some(inode) = stat_opt(b, &o.path).await? else { return Ok(None) };
-    let (file, inode) = match (inode.kind, o.folder) {
-        (InodeKind::File, false) => (o.path.clone(), inode),
-        (InodeKind::Dir, true) if inode.size == 0 => (o.path.clone(), inode),
-        (InodeKind::Dir, false) => match stat_opt(b, &o.inner()).await? {
-            Some(i) if i.kind == InodeKind::File => (o.inner(), i),
-            _ => return Ok(None),
-        },
-        _ => return Ok(None),
-    };
-    let meta = if inode.kind == InodeKind::File { xattr(b, &file).await? } else { None };
-    Ok(Some(Found { file, inode, meta }))
+/// An inode as read, with its S3 record (raw) if it has one.
+pub type Seen = (Inode, Option<Vec<u8>>);
+
+/// What lies where an object's key leads, read in one round: the bucket's directory, the
+/// key's path, and `OBJECT_FILE` inside it (with their S3 records, when asked for).
+pub struct Place {
+    /// The bucket's directory, if there is one.
+    pub bucket: Option<Inode>,
+    /// The inode at the key's path and its record.
+    pub at: Option<Seen>,
+    /// The inode of `OBJECT_FILE` inside it and its record.
+    pub inner: Option<Seen>,
 }
 
-/// The S3 record of the file at `p`, if it has one.
-pub async fn xattr<B: Backend>(b: &B, p: &FsPath) -> S3Result<Option<Vec<u8>>> {
-    xattr_at(b, at(p)).await
+/// An inode from a batch answer: `None` if nothing is there.
+fn inode_in(r: Option<Result<QueryReply, ApiError>>) -> S3Result<Option<Inode>> {
+    match r {
+        Some(Ok(QueryReply::Inode(i))) => Ok(Some(i)),
+        Some(Err(e)) if matches!(e.code, ErrorCode::NotFound | ErrorCode::NotADirectory) => Ok(None),
+        Some(Err(e)) => Err(s3(e.into())),
+        _ => Err(s3_error!(InternalError, "unexpected answer to a stat")),
+    }
+}
+
+/// A record from a batch answer: `None` if there is none.
+fn record_in(r: Option<Result<QueryReply, ApiError>>) -> Option<Vec<u8>> {
+    match r {
+        Some(Ok(QueryReply::Xattr(v))) => Some(v),
+        _ => None,
+    }
+}
+
+/// Reads the [`Place`] of `o` in `bucket` (with records if `records`).
+pub async fn look<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath, records: bool) -> S3Result<Place> {
+    let inner = o.inner();
+    let mut qs = vec![Query::Stat(at(bucket)), Query::Stat(at(&o.path)), Query::Stat(at(&inner))];
+    if records {
+        qs.push(Query::GetXattr { at: at(&o.path), name: META_XATTR.into() });
+        qs.push(Query::GetXattr { at: at(&inner), name: META_XATTR.into() });
+    }
+    let answers = match b.query(Query::Batch(qs)).await.map_err(s3)? {
+        QueryReply::Batch(a) => a,
+        _ => return Err(s3_error!(InternalError, "unexpected answer to a query batch")),
+    };
+    let mut a = answers.into_iter();
+    let bucket = inode_in(a.next())?.filter(|i| i.kind == InodeKind::Dir);
+    let (path_inode, inner_inode) = (inode_in(a.next())?, inode_in(a.next())?);
+    let (path_record, inner_record) = (record_in(a.next()), record_in(a.next()));
+    Ok(Place { bucket, at: path_inode.map(|i| (i, path_record)), inner: inner_inode.map(|i| (i, inner_record)) })
+}
+
+impl Place {
+    /// The bucket's directory, or `NoSuchBucket`.
+    pub fn bucket(&self, bucket: &FsPath) -> S3Result<&Inode> {
+        self.bucket.as_ref().ok_or_else(|| s3_error!(NoSuchBucket, "no bucket {}", &bucket.to_string()[1..]))
+    }
+
+    /// The object, if the key names one.
+    pub fn found(self, o: &ObjectPath) -> Option<Found> {
+        let (inode, meta) = self.at?;
+        match (inode.kind, o.folder) {
+            (InodeKind::File, false) => Some(Found { file: o.path.clone(), inode, meta }),
+            (InodeKind::Dir, true) if inode.size == 0 => Some(Found { file: o.path.clone(), inode, meta: None }),
+            (InodeKind::Dir, false) => match self.inner {
+                Some((i, meta)) if i.kind == InodeKind::File => Some(Found { file: o.inner(), inode: i, meta }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The file an upload of `o` goes to (the key's own path, or `OBJECT_FILE` inside the
+    /// directory there), and what is there now with its record.
+    pub fn target(self, o: &ObjectPath) -> (FsPath, Option<Seen>) {
+        match self.at {
+            Some((i, _)) if i.kind == InodeKind::Dir => (o.inner(), self.inner),
+            found => (o.path.clone(), found),
+        }
+    }
 }
 
 /// The S3 record of the file `t`, if it has one.
@@ -76,19 +136,6 @@ pub async fn xattr_at<B: Backend>(b: &B, t: Target) -> S3Result<Option<Vec<u8>>>
         Ok(_) => Ok(None),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(s3(e)),
-    }
-}
-
-/// The file an upload of `o` goes to: the key's own path, or `OBJECT_FILE` inside the
-/// directory there.
-pub async fn file_for<B: Backend>(b: &B, o: &ObjectPath) -> S3Result<(FsPath, Option<Inode>)> {
-    match stat_opt(b, &o.path).await? {
-        Some(i) if i.kind == InodeKind::Dir => {
-            let inner = o.inner();
-            let existing = stat_opt(b, &inner).await?;
-            Ok((inner, existing))
-        }
-        found => Ok((o.path.clone(), found)),
     }
 }
 

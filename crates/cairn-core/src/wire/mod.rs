@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 mod feed;
 mod query;
 pub use feed::{state_of, Change, ChangeBatch, FEED_MAX};
-pub use query::{DirEntry, Query, QueryReply, WritePlan, LIST_DEFAULT, LIST_MAX};
+pub use query::{DirEntry, Query, QueryReply, WritePlan, LIST_DEFAULT, LIST_MAX, QUERY_BATCH_MAX};
 
 /// What an inode is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ use super::{Inode, Target, VersionInfo};
 use crate::lock::LockInfo;
 use crate::path::FsPath;
 use crate::policy::Policy;
+use crate::ApiError;
 use serde::{Deserialize, Serialize};
 
 /// A read-only question to the metadata.
@@ -54,7 +55,13 @@ pub enum Query {
         /// Most locks to return (clipped to [`LIST_MAX`]).
         limit: u32,
     },
+    /// Several queries answered from one read of the metadata, in order (at most
+    /// [`QUERY_BATCH_MAX`], none of them a batch): each answer or refusal on its own.
+    Batch(Vec<Query>),
 }
+
+/// Most queries in one [`Query::Batch`].
+pub const QUERY_BATCH_MAX: usize = 16;
 
 /// Default number of entries in a listing page.
 pub const LIST_DEFAULT: u32 = 1000;
@@ -106,4 +113,6 @@ pub enum QueryReply {
         /// Pass as `after` for the next page.
         next: Option<u64>,
     },
+    /// For [`Query::Batch`]: each query's answer or refusal, in order.
+    Batch(Vec<Result<QueryReply, ApiError>>),
 }
