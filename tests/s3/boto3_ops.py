@@ -125,10 +125,12 @@ s3.put_object(Bucket="alpha", Key="both", Body=b"object")
 s3.put_object(Bucket="alpha", Key="both/inner", Body=b"inner")
 check(s3.get_object(Bucket="alpha", Key="both")["Body"].read() == b"object", "object beside its prefix")
 check(s3.get_object(Bucket="alpha", Key="both/inner")["Body"].read() == b"inner", "key below an object")
+s3.put_object(Bucket="alpha", Key="both", Body=b"object v2")
+check(s3.get_object(Bucket="alpha", Key="both")["Body"].read() == b"object v2", "an object over its own prefix")
 keys = [o["Key"] for o in s3.list_objects_v2(Bucket="alpha", Prefix="both")["Contents"]]
 check(keys == ["both", "both/inner"], f"both listed in order: {keys}")
 s3.delete_object(Bucket="alpha", Key="both/inner")
-check(s3.get_object(Bucket="alpha", Key="both")["Body"].read() == b"object", "the object stays")
+check(s3.get_object(Bucket="alpha", Key="both")["Body"].read() == b"object v2", "the object stays")
 
 # Listing: order, prefixes, delimiters, pages.
 for k in ["l/a", "l/a-b", "l/a/x", "l/a/y/z", "l/b", "l/c d", "l/é"]:

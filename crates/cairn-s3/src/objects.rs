@@ -89,13 +89,20 @@ pub async fn put<B: Backend>(
     up: Upload,
 ) -> S3Result<ObjectMeta> {
     ObjectMeta::check_user(&up.user)?;
-    let place = store::look(b.as_ref(), bucket, o, up.if_match.is_some()).await?;
-    place.bucket(bucket)?;
-    if o.folder {
-        return put_folder(b.as_ref(), o, body).await;
-    }
-    let (file, existing) = place.target(o);
-    let base_version = guard(existing.as_ref(), &up)?;
+    let conditional = up.if_match.is_some() || up.if_none_match;
+    let (file, base_version) = if conditional || o.folder {
+        let place = store::look(b.as_ref(), bucket, o, up.if_match.is_some()).await?;
+        place.bucket(bucket)?;
+        if o.folder {
+            return put_folder(b.as_ref(), o, body).await;
+        }
+        let (file, existing) = place.target(o);
+        (file, guard(existing.as_ref(), &up)?)
+    } else {
+        // No conditions: nothing to read first. The commit checks that the bucket exists
+        // and finds out itself whether the key's path is a directory.
+        (o.path.clone(), None)
+    };
     let sums = Arc::new(Mutex::new(sums::wanted(&up.named, &up.claimed)));
     let fed = sums.clone();
     let body = body.map(|s| s.boxed()).unwrap_or_else(|| futures::stream::empty().boxed());

@@ -10,6 +10,7 @@ use crate::errors::{is_not_found, s3};
 use crate::meta::{ObjectMeta, META_XATTR};
 use crate::names::{ObjectPath, OBJECT_FILE};
 use cairn_client::{datapath, Backend, ClientError};
+use cairn_core::lock::{Guard, Precondition};
 use cairn_core::wire::{
     ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, Target, XattrMode,
 };
@@ -139,9 +140,12 @@ pub async fn xattr_at<B: Backend>(b: &B, t: Target) -> S3Result<Option<Vec<u8>>>
     }
 }
 
-/// Commits `content` as the file `file` with its S3 record, in one step. `base_version`
-/// guards the commit (0: the file must not exist). Makes room first if a directory the key
-/// needs is an object's file.
+/// Commits `content` as the file `file` with its S3 record, in one step, and only while the
+/// bucket exists (a PUT never makes a bucket). `base_version` guards the commit (0: the file
+/// must not exist). If a directory the key needs is an object's file, that file is moved
+/// into it first; if the key's own path is a directory, the object goes in it as
+/// `OBJECT_FILE`.
+#[allow(clippy::too_many_arguments)]
 pub async fn commit<B: Backend>(
     b: &B,
     bucket: &FsPath,
@@ -152,8 +156,10 @@ pub async fn commit<B: Backend>(
     base_version: Option<u64>,
     meta: &ObjectMeta,
 ) -> S3Result<Inode> {
-    let ops = || {
+    let bucket_there = Guard { preconditions: vec![Precondition::Exists], ..Default::default() };
+    let ops = |file: &FsPath| {
         vec![
+            bucket_there.wrap(ClientCommand::Mkdir { at: at(bucket), parents: true, attrs: NewAttrs::dir() }),
             ClientCommand::Commit { at: at(file), base_version, content: content.clone(), size, parents: true, attrs },
             ClientCommand::SetXattr {
                 at: at(file),
@@ -163,21 +169,33 @@ pub async fn commit<B: Backend>(
             },
         ]
     };
-    let first = datapath::batch(b, ops()).await;
-    let replies = match first {
-        Err(e) if e.code() == ErrorCode::NotADirectory => {
-            make_room(b, bucket, file).await?;
-            datapath::batch(b, ops()).await
+    let mut file = file.clone();
+    let mut moved = false;
+    loop {
+        let error = match b.write(ClientCommand::Batch { ops: ops(&file) }).await.map_err(s3)? {
+            Reply::Batch(replies) => match replies.into_iter().nth(1) {
+                Some(Reply::Inode(i)) => return Ok(i),
+                other => return Err(s3(ClientError::Protocol(format!("expected an inode, got {other:?}")))),
+            },
+            Reply::BatchFailed { index: 0, .. } => {
+                return Err(s3_error!(NoSuchBucket, "no bucket {}", &bucket.to_string()[1..]));
+            }
+            Reply::BatchFailed { error, .. } => error,
+            other => return Err(s3(ClientError::Protocol(format!("expected a batch answer, got {other:?}")))),
+        };
+        match error.code {
+            ErrorCode::NotADirectory if !moved => {
+                make_room(b, bucket, &file).await?;
+                moved = true;
+            }
+            ErrorCode::IsADirectory if file.name() != Some(OBJECT_FILE) => {
+                file = file.join(OBJECT_FILE).map_err(crate::errors::path)?;
+            }
+            ErrorCode::Conflict | ErrorCode::Exists | ErrorCode::PreconditionFailed => {
+                return Err(s3_error!(PreconditionFailed, "the object changed: {}", error.message));
+            }
+            _ => return Err(s3(error.into())),
         }
-        other => other,
-    }
-    .map_err(|e| match e.code() {
-        ErrorCode::Conflict | ErrorCode::Exists => s3_error!(PreconditionFailed, "the object changed: {e}"),
-        _ => s3(e),
-    })?;
-    match replies.into_iter().next() {
-        Some(Reply::Inode(i)) => Ok(i),
-        other => Err(s3(ClientError::Protocol(format!("expected an inode, got {other:?}")))),
     }
 }
 
