@@ -14,11 +14,9 @@ use crate::store::{self, at, Found};
 use crate::sums;
 use cairn_client::{datapath, Backend};
 use cairn_core::lock::{Guard, Precondition};
-use cairn_core::wire::{
-    ClientCommand, Content, DirEntry, Inode, InodeKind, NewAttrs, Query, QueryReply, Target, XattrMode,
-};
+use cairn_core::wire::{ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Target, XattrMode};
 use cairn_core::{extent, FsPath};
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::{s3_error, S3Result};
 use serde::{Deserialize, Serialize};
@@ -272,16 +270,14 @@ pub async fn parts<B: Backend>(
     };
     let more = entries.len() > max || (entries.len() == max + 1 && next.is_some());
     entries.truncate(max);
-    let parts = futures::stream::iter(entries)
-        .map(|e: DirEntry| async move {
-            let number: i32 = e.name.parse().map_err(|_| s3_error!(InternalError, "a stray file in an upload"))?;
-            let stored = store::xattr_at(b, Target::Ino(e.inode.ino)).await?;
-            let meta = crate::meta::current(&e.inode, stored.as_deref());
-            Ok::<_, s3s::S3Error>(PartInfo { number, meta, inode: e.inode })
-        })
-        .buffered(16)
-        .try_collect()
-        .await?;
+    let inodes: Vec<&Inode> = entries.iter().map(|e| &e.inode).collect();
+    let records = store::records(b, &inodes).await?;
+    let mut parts = Vec::with_capacity(entries.len());
+    for (e, record) in entries.iter().zip(records) {
+        let number: i32 = e.name.parse().map_err(|_| s3_error!(InternalError, "a stray file in an upload"))?;
+        let meta = crate::meta::current(&e.inode, record.as_deref());
+        parts.push(PartInfo { number, meta, inode: e.inode.clone() });
+    }
     Ok((parts, more))
 }
 

@@ -12,9 +12,8 @@ use crate::{headers, sums, tags};
 use base64::Engine;
 use cairn_client::{datapath, Backend};
 use cairn_core::access::AccessKey;
-use cairn_core::wire::{ClientCommand, InodeKind, NewAttrs, Query, QueryReply, Target};
+use cairn_core::wire::{ClientCommand, Inode, InodeKind, NewAttrs, Query, QueryReply};
 use cairn_core::FsPath;
-use futures::{StreamExt, TryStreamExt};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use std::sync::Arc;
@@ -77,28 +76,27 @@ impl<B: Backend> Cairn<B> {
     async fn listing(&self, bucket: &str, req: list::Request) -> S3Result<(Listing, Vec<Object>)> {
         let dir = store::bucket_dir(self.backend.as_ref(), &bucket_path(bucket)?).await?;
         let page = list::list(self.backend.as_ref(), dir.ino, &req).await.map_err(s3)?;
-        let objects = futures::stream::iter(page.objects.iter().cloned())
-            .map(|(key, inode)| async move {
-                let meta = if inode.kind == InodeKind::File {
-                    let stored = store::xattr_at(self.backend.as_ref(), Target::Ino(inode.ino)).await?;
-                    crate::meta::current(&inode, stored.as_deref())
-                } else {
-                    ObjectMeta { etag: objects::EMPTY_MD5.into(), ..Default::default() }
+        let inodes: Vec<&Inode> = page.objects.iter().map(|(_, i)| i).collect();
+        let records = store::records(self.backend.as_ref(), &inodes).await?;
+        let objects = page
+            .objects
+            .iter()
+            .zip(records)
+            .map(|((key, inode), record)| {
+                let meta = match inode.kind {
+                    InodeKind::File => crate::meta::current(inode, record.as_deref()),
+                    _ => ObjectMeta { etag: objects::EMPTY_MD5.into(), ..Default::default() },
                 };
-                {
-                    Ok::<_, s3s::S3Error>(Object {
-                        key: Some(key),
-                        size: Some(if inode.kind == InodeKind::File { inode.size as i64 } else { 0 }),
-                        e_tag: Some(etag(&meta)),
-                        last_modified: Some(modified(&inode)),
-                        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
-                        ..Default::default()
-                    })
+                Object {
+                    key: Some(key.clone()),
+                    size: Some(if inode.kind == InodeKind::File { inode.size as i64 } else { 0 }),
+                    e_tag: Some(etag(&meta)),
+                    last_modified: Some(modified(inode)),
+                    storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                    ..Default::default()
                 }
             })
-            .buffered(16)
-            .try_collect()
-            .await?;
+            .collect();
         Ok((page, objects))
     }
 }

@@ -12,7 +12,7 @@ use crate::names::{ObjectPath, OBJECT_FILE};
 use cairn_client::{datapath, Backend, ClientError};
 use cairn_core::lock::{Guard, Precondition};
 use cairn_core::wire::{
-    ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, Target, XattrMode,
+    ClientCommand, Content, Inode, InodeKind, NewAttrs, Query, QueryReply, Reply, Target, XattrMode, QUERY_BATCH_MAX,
 };
 use cairn_core::{ApiError, ErrorCode, FsPath};
 use s3s::{s3_error, S3Result};
@@ -130,14 +130,17 @@ impl Place {
     }
 }
 
-/// The S3 record of the file `t`, if it has one.
-pub async fn xattr_at<B: Backend>(b: &B, t: Target) -> S3Result<Option<Vec<u8>>> {
-    match b.query(Query::GetXattr { at: t, name: META_XATTR.into() }).await {
-        Ok(QueryReply::Xattr(v)) => Ok(Some(v)),
-        Ok(_) => Ok(None),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(s3(e)),
+/// The S3 records of `inodes` (by number), [`QUERY_BATCH_MAX`] to a read.
+pub async fn records<B: Backend>(b: &B, inodes: &[&Inode]) -> S3Result<Vec<Option<Vec<u8>>>> {
+    let mut out = Vec::with_capacity(inodes.len());
+    for group in inodes.chunks(QUERY_BATCH_MAX) {
+        let qs = group.iter().map(|i| Query::GetXattr { at: Target::Ino(i.ino), name: META_XATTR.into() }).collect();
+        match b.query(Query::Batch(qs)).await.map_err(s3)? {
+            QueryReply::Batch(answers) => out.extend(answers.into_iter().map(|a| record_in(Some(a)))),
+            _ => return Err(s3_error!(InternalError, "unexpected answer to a query batch")),
+        }
     }
+    Ok(out)
 }
 
 /// Commits `content` as the file `file` with its S3 record, in one step, and only while the
