@@ -92,3 +92,22 @@ fn a_batch_takes_a_lock_and_writes_under_it_in_one_step() {
         panic!()
     };
 }
+
+#[test]
+fn a_query_batch_answers_each_query_from_one_read() {
+    let (_d, db) = db();
+    one(&db, put("/f"));
+    let q = |qs: Vec<Query>| cairn_meta::query(&db.begin_read().unwrap(), &Query::Batch(qs), 0).unwrap();
+    match q(vec![Query::Stat(at("/f")), Query::Stat(at("/missing")), Query::ListXattrs(at("/f"))]) {
+        Ok(QueryReply::Batch(answers)) => {
+            assert!(matches!(&answers[0], Ok(QueryReply::Inode(i)) if i.size == 2));
+            assert!(matches!(&answers[1], Err(e) if e.code == ErrorCode::NotFound), "one refusal, on its own");
+            assert!(matches!(&answers[2], Ok(QueryReply::Names(n)) if n.is_empty()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let nested = q(vec![Query::Batch(vec![])]);
+    assert!(matches!(nested, Err(e) if e.code == ErrorCode::InvalidArgument), "no batch in a batch");
+    let many = q((0..17).map(|_| Query::Stat(at("/f"))).collect());
+    assert!(matches!(many, Err(e) if e.code == ErrorCode::InvalidArgument), "at most 16");
+}
