@@ -292,7 +292,8 @@ impl ClientCommand {
             | C::RemoveXattr { at, .. }
             | C::SetDirPolicy { at, .. }
             | C::SetDirVersions { at, .. }
-            | C::Restore { at, .. } => vec![(at, false)],
+            | C::Restore { at, .. }
+            | C::DropVersion { at, .. } => vec![(at, false)],
             C::Concat { at, sources } => {
                 std::iter::once((at, false)).chain(sources.iter().map(|s| (s, false))).collect()
             }

@@ -190,6 +190,7 @@ impl Tx<'_> {
             ClientCommand::SetDirPolicy { at, policy, chunk_size } => tx.set_dir_policy(at, *policy, *chunk_size),
             ClientCommand::SetDirVersions { at, versions } => tx.set_dir_versions(at, *versions),
             ClientCommand::Restore { at, version } => tx.restore(at, *version),
+            ClientCommand::DropVersion { at, version } => tx.drop_version(at, *version),
             ClientCommand::Guarded { .. }
             | ClientCommand::Batch { .. }
             | ClientCommand::Lock { .. }

@@ -215,6 +215,39 @@ impl Tx<'_> {
         Ok(Ok(Reply::Inode(inode)))
     }
 
+    pub(crate) fn drop_version(&mut self, at: &Target, version: u64) -> Result<ApplyResult> {
+        let (ino, grave) = match resolve(&self.inodes, &self.dirents, at)? {
+            Ok(i) if i.kind != InodeKind::File => {
+                return Ok(fail(ErrorCode::IsADirectory, format!("{at} is not a file")))
+            }
+            Ok(i) if i.version == version => {
+                let msg = format!("version {version} is {at}'s current content: delete the file, or restore another");
+                return Ok(fail(ErrorCode::InvalidArgument, msg));
+            }
+            Ok(i) => (i.ino, None),
+            Err(e) if e.code != ErrorCode::NotFound => return Ok(Err(e)),
+            Err(e) => {
+                let slot = check!(self.slot(at)?);
+                let key = (slot.parent.ino, slot.name.clone());
+                match self.graves.get((key.0, key.1.as_str()))?.map(|v| v.value()) {
+                    Some(ino) => (ino, Some(key)),
+                    None => return Ok(Err(e)),
+                }
+            }
+        };
+        let Some(old) = self.history.remove((ino, version))?.map(|o| o.value().to_vec()) else {
+            return Ok(Err(no_version(at, version)));
+        };
+        let old: OldVersion = decode(&old, "version")?;
+        self.swap_refs(&old.content, &Content::None, None)?;
+        if let Some((dir, name)) = grave {
+            if self.history.range((ino, 0)..=(ino, u64::MAX))?.next().is_none() {
+                self.graves.remove((dir, name.as_str()))?;
+            }
+        }
+        Ok(Ok(Reply::Done))
+    }
+
     /// Kept version `version` of `ino`, if it holds content.
     fn kept(&self, ino: u64, version: u64, at: &Target) -> Result<std::result::Result<OldVersion, ApiError>> {
         let Some(old) = self.history.get((ino, version))? else { return Ok(Err(no_version(at, version))) };
@@ -251,6 +284,24 @@ fn file_or_grave(txn: &ReadTransaction, at: &Target) -> Result<std::result::Resu
         Some(ino) => Ok(Ok((ino.value(), None))),
         None => Ok(refuse(ErrorCode::NotFound, format!("{at} does not exist and has no history"))),
     }
+}
+
+/// Up to `limit` names of directory `dir` that are graves, after `after`, in name order.
+pub(crate) fn graves(txn: &ReadTransaction, dir: u64, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+    let limit = limit.clamp(1, cairn_core::wire::LIST_MAX) as usize;
+    let mut out = Vec::new();
+    for r in txn.open_table(GRAVES)?.range((dir, after.unwrap_or(""))..(dir + 1, ""))? {
+        let (k, _) = r?;
+        let name = k.value().1;
+        if Some(name) == after {
+            continue;
+        }
+        if out.len() == limit {
+            break;
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
 }
 
 /// A file's versions, newest first (its current content, then the kept ones).

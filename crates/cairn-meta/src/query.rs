@@ -109,6 +109,14 @@ pub fn query(txn: &ReadTransaction, q: &Query, now: i64) -> Result<Result<QueryR
             Ok(Ok(QueryReply::Names(names)))
         }
         Query::Versions(at) => Ok(crate::history::versions(txn, at)?.map(QueryReply::Versions)),
+        Query::Graves { at, after, limit } => {
+            let dir = match found(at)? {
+                Ok(d) if d.kind == InodeKind::Dir => d,
+                Ok(_) => return Ok(Err(ApiError::new(ErrorCode::NotADirectory, format!("{at} is not a directory")))),
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(Ok(QueryReply::Names(crate::history::graves(txn, dir.ino, after.as_deref(), *limit)?)))
+        }
         Query::Batch(qs) => {
             if qs.len() > QUERY_BATCH_MAX || qs.iter().any(|q| matches!(q, Query::Batch(_))) {
                 let msg = format!("a query batch holds at most {QUERY_BATCH_MAX} queries, none of them a batch");

@@ -130,3 +130,43 @@ fn versions_hold_their_chunks_until_trimmed() {
     assert_eq!(versions(&copy, "/h/g").len(), 2);
     assert_eq!(content_of(&copy, "/h/g", 1).unwrap(), file(a));
 }
+
+#[test]
+fn a_kept_version_can_be_dropped_and_a_graves_last_one_takes_the_grave() {
+    let (_d, db) = db();
+    run(&db, ClientCommand::Mkdir { at: at("/v"), parents: false, attrs: NewAttrs::dir() }).unwrap();
+    run(&db, ClientCommand::SetDirVersions { at: at("/v"), versions: 10 }).unwrap();
+    let id = ChunkId([9; 32]);
+    let v1 = put(&db, "/v/f", Content::Extents(vec![Extent::whole(id, 100)]), 100);
+    assert_eq!(refs(&db, &id), 1);
+    let (c, n) = text("two");
+    let v2 = put(&db, "/v/f", c, n);
+    assert_eq!(refs(&db, &id), 1, "the kept version holds the chunk");
+    let current = ClientCommand::DropVersion { at: at("/v/f"), version: v2 };
+    assert_eq!(run(&db, current).unwrap_err().code, ErrorCode::InvalidArgument, "never the current content");
+    assert!(matches!(run(&db, ClientCommand::DropVersion { at: at("/v/f"), version: v1 }), Ok(Reply::Done)));
+    assert_eq!(refs(&db, &id), 0, "its references go with it");
+    assert_eq!(versions(&db, "/v/f").len(), 1);
+    let again = ClientCommand::DropVersion { at: at("/v/f"), version: v1 };
+    assert_eq!(run(&db, again).unwrap_err().code, ErrorCode::NotFound);
+
+    // A deleted file: its grave is listed until its last version goes.
+    run(&db, ClientCommand::Remove { at: at("/v/f"), recursive: false }).unwrap();
+    let graves = |db: &Database| match cairn_meta::query(
+        &db.begin_read().unwrap(),
+        &Query::Graves { at: at("/v"), after: None, limit: 100 },
+        0,
+    )
+    .unwrap()
+    {
+        Ok(QueryReply::Names(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(graves(&db), vec!["f".to_string()]);
+    for v in versions(&db, "/v/f") {
+        run(&db, ClientCommand::DropVersion { at: at("/v/f"), version: v.version }).unwrap();
+    }
+    assert!(graves(&db).is_empty(), "no history, no grave");
+    let gone = cairn_meta::query(&db.begin_read().unwrap(), &Query::Versions(at("/v/f")), 0).unwrap();
+    assert!(matches!(gone, Err(e) if e.code == ErrorCode::NotFound));
+}

@@ -431,6 +431,14 @@ pub enum ClientCommand {
         /// The version to bring back.
         version: u64,
     },
+    /// Forget kept version `version` of a file (never its current content) and its chunk
+    /// references; a deleted file whose last kept version goes loses its grave.
+    DropVersion {
+        /// The file (a name, for a deleted file).
+        at: Target,
+        /// The version to forget.
+        version: u64,
+    },
 }
 
 /// Most earlier versions a directory may ask its files to keep.

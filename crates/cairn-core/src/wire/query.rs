@@ -55,6 +55,16 @@ pub enum Query {
         /// Most locks to return (clipped to [`LIST_MAX`]).
         limit: u32,
     },
+    /// The names in a directory that keep the history of a deleted file (graves), in name
+    /// order.
+    Graves {
+        /// The directory.
+        at: Target,
+        /// Start after this name.
+        after: Option<String>,
+        /// Most names to return (clipped to [`LIST_MAX`]).
+        limit: u32,
+    },
     /// Several queries answered from one read of the metadata, in order (at most
     /// [`QUERY_BATCH_MAX`], none of them a batch): each answer or refusal on its own.
     Batch(Vec<Query>),
