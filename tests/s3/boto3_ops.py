@@ -261,6 +261,38 @@ for alg, kind in [("CRC32", "FULL_OBJECT"), ("CRC64NVME", "FULL_OBJECT"), ("SHA2
     if kind == "COMPOSITE":
         check(h[f"Checksum{alg}"].endswith("-2"), f"a composite checksum names its parts: {h}")
 
+# Versioning on the file history: versions, delete markers, GET and DELETE by version id.
+s3.create_bucket(Bucket="ver")
+check("Status" not in s3.get_bucket_versioning(Bucket="ver"), "versioning is off by default")
+s3.put_bucket_versioning(Bucket="ver", VersioningConfiguration={"Status": "Enabled"})
+check(s3.get_bucket_versioning(Bucket="ver")["Status"] == "Enabled", "enabled")
+v1 = s3.put_object(Bucket="ver", Key="d/doc", Body=b"one")["VersionId"]
+v2 = s3.put_object(Bucket="ver", Key="d/doc", Body=b"two")["VersionId"]
+check(v1 != v2, "each PUT makes a version")
+check(s3.get_object(Bucket="ver", Key="d/doc")["Body"].read() == b"two", "the latest")
+old = s3.get_object(Bucket="ver", Key="d/doc", VersionId=v1)
+check(old["Body"].read() == b"one" and old["VersionId"] == v1, "an earlier version by id")
+lv = s3.list_object_versions(Bucket="ver")
+check([(v["Key"], v["VersionId"], v["IsLatest"]) for v in lv["Versions"]] == [("d/doc", v2, True), ("d/doc", v1, False)],
+      f"versions: {lv['Versions']}")
+gone = s3.delete_object(Bucket="ver", Key="d/doc")
+check(gone.get("DeleteMarker") is True and gone.get("VersionId"), f"a delete marker: {gone}")
+expect_code("NoSuchKey", s3.get_object, Bucket="ver", Key="d/doc")
+lv = s3.list_object_versions(Bucket="ver", Prefix="d/")
+marks = [(m["Key"], m["VersionId"], m["IsLatest"]) for m in lv.get("DeleteMarkers", [])]
+check(marks == [("d/doc", gone["VersionId"], True)], f"markers: {lv}")
+check([v["IsLatest"] for v in lv["Versions"]] == [False, False], "no version is latest under a marker")
+check(s3.get_object(Bucket="ver", Key="d/doc", VersionId=v1)["Body"].read() == b"one", "history survives a delete")
+expect_code("MethodNotAllowed", s3.get_object, Bucket="ver", Key="d/doc", VersionId=gone["VersionId"])
+s3.delete_object(Bucket="ver", Key="d/doc", VersionId=gone["VersionId"])
+check(s3.get_object(Bucket="ver", Key="d/doc")["Body"].read() == b"two", "removing the marker brings it back")
+s3.delete_object(Bucket="ver", Key="d/doc", VersionId=v1)
+expect_code("NoSuchVersion", s3.get_object, Bucket="ver", Key="d/doc", VersionId=v1)
+expect_code("NoSuchVersion", s3.delete_object, Bucket="ver", Key="d/doc", VersionId="999999")
+expect_code("InvalidArgument", s3.get_object, Bucket="ver", Key="d/doc", VersionId="not-a-version")
+s3.put_bucket_versioning(Bucket="ver", VersioningConfiguration={"Status": "Suspended"})
+check(s3.get_bucket_versioning(Bucket="ver")["Status"] == "Suspended", "suspended")
+
 # Auth: wrong secret, unknown key, a key without write rights, unsigned requests, presigned URLs.
 admin_id = os.environ["ADMIN"].split(":")[0]
 expect_code("SignatureDoesNotMatch", client(admin_id + ":wrong-secret").list_buckets)

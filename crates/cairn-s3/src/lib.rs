@@ -21,6 +21,8 @@ mod store;
 mod sums;
 mod tags;
 mod uploads;
+mod versioned;
+mod versions;
 pub mod walk;
 
 pub use auth::{KeyStore, PUBLIC_XATTR};

@@ -5,7 +5,6 @@
 
 use crate::walk::{Item, Walker};
 use cairn_client::{Backend, Result};
-use cairn_core::wire::Inode;
 
 /// Most results in one page, as in S3.
 pub const MAX_KEYS: usize = 1000;
@@ -13,8 +12,8 @@ pub const MAX_KEYS: usize = 1000;
 /// One page of a listing.
 #[derive(Debug, Default)]
 pub struct Listing {
-    /// Objects: key and file.
-    pub objects: Vec<(String, Inode)>,
+    /// Objects ([`Item::Object`]; and [`Item::Deleted`] in walks with graves), in key order.
+    pub objects: Vec<Item>,
     /// Common prefixes.
     pub prefixes: Vec<String>,
     /// More results follow.
@@ -34,6 +33,8 @@ pub struct Request {
     pub after: Option<String>,
     /// Most results.
     pub max: usize,
+    /// Deleted keys that keep a history count too (version listings).
+    pub with_graves: bool,
 }
 
 /// The common prefix `key` rolls up into, if any.
@@ -50,9 +51,9 @@ pub async fn list<B: Backend>(b: &B, root: u64, req: &Request) -> Result<Listing
     // After a common prefix, nothing below it comes again.
     let skip_below = req.after.as_deref().filter(|a| delimiter.is_some_and(|d| !d.is_empty() && a.ends_with(d)));
     let mut walker = match req.after.as_deref() {
-        Some(a) if a >= req.prefix.as_str() => Walker::seek(b, root, a, false).await?,
-        _ if req.prefix.is_empty() => Walker::new(b, root),
-        _ => Walker::seek(b, root, &req.prefix, true).await?,
+        Some(a) if a >= req.prefix.as_str() => Walker::seek(b, root, a, false, req.with_graves).await?,
+        _ if req.prefix.is_empty() => Walker::new(b, root, req.with_graves),
+        _ => Walker::seek(b, root, &req.prefix, true, req.with_graves).await?,
     };
     let mut count = 0;
     while let Some(item) = walker.next().await? {
@@ -96,7 +97,7 @@ pub async fn list<B: Backend>(b: &B, root: u64, req: &Request) -> Result<Listing
                 }
                 Err(cp)
             }
-            (None, Item::Object { key, inode }) => Ok((key, inode)),
+            (None, item @ (Item::Object { .. } | Item::Deleted { .. })) => Ok(item),
             (None, Item::Dir { .. }) => {
                 walker.enter();
                 continue;
@@ -112,9 +113,9 @@ pub async fn list<B: Backend>(b: &B, root: u64, req: &Request) -> Result<Listing
                 out.last = Some(cp.clone());
                 out.prefixes.push(cp);
             }
-            Ok((key, inode)) => {
-                out.last = Some(key.clone());
-                out.objects.push((key, inode));
+            Ok(item) => {
+                out.last = Some(item.key().to_string());
+                out.objects.push(item);
             }
         }
     }

@@ -80,21 +80,21 @@ fn guard(existing: Option<&store::Seen>, up: &Upload) -> S3Result<Option<u64>> {
     Ok(Some(inode.version))
 }
 
-/// Stores an object; answers its record.
+/// Stores an object; answers its record and its version id.
 pub async fn put<B: Backend>(
     b: &Arc<B>,
     bucket: &FsPath,
     o: &ObjectPath,
     body: Option<StreamingBlob>,
     up: Upload,
-) -> S3Result<ObjectMeta> {
+) -> S3Result<(ObjectMeta, u64)> {
     ObjectMeta::check_user(&up.user)?;
     let conditional = up.if_match.is_some() || up.if_none_match;
     let (file, base_version) = if conditional || o.folder {
         let place = store::look(b.as_ref(), bucket, o, up.if_match.is_some()).await?;
         place.bucket(bucket)?;
         if o.folder {
-            return put_folder(b.as_ref(), o, body).await;
+            return put_folder(b.as_ref(), o, body).await.map(|m| (m, 0));
         }
         let (file, existing) = place.target(o);
         (file, guard(existing.as_ref(), &up)?)
@@ -131,8 +131,8 @@ pub async fn put<B: Backend>(
         tags: up.tags,
         parts: 0,
     };
-    store::commit(b.as_ref(), bucket, &file, content, size, NewAttrs::file(), base_version, &meta).await?;
-    Ok(meta)
+    let inode = store::commit(b.as_ref(), bucket, &file, content, size, NewAttrs::file(), base_version, &meta).await?;
+    Ok((meta, inode.version))
 }
 
 /// The checksums claimed in headers, with those of an `aws-chunked` body's trailer (read
@@ -263,18 +263,25 @@ impl Conditions<'_> {
     }
 }
 
-/// Deletes the object `o` (a missing one is no error, as in S3).
-pub async fn delete<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result<()> {
+/// Deletes the object `o` (a missing one is no error, as in S3). In a versioned bucket the
+/// deletion is kept as a version: its number (the delete marker's id) is returned.
+pub async fn delete<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result<Option<u64>> {
     let place = store::look(b, bucket, o, false).await?;
     place.bucket(bucket)?;
-    let Some(found) = place.found(o) else { return Ok(()) };
+    let versioned = place.versioned;
+    let Some(found) = place.found(o) else { return Ok(None) };
     let cmd = ClientCommand::Remove { at: at(&found.file), recursive: false };
     match b.write(cmd).await {
         Ok(_) => {}
-        Err(e) if crate::errors::is_not_found(&e) || e.code() == ErrorCode::NotEmpty => return Ok(()),
+        Err(e) if crate::errors::is_not_found(&e) || e.code() == ErrorCode::NotEmpty => return Ok(None),
         Err(e) => return Err(s3(e)),
     }
-    store::tidy(b, bucket, &found.file).await
+    // A versioned bucket keeps its directories: the history of deleted keys lives in them.
+    if versioned {
+        return Ok((found.inode.kind == InodeKind::File).then_some(found.inode.version + 1));
+    }
+    store::tidy(b, bucket, &found.file).await?;
+    Ok(None)
 }
 
 /// Writes `content` of `source` (its chunks shared, not copied) as the object `o`.

@@ -8,7 +8,8 @@ use crate::meta::ObjectMeta;
 use crate::names::{bucket_path, object_path};
 use crate::objects::{self, etag, modified, Conditions, Upload};
 use crate::store::{self, at};
-use crate::{headers, sums, tags};
+use crate::walk::Item;
+use crate::{headers, sums, tags, versions};
 use base64::Engine;
 use cairn_client::{datapath, Backend};
 use cairn_core::access::AccessKey;
@@ -76,11 +77,18 @@ impl<B: Backend> Cairn<B> {
     async fn listing(&self, bucket: &str, req: list::Request) -> S3Result<(Listing, Vec<Object>)> {
         let dir = store::bucket_dir(self.backend.as_ref(), &bucket_path(bucket)?).await?;
         let page = list::list(self.backend.as_ref(), dir.ino, &req).await.map_err(s3)?;
-        let inodes: Vec<&Inode> = page.objects.iter().map(|(_, i)| i).collect();
-        let records = store::records(self.backend.as_ref(), &inodes).await?;
-        let objects = page
+        let live: Vec<(&String, &Inode)> = page
             .objects
             .iter()
+            .filter_map(|item| match item {
+                Item::Object { key, inode } => Some((key, inode)),
+                _ => None,
+            })
+            .collect();
+        let inodes: Vec<&Inode> = live.iter().map(|(_, i)| *i).collect();
+        let records = store::records(self.backend.as_ref(), &inodes).await?;
+        let objects = live
+            .into_iter()
             .zip(records)
             .map(|((key, inode), record)| {
                 let meta = match inode.kind {
@@ -183,10 +191,11 @@ impl<B: Backend> S3 for Cairn<B> {
         up.trailers = req.trailing_headers.clone();
         up.if_none_match = i.if_none_match.as_ref().is_some_and(ETagCondition::is_any);
         up.if_match = i.if_match.take();
-        let meta = objects::put(&self.backend, &bucket, &o, i.body.take(), up).await?;
+        let (meta, version) = objects::put(&self.backend, &bucket, &o, i.body.take(), up).await?;
         let c = sums::from_map(&meta.checksums);
         ok(PutObjectOutput {
             e_tag: Some(etag(&meta)),
+            version_id: (version > 0).then(|| version.to_string()),
             checksum_crc32: c.checksum_crc32,
             checksum_crc32c: c.checksum_crc32c,
             checksum_crc64nvme: c.checksum_crc64nvme,
@@ -200,7 +209,10 @@ impl<B: Backend> S3 for Cairn<B> {
         let i = &req.input;
         let bucket = bucket_path(&i.bucket)?;
         let o = object_path(&i.bucket, &i.key)?;
-        let (found, meta) = objects::get(self.backend.as_ref(), &bucket, &o).await?;
+        let (found, meta) = match &i.version_id {
+            Some(v) => versions::get(self.backend.as_ref(), &bucket, &o, v).await?,
+            None => objects::get(self.backend.as_ref(), &bucket, &o).await?,
+        };
         let cond = Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
@@ -224,6 +236,7 @@ impl<B: Backend> S3 for Cairn<B> {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&meta)),
             last_modified: Some(modified(&found.inode)),
+            version_id: Some(found.inode.version.to_string()),
             checksum_crc32: c.checksum_crc32,
             checksum_crc32c: c.checksum_crc32c,
             checksum_crc64nvme: c.checksum_crc64nvme,
@@ -250,7 +263,10 @@ impl<B: Backend> S3 for Cairn<B> {
         let i = &req.input;
         let bucket = bucket_path(&i.bucket)?;
         let o = object_path(&i.bucket, &i.key)?;
-        let (found, meta) = objects::get(self.backend.as_ref(), &bucket, &o).await?;
+        let (found, meta) = match &i.version_id {
+            Some(v) => versions::get(self.backend.as_ref(), &bucket, &o, v).await?,
+            None => objects::get(self.backend.as_ref(), &bucket, &o).await?,
+        };
         let cond = Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
@@ -282,8 +298,25 @@ impl<B: Backend> S3 for Cairn<B> {
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Out<DeleteObjectOutput> {
         let bucket = bucket_path(&req.input.bucket)?;
         let o = object_path(&req.input.bucket, &req.input.key)?;
-        objects::delete(self.backend.as_ref(), &bucket, &o).await?;
-        let mut resp = S3Response::new(DeleteObjectOutput::default());
+        let out = match &req.input.version_id {
+            Some(v) => {
+                let marker = versions::delete(self.backend.as_ref(), &bucket, &o, v).await?;
+                DeleteObjectOutput {
+                    delete_marker: marker.then_some(true),
+                    version_id: Some(v.clone()),
+                    ..Default::default()
+                }
+            }
+            None => match objects::delete(self.backend.as_ref(), &bucket, &o).await? {
+                Some(mark) => DeleteObjectOutput {
+                    delete_marker: Some(true),
+                    version_id: Some(mark.to_string()),
+                    ..Default::default()
+                },
+                None => DeleteObjectOutput::default(),
+            },
+        };
+        let mut resp = S3Response::new(out);
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)
     }
@@ -298,13 +331,19 @@ impl<B: Backend> S3 for Cairn<B> {
         let quiet = i.delete.quiet.unwrap_or(false);
         let (mut deleted, mut errors) = (Vec::new(), Vec::new());
         for id in &i.delete.objects {
-            let done = match object_path(&i.bucket, &id.key) {
-                Ok(o) => objects::delete(self.backend.as_ref(), &bucket, &o).await,
-                Err(e) => Err(e),
+            let done = match (object_path(&i.bucket, &id.key), &id.version_id) {
+                (Ok(o), None) => objects::delete(self.backend.as_ref(), &bucket, &o).await,
+                (Ok(o), Some(v)) => versions::delete(self.backend.as_ref(), &bucket, &o, v).await.map(|_| None),
+                (Err(e), _) => Err(e),
             };
             match done {
-                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(id.key.clone()), ..Default::default() }),
-                Ok(()) => {}
+                Ok(marker) if !quiet => deleted.push(DeletedObject {
+                    key: Some(id.key.clone()),
+                    version_id: id.version_id.clone(),
+                    delete_marker: marker.map(|_| true),
+                    delete_marker_version_id: marker.map(|v| v.to_string()),
+                }),
+                Ok(_) => {}
                 Err(e) => errors.push(Error {
                     code: Some(e.code().as_str().to_string()),
                     key: Some(id.key.clone()),
@@ -370,8 +409,13 @@ impl<B: Backend> S3 for Cairn<B> {
             None => i.start_after.clone(),
         };
         let max = i.max_keys.map_or(MAX_KEYS, |m| (m.max(0) as usize).min(MAX_KEYS));
-        let r =
-            list::Request { prefix: i.prefix.clone().unwrap_or_default(), delimiter: i.delimiter.clone(), after, max };
+        let r = list::Request {
+            prefix: i.prefix.clone().unwrap_or_default(),
+            delimiter: i.delimiter.clone(),
+            after,
+            max,
+            with_graves: false,
+        };
         let (page, objects) = self.listing(&i.bucket, r).await?;
         let url = i.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
         let next = page.truncated.then(|| page.last.as_ref().map(|l| TOKEN.encode(l))).flatten();
@@ -405,6 +449,7 @@ impl<B: Backend> S3 for Cairn<B> {
             delimiter: i.delimiter.clone(),
             after: i.marker.clone().filter(|m| !m.is_empty()),
             max,
+            with_graves: false,
         };
         let (page, objects) = self.listing(&i.bucket, r).await?;
         let url = i.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
@@ -485,5 +530,17 @@ impl<B: Backend> S3 for Cairn<B> {
         let mut resp = S3Response::new(DeleteObjectTaggingOutput { version_id: None });
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)
+    }
+
+    async fn get_bucket_versioning(&self, req: S3Request<GetBucketVersioningInput>) -> Out<GetBucketVersioningOutput> {
+        self.versioning_get(req).await
+    }
+
+    async fn put_bucket_versioning(&self, req: S3Request<PutBucketVersioningInput>) -> Out<PutBucketVersioningOutput> {
+        self.versioning_put(req).await
+    }
+
+    async fn list_object_versions(&self, req: S3Request<ListObjectVersionsInput>) -> Out<ListObjectVersionsOutput> {
+        self.versions_list(req).await
     }
 }

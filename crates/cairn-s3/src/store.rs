@@ -61,6 +61,8 @@ pub struct Place {
     pub at: Option<Seen>,
     /// The inode of `OBJECT_FILE` inside it and its record.
     pub inner: Option<Seen>,
+    /// The bucket keeps versions (S3 versioning enabled or suspended).
+    pub versioned: bool,
 }
 
 /// An inode from a batch answer: `None` if nothing is there.
@@ -84,7 +86,12 @@ fn record_in(r: Option<Result<QueryReply, ApiError>>) -> Option<Vec<u8>> {
 /// Reads the [`Place`] of `o` in `bucket` (with records if `records`).
 pub async fn look<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath, records: bool) -> S3Result<Place> {
     let inner = o.inner();
-    let mut qs = vec![Query::Stat(at(bucket)), Query::Stat(at(&o.path)), Query::Stat(at(&inner))];
+    let mut qs = vec![
+        Query::Stat(at(bucket)),
+        Query::Stat(at(&o.path)),
+        Query::Stat(at(&inner)),
+        Query::GetXattr { at: at(bucket), name: crate::versions::VERSIONING_XATTR.into() },
+    ];
     if records {
         qs.push(Query::GetXattr { at: at(&o.path), name: META_XATTR.into() });
         qs.push(Query::GetXattr { at: at(&inner), name: META_XATTR.into() });
@@ -96,8 +103,14 @@ pub async fn look<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath, records: b
     let mut a = answers.into_iter();
     let bucket = inode_in(a.next())?.filter(|i| i.kind == InodeKind::Dir);
     let (path_inode, inner_inode) = (inode_in(a.next())?, inode_in(a.next())?);
+    let versioned = record_in(a.next()).is_some();
     let (path_record, inner_record) = (record_in(a.next()), record_in(a.next()));
-    Ok(Place { bucket, at: path_inode.map(|i| (i, path_record)), inner: inner_inode.map(|i| (i, inner_record)) })
+    Ok(Place {
+        bucket,
+        at: path_inode.map(|i| (i, path_record)),
+        inner: inner_inode.map(|i| (i, inner_record)),
+        versioned,
+    })
 }
 
 impl Place {
@@ -176,7 +189,8 @@ pub async fn commit<B: Backend>(
     let mut moved = false;
     loop {
         let error = match b.write(ClientCommand::Batch { ops: ops(&file) }).await.map_err(s3)? {
-            Reply::Batch(replies) => match replies.into_iter().nth(1) {
+            // The record's reply: the inode as it ends up (its version is the object's).
+            Reply::Batch(replies) => match replies.into_iter().last() {
                 Some(Reply::Inode(i)) => return Ok(i),
                 other => return Err(s3(ClientError::Protocol(format!("expected an inode, got {other:?}")))),
             },
