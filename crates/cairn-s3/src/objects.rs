@@ -269,7 +269,11 @@ pub async fn delete<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Res
     let place = store::look(b, bucket, o, false).await?;
     place.bucket(bucket)?;
     let versioned = place.versioned;
+    // Entries of the directory the object's file is in, before it goes: over two, nothing
+    // is left to tidy.
+    let (parent_size, dir_size) = (place.parent.as_ref().map(|p| p.size), place.at.as_ref().map(|(i, _)| i.size));
     let Some(found) = place.found(o) else { return Ok(None) };
+    let entries = if found.file == o.path { parent_size } else { dir_size };
     let cmd = ClientCommand::Remove { at: at(&found.file), recursive: false };
     match b.write(cmd).await {
         Ok(_) => {}
@@ -280,7 +284,9 @@ pub async fn delete<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Res
     if versioned {
         return Ok((found.inode.kind == InodeKind::File).then_some(found.inode.version + 1));
     }
-    store::tidy(b, bucket, &found.file).await?;
+    if entries.is_none_or(|n| n <= 2) {
+        store::tidy(b, bucket, &found.file).await?;
+    }
     Ok(None)
 }
 

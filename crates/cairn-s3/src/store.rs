@@ -63,6 +63,8 @@ pub struct Place {
     pub inner: Option<Seen>,
     /// The bucket keeps versions (S3 versioning enabled or suspended).
     pub versioned: bool,
+    /// The directory the key's path is in.
+    pub parent: Option<Inode>,
 }
 
 /// An inode from a batch answer: `None` if nothing is there.
@@ -91,6 +93,7 @@ pub async fn look<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath, records: b
         Query::Stat(at(&o.path)),
         Query::Stat(at(&inner)),
         Query::GetXattr { at: at(bucket), name: crate::versions::VERSIONING_XATTR.into() },
+        Query::Stat(at(&o.path.parent().unwrap_or_else(|| bucket.clone()))),
     ];
     if records {
         qs.push(Query::GetXattr { at: at(&o.path), name: META_XATTR.into() });
@@ -104,12 +107,14 @@ pub async fn look<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath, records: b
     let bucket = inode_in(a.next())?.filter(|i| i.kind == InodeKind::Dir);
     let (path_inode, inner_inode) = (inode_in(a.next())?, inode_in(a.next())?);
     let versioned = record_in(a.next()).is_some();
+    let parent = inode_in(a.next())?;
     let (path_record, inner_record) = (record_in(a.next()), record_in(a.next()));
     Ok(Place {
         bucket,
         at: path_inode.map(|i| (i, path_record)),
         inner: inner_inode.map(|i| (i, inner_record)),
         versioned,
+        parent,
     })
 }
 
