@@ -67,12 +67,14 @@ fn boto3_drives_every_operation() {
     }
     let node = TestNode::start(&[]);
     let reader = node.ok(&["key", "create", "reader", "--read"]).trim().to_string();
+    let scoped = node.ok(&["key", "create", "scoped", "--read", "--write", "--prefix", "/alpha"]).trim().to_string();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/boto3_ops.py");
     let out = Command::new("python3")
         .arg(&script)
         .env("S3_URL", &node.s3_url)
         .env("ADMIN", node.key.as_deref().unwrap())
         .env("READER", &reader)
+        .env("SCOPED", &scoped)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .output()
         .unwrap();

@@ -4,6 +4,7 @@ Environment: S3_URL, ADMIN (ID:SECRET), READER (ID:SECRET of a read-only key).
 Exits non-zero with the failing check's message.
 """
 import base64
+import datetime
 import hashlib
 import os
 import sys
@@ -311,4 +312,13 @@ check(urllib.request.urlopen(signed).read() == body, "presigned GET")
 put_url = v4.generate_presigned_url("put_object", Params={"Bucket": "alpha", "Key": "presigned"}, ExpiresIn=300)
 urllib.request.urlopen(urllib.request.Request(put_url, data=b"via url", method="PUT"))
 check(s3.get_object(Bucket="alpha", Key="presigned")["Body"].read() == b"via url", "presigned PUT")
+# A key limited to one bucket sees and writes that bucket only.
+scoped = client(os.environ["SCOPED"])
+check([b["Name"] for b in scoped.list_buckets()["Buckets"]] == ["alpha"], "a scoped key lists its bucket only")
+scoped.put_object(Bucket="alpha", Key="scoped.txt", Body=b"mine")
+expect_code("AccessDenied", scoped.put_object, Bucket="ver", Key="x", Body=b"x")
+expect_code("AccessDenied", scoped.get_object, Bucket="ver", Key="d/doc")
+expect_code("AccessDenied", scoped.copy_object, Bucket="alpha", Key="stolen", CopySource={"Bucket": "ver", "Key": "d/doc"})
+expect_code("PreconditionFailed", s3.get_object, Bucket="alpha", Key="docs/hello.txt",
+            IfUnmodifiedSince=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc))
 print("boto3: all checks passed")
