@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// (default 5,000) objects of 4 KiB, at concurrency 8 and 32.
     #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata", "locks", "fuse"])]
     s3: bool,
+    /// Instead: the coding engine on one core: IADD, MULT, MULADD and Reed-Solomon encode and
+    /// decode (ec:4+2, 6+3, 10+4) of 1 MiB shards on every kernel this CPU runs, beside memcpy.
+    #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata", "locks", "fuse", "s3"])]
+    gf: bool,
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
@@ -206,6 +210,9 @@ pub async fn run(conn: crate::commands::Connection, no_short_circuit: bool, args
     }
     if args.s3 {
         return crate::bench_s3::run(&args.scratch, args.files.unwrap_or(5000)).await;
+    }
+    if args.gf {
+        return crate::bench_gf::run();
     }
     if args.locks {
         return crate::bench_locks::run(&args.scratch, args.files.unwrap_or(4000)).await;

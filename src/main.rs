@@ -7,6 +7,7 @@
 mod attrs;
 mod bench;
 mod bench_fuse;
+mod bench_gf;
 mod bench_locks;
 mod bench_meta;
 mod bench_repair;
