@@ -174,6 +174,7 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
         Cmd::Worker { cmd: WorkerCmd::List } => workers(&c, json).await,
         Cmd::Key { cmd } => crate::keys::run(&c, cmd, json).await,
         Cmd::Bucket { cmd } => crate::bucket::run(&c, cmd).await,
+        Cmd::Code { cmd } => crate::code::run(&c, cmd, json).await,
         Cmd::Worker { cmd } => {
             let v = match cmd {
                 WorkerCmd::Pause { name } => c.worker_op(&name, "pause", None).await?,

@@ -13,6 +13,7 @@ mod bench_meta;
 mod bench_repair;
 mod bench_s3;
 mod bucket;
+mod code;
 mod commands;
 mod history;
 mod keys;
@@ -171,6 +172,12 @@ enum Cmd {
     Key {
         #[command(subcommand)]
         cmd: keys::KeyCmd,
+    },
+    /// Coding programs: run a plan of LOAD/IADD/MULT/MULADD/WRITE/SEND/OUTPUT steps over
+    /// chunks on the nodes (admin keys only; the format is in docs/formats.md).
+    Code {
+        #[command(subcommand)]
+        cmd: code::CodeCmd,
     },
     /// S3 bucket settings: public-read or private.
     Bucket {

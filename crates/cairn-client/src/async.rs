@@ -326,6 +326,14 @@ impl AsyncClient {
         self.json(self.backend.http().post(url)).await
     }
 
+    /// Checks and runs a coding plan (`POST /v1/code/run`, admin keys only): `plan` is its
+    /// JSON; the answer lists the chunks written and the result streams (base64).
+    pub async fn run_plan(&self, plan: Vec<u8>) -> Result<serde_json::Value> {
+        let url = self.endpoint("/v1/code/run", &[])?;
+        let req = self.backend.http().post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(plan);
+        self.json(req).await
+    }
+
     /// Makes an access key (`POST /v1/keys`, admin keys only): `spec` is
     /// `{"name", "read", "write", "admin", "prefixes"}`; the answer carries the secret, shown
     /// this once.

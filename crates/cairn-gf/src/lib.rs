@@ -6,19 +6,30 @@
 //! Buffer operations run on the fastest kernel the CPU offers, chosen at run time
 //! ([`Backend::best`]): AVX-512 with GFNI, AVX2, SSSE3, or portable table lookups. Every
 //! kernel gives the same bytes; the tests hold each one to a bit-by-bit oracle.
+//!
+//! On the kernels sit the Reed-Solomon code ([`ReedSolomon`]) and coding plans ([`Plan`]):
+//! programs of LOAD, IADD, MULT, MULADD, WRITE, SEND and OUTPUT steps that nodes run over
+//! streamed buffers, checked before they run and executed by [`run`].
 
 mod field;
 mod kernel;
 mod matrix;
 mod portable;
+mod program;
 mod rs;
+mod run;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use field::{div, exp, inv, mul, POLY};
 pub use kernel::Backend;
 pub use matrix::Matrix;
+pub use program::{
+    Checked, Plan, Program, Source, Step, MAX_BUFFER, MAX_BUFFERS, MAX_LENGTH, MAX_NAME, MAX_PROGRAMS, MAX_STEPS,
+    PLAN_VERSION,
+};
 pub use rs::ReedSolomon;
+pub use run::{run, Io, Outcome, Written};
 
 /// What can go wrong in the coding engine. Every case is a refusal made before any byte of
 /// output is written.
@@ -50,6 +61,13 @@ pub enum Error {
         /// Parity shards asked for.
         parity: usize,
     },
+    /// A coding plan was refused (the reason says which rule it broke), or a source failed
+    /// while it ran.
+    #[error("bad coding plan: {0}")]
+    Program(String),
+    /// Reading or storing a stream failed while a plan ran.
+    #[error("coding plan I/O: {0}")]
+    Io(String),
     /// Fewer shards survive than a decode needs.
     #[error("{present} shards present, {needed} needed to decode")]
     TooFewShards {

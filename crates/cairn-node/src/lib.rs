@@ -10,6 +10,7 @@ pub mod admin;
 pub mod api;
 pub mod chunks;
 mod cluster;
+pub mod code;
 pub mod config;
 mod identity;
 pub mod keys;

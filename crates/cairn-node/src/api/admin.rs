@@ -150,3 +150,10 @@ pub async fn metrics(State(st): State<AppState>) -> Result<Response, HttpError> 
     encode(&mut out, &reg).map_err(|e| HttpError(ApiError::new(ErrorCode::Internal, e.to_string())))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
 }
+
+/// `POST /v1/code/run`: check a coding plan (JSON, see docs/formats.md) and run it; answers
+/// with the chunks its WRITE steps stored and its result streams.
+pub async fn code_run(State(st): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, HttpError> {
+    let plan = cairn_gf::Plan::from_json(&body).map_err(|e| invalid(e.to_string()))?;
+    Ok(Json(st.node.run_plan(plan).await?))
+}

@@ -142,6 +142,7 @@ mod tests {
         assert_eq!(need(Method::GET, "/v1/cluster"), (Access::Any, None));
         assert_eq!(need(Method::PUT, "/v1/chunks/ab"), (Access::Write, None));
         assert_eq!(need(Method::POST, "/v1/workers/repair"), (Access::Admin, None));
+        assert_eq!(need(Method::POST, "/v1/code/run"), (Access::Admin, None));
         assert_eq!(need(Method::GET, "/metrics"), (Access::Admin, None));
         assert_eq!(need(Method::GET, "/v1/keys"), (Access::Admin, None));
         assert_eq!(need(Method::POST, "/v1/locks"), (Access::Write, Some(vec![])));
