@@ -64,7 +64,8 @@ fn push_plan(ids: &[String], nodes: &[String]) -> Value {
     for r in 0..2 {
         let p = format!("p{r}");
         let steps = json!([{"op": "load", "buf": p, "from": {"input": p}}, {"op": "write", "buf": p}]);
-        programs.insert(format!("q{r}"), json!({"node": nodes[(r + 1) % 3], "steps": steps}));
+        // q0 runs beside n3 (a push within one node), q1 elsewhere (over the peer door).
+        programs.insert(format!("q{r}"), json!({"node": nodes[2 * r], "steps": steps}));
     }
     json!({"v": 1, "buffer": 16384, "programs": programs})
 }
@@ -89,7 +90,7 @@ fn a_pushed_chain_across_three_nodes_writes_reed_solomon_parity() {
     let written = v["written"].as_array().unwrap();
     assert_eq!(written.len(), 2);
     for (r, w) in written.iter().enumerate() {
-        assert_eq!(w["node"], members[(r + 1) % 3].as_str());
+        assert_eq!(w["node"], members[2 * r].as_str());
         assert_eq!(w["length"], LEN);
         let chunk = w["chunk"].as_str().unwrap();
         assert_eq!(chunk, blake3::hash(&want[r]).to_hex().as_str(), "parity {r}");
@@ -141,6 +142,11 @@ fn a_pulled_chain_returns_its_result_and_bad_plans_change_nothing() {
     let out = run_plan(&nodes[0], &cycle, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cycle"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A program on a node that is not a member.
+    let mut stranger = plan.clone();
+    stranger["programs"]["n3"]["node"] = json!("12345");
+    let out = run_plan(&nodes[0], &stranger, &[]);
+    assert_eq!(out.status.code(), Some(2));
     // Not JSON of a plan at all.
     let out = run_plan(&nodes[0], &json!({"v": 1, "programs": []}), &[]);
     assert_eq!(out.status.code(), Some(2));

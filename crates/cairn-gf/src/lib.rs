@@ -29,7 +29,7 @@ pub use program::{
     PLAN_VERSION,
 };
 pub use rs::ReedSolomon;
-pub use run::{run, Io, Outcome, Written};
+pub use run::{run, Emit, Io, Machine, Outcome, Written};
 
 /// What can go wrong in the coding engine. Every case is a refusal made before any byte of
 /// output is written.

@@ -1,16 +1,15 @@
-//! Running a checked plan: every program, buffer position by buffer position, in the order
-//! [`Plan::check`] gave, so each stream's buffer i exists before its reader needs it and no
-//! stream ever holds more than one buffer.
-//!
-//! The whole plan runs in one place, over an [`Io`] that reads chunk ranges and stores
-//! results on whichever node each program names.
+//! Running programs. A [`Machine`] runs one program a buffer position at a time: it is handed
+//! the buffers its LOAD steps take (in step order), runs every step, and hands out what its
+//! SEND and OUTPUT steps produce; it collects its WRITE streams until the end. A node running
+//! its part of a plan drives one machine per program and moves the buffers over the network;
+//! [`run`] drives all of a plan's machines in one place.
 
 use std::collections::BTreeMap;
 
-use crate::program::{Checked, Plan, Source, Step};
+use crate::program::{Checked, Plan, Program, Source, Step};
 use crate::{Backend, Error, Result};
 
-/// Where a plan's chunks are read and its WRITE results stored.
+/// Where [`run`] reads chunk ranges and stores WRITE streams.
 pub trait Io {
     /// Fills `buf` from `offset` of chunk `chunk` on node `node`.
     fn read(&mut self, node: &str, chunk: &str, offset: u64, buf: &mut [u8]) -> Result<()>;
@@ -40,147 +39,187 @@ pub struct Outcome {
     pub results: BTreeMap<String, Vec<u8>>,
 }
 
+/// A buffer a step hands out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Emit<'a> {
+    /// SEND: into input `input` of program `to`.
+    Send {
+        /// The receiving program.
+        to: &'a str,
+        /// Its input.
+        input: &'a str,
+        /// The buffer.
+        data: &'a [u8],
+    },
+    /// OUTPUT: this program's output buffer at this position.
+    Output {
+        /// The buffer.
+        data: &'a [u8],
+    },
+}
+
 /// One program's buffers and the streams its WRITE steps collect.
-struct Machine {
-    bufs: BTreeMap<String, Vec<u8>>,
+pub struct Machine<'a> {
+    name: &'a str,
+    program: &'a Program,
+    bufs: BTreeMap<&'a str, Vec<u8>>,
     /// Per step index of a WRITE: the bytes written so far.
     writes: BTreeMap<usize, Vec<u8>>,
 }
 
-/// Where in the streams a position is, and the kernel that runs it.
-#[derive(Clone, Copy)]
-struct At {
-    backend: Backend,
-    offset: u64,
-    len: usize,
+impl<'a> Machine<'a> {
+    /// A machine for program `name` of a checked plan.
+    pub fn new(name: &'a str, program: &'a Program) -> Machine<'a> {
+        Machine { name, program, bufs: BTreeMap::new(), writes: BTreeMap::new() }
+    }
+
+    /// The sources of the program's LOAD steps, in step order: what [`Machine::position`]
+    /// must be handed at every position.
+    pub fn loads(&self) -> Vec<&'a Source> {
+        self.program
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Load { from, .. } => Some(from),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs every step once on buffers of `len` bytes: `loads` are the LOAD steps' buffers
+    /// (in the order of [`Machine::loads`]), `emit` takes each SEND and OUTPUT.
+    pub fn position(
+        &mut self,
+        backend: Backend,
+        len: usize,
+        loads: Vec<Vec<u8>>,
+        emit: &mut dyn FnMut(Emit) -> Result<()>,
+    ) -> Result<()> {
+        let mut loads = loads.into_iter();
+        for (index, step) in self.program.steps.iter().enumerate() {
+            match step {
+                Step::Load { buf, .. } => {
+                    let data = loads.next().ok_or_else(|| self.bad("fewer buffers than LOAD steps"))?;
+                    if data.len() != len {
+                        return Err(Error::Length { expected: len, found: data.len() });
+                    }
+                    self.bufs.insert(buf, data);
+                }
+                Step::Zero { buf } => {
+                    let mut data = self.bufs.remove(buf.as_str()).unwrap_or_default();
+                    data.clear();
+                    data.resize(len, 0);
+                    self.bufs.insert(buf, data);
+                }
+                Step::Iadd { dst, src } => {
+                    let mut d = self.take(dst)?;
+                    backend.iadd(&mut d, self.get(src)?)?;
+                    self.bufs.insert(dst, d);
+                }
+                Step::Muladd { dst, src, c } => {
+                    let mut d = self.take(dst)?;
+                    backend.muladd(&mut d, self.get(src)?, *c)?;
+                    self.bufs.insert(dst, d);
+                }
+                Step::Mult { dst, src, c } if dst == src => {
+                    let mut d = self.take(dst)?;
+                    backend.scale(&mut d, *c);
+                    self.bufs.insert(dst, d);
+                }
+                Step::Mult { dst, src, c } => {
+                    let mut d = self.bufs.remove(dst.as_str()).unwrap_or_default();
+                    d.resize(len, 0);
+                    backend.mult(&mut d, self.get(src)?, *c)?;
+                    self.bufs.insert(dst, d);
+                }
+                Step::Write { buf } => {
+                    let data =
+                        self.bufs.get(buf.as_str()).ok_or_else(|| self.bad(&format!("buffer {buf} has no value")))?;
+                    self.writes.entry(index).or_default().extend_from_slice(data);
+                }
+                Step::Send { buf, to, input } => emit(Emit::Send { to, input, data: self.get(buf)? })?,
+                Step::Output { buf } => emit(Emit::Output { data: self.get(buf)? })?,
+            }
+        }
+        if loads.next().is_some() {
+            return Err(self.bad("more buffers than LOAD steps"));
+        }
+        Ok(())
+    }
+
+    /// The streams the WRITE steps collected, in step order.
+    pub fn finish(self) -> Vec<Vec<u8>> {
+        self.writes.into_values().collect()
+    }
+
+    fn bad(&self, what: &str) -> Error {
+        Error::Program(format!("{}: {what}", self.name))
+    }
+
+    fn get(&self, buf: &str) -> Result<&[u8]> {
+        self.bufs.get(buf).map(Vec::as_slice).ok_or_else(|| self.bad(&format!("buffer {buf} has no value")))
+    }
+
+    fn take(&mut self, buf: &str) -> Result<Vec<u8>> {
+        self.bufs.remove(buf).ok_or_else(|| self.bad(&format!("buffer {buf} has no value")))
+    }
 }
 
-/// Buffers between programs at the current position.
-#[derive(Default)]
-struct Streams {
-    /// Pushed: (receiving program, input) -> buffer.
-    pushed: BTreeMap<(String, String), Vec<u8>>,
-    /// Pulled: producing program -> its output buffer.
-    outputs: BTreeMap<String, Vec<u8>>,
-}
-
-/// Runs `plan` (already checked into `checked`) on `backend`, reading and storing through `io`.
+/// Runs `plan` (already checked into `checked`) in one place, position by position in the
+/// checked order (so each stream's buffer exists before its reader needs it, and no stream
+/// holds more than one buffer), on `backend`, reading and storing through `io`.
 pub fn run(plan: &Plan, checked: &Checked, backend: Backend, io: &mut impl Io) -> Result<Outcome> {
-    let mut machines: BTreeMap<&str, Machine> = checked
-        .order
-        .iter()
-        .map(|name| (name.as_str(), Machine { bufs: BTreeMap::new(), writes: BTreeMap::new() }))
-        .collect();
+    let mut machines = Vec::new();
+    for name in &checked.order {
+        let program = plan.programs.get(name).ok_or_else(|| Error::Program(format!("no program {name}")))?;
+        machines.push(Machine::new(name, program));
+    }
     let mut outcome = Outcome::default();
     let mut offset = 0u64;
     while offset < checked.length {
         let len = (checked.length - offset).min(plan.buffer as u64) as usize;
-        let mut streams = Streams::default();
-        for name in &checked.order {
-            let program = plan.programs.get(name).ok_or_else(|| Error::Program(format!("no program {name}")))?;
-            let machine = machines.get_mut(name.as_str()).expect("a machine per program");
-            let at = At { backend, offset, len };
-            machine.position(name, program, at, io, &mut streams)?;
+        // Buffers between programs at this position: pushed by (program, input), and outputs.
+        let mut pushed: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+        let mut outputs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for m in &mut machines {
+            let missing = |what: &str| Error::Program(format!("{}: {what} has no buffer at offset {offset}", m.name));
+            let mut loads = Vec::new();
+            for from in m.loads() {
+                loads.push(match from {
+                    Source::Chunk(id) => {
+                        let mut data = vec![0u8; len];
+                        io.read(&m.program.node, id, offset, &mut data)?;
+                        data
+                    }
+                    Source::Program(src) => outputs.remove(src).ok_or_else(|| missing(src))?,
+                    Source::Input(input) => {
+                        pushed.remove(&(m.name.to_string(), input.clone())).ok_or_else(|| missing(input))?
+                    }
+                });
+            }
+            let name = m.name;
+            m.position(backend, len, loads, &mut |e| {
+                match e {
+                    Emit::Send { to, input, data } => pushed.insert((to.to_string(), input.to_string()), data.to_vec()),
+                    Emit::Output { data } => outputs.insert(name.to_string(), data.to_vec()),
+                };
+                Ok(())
+            })?;
         }
-        for (name, out) in streams.outputs {
+        for (name, out) in outputs {
             if checked.results.contains(&name) {
                 outcome.results.entry(name).or_default().extend_from_slice(&out);
             }
         }
         offset += len as u64;
     }
-    for name in &checked.order {
-        let program = &plan.programs[name];
-        let machine = machines.remove(name.as_str()).expect("a machine per program");
-        for (_, data) in machine.writes {
+    for m in machines {
+        let (name, node) = (m.name.to_string(), m.program.node.clone());
+        for data in m.finish() {
             let length = data.len() as u64;
-            let chunk = io.store(&program.node, data)?;
-            outcome.written.push(Written { program: name.clone(), node: program.node.clone(), chunk, length });
+            let chunk = io.store(&node, data)?;
+            outcome.written.push(Written { program: name.clone(), node: node.clone(), chunk, length });
         }
     }
     Ok(outcome)
-}
-
-impl Machine {
-    /// Runs every step of `program` once, on the `len` bytes at `offset` of the streams.
-    fn position(
-        &mut self,
-        name: &str,
-        program: &crate::Program,
-        at: At,
-        io: &mut impl Io,
-        streams: &mut Streams,
-    ) -> Result<()> {
-        let At { backend, offset, len } = at;
-        let missing = |what: &str| Error::Program(format!("{name}: {what} has no buffer at offset {offset}"));
-        for (index, step) in program.steps.iter().enumerate() {
-            match step {
-                Step::Load { buf, from } => {
-                    let data = match from {
-                        Source::Chunk(id) => {
-                            let mut data = self.bufs.remove(buf).unwrap_or_default();
-                            data.resize(len, 0);
-                            io.read(&program.node, id, offset, &mut data)?;
-                            data
-                        }
-                        Source::Program(src) => streams.outputs.remove(src).ok_or_else(|| missing(src))?,
-                        Source::Input(input) => {
-                            streams.pushed.remove(&(name.to_string(), input.clone())).ok_or_else(|| missing(input))?
-                        }
-                    };
-                    if data.len() != len {
-                        return Err(Error::Length { expected: len, found: data.len() });
-                    }
-                    self.bufs.insert(buf.clone(), data);
-                }
-                Step::Zero { buf } => {
-                    let mut data = self.bufs.remove(buf).unwrap_or_default();
-                    data.clear();
-                    data.resize(len, 0);
-                    self.bufs.insert(buf.clone(), data);
-                }
-                Step::Iadd { dst, src } => {
-                    let mut d = self.take(dst)?;
-                    backend.iadd(&mut d, self.get(src)?)?;
-                    self.bufs.insert(dst.clone(), d);
-                }
-                Step::Muladd { dst, src, c } => {
-                    let mut d = self.take(dst)?;
-                    backend.muladd(&mut d, self.get(src)?, *c)?;
-                    self.bufs.insert(dst.clone(), d);
-                }
-                Step::Mult { dst, src, c } if dst == src => {
-                    let d = self.bufs.get_mut(dst).ok_or_else(|| missing(dst))?;
-                    backend.scale(d, *c);
-                }
-                Step::Mult { dst, src, c } => {
-                    let mut d = self.bufs.remove(dst).unwrap_or_default();
-                    d.resize(len, 0);
-                    backend.mult(&mut d, self.get(src)?, *c)?;
-                    self.bufs.insert(dst.clone(), d);
-                }
-                Step::Write { buf } => {
-                    let data = self.get(buf)?.to_vec();
-                    self.writes.entry(index).or_default().extend_from_slice(&data);
-                }
-                Step::Send { buf, to, input } => {
-                    let data = self.get(buf)?.to_vec();
-                    streams.pushed.insert((to.clone(), input.clone()), data);
-                }
-                Step::Output { buf } => {
-                    let data = self.get(buf)?.to_vec();
-                    streams.outputs.insert(name.to_string(), data);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn get(&self, buf: &str) -> Result<&[u8]> {
-        self.bufs.get(buf).map(Vec::as_slice).ok_or_else(|| Error::Program(format!("buffer {buf} has no value")))
-    }
-
-    fn take(&mut self, buf: &str) -> Result<Vec<u8>> {
-        self.bufs.remove(buf).ok_or_else(|| Error::Program(format!("buffer {buf} has no value")))
-    }
 }

@@ -60,6 +60,8 @@ pub struct Node {
     pub(crate) pki: crate::pki::Pki,
     /// Access keys recently looked up (see `keys`).
     pub(crate) key_cache: crate::keys::KeyCache,
+    /// The coding runs this node takes part in (see `code`).
+    pub(crate) code_runs: crate::code::runs::CodeRuns,
 }
 
 /// The metadata database's page cache. The namespace lives on disk in redb, and the node's
@@ -228,6 +230,7 @@ impl Node {
             peers,
             pki,
             key_cache: Default::default(),
+            code_runs: Default::default(),
         });
 
         let (stop, stopped) = tokio::sync::watch::channel(false);

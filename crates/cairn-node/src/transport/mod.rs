@@ -93,6 +93,42 @@ pub enum PeerRequest {
         /// The chunk.
         id: ChunkId,
     },
+    /// Run this node's programs of a coding plan (its JSON, checked again here) as run `run`;
+    /// answered with what their WRITE steps stored, once they finish.
+    PlanRun {
+        /// The run, chosen by the node that coordinates it.
+        run: u64,
+        /// The plan's JSON.
+        plan: Vec<u8>,
+    },
+    /// The buffer at `position` of input `input` of program `program` in run `run` (push).
+    PlanPush {
+        /// The run.
+        run: u64,
+        /// The receiving program.
+        program: String,
+        /// Its input.
+        input: String,
+        /// The buffer's position in the stream (0, 1, ...).
+        position: u64,
+        /// The buffer (carried beside the message, not inside it).
+        #[serde(skip)]
+        data: Bytes,
+    },
+    /// The output buffer at `position` of program `program` in run `run` (pull).
+    PlanPull {
+        /// The run.
+        run: u64,
+        /// The producing program.
+        program: String,
+        /// The buffer's position in the stream.
+        position: u64,
+    },
+    /// Stop run `run` here (another part of it failed): its waiting programs fail at once.
+    PlanAbort {
+        /// The run.
+        run: u64,
+    },
 }
 
 /// A node's answer to a [`PeerRequest`] that it carried out (failures are [`ApiError`]s).
@@ -126,6 +162,8 @@ pub enum PeerReply {
     Present(bool),
     /// The length of the chunk copied.
     Copied(u32),
+    /// The chunks a node's programs of a coding plan stored: (program, chunk, length).
+    PlanDone(Vec<(String, ChunkId, u64)>),
     /// Done.
     Done,
 }
@@ -145,6 +183,7 @@ impl PeerRequest {
             PeerRequest::Info => INFO_TIMEOUT,
             PeerRequest::Propose(_) | PeerRequest::ReadIndex | PeerRequest::RemoveNode { .. } => LEADER_TIMEOUT,
             PeerRequest::Join(_) => JOIN_TIMEOUT,
+            PeerRequest::PlanRun { .. } => crate::code::RUN_TIMEOUT,
             _ => COPY_TIMEOUT,
         }
     }
@@ -165,13 +204,17 @@ impl PeerRequest {
             PeerRequest::TouchChunk { .. } => "touch-chunk",
             PeerRequest::CopyChunk { .. } => "copy-chunk",
             PeerRequest::DeleteChunk { .. } => "delete-chunk",
+            PeerRequest::PlanRun { .. } => "plan-run",
+            PeerRequest::PlanPush { .. } => "plan-push",
+            PeerRequest::PlanPull { .. } => "plan-pull",
+            PeerRequest::PlanAbort { .. } => "plan-abort",
         }
     }
 
     /// The bytes carried beside the message, if it has a place for them.
     pub fn payload_mut(&mut self) -> Option<&mut Bytes> {
         match self {
-            PeerRequest::PutChunk { data, .. } => Some(data),
+            PeerRequest::PutChunk { data, .. } | PeerRequest::PlanPush { data, .. } => Some(data),
             _ => None,
         }
     }

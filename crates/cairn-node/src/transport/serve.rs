@@ -36,6 +36,18 @@ pub async fn handle(node: &Arc<Node>, req: PeerRequest) -> Result<PeerReply, Api
             node.chunks.delete_chunk_local(id).await?;
             PeerReply::Done
         }
+        PeerRequest::PlanRun { run, plan } => PeerReply::PlanDone(node.run_programs_here(run, &plan).await?),
+        PeerRequest::PlanPush { run, program, input, position, data } => {
+            node.code_runs.push(run, &program, &input, position, data).await?;
+            PeerReply::Done
+        }
+        PeerRequest::PlanPull { run, program, position } => {
+            PeerReply::Chunk { data: node.code_runs.pull(run, &program, position).await? }
+        }
+        PeerRequest::PlanAbort { run } => {
+            node.code_runs.abort(run);
+            PeerReply::Done
+        }
     })
 }
 
