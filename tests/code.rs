@@ -158,4 +158,15 @@ fn a_pulled_chain_returns_its_result_and_bad_plans_change_nothing() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 403);
+    // A copy that rots on disk after the ledger vouched for it: that node's part fails, the
+    // run stops everywhere and the error says why.
+    let n0_node = nodes.iter().find(|n| cluster(n)["node_id"] == members[2].as_str()).unwrap();
+    let file = n0_node.data.join("chunks").join(&ids[0][..2]).join(&ids[0]);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let out = run_plan(&nodes[0], &plan, &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"), "{}", String::from_utf8_lossy(&out.stderr));
 }

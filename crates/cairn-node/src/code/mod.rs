@@ -23,6 +23,10 @@ use cairn_core::{ApiError, ChunkId, ErrorCode};
 use cairn_gf::{Backend, Checked, Emit, Machine, Plan, Source, Step};
 use serde_json::{json, Value};
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+
 use crate::node::Node;
 use crate::transport::{PeerReply, PeerRequest};
 
@@ -50,6 +54,14 @@ fn gf_error(e: cairn_gf::Error) -> ApiError {
 fn node_of(plan: &Plan, program: &str) -> Result<u64, ApiError> {
     let p = plan.programs.get(program).ok_or_else(|| invalid(format!("no program {program}")))?;
     p.node.parse().map_err(|_| invalid(format!("{program}: {:?} is not a node id", p.node)))
+}
+
+/// What one part of a run gave the coordinator.
+enum Part {
+    /// A node's programs finished: what their WRITE steps stored there.
+    Written(u64, Vec<(String, ChunkId, u64)>),
+    /// A result stream, pulled whole.
+    Result(String, Vec<u8>),
 }
 
 /// A chunk a plan loads: node and id as the plan writes them, and parsed (`None` when either
@@ -84,8 +96,10 @@ fn loads(plan: &Plan) -> Vec<Wanted> {
 }
 
 impl Node {
-    /// Checks a plan against this node's replica of the ledger and the membership.
-    async fn check_plan(&self, plan: &Plan) -> Result<Checked, ApiError> {
+    /// Checks a plan against this node's replica of the ledger and the membership. With
+    /// `only`, holders are checked for that node's chunks only (a part of a run checks its
+    /// own; the coordinator already checked the others, which may change while it runs).
+    async fn check_plan(&self, plan: &Plan, only: Option<u64>) -> Result<Checked, ApiError> {
         let wanted = loads(plan);
         let ids: Vec<Option<(u64, ChunkId)>> = wanted.iter().map(|w| w.at).collect();
         let sizes: Vec<Option<u64>> = self
@@ -95,7 +109,7 @@ impl Node {
                 for item in ids {
                     let size = match item {
                         Some((node, id)) => cairn_meta::chunk_record(txn, &id)?
-                            .filter(|r| r.holders.iter().any(|h| h.node == node))
+                            .filter(|r| only.is_some_and(|me| me != node) || r.holders.iter().any(|h| h.node == node))
                             .map(|r| u64::from(r.len)),
                         None => None,
                     };
@@ -138,42 +152,61 @@ impl Node {
     /// Coordinates a coding plan (see the module docs); answers with the chunks written and
     /// the result streams.
     pub async fn run_plan(&self, plan: Plan) -> Result<Value, ApiError> {
-        let checked = self.check_plan(&plan).await?;
+        let checked = self.check_plan(&plan, None).await?;
         let run: u64 = rand::random();
         let text = serde_json::to_vec(&plan).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let nodes: BTreeSet<u64> = plan.programs.keys().map(|p| node_of(&plan, p)).collect::<Result<_, _>>()?;
-        let parts = nodes.iter().map(|&at| {
+        let mut pending: FuturesUnordered<BoxFuture<'_, Result<Part, ApiError>>> = FuturesUnordered::new();
+        for &at in &nodes {
             let text = text.clone();
-            async move {
-                if at == self.id {
-                    return self.run_programs_here(run, &text).await;
+            pending.push(
+                async move {
+                    let written = if at == self.id {
+                        self.run_programs_here(run, &text).await?
+                    } else {
+                        match self.meta.ask(at, PeerRequest::PlanRun { run, plan: text }, None).await? {
+                            PeerReply::PlanDone(written) => written,
+                            r => return Err(r.unexpected()),
+                        }
+                    };
+                    Ok(Part::Written(at, written))
                 }
-                match self.meta.ask(at, PeerRequest::PlanRun { run, plan: text }, None).await? {
-                    PeerReply::PlanDone(written) => Ok(written),
-                    r => Err(r.unexpected()),
+                .boxed(),
+            );
+        }
+        for name in &checked.results {
+            let (plan, length) = (&plan, checked.length);
+            pending.push(
+                async move {
+                    let at = node_of(plan, name)?;
+                    let mut out = Vec::new();
+                    let mut position = 0;
+                    while (out.len() as u64) < length {
+                        out.extend_from_slice(&self.pull_output(run, at, name, position).await?);
+                        position += 1;
+                    }
+                    Ok(Part::Result(name.clone(), out))
+                }
+                .boxed(),
+            );
+        }
+        // The first real error ends the run everywhere; an abort's echo waits for its cause.
+        let (mut written, mut results, mut echo) = (Vec::new(), Vec::new(), None);
+        while let Some(done) = pending.next().await {
+            match done {
+                Ok(Part::Written(at, w)) => written.extend(w.into_iter().map(|(p, id, len)| (p, id, len, at))),
+                Ok(Part::Result(name, data)) => results.push((name, data)),
+                Err(e) if runs::is_abort(&e) => echo = echo.or(Some(e)),
+                Err(e) => {
+                    self.abort_run(run, &nodes).await;
+                    return Err(e);
                 }
             }
-        });
-        let results = checked.results.iter().map(|name| async {
-            let at = node_of(&plan, name)?;
-            let mut out = Vec::new();
-            let mut position = 0;
-            while (out.len() as u64) < checked.length {
-                out.extend_from_slice(&self.pull_output(run, at, name, position).await?);
-                position += 1;
-            }
-            Ok::<_, ApiError>((name.clone(), out))
-        });
-        let done =
-            futures::future::try_join(futures::future::try_join_all(parts), futures::future::try_join_all(results))
-                .await;
-        let (written, results) = match done {
-            Ok(d) => d,
-            Err(e) => {
-                self.abort_run(run, &nodes).await;
-                return Err(e);
-            }
-        };
+        }
+        if let Some(e) = echo {
+            self.abort_run(run, &nodes).await;
+            return Err(e);
+        }
         let b64 = base64::engine::general_purpose::STANDARD;
         let results: serde_json::Map<String, Value> = results
             .into_iter()
@@ -182,11 +215,6 @@ impl Node {
                     json!({ "length": data.len(), "blake3": ChunkId::of(&data).to_hex(), "base64": b64.encode(&data) });
                 (name, v)
             })
-            .collect();
-        let mut written: Vec<(String, ChunkId, u64, u64)> = nodes
-            .iter()
-            .zip(written)
-            .flat_map(|(&at, w)| w.into_iter().map(move |(p, id, len)| (p, id, len, at)))
             .collect();
         written.sort_by_key(|w| checked.order.iter().position(|p| *p == w.0));
         let written: Vec<Value> = written
@@ -231,7 +259,7 @@ impl Node {
             return Err(invalid("the plan is too large"));
         }
         let plan = Plan::from_json(text).map_err(gf_error)?;
-        let checked = self.check_plan(&plan).await?;
+        let checked = self.check_plan(&plan, Some(self.id)).await?;
         let mine: Vec<&String> =
             plan.programs.iter().filter(|(_, p)| p.node == self.id.to_string()).map(|(n, _)| n).collect();
         let done =

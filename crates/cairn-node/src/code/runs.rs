@@ -52,8 +52,17 @@ pub(crate) struct CodeRuns {
     runs: Mutex<HashMap<u64, Arc<Run>>>,
 }
 
+/// What a step waiting in an aborted run fails with (the run's real error comes from the
+/// part that failed first).
+pub(crate) const ABORTED: &str = "the coding run was aborted";
+
 fn failed(why: String) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, why)
+}
+
+/// Whether an error is only the echo of an abort.
+pub(crate) fn is_abort(e: &ApiError) -> bool {
+    e.message == ABORTED
 }
 
 impl Run {
@@ -82,7 +91,7 @@ impl Run {
         }
         let s = self.stream(kind, program, input)?;
         tokio::select! {
-            _ = self.cancel.cancelled() => Err(failed("the coding run was aborted".into())),
+            _ = self.cancel.cancelled() => Err(failed(ABORTED.into())),
             sent = tokio::time::timeout(STREAM_TIMEOUT, s.tx.send((position, data))) => match sent {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(failed("the coding run ended".into())),
@@ -96,7 +105,7 @@ impl Run {
         let s = self.stream(kind, program, input)?;
         let mut rx = s.rx.lock().await;
         let got = tokio::select! {
-            _ = self.cancel.cancelled() => return Err(failed("the coding run was aborted".into())),
+            _ = self.cancel.cancelled() => return Err(failed(ABORTED.into())),
             got = tokio::time::timeout(STREAM_TIMEOUT, rx.recv()) => got,
         };
         match got {
@@ -123,7 +132,7 @@ impl Run {
             }
         };
         tokio::select! {
-            _ = self.cancel.cancelled() => Err(failed("the coding run was aborted".into())),
+            _ = self.cancel.cancelled() => Err(failed(ABORTED.into())),
             done = tokio::time::timeout(STREAM_TIMEOUT, wait) => {
                 done.map_err(|_| failed(format!("nobody took the last buffers of {program}")))
             }
