@@ -170,3 +170,39 @@ fn a_pulled_chain_returns_its_result_and_bad_plans_change_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_rapidraid_chain_archives_eleven_blocks_into_sixteen_on_three_nodes() {
+    let nodes = start_cluster_with(3, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut blocks = Vec::new();
+    let mut ids = Vec::new();
+    for j in 0..11 {
+        let bytes = data(70 + j, LEN);
+        let local = dir.path().join(format!("o{j}"));
+        std::fs::write(&local, &bytes).unwrap();
+        nodes[0].ok(&["put", local.to_str().unwrap(), &format!("/archive/o{j}")]);
+        ids.push(blake3::hash(&bytes).to_hex().to_string());
+        blocks.push(bytes);
+    }
+    wait_for("the ledger to list every copy", Duration::from_secs(30), || nodes[0].cli(&["fsck"]).status.success());
+    let members = node_ids(&nodes[0]);
+    // Sixteen chain positions over three nodes, each holding every block (replicas:3).
+    let chain: Vec<String> = (0..16).map(|i| members[i % 3].clone()).collect();
+    let code = cairn_gf::RapidRaid::rapid_16_11();
+    let plan = serde_json::to_value(code.plan(&chain, &ids, 8192).unwrap()).unwrap();
+    let out = run_plan(&nodes[2], &plan, &["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let g = code.generator();
+    let ins: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    let written = v["written"].as_array().unwrap();
+    assert_eq!(written.len(), 16);
+    for w in written {
+        let i: usize = w["program"].as_str().unwrap()[1..].parse().unwrap();
+        let mut want = vec![0u8; LEN];
+        cairn_gf::Backend::best().dot(&cairn_gf::Matrix::from_row(g.row(i)), &ins, &mut [&mut want], false).unwrap();
+        assert_eq!(w["chunk"], blake3::hash(&want).to_hex().as_str(), "coded block {i}");
+        assert_eq!(w["node"], chain[i].as_str());
+    }
+}

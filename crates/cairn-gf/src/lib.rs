@@ -16,6 +16,7 @@ mod kernel;
 mod matrix;
 mod portable;
 mod program;
+mod rapidraid;
 mod rs;
 mod run;
 #[cfg(target_arch = "x86_64")]
@@ -28,6 +29,7 @@ pub use program::{
     Checked, Plan, Program, Source, Step, MAX_BUFFER, MAX_BUFFERS, MAX_LENGTH, MAX_NAME, MAX_PROGRAMS, MAX_STEPS,
     PLAN_VERSION,
 };
+pub use rapidraid::RapidRaid;
 pub use rs::ReedSolomon;
 pub use run::{run, Emit, Io, Machine, Outcome, Written};
 
