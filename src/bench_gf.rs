@@ -1,5 +1,6 @@
 //! `cairn bench --gf`: the coding engine's speed on one core, on every kernel this CPU runs,
-//! beside memcpy of the same bytes measured in the same run (the machine's own limit).
+//! beside memcpy of the same bytes measured in the same run (the machine's own limit) and,
+//! in a build with the `isal` feature, beside ISA-L's `ec_encode_data` on the same buffers.
 
 use anyhow::Result;
 use cairn_gf::{Backend, ReedSolomon};
@@ -10,6 +11,8 @@ const SHARD: usize = 1 << 20;
 /// Each figure runs at least this long.
 const SPAN: Duration = Duration::from_millis(300);
 const GIB: f64 = (1u64 << 30) as f64;
+/// The codes measured: (data, parity).
+const CODES: [(usize, usize); 3] = [(6, 3), (10, 4), (11, 5)];
 
 /// GiB/s of `bytes` moved per call of `f`, repeated for at least [`SPAN`].
 fn speed(bytes: usize, mut f: impl FnMut()) -> f64 {
@@ -27,6 +30,31 @@ fn buffers(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| (0..SHARD).map(|j| (j * 31 + i * 7 + j / 253) as u8).collect()).collect()
 }
 
+/// Encode, decode with 2 data shards lost and with M lost, GiB/s of data per second.
+fn code_figures(b: Backend, k: usize, m: usize) -> Result<[f64; 3]> {
+    let rs = ReedSolomon::new(k, m)?.with_backend(b);
+    let data = buffers(k);
+    let mut parity = vec![vec![0u8; SHARD]; m];
+    let ins: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    let encode = speed(k * SHARD, || {
+        let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+        rs.encode(&ins, &mut outs).expect("shaped buffers");
+    });
+    let mut decode = [0.0; 2];
+    for (slot, lost) in decode.iter_mut().zip([2, m]) {
+        // Data shards 0..lost are gone; the next K shards (data, then parity) rebuild them.
+        let present: Vec<usize> = (lost..lost + k).collect();
+        let inputs: Vec<&[u8]> = data.iter().chain(&parity).skip(lost).take(k).map(Vec::as_slice).collect();
+        let wanted: Vec<usize> = (0..lost).collect();
+        let mut rebuilt = vec![vec![0u8; SHARD]; lost];
+        *slot = speed(k * SHARD, || {
+            let mut outs: Vec<&mut [u8]> = rebuilt.iter_mut().map(Vec::as_mut_slice).collect();
+            rs.rebuild(&present, &inputs, &wanted, &mut outs).expect("enough shards");
+        });
+    }
+    Ok([encode, decode[0], decode[1]])
+}
+
 /// Runs `cairn bench --gf`.
 pub fn run() -> Result<()> {
     let src = buffers(1).remove(0);
@@ -35,55 +63,51 @@ pub fn run() -> Result<()> {
         dst.copy_from_slice(std::hint::black_box(&src));
         std::hint::black_box(&dst);
     });
-    println!("cairn bench --gf: one core, {} KiB buffers; best kernel here: {}", SHARD >> 10, Backend::best().name());
-    println!("memcpy (the limit): {memcpy:.1} GiB/s\n");
-    println!(
-        "{:<12} {:>7} {:>7} {:>7}  {:>14} {:>14} {:>14}",
-        "kernel", "IADD", "MULT", "MULADD", "encode 4+2", "encode 6+3", "encode 10+4"
-    );
-    let codes = [(4, 2), (6, 3), (10, 4)];
-    let mut decode_rows = Vec::new();
+    println!("cairn bench --gf: one core, {} KiB shards; best kernel here: {}", SHARD >> 10, Backend::best().name());
+    println!("memcpy (the limit): {memcpy:.1} GiB/s");
+    println!("GiB/s of buffer (IADD, MULT, MULADD) or of data shards (encode, decode) per second\n");
+    print!("{:<12} {:>6} {:>6} {:>7}", "kernel", "IADD", "MULT", "MULADD");
+    for (k, m) in CODES {
+        print!("  {:>22}", format!("RS({k},{m}) enc/dec2/dec{m}"));
+    }
+    println!();
     for b in Backend::ALL.into_iter().filter(|b| b.available()) {
         let iadd = speed(SHARD, || b.iadd(&mut dst, &src).expect("equal buffers"));
         let mult = speed(SHARD, || b.mult(&mut dst, &src, 0x8e).expect("equal buffers"));
         let muladd = speed(SHARD, || b.muladd(&mut dst, &src, 0x8e).expect("equal buffers"));
-        let mut enc = Vec::new();
-        let mut dec = Vec::new();
-        for (k, m) in codes {
-            let rs = ReedSolomon::new(k, m)?.with_backend(b);
-            let data = buffers(k);
-            let mut parity = vec![vec![0u8; SHARD]; m];
-            let ins: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-            enc.push(speed(k * SHARD, || {
-                let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
-                rs.encode(&ins, &mut outs).expect("shaped buffers");
-            }));
-            // The worst case: M data shards lost, rebuilt from the rest and the parity.
-            let present: Vec<usize> = (m..k + m).collect();
-            let inputs: Vec<&[u8]> = data.iter().chain(&parity).skip(m).map(Vec::as_slice).collect();
-            let lost: Vec<usize> = (0..m).collect();
-            let mut rebuilt = vec![vec![0u8; SHARD]; m];
-            dec.push(speed(k * SHARD, || {
-                let mut outs: Vec<&mut [u8]> = rebuilt.iter_mut().map(Vec::as_mut_slice).collect();
-                rs.rebuild(&present, &inputs, &lost, &mut outs).expect("enough shards");
-            }));
+        print!("{:<12} {iadd:>6.1} {mult:>6.1} {muladd:>7.1}", b.name());
+        for (k, m) in CODES {
+            let [e, d2, dm] = code_figures(b, k, m)?;
+            print!("  {:>22}", format!("{e:.1} / {d2:.1} / {dm:.1}"));
         }
-        println!(
-            "{:<12} {iadd:>7.1} {mult:>7.1} {muladd:>7.1}  {:>14.1} {:>14.1} {:>14.1}",
-            b.name(),
-            enc[0],
-            enc[1],
-            enc[2]
-        );
-        decode_rows.push((b.name(), dec));
+        println!();
     }
-    println!(
-        "\n{:<12} {:>14} {:>14} {:>14}   (M data shards lost)",
-        "kernel", "decode 4+2", "decode 6+3", "decode 10+4"
-    );
-    for (name, dec) in decode_rows {
-        println!("{name:<12} {:>14.1} {:>14.1} {:>14.1}", dec[0], dec[1], dec[2]);
+    isal_row()?;
+    Ok(())
+}
+
+/// ISA-L's encode of the same codes, in a build with the `isal` feature.
+#[cfg(feature = "isal")]
+fn isal_row() -> Result<()> {
+    print!("{:<12} {:>6} {:>6} {:>7}", "ISA-L", "", "", "");
+    for (k, m) in CODES {
+        let mut code = cairn_gf::isal::IsalCode::new(k, m)?;
+        let data = buffers(k);
+        let mut parity = vec![vec![0u8; SHARD]; m];
+        let ins: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+        let e = speed(k * SHARD, || {
+            let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+            code.encode(&ins, &mut outs).expect("shaped buffers");
+        });
+        print!("  {:>22}", format!("{e:.1} (encode)"));
     }
-    println!("\nGiB/s of data shards (encode, decode) or of buffer (IADD, MULT, MULADD) per second.");
+    println!();
+    Ok(())
+}
+
+/// Without the `isal` feature there is no ISA-L to compare with.
+#[cfg(not(feature = "isal"))]
+fn isal_row() -> Result<()> {
+    println!("(ISA-L: build with `--features isal` and libisal-dev installed to compare)");
     Ok(())
 }

@@ -12,6 +12,8 @@
 //! streamed buffers, checked before they run and executed by [`run`].
 
 mod field;
+#[cfg(feature = "isal")]
+pub mod isal;
 mod kernel;
 mod matrix;
 mod portable;

@@ -13,7 +13,7 @@ use crate::kernel::{Backend, Dot};
 use crate::portable;
 
 /// Outputs accumulated in registers at once: each input vector is loaded once per group.
-const GROUP: usize = 4;
+const GROUP: usize = 6;
 
 /// One vector width and its multiply.
 trait Lanes {
@@ -205,7 +205,9 @@ unsafe fn dot_all<L: Lanes>(job: &Dot, outputs: &mut [&mut [u8]]) {
             1 => dot_group::<L, 1>(job, row, group, body),
             2 => dot_group::<L, 2>(job, row, group, body),
             3 => dot_group::<L, 3>(job, row, group, body),
-            _ => dot_group::<L, 4>(job, row, group, body),
+            4 => dot_group::<L, 4>(job, row, group, body),
+            5 => dot_group::<L, 5>(job, row, group, body),
+            _ => dot_group::<L, 6>(job, row, group, body),
         }
         row += group.len();
     }
