@@ -19,6 +19,7 @@ pub struct AccessKey {
     /// Its public id.
     pub id: String,
     /// Its secret, sealed with the cluster key (nonce then ciphertext and tag).
+    #[serde(with = "serde_bytes")]
     pub sealed: Vec<u8>,
     /// It may read files and list directories.
     pub read: bool,

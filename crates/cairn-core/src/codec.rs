@@ -41,4 +41,19 @@ mod tests {
         assert!(decode::<(u64, String)>(&[9, 1, 2], "t").is_err());
         assert!(decode::<(u64, String)>(&b[..2], "t").is_err());
     }
+
+    /// Byte strings marked `serde_bytes` (inline file data, xattr values, sealed secrets)
+    /// encode exactly as the plain `Vec<u8>` they were before, so stored data still decodes.
+    #[test]
+    fn byte_strings_keep_the_encoding_of_byte_vectors() {
+        #[derive(serde::Serialize)]
+        enum Before {
+            _None,
+            Inline(Vec<u8>),
+        }
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let now = crate::wire::Content::Inline(data.clone());
+        assert_eq!(encode(&now), encode(&Before::Inline(data)));
+        assert_eq!(decode::<crate::wire::Content>(&encode(&now), "content").unwrap(), now);
+    }
 }

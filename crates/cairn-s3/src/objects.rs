@@ -266,7 +266,7 @@ impl Conditions<'_> {
 /// Deletes the object `o` (a missing one is no error, as in S3). In a versioned bucket the
 /// deletion is kept as a version: its number (the delete marker's id) is returned.
 pub async fn delete<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath) -> S3Result<Option<u64>> {
-    let place = store::look(b, bucket, o, false).await?;
+    let place = store::look_with(b, bucket, o, false, true).await?;
     place.bucket(bucket)?;
     let versioned = place.versioned;
     // Entries of the directory the object's file is in, before it goes: over two, nothing

@@ -52,8 +52,8 @@ pub struct Found {
 /// An inode as read, with its S3 record (raw) if it has one.
 pub type Seen = (Inode, Option<Vec<u8>>);
 
-/// What lies where an object's key leads, read in one round: the bucket's directory, the
-/// key's path, and `OBJECT_FILE` inside it (with their S3 records, when asked for).
+/// What lies where an object's key leads: the bucket's directory, the key's path, and
+/// `OBJECT_FILE` inside it (with their S3 records, when asked for).
 pub struct Place {
     /// The bucket's directory, if there is one.
     pub bucket: Option<Inode>,
@@ -85,37 +85,59 @@ fn record_in(r: Option<Result<QueryReply, ApiError>>) -> Option<Vec<u8>> {
     }
 }
 
-/// Reads the [`Place`] of `o` in `bucket` (with records if `records`).
+/// Reads the [`Place`] of `o` in `bucket` (with records if `records`); `parent` stays `None`.
 pub async fn look<B: Backend>(b: &B, bucket: &FsPath, o: &ObjectPath, records: bool) -> S3Result<Place> {
-    let inner = o.inner();
+    look_with(b, bucket, o, records, false).await
+}
+
+/// One batch of queries; its answers in order.
+async fn batch<B: Backend>(b: &B, qs: Vec<Query>) -> S3Result<std::vec::IntoIter<Result<QueryReply, ApiError>>> {
+    match b.query(Query::Batch(qs)).await.map_err(s3)? {
+        QueryReply::Batch(a) => Ok(a.into_iter()),
+        _ => Err(s3_error!(InternalError, "unexpected answer to a query batch")),
+    }
+}
+
+/// Reads the [`Place`] of `o` in `bucket`, with records if `records` and the directory the
+/// key's path is in if `parent`. One round for a key that is a file or absent; a key whose
+/// path is a directory takes a second round for the object file inside it.
+pub async fn look_with<B: Backend>(
+    b: &B,
+    bucket: &FsPath,
+    o: &ObjectPath,
+    records: bool,
+    parent: bool,
+) -> S3Result<Place> {
     let mut qs = vec![
         Query::Stat(at(bucket)),
         Query::Stat(at(&o.path)),
-        Query::Stat(at(&inner)),
         Query::GetXattr { at: at(bucket), name: crate::versions::VERSIONING_XATTR.into() },
-        Query::Stat(at(&o.path.parent().unwrap_or_else(|| bucket.clone()))),
     ];
     if records {
         qs.push(Query::GetXattr { at: at(&o.path), name: META_XATTR.into() });
-        qs.push(Query::GetXattr { at: at(&inner), name: META_XATTR.into() });
     }
-    let answers = match b.query(Query::Batch(qs)).await.map_err(s3)? {
-        QueryReply::Batch(a) => a,
-        _ => return Err(s3_error!(InternalError, "unexpected answer to a query batch")),
-    };
-    let mut a = answers.into_iter();
+    if parent {
+        qs.push(Query::Stat(at(&o.path.parent().unwrap_or_else(|| bucket.clone()))));
+    }
+    let mut a = batch(b, qs).await?;
     let bucket = inode_in(a.next())?.filter(|i| i.kind == InodeKind::Dir);
-    let (path_inode, inner_inode) = (inode_in(a.next())?, inode_in(a.next())?);
+    let path_inode = inode_in(a.next())?;
     let versioned = record_in(a.next()).is_some();
-    let parent = inode_in(a.next())?;
-    let (path_record, inner_record) = (record_in(a.next()), record_in(a.next()));
-    Ok(Place {
-        bucket,
-        at: path_inode.map(|i| (i, path_record)),
-        inner: inner_inode.map(|i| (i, inner_record)),
-        versioned,
-        parent,
-    })
+    let path_record = if records { record_in(a.next()) } else { None };
+    let parent = if parent { inode_in(a.next())? } else { None };
+    let mut inner = None;
+    if path_inode.as_ref().is_some_and(|i| i.kind == InodeKind::Dir) {
+        let file = o.inner();
+        let mut qs = vec![Query::Stat(at(&file))];
+        if records {
+            qs.push(Query::GetXattr { at: at(&file), name: META_XATTR.into() });
+        }
+        let mut a = batch(b, qs).await?;
+        let inode = inode_in(a.next())?;
+        let record = if records { record_in(a.next()) } else { None };
+        inner = inode.map(|i| (i, record));
+    }
+    Ok(Place { bucket, at: path_inode.map(|i| (i, path_record)), inner, versioned, parent })
 }
 
 impl Place {

@@ -44,8 +44,9 @@ impl InodeKind {
 pub enum Content {
     /// No data: directories, and empty files.
     None,
-    /// Small files: the bytes themselves.
-    Inline(Vec<u8>),
+    /// Small files: the bytes themselves (as one byte string: decoding them byte by byte
+    /// made every lookup of a small file slow).
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Larger files: extents of chunks (and holes) covering `0..size` in order.
     Extents(Vec<Extent>),
     /// A symlink's target.
@@ -324,6 +325,7 @@ pub enum ClientCommand {
         /// Its name (1..=255 bytes).
         name: String,
         /// Its value (at most 64 KiB).
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// Create, replace, or either.
         mode: XattrMode,

@@ -111,7 +111,7 @@ pub enum QueryReply {
     /// For [`Query::WritePlan`].
     Plan(WritePlan),
     /// For [`Query::GetXattr`].
-    Xattr(Vec<u8>),
+    Xattr(#[serde(with = "serde_bytes")] Vec<u8>),
     /// For [`Query::ListXattrs`].
     Names(Vec<String>),
     /// For [`Query::Versions`].
