@@ -11,6 +11,7 @@
 //! programs of LOAD, IADD, MULT, MULADD, WRITE, SEND and OUTPUT steps that nodes run over
 //! streamed buffers, checked before they run and executed by [`run`].
 
+pub mod bench;
 mod field;
 #[cfg(feature = "isal")]
 pub mod isal;
