@@ -22,6 +22,7 @@ mod program;
 mod rapidraid;
 mod rs;
 mod run;
+mod stripe;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -35,6 +36,7 @@ pub use program::{
 pub use rapidraid::RapidRaid;
 pub use rs::ReedSolomon;
 pub use run::{run, Emit, Io, Machine, Outcome, Written};
+pub use stripe::{Piece, Stripe};
 
 /// What can go wrong in the coding engine. Every case is a refusal made before any byte of
 /// output is written.
