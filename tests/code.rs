@@ -205,4 +205,21 @@ fn a_rapidraid_chain_archives_eleven_blocks_into_sixteen_on_three_nodes() {
         assert_eq!(w["chunk"], blake3::hash(&want).to_hex().as_str(), "coded block {i}");
         assert_eq!(w["node"], chain[i].as_str());
     }
+    // The centralised baseline (one node gathers, codes and sends out) writes the same chunks.
+    let holders: Vec<String> = (0..11).map(|j| members[j % 3].clone()).collect();
+    let central = serde_json::to_value(code.central_plan(&chain, &holders, &ids, &members[1], 8192).unwrap()).unwrap();
+    let out = run_plan(&nodes[0], &central, &["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chunks = |v: &Value| {
+        let mut w: Vec<(String, String)> = v["written"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (w["program"].as_str().unwrap().to_string(), w["chunk"].as_str().unwrap().to_string()))
+            .collect();
+        w.sort();
+        w
+    };
+    assert_eq!(chunks(&c), chunks(&v));
 }

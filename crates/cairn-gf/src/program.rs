@@ -24,7 +24,7 @@ pub const MAX_PROGRAMS: usize = 64;
 /// Steps in one program.
 pub const MAX_STEPS: usize = 256;
 /// Distinct buffers one program names (its memory is this many buffers).
-pub const MAX_BUFFERS: usize = 16;
+pub const MAX_BUFFERS: usize = 32;
 /// Longest name of a program, buffer or input.
 pub const MAX_NAME: usize = 64;
 
@@ -112,6 +112,21 @@ pub enum Step {
         /// The buffer streamed out.
         buf: String,
     },
+}
+
+impl Program {
+    /// How many distinct buffers the program names (its memory is this many buffers).
+    pub fn buffers(&self) -> usize {
+        let mut names = BTreeSet::new();
+        for step in &self.steps {
+            match step {
+                Step::Load { buf, .. } | Step::Zero { buf } => names.insert(buf.as_str()),
+                Step::Mult { dst, .. } => names.insert(dst.as_str()),
+                _ => false,
+            };
+        }
+        names.len()
+    }
 }
 
 /// Where a LOAD takes its buffers from.

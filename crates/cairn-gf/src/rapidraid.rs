@@ -229,6 +229,48 @@ impl RapidRaid {
         }
         Ok(Plan { v: crate::PLAN_VERSION, buffer, programs })
     }
+
+    /// The centralised baseline of [`RapidRaid::plan`]: program `h<j>` on `holders[j]` streams
+    /// data block j out, program `gather` on `central` pulls all k, computes every coded block
+    /// from the generator and pushes block i to program `c<i>` on `nodes[i]`, which writes it.
+    /// The same coded blocks, with one node receiving all the data and sending all the output.
+    pub fn central_plan(
+        &self,
+        nodes: &[String],
+        holders: &[String],
+        blocks: &[String],
+        central: &str,
+        buffer: usize,
+    ) -> Result<Plan> {
+        if nodes.len() != self.coded() || holders.len() != self.k || blocks.len() != self.k {
+            return Err(Error::Shape { what: "a node per coded block, a holder and a chunk per data block" });
+        }
+        let g = self.generator();
+        let mut programs = std::collections::BTreeMap::new();
+        let mut gather = Vec::new();
+        for j in 0..self.k {
+            let o = format!("o{j}");
+            let steps = vec![
+                Step::Load { buf: o.clone(), from: Source::Chunk(blocks[j].clone()) },
+                Step::Output { buf: o.clone() },
+            ];
+            programs.insert(format!("h{j}"), Program { node: holders[j].clone(), steps });
+            gather.push(Step::Load { buf: o, from: Source::Program(format!("h{j}")) });
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let c = format!("c{i}");
+            gather.push(Step::Zero { buf: c.clone() });
+            for j in (0..self.k).filter(|&j| g.get(i, j) != 0) {
+                gather.push(Step::Muladd { dst: c.clone(), src: format!("o{j}"), c: g.get(i, j) });
+            }
+            gather.push(Step::Send { buf: c.clone(), to: c.clone(), input: c.clone() });
+            let steps =
+                vec![Step::Load { buf: c.clone(), from: Source::Input(c.clone()) }, Step::Write { buf: c.clone() }];
+            programs.insert(c, Program { node: node.clone(), steps });
+        }
+        programs.insert("gather".to_string(), Program { node: central.to_string(), steps: gather });
+        Ok(Plan { v: crate::PLAN_VERSION, buffer, programs })
+    }
 }
 
 /// The next k-subset of 0..n in lexicographic order; false after the last.

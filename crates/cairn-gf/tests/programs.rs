@@ -217,8 +217,8 @@ fn bad_plans_are_refused_before_anything_runs() {
     let mut old = plan(100, vec![("a", "node0", vec![load("x", chunk(0))])]);
     old.v = 2;
     refused(&old, &mem, "plan version 2");
-    let many: Vec<Step> = (0..17).map(|i| Step::Zero { buf: format!("b{i}") }).collect();
-    refused(&plan(100, vec![("a", "node0", many)]), &mem, "more than 16 buffers");
+    let many: Vec<Step> = (0..33).map(|i| Step::Zero { buf: format!("b{i}") }).collect();
+    refused(&plan(100, vec![("a", "node0", many)]), &mem, "more than 32 buffers");
 }
 
 #[test]

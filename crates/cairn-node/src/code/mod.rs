@@ -34,7 +34,8 @@ use crate::transport::{PeerReply, PeerRequest};
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 /// How long a node's part of a plan may take.
 pub(crate) const RUN_TIMEOUT: Duration = Duration::from_secs(600);
-/// The most bytes of chunks one node loads for a plan (held in memory while it runs).
+/// The most bytes of chunks one node loads for a plan, and the most bytes of buffers its
+/// programs there hold (both in memory while it runs).
 const MAX_LOADED: u64 = 512 << 20;
 /// The most bytes of result streams one plan may return.
 const MAX_RESULTS: u64 = 64 << 20;
@@ -139,6 +140,13 @@ impl Node {
         }
         if per_node.values().any(|&n| n > MAX_LOADED) {
             return Err(invalid(format!("the plan loads more than {} MiB of chunks on one node", MAX_LOADED >> 20)));
+        }
+        let mut buffers: BTreeMap<&str, u64> = BTreeMap::new();
+        for p in plan.programs.values() {
+            *buffers.entry(p.node.as_str()).or_default() += (p.buffers() * plan.buffer) as u64;
+        }
+        if let Some((node, _)) = buffers.iter().find(|(_, &n)| n > MAX_LOADED) {
+            return Err(invalid(format!("the plan's buffers need more than {} MiB on node {node}", MAX_LOADED >> 20)));
         }
         if checked.results.len() as u64 * checked.length > MAX_RESULTS {
             return Err(invalid(format!(
