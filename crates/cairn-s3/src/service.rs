@@ -5,9 +5,9 @@ use crate::auth::may_read;
 use crate::errors::{is_not_found, s3};
 use crate::list::{self, Listing, MAX_KEYS};
 use crate::meta::ObjectMeta;
-use crate::names::{bucket_path, object_path};
+use crate::names::{bucket_path, object_path, ObjectPath};
 use crate::objects::{self, etag, modified, Conditions, Upload};
-use crate::store::{self, at};
+use crate::store::{self, at, Found};
 use crate::walk::Item;
 use crate::{headers, sums, tags, versions};
 use base64::Engine;
@@ -106,6 +106,48 @@ impl<B: Backend> Cairn<B> {
             })
             .collect();
         Ok((page, objects))
+    }
+
+    /// The object a GET or HEAD names (a version of it, with `version`), once it meets the
+    /// request's conditions.
+    async fn readable(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&String>,
+        cond: Conditions<'_>,
+    ) -> S3Result<(Found, ObjectMeta)> {
+        let dir = bucket_path(bucket)?;
+        let o = object_path(bucket, key)?;
+        let (found, meta) = match version {
+            Some(v) => versions::get(self.backend.as_ref(), &dir, &o, v).await?,
+            None => objects::get(self.backend.as_ref(), &dir, &o).await?,
+        };
+        cond.check(&meta, &found.inode)?;
+        Ok((found, meta))
+    }
+
+    /// The source object of a CopyObject or UploadPartCopy (its path, what is there, its
+    /// record), which `key` must be allowed to read, and which must meet the
+    /// `x-amz-copy-source-if-*` conditions.
+    pub(crate) async fn copy_source(
+        &self,
+        source: &CopySource,
+        key: Option<&AccessKey>,
+        cond: Conditions<'_>,
+    ) -> S3Result<(ObjectPath, Found, ObjectMeta)> {
+        let (src_bucket, src_key) = match source {
+            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+            _ => return Err(s3_error!(NotImplemented, "copy sources other than BUCKET/KEY")),
+        };
+        let src = object_path(&src_bucket, &src_key)?;
+        may_read(key, &src.path)?;
+        let (found, meta) = objects::get(self.backend.as_ref(), &bucket_path(&src_bucket)?, &src).await?;
+        if found.inode.kind != InodeKind::File {
+            return Err(s3_error!(InvalidRequest, "the copy source is a folder key"));
+        }
+        cond.check(&meta, &found.inode).map_err(|_| s3_error!(PreconditionFailed))?;
+        Ok((src, found, meta))
     }
 }
 
@@ -207,19 +249,13 @@ impl<B: Backend> S3 for Cairn<B> {
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> Out<GetObjectOutput> {
         let i = &req.input;
-        let bucket = bucket_path(&i.bucket)?;
-        let o = object_path(&i.bucket, &i.key)?;
-        let (found, meta) = match &i.version_id {
-            Some(v) => versions::get(self.backend.as_ref(), &bucket, &o, v).await?,
-            None => objects::get(self.backend.as_ref(), &bucket, &o).await?,
-        };
         let cond = Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
             if_modified_since: i.if_modified_since.as_ref(),
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         };
-        cond.check(&meta, &found.inode)?;
+        let (found, meta) = self.readable(&i.bucket, &i.key, i.version_id.as_ref(), cond).await?;
         let size = if found.inode.kind == InodeKind::File { found.inode.size } else { 0 };
         let range = match &i.range {
             Some(r) => Some(r.check(size)?),
@@ -261,19 +297,13 @@ impl<B: Backend> S3 for Cairn<B> {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Out<HeadObjectOutput> {
         let i = &req.input;
-        let bucket = bucket_path(&i.bucket)?;
-        let o = object_path(&i.bucket, &i.key)?;
-        let (found, meta) = match &i.version_id {
-            Some(v) => versions::get(self.backend.as_ref(), &bucket, &o, v).await?,
-            None => objects::get(self.backend.as_ref(), &bucket, &o).await?,
-        };
         let cond = Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
             if_modified_since: i.if_modified_since.as_ref(),
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         };
-        cond.check(&meta, &found.inode)?;
+        let (found, meta) = self.readable(&i.bucket, &i.key, i.version_id.as_ref(), cond).await?;
         let size = if found.inode.kind == InodeKind::File { found.inode.size } else { 0 };
         let c = if i.checksum_mode.is_some() { sums::from_map(&meta.checksums) } else { Checksum::default() };
         let out = HeadObjectOutput {
@@ -356,24 +386,15 @@ impl<B: Backend> S3 for Cairn<B> {
     }
 
     async fn copy_object(&self, mut req: S3Request<CopyObjectInput>) -> Out<CopyObjectOutput> {
-        let (src_bucket, src_key) = match &req.input.copy_source {
-            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
-            _ => return Err(s3_error!(NotImplemented, "copy sources other than BUCKET/KEY")),
-        };
-        let src = object_path(&src_bucket, &src_key)?;
-        may_read(req.extensions.get::<AccessKey>(), &src.path)?;
-        let (found, src_meta) = objects::get(self.backend.as_ref(), &bucket_path(&src_bucket)?, &src).await?;
-        if found.inode.kind != InodeKind::File {
-            return Err(s3_error!(InvalidRequest, "the copy source is a folder key"));
-        }
-        let i = &mut req.input;
+        let i = &req.input;
         let cond = Conditions {
             if_match: i.copy_source_if_match.as_ref(),
             if_none_match: i.copy_source_if_none_match.as_ref(),
             if_modified_since: i.copy_source_if_modified_since.as_ref(),
             if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
         };
-        cond.check(&src_meta, &found.inode).map_err(|_| s3_error!(PreconditionFailed))?;
+        let (src, found, src_meta) = self.copy_source(&i.copy_source, req.extensions.get::<AccessKey>(), cond).await?;
+        let i = &mut req.input;
         let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         let mut up = upload(&req.headers, i.metadata.as_ref(), Checksum::default())?;
         let mut meta = if replace {

@@ -1,14 +1,11 @@
 //! The multipart operations of the S3 API, decoded and encoded around [`crate::multipart`].
 
-use crate::auth::may_read;
 use crate::multipart::{self, Completion, MAX_PARTS};
-use crate::names::{bucket_path, object_path};
 use crate::objects::{self, etag, modified};
 use crate::service::{upload, Cairn};
 use crate::sums;
 use cairn_client::Backend;
 use cairn_core::access::AccessKey;
-use cairn_core::wire::InodeKind;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use std::time::{Duration, UNIX_EPOCH};
@@ -83,23 +80,13 @@ impl<B: Backend> Cairn<B> {
 
     pub(crate) async fn mpu_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> Out<UploadPartCopyOutput> {
         let i = &req.input;
-        let (src_bucket, src_key) = match &i.copy_source {
-            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
-            _ => return Err(s3_error!(NotImplemented, "copy sources other than BUCKET/KEY")),
-        };
-        let src = object_path(&src_bucket, &src_key)?;
-        may_read(req.extensions.get::<AccessKey>(), &src.path)?;
-        let (found, src_meta) = objects::get(self.backend.as_ref(), &bucket_path(&src_bucket)?, &src).await?;
-        if found.inode.kind != InodeKind::File {
-            return Err(s3_error!(InvalidRequest, "the copy source is a folder key"));
-        }
         let cond = objects::Conditions {
             if_match: i.copy_source_if_match.as_ref(),
             if_none_match: i.copy_source_if_none_match.as_ref(),
             if_modified_since: i.copy_source_if_modified_since.as_ref(),
             if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
         };
-        cond.check(&src_meta, &found.inode).map_err(|_| s3_error!(PreconditionFailed))?;
+        let (_, found, _) = self.copy_source(&i.copy_source, req.extensions.get::<AccessKey>(), cond).await?;
         let range = match &i.copy_source_range {
             Some(r) => {
                 let r = Range::parse(r).map_err(|_| s3_error!(InvalidArgument, "bad x-amz-copy-source-range"))?;
