@@ -1,4 +1,5 @@
-//! The file-system chunk store: one file per chunk under `<root>/<first byte hex>/<id hex>`.
+//! The file-system chunk store: one file per chunk under `<root>/<first byte hex>/<id hex>`,
+//! and one per shard of an erasure-coded chunk under `<root>/<first byte hex>/<id hex>.s<index>-<k>+<m>`.
 //!
 //! Write protocol (each step is needed for crash safety):
 //! 1. write header + bytes to `<root>/tmp/<random>` — a crash here leaves only a temp file,
@@ -7,13 +8,14 @@
 //! 3. `rename` it to its final name — atomic, so readers see the whole chunk or nothing;
 //! 4. `fsync` the directory — the new name itself survives a power cut.
 //!
-//! Every file starts with a 64-byte header (magic, version, length, BLAKE3 hash, CRC32C of the
-//! data) so scrub can verify a chunk file on its own. Local reads check the BLAKE3; reads for
+//! Every file starts with a 64-byte header (magic, version, part, length, chunk id, CRC32C of
+//! the data) so scrub can verify a chunk file on its own. Local reads check the BLAKE3; reads for
 //! transfer check the CRC32C (the receiver checks the BLAKE3), as HDFS clients verify
 //! checksums end to end. Files that fail verification are moved to `<root>/quarantine/`.
 
-use crate::{ChunkError, ChunkInfo, ChunkStore, PutOutcome, Result};
+use crate::{ChunkError, ChunkInfo, ChunkStore, Part, PutOutcome, Result, Shard};
 use cairn_core::ChunkId;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,8 +37,10 @@ const READ_SLICE: usize = 256 << 10;
 /// Chunks as files in a directory tree.
 pub struct FsChunkStore {
     root: PathBuf,
-    /// Orders "touch" against "delete if old": see [`ChunkStore::touch`].
-    age_lock: Mutex<()>,
+    /// Orders "touch" against "delete if old" (see [`ChunkStore::touch`]), and guards the
+    /// index of the shards held per chunk, so a touch finds a chunk's shards without looking
+    /// for each possible one on disk.
+    age_lock: Mutex<HashMap<ChunkId, Vec<Shard>>>,
     /// Bytes of chunk data stored (counted at open, kept up to date).
     used: AtomicU64,
 }
@@ -53,10 +57,19 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn header(id: &ChunkId, data: &[u8]) -> [u8; HEADER_LEN] {
+/// The header bytes 10..14 of a part: kind (0 copy, 1 shard), shard index, k, m.
+fn part_bytes(part: Part) -> [u8; 4] {
+    match part {
+        Part::Copy => [0; 4],
+        Part::Shard(s) => [1, s.index, s.k, s.m],
+    }
+}
+
+fn header(id: &ChunkId, part: Part, data: &[u8]) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h[10..14].copy_from_slice(&part_bytes(part));
     h[16..24].copy_from_slice(&(data.len() as u64).to_le_bytes());
     h[24..56].copy_from_slice(&id.0);
     h[56..60].copy_from_slice(&crc32c::crc32c(data).to_le_bytes());
@@ -85,24 +98,149 @@ impl FsChunkStore {
             fs::create_dir_all(root.join(format!("{b:02x}")))?;
         }
         fsync_dir(root)?;
-        let store = FsChunkStore { root: root.to_path_buf(), age_lock: Mutex::new(()), used: AtomicU64::new(0) };
-        let mut used = 0;
+        let store =
+            FsChunkStore { root: root.to_path_buf(), age_lock: Mutex::new(HashMap::new()), used: AtomicU64::new(0) };
+        let (mut used, mut shards) = (0, HashMap::new());
         for c in store.list()? {
-            used += fs::metadata(store.path_of(&c.id))?.len().saturating_sub(HEADER_LEN as u64);
+            used += fs::metadata(store.part_path(&c.id, c.part))?.len().saturating_sub(HEADER_LEN as u64);
+            if let Part::Shard(s) = c.part {
+                shards.entry(c.id).or_insert_with(Vec::new).push(s);
+            }
         }
         store.used.store(used, Ordering::Relaxed);
+        *store.age_lock.lock().expect("age lock") = shards;
         Ok(store)
     }
 
     pub(crate) fn path_of(&self, id: &ChunkId) -> PathBuf {
-        chunk_path(&self.root, id)
+        part_path(&self.root, id, Part::Copy)
+    }
+
+    fn part_path(&self, id: &ChunkId, part: Part) -> PathBuf {
+        part_path(&self.root, id, part)
+    }
+
+    /// Stores one part durably (see the module doc for the steps).
+    fn put_part(&self, id: &ChunkId, part: Part, data: &[u8]) -> Result<PutOutcome> {
+        let path = self.part_path(id, part);
+        // Dedup: refresh the age so a GC racing with this write keeps the part.
+        if self.touch_path(&path)? {
+            return Ok(PutOutcome::Existed);
+        }
+        let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
+        let written = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&header(id, part, data))?;
+            f.write_all(data)?;
+            f.sync_all()
+        })();
+        // Under the age lock, so two writers of the same part (a chain write racing a
+        // repair copy) count its bytes once: the second finds the first's file and drops its
+        // own. Deletions take the same lock.
+        let result = written.and_then(|()| {
+            let mut shards = self.age_lock.lock().expect("age lock");
+            if path.exists() {
+                fs::remove_file(&tmp)?;
+                return Ok(PutOutcome::Existed);
+            }
+            fs::rename(&tmp, &path)?;
+            fsync_dir(path.parent().expect("chunk path has a parent"))?;
+            self.used.fetch_add(data.len() as u64, Ordering::Relaxed);
+            if let Part::Shard(s) = part {
+                shards.entry(*id).or_default().push(s);
+            }
+            Ok(PutOutcome::Stored)
+        });
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(e)
+        })
+    }
+
+    /// Refreshes one file's age; false if it is not there.
+    fn touch_path(&self, path: &Path) -> Result<bool> {
+        let _guard = self.age_lock.lock().expect("age lock");
+        touch_file(path)
+    }
+
+    /// Removes one part's file (under the age lock, held by the caller as `shards`) and
+    /// accounts for it; `aside`: move it there instead (quarantine). False if it was not there.
+    fn remove_part(
+        &self,
+        shards: &mut HashMap<ChunkId, Vec<Shard>>,
+        id: &ChunkId,
+        part: Part,
+        aside: Option<PathBuf>,
+    ) -> Result<bool> {
+        let path = self.part_path(id, part);
+        let size = match fs::metadata(&path) {
+            Ok(m) => m.len().saturating_sub(HEADER_LEN as u64),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(e)),
+        };
+        let removed = match aside {
+            Some(to) => fs::rename(&path, to),
+            None => fs::remove_file(&path),
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(e)),
+        }
+        self.used.fetch_sub(size, Ordering::Relaxed);
+        if let Part::Shard(s) = part {
+            if let Some(held) = shards.get_mut(id) {
+                held.retain(|h| *h != s);
+                if held.is_empty() {
+                    shards.remove(id);
+                }
+            }
+        }
+        fsync_dir(path.parent().expect("chunk path has a parent"))?;
+        Ok(true)
     }
 }
 
-/// Where chunk `id` lives under a store's `root`.
-fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
+/// Refreshes a file's modification time; false if it is not there.
+fn touch_file(path: &Path) -> Result<bool> {
+    match OpenOptions::new().append(true).open(path) {
+        Ok(f) => {
+            f.set_modified(SystemTime::now()).map_err(io_err)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Where a part of chunk `id` lives under a store's `root`.
+fn part_path(root: &Path, id: &ChunkId, part: Part) -> PathBuf {
     let hex = id.to_hex();
-    root.join(&hex[..2]).join(hex)
+    let dir = root.join(&hex[..2]);
+    match part {
+        Part::Copy => dir.join(hex),
+        Part::Shard(s) => dir.join(format!("{hex}.{}", shard_suffix(s))),
+    }
+}
+
+/// A shard file's name after its chunk's id: `s<index>-<k>+<m>`.
+fn shard_suffix(s: Shard) -> String {
+    format!("s{}-{}+{}", s.index, s.k, s.m)
+}
+
+/// The chunk and part a file name under a store's fan-out directory names, if any.
+fn parse_name(name: &str) -> Option<(ChunkId, Part)> {
+    match name.split_once('.') {
+        None => Some((ChunkId::from_hex(name).ok()?, Part::Copy)),
+        Some((hex, suffix)) => {
+            let (index, km) = suffix.strip_prefix('s')?.split_once('-')?;
+            let (k, m) = km.split_once('+')?;
+            let s = Shard { index: index.parse().ok()?, k: k.parse().ok()?, m: m.parse().ok()? };
+            // Only the canonical spelling of a valid shard: anything else is not ours.
+            (s.is_valid() && shard_suffix(s) == suffix).then_some(())?;
+            Some((ChunkId::from_hex(hex).ok()?, Part::Shard(s)))
+        }
+    }
 }
 
 /// Reads chunks from a store another process (the local node) owns, for short-circuit local
@@ -121,12 +259,12 @@ impl FsChunkReader {
 
     /// Reads a chunk, verified; `NotFound` if this store does not hold it.
     pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        read_file(id, &chunk_path(&self.root, id), Check::Hash)
+        read_file(id, Part::Copy, &part_path(&self.root, id, Part::Copy), Check::Hash)
     }
 }
 
 /// Reads and checks a chunk file's header and body.
-fn read_file(id: &ChunkId, path: &Path, check: Check) -> Result<Vec<u8>> {
+fn read_file(id: &ChunkId, part: Part, path: &Path, check: Check) -> Result<Vec<u8>> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ChunkError::NotFound(*id)),
@@ -144,6 +282,9 @@ fn read_file(id: &ChunkId, path: &Path, check: Check) -> Result<Vec<u8>> {
     }
     if h[24..56] != id.0 {
         return Err(corrupt("header names another chunk"));
+    }
+    if h[10..14] != part_bytes(part) {
+        return Err(corrupt("header names another part"));
     }
     let len = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
     let actual = f.metadata().map_err(io_err)?.len().saturating_sub(HEADER_LEN as u64);
@@ -185,106 +326,62 @@ fn read_file(id: &ChunkId, path: &Path, check: Check) -> Result<Vec<u8>> {
 
 impl ChunkStore for FsChunkStore {
     fn put_hashed(&self, id: &ChunkId, data: &[u8]) -> Result<PutOutcome> {
-        let path = self.path_of(id);
-        // Dedup: refresh the age so a GC racing with this write keeps the chunk.
-        if self.touch(id)? {
-            return Ok(PutOutcome::Existed);
-        }
-        let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
-        let written = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&header(id, data))?;
-            f.write_all(data)?;
-            f.sync_all()
-        })();
-        // Under the age lock, so two writers of the same chunk (a chain write racing a
-        // repair copy) count its bytes once: the second finds the first's file and drops its
-        // own. Deletions take the same lock.
-        let result = written.and_then(|()| {
-            let _guard = self.age_lock.lock().expect("age lock");
-            if path.exists() {
-                fs::remove_file(&tmp)?;
-                return Ok(PutOutcome::Existed);
-            }
-            fs::rename(&tmp, &path)?;
-            fsync_dir(path.parent().expect("chunk path has a parent"))?;
-            self.used.fetch_add(data.len() as u64, Ordering::Relaxed);
-            Ok(PutOutcome::Stored)
-        });
-        result.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err(e)
-        })
+        self.put_part(id, Part::Copy, data)
     }
 
     fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        read_file(id, &self.path_of(id), Check::Hash)
+        read_file(id, Part::Copy, &self.path_of(id), Check::Hash)
     }
 
     fn get_for_transfer(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        read_file(id, &self.path_of(id), Check::Crc)
+        read_file(id, Part::Copy, &self.path_of(id), Check::Crc)
     }
 
-    fn contains(&self, id: &ChunkId) -> Result<bool> {
-        Ok(self.path_of(id).exists())
-    }
-
-    fn delete(&self, id: &ChunkId) -> Result<()> {
-        let _guard = self.age_lock.lock().expect("age lock");
-        let path = self.path_of(id);
-        let size = fs::metadata(&path).map(|m| m.len().saturating_sub(HEADER_LEN as u64)).unwrap_or(0);
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                self.used.fetch_sub(size, Ordering::Relaxed);
-                Ok(fsync_dir(path.parent().expect("chunk path has a parent"))?)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(e)),
+    fn put_shard(&self, id: &ChunkId, shard: Shard, data: &[u8]) -> Result<PutOutcome> {
+        if !shard.is_valid() {
+            let msg = format!("{shard} is not a valid shard");
+            return Err(ChunkError::Io(io::Error::new(io::ErrorKind::InvalidInput, msg)));
         }
+        self.put_part(id, Part::Shard(shard), data)
     }
 
-    fn quarantine(&self, id: &ChunkId) -> Result<()> {
-        let _guard = self.age_lock.lock().expect("age lock");
-        let path = self.path_of(id);
-        let size = match fs::metadata(&path) {
-            Ok(m) => m.len().saturating_sub(HEADER_LEN as u64),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_err(e)),
-        };
+    fn get_shard(&self, id: &ChunkId, shard: Shard) -> Result<Vec<u8>> {
+        let part = Part::Shard(shard);
+        read_file(id, part, &self.part_path(id, part), Check::Crc)
+    }
+
+    fn contains(&self, id: &ChunkId, part: Part) -> Result<bool> {
+        Ok(self.part_path(id, part).exists())
+    }
+
+    fn delete(&self, id: &ChunkId, part: Part) -> Result<()> {
+        let mut shards = self.age_lock.lock().expect("age lock");
+        self.remove_part(&mut shards, id, part, None).map(drop)
+    }
+
+    fn quarantine(&self, id: &ChunkId, part: Part) -> Result<()> {
+        let mut shards = self.age_lock.lock().expect("age lock");
         let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let aside = self.root.join(QUARANTINE).join(format!("{}-{stamp}", id.to_hex()));
-        match fs::rename(&path, aside) {
-            Ok(()) => {
-                self.used.fetch_sub(size, Ordering::Relaxed);
-                Ok(fsync_dir(path.parent().expect("chunk path has a parent"))?)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(e)),
-        }
+        let name = match part {
+            Part::Copy => format!("{}-{stamp}", id.to_hex()),
+            Part::Shard(s) => format!("{}.{}-{stamp}", id.to_hex(), shard_suffix(s)),
+        };
+        self.remove_part(&mut shards, id, part, Some(self.root.join(QUARANTINE).join(name))).map(drop)
     }
 
     fn touch(&self, id: &ChunkId) -> Result<bool> {
-        let _guard = self.age_lock.lock().expect("age lock");
-        match OpenOptions::new().append(true).open(self.path_of(id)) {
-            Ok(f) => {
-                f.set_modified(SystemTime::now()).map_err(io_err)?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_err(e)),
+        let shards = self.age_lock.lock().expect("age lock");
+        let mut found = touch_file(&self.path_of(id))?;
+        for s in shards.get(id).into_iter().flatten() {
+            found |= touch_file(&self.part_path(id, Part::Shard(*s)))?;
         }
+        Ok(found)
     }
 
-    fn delete_if_untouched_since(&self, id: &ChunkId, cutoff: SystemTime) -> Result<bool> {
-        let _guard = self.age_lock.lock().expect("age lock");
-        let path = self.path_of(id);
-        match fs::metadata(&path) {
-            Ok(m) if m.modified()? < cutoff => {
-                fs::remove_file(&path)?;
-                self.used.fetch_sub(m.len().saturating_sub(HEADER_LEN as u64), Ordering::Relaxed);
-                fsync_dir(path.parent().expect("chunk path has a parent"))?;
-                Ok(true)
-            }
+    fn delete_if_untouched_since(&self, id: &ChunkId, part: Part, cutoff: SystemTime) -> Result<bool> {
+        let mut shards = self.age_lock.lock().expect("age lock");
+        match fs::metadata(self.part_path(id, part)) {
+            Ok(m) if m.modified()? < cutoff => self.remove_part(&mut shards, id, part, None),
             Ok(_) => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_err(e)),
@@ -300,10 +397,9 @@ impl ChunkStore for FsChunkStore {
         for b in 0..=255u8 {
             for entry in fs::read_dir(self.root.join(format!("{b:02x}")))? {
                 let entry = entry?;
-                let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
-                let Ok(id) = ChunkId::from_hex(&name) else { continue };
+                let Some((id, part)) = entry.file_name().to_str().and_then(parse_name) else { continue };
                 let touched = entry.metadata()?.modified()?;
-                out.push(ChunkInfo { id, touched });
+                out.push(ChunkInfo { id, part, touched });
             }
         }
         Ok(out)
@@ -353,6 +449,39 @@ mod tests {
         raw[HEADER_LEN] ^= 1;
         fs::write(&path, &raw).unwrap();
         assert!(matches!(reader.get(&id), Err(ChunkError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn shard_files_are_checked_and_found_again_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsChunkStore::open(dir.path()).unwrap();
+        let id = ChunkId::of(b"striped");
+        let (s1, s2) = (Shard { index: 1, k: 2, m: 1 }, Shard { index: 2, k: 2, m: 1 });
+        store.put_shard(&id, s1, b"one").unwrap();
+        store.put_shard(&id, s2, b"two").unwrap();
+        assert!(store.put_shard(&id, Shard { index: 3, k: 2, m: 1 }, b"x").is_err(), "index past k + m");
+        drop(store);
+        let store = FsChunkStore::open(dir.path()).unwrap();
+        assert_eq!(store.used_bytes(), 6);
+        let past = SystemTime::now() - std::time::Duration::from_secs(60);
+        for p in [s1, s2] {
+            filetime_set(&store.part_path(&id, Part::Shard(p)), past);
+        }
+        assert!(store.touch(&id).unwrap(), "the reopened store knows the chunk's shards");
+        assert!(!store.delete_if_untouched_since(&id, Part::Shard(s2), past).unwrap());
+        // A shard file under another shard's name, and a flipped byte, are both caught.
+        let (p1, p2) = (store.part_path(&id, Part::Shard(s1)), store.part_path(&id, Part::Shard(s2)));
+        fs::copy(&p1, &p2).unwrap();
+        assert!(matches!(store.get_shard(&id, s2), Err(ChunkError::Corrupt { .. })));
+        let mut raw = fs::read(&p1).unwrap();
+        raw[HEADER_LEN] ^= 1;
+        fs::write(&p1, &raw).unwrap();
+        assert!(matches!(store.get_shard(&id, s1), Err(ChunkError::Corrupt { .. })));
+        assert_eq!(parse_name(&format!("{}.s01-2+1", id.to_hex())), None, "only canonical names");
+    }
+
+    fn filetime_set(path: &Path, t: SystemTime) {
+        OpenOptions::new().append(true).open(path).unwrap().set_modified(t).unwrap();
     }
 
     #[test]

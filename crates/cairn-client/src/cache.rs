@@ -206,6 +206,14 @@ impl<B: Backend> Backend for Cached<B> {
         Ok(frames)
     }
 
+    async fn get_chunk_range(&self, id: ChunkId, from: usize, to: usize) -> Result<Vec<Bytes>> {
+        let cache = self.cache.clone();
+        if let Ok(Some(hit)) = tokio::task::spawn_blocking(move || cache.get(&id)).await {
+            return Frames::from(hit).checked_slice(id, from, to);
+        }
+        self.inner.get_chunk_range(id, from, to).await
+    }
+
     fn write(&self, cmd: ClientCommand) -> impl Future<Output = Result<Reply>> + Send {
         self.inner.write(cmd)
     }

@@ -18,6 +18,10 @@ use std::sync::Arc;
 /// Chunk transfers kept in flight by one stream (bounds memory to this many chunks).
 pub const PARALLEL_CHUNKS: usize = 4;
 
+/// Reads of at most this many bytes of a chunk fetch just those bytes (a range), not the
+/// whole chunk.
+pub const SMALL_READ: usize = 128 << 10;
+
 /// How a write commits.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
@@ -231,14 +235,8 @@ pub fn read_stream<B: Backend>(
             async move {
                 match piece {
                     Piece::Ready(bytes) => Ok(vec![bytes]),
-                    Piece::Chunk(id, from, to) => {
-                        let frames = b.get_chunk(id).await?;
-                        if frames.len() < to {
-                            let msg = format!("chunk {id} is {} bytes, an extent reaches {to}", frames.len());
-                            return Err(ClientError::api(ErrorCode::Corrupt, msg));
-                        }
-                        Ok(frames.slice(from, to))
-                    }
+                    Piece::Chunk(id, from, to) if to - from <= SMALL_READ => b.get_chunk_range(id, from, to).await,
+                    Piece::Chunk(id, from, to) => b.get_chunk(id).await?.checked_slice(id, from, to),
                 }
             }
         })

@@ -32,6 +32,10 @@ impl<B: Backend> Backend for Guarded<B> {
         self.inner.get_chunk(id)
     }
 
+    fn get_chunk_range(&self, id: ChunkId, from: usize, to: usize) -> impl Future<Output = Result<Vec<Bytes>>> + Send {
+        self.inner.get_chunk_range(id, from, to)
+    }
+
     fn write(&self, cmd: ClientCommand) -> impl Future<Output = Result<Reply>> + Send {
         self.inner.write(self.guard.wrap(cmd))
     }

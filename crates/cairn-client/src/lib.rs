@@ -135,6 +135,15 @@ impl Frames {
         out
     }
 
+    /// Bytes `from..to` of chunk `id`'s frames, or an error if the chunk is shorter.
+    pub fn checked_slice(&self, id: ChunkId, from: usize, to: usize) -> Result<Vec<Bytes>> {
+        if self.len() < to {
+            let msg = format!("chunk {id} is {} bytes, an extent reaches {to}", self.len());
+            return Err(ClientError::api(ErrorCode::Corrupt, msg));
+        }
+        Ok(self.slice(from, to))
+    }
+
     /// The bytes as one buffer (copies only if there is more than one frame).
     pub fn into_contiguous(self) -> Bytes {
         match <[Bytes; 1]>::try_from(self.0) {
@@ -160,6 +169,13 @@ pub trait Backend: Send + Sync + 'static {
     fn put_chunk(&self, id: ChunkId, data: Bytes, policy: Policy) -> impl Future<Output = Result<()>> + Send;
     /// Fetches a chunk; the bytes returned are verified against `id`.
     fn get_chunk(&self, id: ChunkId) -> impl Future<Output = Result<Frames>> + Send;
+    /// Fetches bytes `from..to` of a chunk (a small read of a large chunk: only those bytes
+    /// travel, and of an erasure-coded chunk only the shards that hold them are read). The
+    /// node checked the copy's or shards' checksums; the chunk's BLAKE3 covers whole chunks
+    /// only. By default the whole chunk, verified, sliced.
+    fn get_chunk_range(&self, id: ChunkId, from: usize, to: usize) -> impl Future<Output = Result<Vec<Bytes>>> + Send {
+        async move { self.get_chunk(id).await?.checked_slice(id, from, to) }
+    }
     /// Applies a metadata command through consensus.
     fn write(&self, cmd: ClientCommand) -> impl Future<Output = Result<Reply>> + Send;
     /// Answers a metadata query (linearizable).

@@ -6,6 +6,10 @@ use std::fmt;
 
 /// Most replicas a policy may ask for.
 pub const MAX_REPLICAS: u8 = 16;
+/// Most data shards an erasure-coded policy may ask for.
+pub const MAX_DATA_SHARDS: u8 = 32;
+/// Most parity shards an erasure-coded policy may ask for.
+pub const MAX_PARITY_SHARDS: u8 = 16;
 
 /// How a file's chunks are kept redundant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -13,6 +17,14 @@ pub const MAX_REPLICAS: u8 = 16;
 pub enum Policy {
     /// `replicas:N`: N full copies on N distinct nodes (clipped to the number of nodes).
     Replicas(u8),
+    /// `ec:K+M`: each chunk cut into `k` data shards and `m` Reed-Solomon parity shards, on
+    /// `k + m` distinct nodes where there are so many; any `k` shards rebuild the chunk.
+    Ec {
+        /// Data shards.
+        k: u8,
+        /// Parity shards.
+        m: u8,
+    },
 }
 
 impl Default for Policy {
@@ -22,28 +34,66 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// Parses `replicas:N`.
+    /// Parses `replicas:N` (1..=16) or `ec:K+M` (K 1..=32 data, M 1..=16 parity shards).
     pub fn parse(s: &str) -> Result<Self, Error> {
         let bad = || Error::InvalidPolicy(s.chars().take(64).collect());
-        let n = s.strip_prefix("replicas:").ok_or_else(bad)?;
-        let n: u8 = n.parse().map_err(|_| bad())?;
-        if n == 0 || n > MAX_REPLICAS {
+        let number = |t: &str| -> Result<u8, Error> {
+            // Digits only: `u8::from_str` would also take a leading `+`.
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            t.parse().map_err(|_| bad())
+        };
+        if let Some(n) = s.strip_prefix("replicas:") {
+            let n = number(n)?;
+            if n == 0 || n > MAX_REPLICAS {
+                return Err(bad());
+            }
+            return Ok(Policy::Replicas(n));
+        }
+        let (k, m) = s.strip_prefix("ec:").and_then(|km| km.split_once('+')).ok_or_else(bad)?;
+        let (k, m) = (number(k)?, number(m)?);
+        if !(1..=MAX_DATA_SHARDS).contains(&k) || !(1..=MAX_PARITY_SHARDS).contains(&m) {
             return Err(bad());
         }
-        Ok(Policy::Replicas(n))
+        Ok(Policy::Ec { k, m })
     }
 
-    /// How many copies this policy wants on a large enough cluster.
+    /// How many parts (copies or shards) this policy keeps of each chunk.
     pub fn copies(self) -> usize {
         match self {
             Policy::Replicas(n) => n as usize,
+            Policy::Ec { k, m } => k as usize + m as usize,
         }
     }
 
-    /// The stronger of two policies (the one that keeps more redundancy): a chunk shared by
-    /// files of different policies is kept at the stronger one.
+    /// How many parts must be readable to read the chunk (1 copy, or `k` shards).
+    pub fn needed(self) -> usize {
+        match self {
+            Policy::Replicas(_) => 1,
+            Policy::Ec { k, .. } => k as usize,
+        }
+    }
+
+    /// How many parts may be lost without losing the chunk.
+    pub fn tolerates(self) -> usize {
+        self.copies() - self.needed()
+    }
+
+    /// The erasure code's shape `(k, m)`, if this policy is one.
+    pub fn ec(self) -> Option<(usize, usize)> {
+        match self {
+            Policy::Ec { k, m } => Some((k as usize, m as usize)),
+            Policy::Replicas(_) => None,
+        }
+    }
+
+    /// The stronger of two policies: the one that survives more lost parts (on a tie,
+    /// replicas, which read faster; then more parts). A chunk shared by files of different
+    /// policies is kept at the stronger one.
     pub fn stronger(self, other: Policy) -> Policy {
-        if other.copies() > self.copies() {
+        let rank = |p: Policy| (p.tolerates(), p.ec().is_none(), p.copies());
+        if rank(other) > rank(self) {
             other
         } else {
             self
@@ -52,9 +102,7 @@ impl Policy {
 
     /// How many copies this policy wants on a cluster of `nodes` nodes.
     pub fn effective_replicas(self, nodes: usize) -> usize {
-        match self {
-            Policy::Replicas(n) => (n as usize).min(nodes.max(1)),
-        }
+        self.copies().min(nodes.max(1))
     }
 }
 
@@ -62,6 +110,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Policy::Replicas(n) => write!(f, "replicas:{n}"),
+            Policy::Ec { k, m } => write!(f, "ec:{k}+{m}"),
         }
     }
 }
@@ -75,8 +124,37 @@ mod tests {
         let p = Policy::parse("replicas:2").unwrap();
         assert_eq!(p.to_string(), "replicas:2");
         assert_eq!(p.effective_replicas(1), 1);
-        for bad in ["replicas:0", "replicas:17", "replicas:x", "ec:4+2", ""] {
+        for bad in [
+            "replicas:0",
+            "replicas:17",
+            "replicas:x",
+            "replicas:+3",
+            "ec:4",
+            "ec:0+2",
+            "ec:4+0",
+            "ec:33+1",
+            "ec:4+17",
+            "ec:+4+2",
+            "ec:4+-2",
+            "ec:4+2 ",
+            "",
+        ] {
             assert!(Policy::parse(bad).is_err(), "{bad}");
         }
+        for good in ["ec:4+2", "ec:6+3", "ec:10+4", "ec:1+1", "ec:32+16"] {
+            assert_eq!(Policy::parse(good).unwrap().to_string(), good);
+        }
+        let ec = Policy::parse("ec:4+2").unwrap();
+        assert_eq!((ec.copies(), ec.needed(), ec.tolerates(), ec.ec()), (6, 4, 2, Some((4, 2))));
+    }
+
+    #[test]
+    fn the_stronger_policy_survives_more_losses() {
+        let (r2, r3, ec42, ec103) =
+            (Policy::Replicas(2), Policy::Replicas(3), Policy::Ec { k: 4, m: 2 }, Policy::Ec { k: 10, m: 3 });
+        assert_eq!(r2.stronger(ec42), ec42);
+        assert_eq!(ec42.stronger(r3), r3, "equal losses: replicas read faster");
+        assert_eq!(r3.stronger(ec42), r3);
+        assert_eq!(ec42.stronger(ec103), ec103);
     }
 }

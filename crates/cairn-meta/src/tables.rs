@@ -93,9 +93,36 @@ impl ChunkRecord {
         (self.refs == 0).then_some(self.zero_since.unwrap_or(i64::MIN))
     }
 
-    /// Its key in the `hold_counts` index, if it is referenced.
+    /// The distinct parts that count towards its policy: copies on distinct nodes for
+    /// `replicas:N`, distinct shard indexes of the policy's own shape for `ec:K+M`.
+    pub fn useful(&self) -> usize {
+        match self.policy.and_then(Policy::ec) {
+            None => self.holders.iter().filter(|h| h.part == Part::Copy).count(),
+            Some(_) => {
+                let mut indexes: Vec<u8> = self.holders.iter().filter_map(|h| self.shard_of_policy(h.part)).collect();
+                indexes.sort_unstable();
+                indexes.dedup();
+                indexes.len()
+            }
+        }
+    }
+
+    /// The index of `part` if it is a shard of the shape the policy asks for.
+    pub fn shard_of_policy(&self, part: Part) -> Option<u8> {
+        match (part, self.policy) {
+            (Part::Shard(s), Some(Policy::Ec { k, m })) if s.k == k && s.m == m => Some(s.index),
+            _ => None,
+        }
+    }
+
+    /// Its key in the `hold_counts` index, if it is referenced: (useful parts, wanted). A
+    /// record with parts its policy does not use (copies of an erasure-coded chunk, shards
+    /// of a replicated one, two holders of one shard) is keyed as wanting none, so the ledger
+    /// always lists it as above policy: such parts are to be released once it is at policy.
     pub(crate) fn count_key(&self) -> Option<(u8, u8)> {
-        (self.refs > 0).then(|| (self.holders.len().min(255) as u8, self.want().min(255) as u8))
+        let useful = self.useful();
+        let want = if useful > 0 && useful < self.holders.len() { 0 } else { self.want().min(255) as u8 };
+        (self.refs > 0).then(|| (useful.min(255) as u8, want))
     }
 }
 

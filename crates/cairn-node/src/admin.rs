@@ -141,7 +141,7 @@ fn check_file(view: &View, path: &FsPath, chunks: &[Option<ChunkRecord>]) -> Opt
         // A referenced chunk always has a ledger record; treat a missing one as no copies.
         let s = match c {
             Some(rec) => view.assess(rec),
-            None => Standing { target: 1, counted: 0, readable: 0, kept: 0 },
+            None => Standing { target: 1, counted: 0, readable: 0, kept: 0, needed: 1 },
         };
         if s.healthy() {
             continue;

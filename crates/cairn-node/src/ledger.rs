@@ -11,12 +11,17 @@
 //!
 //! A chunk's target is its wanted copies clipped to the number of active members. Nothing
 //! is assumed: a copy counts only if its node said it verified it and is heard from now.
+//!
+//! An erasure-coded chunk (`ec:K+M`) is judged by its distinct shards of the policy's code:
+//! its target is K + M (shards double up on clusters of fewer nodes), it is readable while K
+//! distinct shards are, and parts the policy does not use (copies, shards of another code,
+//! a second holder of one shard) are *surplus*: released once the chunk is at policy.
 
 use crate::peers::PeerState;
 use crate::Node;
-use cairn_core::wire::NodeState;
-use cairn_core::ApiError;
+use cairn_core::wire::{NodeState, Part};
 use cairn_core::ChunkId;
+use cairn_core::{ApiError, Policy};
 use cairn_meta::ChunkRecord;
 use redb::ReadTransaction;
 use serde::Serialize;
@@ -55,6 +60,8 @@ pub struct Standing {
     pub readable: usize,
     /// Copies repair does not replace (yet).
     pub kept: usize,
+    /// Parts that must be readable to read the chunk (1 copy, or K shards).
+    pub needed: usize,
 }
 
 impl Standing {
@@ -63,9 +70,9 @@ impl Standing {
         self.counted >= self.target
     }
 
-    /// No copy can be read.
+    /// Too few parts can be read to read the chunk.
     pub fn unavailable(&self) -> bool {
-        self.readable == 0
+        self.readable < self.needed
     }
 }
 
@@ -152,15 +159,82 @@ impl View {
 
     /// How the chunk with ledger record `rec` stands.
     pub fn assess(&self, rec: &ChunkRecord) -> Standing {
-        let target = rec.want().max(1).min(self.active().max(1));
-        let mut s = Standing { target, counted: 0, readable: 0, kept: 0 };
-        for h in &rec.nodes().collect::<Vec<u64>>() {
-            let c = self.copy_on(*h);
-            s.readable += c.readable as usize;
-            s.counted += c.counts as usize;
-            s.kept += c.kept as usize;
+        let copies: Vec<CopyState> =
+            rec.holders.iter().filter(|h| h.part == Part::Copy).map(|h| self.copy_on(h.node)).collect();
+        let readable_copy = copies.iter().any(|c| c.readable);
+        let Some((k, m)) = rec.policy.and_then(Policy::ec) else {
+            let target = rec.want().max(1).min(self.active().max(1));
+            let mut s = Standing { target, counted: 0, readable: 0, kept: 0, needed: 1 };
+            for c in &copies {
+                s.readable += c.readable as usize;
+                s.counted += c.counts as usize;
+                s.kept += c.kept as usize;
+            }
+            // Shards that still decode keep the chunk readable (it is being re-replicated).
+            if s.readable == 0 && self.shards_decode(rec) {
+                s.readable = 1;
+            }
+            return s;
+        };
+        let distinct = |pick: fn(&CopyState) -> bool| {
+            let mut idx: Vec<u8> = rec
+                .holders
+                .iter()
+                .filter(|h| pick(&self.copy_on(h.node)))
+                .filter_map(|h| rec.shard_of_policy(h.part))
+                .collect();
+            idx.sort_unstable();
+            idx.dedup();
+            idx.len()
+        };
+        let mut s = Standing {
+            target: k + m,
+            counted: distinct(|c| c.counts),
+            readable: distinct(|c| c.readable),
+            kept: distinct(|c| c.kept),
+            needed: k,
+        };
+        // A readable copy reads the chunk whole (it is being converted to shards).
+        if readable_copy {
+            s.readable = s.readable.max(k);
         }
         s
+    }
+
+    /// True if the readable shards of some one code in `rec` can rebuild the chunk.
+    fn shards_decode(&self, rec: &ChunkRecord) -> bool {
+        let mut by_code: BTreeMap<(u8, u8), Vec<u8>> = BTreeMap::new();
+        for h in &rec.holders {
+            if let Part::Shard(sh) = h.part {
+                if self.copy_on(h.node).readable {
+                    by_code.entry((sh.k, sh.m)).or_default().push(sh.index);
+                }
+            }
+        }
+        by_code.into_iter().any(|((k, _), mut idx)| {
+            idx.sort_unstable();
+            idx.dedup();
+            idx.len() >= k as usize
+        })
+    }
+
+    /// The parts of a chunk at policy that may be deleted (see the module doc): on a member
+    /// that can still be reached, either not used by the policy, or on a node whose parts
+    /// do not count (draining). None unless the chunk is at policy without them.
+    pub fn surplus(&self, rec: &ChunkRecord) -> Vec<cairn_meta::Holder> {
+        if !self.assess(rec).healthy() {
+            return Vec::new();
+        }
+        let ec = rec.policy.and_then(Policy::ec).is_some();
+        rec.holders
+            .iter()
+            .filter(|h| self.members.contains_key(&h.node) && self.copy_on(h.node).readable)
+            .filter(|h| {
+                let used = if ec { rec.shard_of_policy(h.part).is_some() } else { h.part == Part::Copy };
+                !used || !self.copy_on(h.node).counts
+            })
+            .copied()
+            .collect()
     }
 
     /// How a copy on node `id` stands.
@@ -254,7 +328,7 @@ mod tests {
         // Four active members: replicas:5 is clipped to 4.
         assert_eq!(view.assess(&rec(5, &[1])).target, 4);
         let s = view.assess(&rec(3, &[1, 2, 3, 4, 5, 9]));
-        assert_eq!(s, Standing { target: 3, counted: 2, readable: 3, kept: 3 });
+        assert_eq!(s, Standing { target: 3, counted: 2, readable: 3, kept: 3, needed: 1 });
         assert!(!s.healthy() && !s.unavailable());
         assert!(view.assess(&rec(2, &[1, 5])).healthy());
         assert!(view.assess(&rec(2, &[2, 4])).unavailable());

@@ -31,6 +31,15 @@ impl Backend for LocalBackend {
         self.node.chunks.get_chunk(id).await.map(Frames::from).map_err(ClientError::Api)
     }
 
+    async fn get_chunk_range(&self, id: ChunkId, from: usize, to: usize) -> Result<Vec<Bytes>> {
+        let data = self.node.chunks.read_range(id, from as u64, to as u64).await.map_err(ClientError::Api)?;
+        if data.len() != to - from {
+            let msg = format!("chunk {id} is shorter than an extent says ({} of {} bytes)", data.len(), to - from);
+            return Err(ClientError::api(cairn_core::ErrorCode::Corrupt, msg));
+        }
+        Ok(vec![data])
+    }
+
     async fn write(&self, cmd: ClientCommand) -> Result<Reply> {
         self.node.write(cmd).await.map_err(ClientError::Api)
     }

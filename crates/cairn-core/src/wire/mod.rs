@@ -5,6 +5,7 @@
 //! [`Request`] that wraps it. Queries never change state.
 
 use crate::chunk::ChunkId;
+pub use crate::chunk::{Part, Shard};
 use crate::error::ApiError;
 use crate::extent::Extent;
 use crate::lock::{Guard, LockInfo, LockItem, LockMode};
@@ -510,16 +511,6 @@ pub enum ClusterCommand {
         /// The key's name.
         name: String,
     },
-}
-
-/// Which part of a chunk's redundancy a holder keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-pub enum Part {
-    /// A full copy (replication).
-    #[default]
-    Copy,
-    /// Shard number `i` of an erasure-coded stripe.
-    Shard(u8),
 }
 
 /// One fact for the durability ledger: `node` holds a verified `part` of chunk `id` of `len`

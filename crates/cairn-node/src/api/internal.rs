@@ -57,11 +57,41 @@ pub async fn put_chunk(
 }
 
 /// `GET /v1/chunks/{id}`: a chunk's bytes, CRC-checked here; the reader checks the BLAKE3.
-/// A chunk this node lacks is fetched from the other nodes.
-pub async fn get_chunk(State(st): State<AppState>, Path(hex): Path<String>) -> Result<Response, HttpError> {
-    let data = st.node.chunks.get_chunk_for_transfer(chunk_id(&hex)?, false).await?;
+/// A chunk this node lacks is fetched from the other nodes (or decoded from its shards).
+/// With `Range: bytes=A-B` only those bytes are read and sent (`206`): of an erasure-coded
+/// chunk, only the shards that hold them.
+pub async fn get_chunk(
+    State(st): State<AppState>,
+    Path(hex): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, HttpError> {
+    let id = chunk_id(&hex)?;
+    let octets = [(header::CONTENT_TYPE, "application/octet-stream")];
+    if let Some(range) = headers.get(header::RANGE) {
+        let (from, to) = parse_range(range.to_str().unwrap_or(""))?;
+        let data = st.node.chunks.read_range(id, from, to).await?;
+        st.node.chunks.served_one();
+        return Ok((StatusCode::PARTIAL_CONTENT, octets, data).into_response());
+    }
+    let data = st.node.chunks.get_chunk_for_transfer(id, false).await?;
     st.node.chunks.served_one();
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+    Ok((octets, data).into_response())
+}
+
+/// The bytes `A..B + 1` of a `bytes=A-B` range (one range, both ends given, within a chunk).
+fn parse_range(text: &str) -> Result<(u64, u64), HttpError> {
+    let bad = || {
+        HttpError(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("bad chunk range {:?}", text.chars().take(64).collect::<String>()),
+        ))
+    };
+    let (a, b) = text.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b || b >= cairn_core::MAX_CHUNK_SIZE as u64 {
+        return Err(bad());
+    }
+    Ok((a, b + 1))
 }
 
 /// `POST /v1/meta/write`: apply a codec-encoded [`ClientCommand`] (a cluster command cannot be

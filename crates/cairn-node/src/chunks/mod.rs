@@ -6,6 +6,7 @@
 //! are up (`replication`: down a chain, or fanned out) and keeps room (`space`). It reaches
 //! the other nodes through the metadata's membership and the peer transport.
 
+mod ec;
 mod replication;
 mod space;
 
@@ -18,7 +19,7 @@ use crate::{internal, NodeConfig};
 use bytes::Bytes;
 use cairn_chunk::{ChunkError, ChunkStore};
 use cairn_core::placement::Candidate;
-use cairn_core::wire::{ClusterCommand, HolderChange, NodeState, Part};
+use cairn_core::wire::{ClusterCommand, HolderChange, NodeState, Part, Shard};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -136,10 +137,44 @@ impl ChunkService {
     /// Stores a chunk in this node's own store, fsync'd before returning. Its bytes are
     /// verified against `id` unless `hashed_here` (this process computed `id` from them).
     pub async fn put_chunk_local(&self, id: ChunkId, data: Bytes, hashed_here: bool) -> Result<(), ApiError> {
-        let _room = self.check_room(id, data.len() as u64).await?;
+        let _room = self.check_room(id, Part::Copy, data.len() as u64).await?;
         let store = self.store.clone();
         let put = move || if hashed_here { store.put_hashed(&id, &data) } else { store.put(&id, &data) };
         tokio::task::spawn_blocking(put).await.map_err(internal)?.map(drop).map_err(chunk_err)
+    }
+
+    /// Stores a shard of chunk `id` (of `len` bytes) in this node's own store, fsync'd before
+    /// returning. Its length is checked against the stripe's.
+    pub async fn put_shard_local(&self, id: ChunkId, shard: Shard, len: u32, data: Bytes) -> Result<(), ApiError> {
+        let stripe = ec::stripe(shard, len)?;
+        if data.len() as u64 != stripe.shard {
+            let msg = format!("{shard} of chunk {id} is {} bytes, not {}", data.len(), stripe.shard);
+            return Err(ApiError::new(ErrorCode::InvalidArgument, msg));
+        }
+        let _room = self.check_room(id, Part::Shard(shard), data.len() as u64).await?;
+        let store = self.store.clone();
+        let put = move || store.put_shard(&id, shard, &data);
+        tokio::task::spawn_blocking(put).await.map_err(internal)?.map(drop).map_err(chunk_err)
+    }
+
+    /// Bytes `from..to` of a shard in this node's own store (the whole shard CRC-checked; a
+    /// corrupt one is quarantined and reported lost).
+    pub async fn get_shard_local(&self, id: ChunkId, shard: Shard, from: u32, to: u32) -> Result<Bytes, ApiError> {
+        let store = self.store.clone();
+        let read = tokio::task::spawn_blocking(move || store.get_shard(&id, shard)).await.map_err(internal)?;
+        let data = match read {
+            Ok(data) => Bytes::from(data),
+            Err(ChunkError::Corrupt { why, .. }) => {
+                self.quarantine(id, Part::Shard(shard), &why).await;
+                return Err(ApiError::new(ErrorCode::Corrupt, format!("{shard} of chunk {id} is corrupt: {why}")));
+            }
+            Err(e) => return Err(chunk_err(e)),
+        };
+        if from > to || to as usize > data.len() {
+            let msg = format!("bytes {from}..{to} are not in {shard} of chunk {id} ({} bytes)", data.len());
+            return Err(ApiError::new(ErrorCode::InvalidArgument, msg));
+        }
+        Ok(data.slice(from as usize..to as usize))
     }
 
     /// Refreshes a chunk's age in this node's own store; false if it is not here.
@@ -175,12 +210,12 @@ impl ChunkService {
             .await
             .map_err(internal)?;
         if let Err(ChunkError::Corrupt { why, .. }) = &local {
-            self.quarantine(id, why).await;
+            self.quarantine(id, Part::Copy, why).await;
         }
         match local {
             Ok(data) => Ok(Bytes::from(data)),
-            // A missing or corrupt local copy falls over to the other holders.
-            Err(ChunkError::NotFound(_) | ChunkError::Corrupt { .. }) if !local_only => self.fetch_from_peers(id).await,
+            // A missing or corrupt local copy falls over to the other holders, or the shards.
+            Err(ChunkError::NotFound(_) | ChunkError::Corrupt { .. }) if !local_only => self.fetch_elsewhere(id).await,
             Err(e) => Err(chunk_err(e)),
         }
     }
@@ -208,27 +243,34 @@ impl ChunkService {
                 Err(e) => last = e,
             }
         }
+        // No copy to be had: a chunk kept as shards is decoded (and verified) instead.
+        if let Some(rec) = self.record(id).await.filter(|r| ec::shards_held(r).is_some()) {
+            let data = self.read_striped(id, &rec).await?;
+            let len = data.len() as u32;
+            self.put_chunk_local(id, data, true).await?;
+            return Ok(len);
+        }
         Err(last)
     }
 
-    /// Deletes this node's copy of a chunk, then tells the ledger it is gone.
-    pub async fn delete_chunk_local(&self, id: ChunkId) -> Result<(), ApiError> {
+    /// Deletes this node's copy or shard of a chunk, then tells the ledger it is gone.
+    pub async fn delete_part_local(&self, id: ChunkId, part: Part) -> Result<(), ApiError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.delete(&id)).await.map_err(internal)?.map_err(chunk_err)?;
-        self.report(vec![HolderChange { part: Part::Copy, id, node: self.id, len: 0, held: false }]).await
+        tokio::task::spawn_blocking(move || store.delete(&id, part)).await.map_err(internal)?.map_err(chunk_err)?;
+        self.report(vec![HolderChange { part, id, node: self.id, len: 0, held: false }]).await
     }
 
-    /// Takes a chunk file that failed verification out of service and tells the ledger this
-    /// node no longer holds a good copy.
-    pub(crate) async fn quarantine(&self, id: ChunkId, why: &str) {
-        tracing::warn!(chunk = %id, "quarantining a corrupt copy: {why}");
+    /// Takes a chunk or shard file that failed verification out of service and tells the
+    /// ledger this node no longer holds a good one.
+    pub(crate) async fn quarantine(&self, id: ChunkId, part: Part, why: &str) {
+        tracing::warn!(chunk = %id, ?part, "quarantining a corrupt part: {why}");
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.quarantine(&id)).await {
+        match tokio::task::spawn_blocking(move || store.quarantine(&id, part)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
             Err(e) => tracing::warn!(chunk = %id, "quarantine failed: {e}"),
         }
-        let lost = HolderChange { part: Part::Copy, id, node: self.id, len: 0, held: false };
+        let lost = HolderChange { part, id, node: self.id, len: 0, held: false };
         if let Err(e) = self.report(vec![lost]).await {
             tracing::warn!(chunk = %id, "could not report the corrupt copy: {e}");
         }

@@ -8,19 +8,51 @@ use crate::Replication;
 use bytes::Bytes;
 use cairn_core::wire::{HolderChange, Part};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
+use cairn_meta::ChunkRecord;
 
 impl ChunkService {
     /// The nodes this replica's ledger credits with a copy of `id`.
     fn holders_here(&self, id: ChunkId) -> Vec<u64> {
-        use redb::ReadableDatabase;
-        let read = || -> Option<Vec<u64>> {
-            let txn = self.meta.db.begin_read().ok()?;
-            Some(cairn_meta::chunk_record(&txn, &id).ok()??.nodes().collect())
-        };
-        read().unwrap_or_default()
+        self.record_here(id).map(|r| r.nodes().collect()).unwrap_or_default()
     }
 
-    /// Fetches a chunk this node does not hold from the other members, verified.
+    /// Chunk `id`'s ledger record as this replica has it.
+    pub(crate) fn record_here(&self, id: ChunkId) -> Option<ChunkRecord> {
+        use redb::ReadableDatabase;
+        let txn = self.meta.db.begin_read().ok()?;
+        cairn_meta::chunk_record(&txn, &id).ok()?
+    }
+
+    /// Chunk `id`'s ledger record: this replica's, or, if it has none with holders (a chunk
+    /// stored a moment ago through another node), the one read after a read barrier.
+    pub(crate) async fn record(&self, id: ChunkId) -> Option<ChunkRecord> {
+        match self.record_here(id) {
+            Some(r) if !r.holders.is_empty() => Some(r),
+            _ => {
+                self.meta.read_barrier().await.ok()?;
+                self.record_here(id)
+            }
+        }
+    }
+
+    /// Fetches a chunk this node does not hold from the other members, verified: from a
+    /// copy if any node holds one, else from its shards.
+    pub(crate) async fn fetch_elsewhere(&self, id: ChunkId) -> Result<Bytes, ApiError> {
+        let rec = self.record(id).await;
+        let copies = rec.as_ref().is_none_or(|r| r.holders.iter().any(|h| h.part == Part::Copy));
+        if copies {
+            match self.fetch_from_peers(id).await {
+                Err(e) if e.code == ErrorCode::NotFound && rec.is_some() => {}
+                done => return done,
+            }
+        }
+        match rec {
+            Some(rec) => self.read_striped(id, &rec).await,
+            None => self.fetch_from_peers(id).await,
+        }
+    }
+
+    /// Fetches a chunk this node does not hold from the other members' copies, verified.
     pub(crate) async fn fetch_from_peers(&self, id: ChunkId) -> Result<bytes::Bytes, ApiError> {
         // The holders the ledger knows (as of this replica) first, up ones before the others;
         // then every other member, in case the ledger is behind.
@@ -57,6 +89,9 @@ impl ChunkService {
         policy: cairn_core::Policy,
         hashed_here: bool,
     ) -> Result<(), ApiError> {
+        if let Some(km) = policy.ec() {
+            return self.put_chunk_striped(id, data, km, hashed_here).await;
+        }
         let wanted = policy.copies().clamp(1, self.meta.members().len().max(1));
         let candidates = self.candidates(None);
         if candidates.is_empty() && self.any_node_full() {
@@ -213,10 +248,15 @@ impl ChunkService {
 
     /// Has node `target` delete its copy of chunk `id` and report it gone.
     pub(crate) async fn delete_copy(&self, target: u64, id: ChunkId) -> Result<(), ApiError> {
+        self.delete_part(target, id, Part::Copy).await
+    }
+
+    /// Has node `target` delete its `part` of chunk `id` and report it gone.
+    pub(crate) async fn delete_part(&self, target: u64, id: ChunkId, part: Part) -> Result<(), ApiError> {
         if target == self.id {
-            return self.delete_chunk_local(id).await;
+            return self.delete_part_local(id, part).await;
         }
-        self.delete_chunk_at(target, id).await
+        self.delete_part_at(target, id, part).await
     }
 }
 
@@ -260,9 +300,9 @@ impl ChunkService {
         }
     }
 
-    /// Has node `to` delete its copy of chunk `id` and report it gone.
-    pub(crate) async fn delete_chunk_at(&self, to: u64, id: ChunkId) -> Result<(), ApiError> {
-        match self.ask(to, PeerRequest::DeleteChunk { id }).await? {
+    /// Has node `to` delete its `part` of chunk `id` and report it gone.
+    pub(crate) async fn delete_part_at(&self, to: u64, id: ChunkId, part: Part) -> Result<(), ApiError> {
+        match self.ask(to, PeerRequest::DeleteChunk { id, part }).await? {
             PeerReply::Done => Ok(()),
             r => Err(r.unexpected()),
         }

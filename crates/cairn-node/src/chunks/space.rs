@@ -5,6 +5,7 @@
 //! whose declared length cannot fit anywhere is refused before its body is read.
 
 use super::ChunkService;
+use cairn_core::wire::Part;
 use cairn_core::{ApiError, ChunkId, ErrorCode, INLINE_MAX, MAX_CHUNK_SIZE, MAX_EXTENTS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,10 +28,10 @@ impl Drop for Reservation {
 }
 
 impl ChunkService {
-    /// Sets aside room for a chunk of `len` bytes, or refuses it if it would take this
+    /// Sets aside room for a part of a chunk of `len` bytes, or refuses it if it would take this
     /// node's store past `--capacity` counting the writes already admitted (concurrent
     /// writes cannot all squeeze into the last free bytes); one already stored costs nothing.
-    pub(crate) async fn check_room(&self, id: ChunkId, len: u64) -> Result<Reservation, ApiError> {
+    pub(crate) async fn check_room(&self, id: ChunkId, part: Part, len: u64) -> Result<Reservation, ApiError> {
         let free = Reservation { reserved: None, len: 0 };
         let Some(capacity) = self.config.capacity else { return Ok(free) };
         let used = self.store.used_bytes();
@@ -40,7 +41,8 @@ impl ChunkService {
             return Ok(Reservation { reserved: Some(self.reserved.clone()), len });
         }
         let store = self.store.clone();
-        if tokio::task::spawn_blocking(move || store.contains(&id)).await.ok().and_then(Result::ok) == Some(true) {
+        if tokio::task::spawn_blocking(move || store.contains(&id, part)).await.ok().and_then(Result::ok) == Some(true)
+        {
             return Ok(free);
         }
         let msg = format!("node {} is full: {len} more bytes would pass its capacity of {capacity}", self.id);

@@ -16,7 +16,7 @@ use crate::cluster::{JoinReply, JoinRequest};
 use crate::peers::NodeInfo;
 use crate::raft::TypeConfig;
 use bytes::Bytes;
-use cairn_core::wire::{ApplyResult, Command};
+use cairn_core::wire::{ApplyResult, Command, Part, Shard};
 use cairn_core::{ApiError, ChunkId, ErrorCode};
 use futures::future::BoxFuture;
 use openraft::error::{InstallSnapshotError, RaftError};
@@ -88,10 +88,37 @@ pub enum PeerRequest {
         /// Nodes holding it, tried in order.
         from: Vec<u64>,
     },
-    /// Delete this node's copy of a chunk and report it gone.
+    /// Delete this node's copy or shard of a chunk and report it gone.
     DeleteChunk {
         /// The chunk.
         id: ChunkId,
+        /// Which part.
+        part: Part,
+    },
+    /// Store a shard of chunk `id` here (CRC'd as it is written; the sender computed it from
+    /// verified bytes); answered with `Stored([this node])`.
+    PutShard {
+        /// The chunk the shard belongs to.
+        id: ChunkId,
+        /// Which shard, of which code.
+        shard: Shard,
+        /// The chunk's length (the ledger's record of it).
+        len: u32,
+        /// The shard's bytes (carried beside the message, not inside it).
+        #[serde(skip)]
+        data: Bytes,
+    },
+    /// Bytes `from..to` of a shard from this node's own store (the whole shard CRC-checked
+    /// first).
+    GetShard {
+        /// The chunk the shard belongs to.
+        id: ChunkId,
+        /// Which shard.
+        shard: Shard,
+        /// First byte wanted.
+        from: u32,
+        /// End of the bytes wanted (exclusive).
+        to: u32,
     },
     /// Run this node's programs of a coding plan (its JSON, checked again here) as run `run`;
     /// answered with what their WRITE steps stored, once they finish.
@@ -204,6 +231,8 @@ impl PeerRequest {
             PeerRequest::TouchChunk { .. } => "touch-chunk",
             PeerRequest::CopyChunk { .. } => "copy-chunk",
             PeerRequest::DeleteChunk { .. } => "delete-chunk",
+            PeerRequest::PutShard { .. } => "put-shard",
+            PeerRequest::GetShard { .. } => "get-shard",
             PeerRequest::PlanRun { .. } => "plan-run",
             PeerRequest::PlanPush { .. } => "plan-push",
             PeerRequest::PlanPull { .. } => "plan-pull",
@@ -214,7 +243,9 @@ impl PeerRequest {
     /// The bytes carried beside the message, if it has a place for them.
     pub fn payload_mut(&mut self) -> Option<&mut Bytes> {
         match self {
-            PeerRequest::PutChunk { data, .. } | PeerRequest::PlanPush { data, .. } => Some(data),
+            PeerRequest::PutChunk { data, .. }
+            | PeerRequest::PutShard { data, .. }
+            | PeerRequest::PlanPush { data, .. } => Some(data),
             _ => None,
         }
     }

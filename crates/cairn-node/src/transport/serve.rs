@@ -32,9 +32,18 @@ pub async fn handle(node: &Arc<Node>, req: PeerRequest) -> Result<PeerReply, Api
             check_members(node, &from, "copy source")?;
             PeerReply::Copied(node.chunks.copy_chunk_from(id, &from).await?)
         }
-        PeerRequest::DeleteChunk { id } => {
-            node.chunks.delete_chunk_local(id).await?;
+        PeerRequest::DeleteChunk { id, part } => {
+            node.chunks.delete_part_local(id, part).await?;
             PeerReply::Done
+        }
+        PeerRequest::PutShard { id, shard, len, data } => {
+            node.chunks.put_shard_local(id, shard, len, data).await?;
+            PeerReply::Stored(vec![node.id])
+        }
+        PeerRequest::GetShard { id, shard, from, to } => {
+            let data = node.chunks.get_shard_local(id, shard, from, to).await?;
+            node.chunks.served_one();
+            PeerReply::Chunk { data }
         }
         PeerRequest::PlanRun { run, plan } => PeerReply::PlanDone(node.run_programs_here(run, &plan).await?),
         PeerRequest::PlanPush { run, program, input, position, data } => {

@@ -1,4 +1,5 @@
-//! The garbage collector: deletes chunks no file references any more, after a grace period.
+//! The garbage collector: deletes chunks (copies and shards) no file references any more,
+//! after a grace period.
 //!
 //! Why the grace period (`gc_grace`) makes this safe against concurrent writes: a writer stores
 //! its chunks first (each put refreshes the chunk's age), then commits. Before proposing the
@@ -11,7 +12,7 @@
 
 use super::{PassReport, Worker};
 use crate::{now_ns, Node};
-use cairn_core::wire::{ClientCommand, ClusterCommand, HolderChange, Reply, WorkerSettings};
+use cairn_core::wire::{ClientCommand, ClusterCommand, HolderChange, Part, Reply, WorkerSettings};
 use cairn_core::ChunkId;
 use futures::future::BoxFuture;
 use redb::ReadableDatabase;
@@ -36,7 +37,7 @@ impl GcWorker {
         // A linearizable read point: every commit acknowledged before now is visible below.
         self.node.meta.read_barrier().await.map_err(|e| e.to_string())?;
         let node = self.node.clone();
-        let deleted = tokio::task::spawn_blocking(move || -> Result<Vec<ChunkId>, String> {
+        let deleted = tokio::task::spawn_blocking(move || -> Result<Vec<(ChunkId, Part)>, String> {
             let store = node.chunks.store.clone();
             let old: Vec<_> =
                 store.list().map_err(|e| e.to_string())?.into_iter().filter(|c| c.touched < cutoff).collect();
@@ -50,19 +51,19 @@ impl GcWorker {
                     None => true,
                     Some(r) => r.refs == 0 && r.zero_since.is_some_and(|t| t <= cutoff_ns),
                 };
-                if unreferenced && store.delete_if_untouched_since(&c.id, cutoff).map_err(|e| e.to_string())? {
-                    deleted.push(c.id);
+                if unreferenced && store.delete_if_untouched_since(&c.id, c.part, cutoff).map_err(|e| e.to_string())? {
+                    deleted.push((c.id, c.part));
                 }
             }
             Ok(deleted)
         })
         .await
         .map_err(|e| e.to_string())??;
-        // The ledger learns the copies are gone (records of unreferenced chunks, if any).
+        // The ledger learns the copies and shards are gone (records of unreferenced chunks, if any).
         let me = self.node.id;
         let lost = deleted
             .iter()
-            .map(|id| HolderChange { part: cairn_core::wire::Part::Copy, id: *id, node: me, len: 0, held: false })
+            .map(|(id, part)| HolderChange { part: *part, id: *id, node: me, len: 0, held: false })
             .collect();
         self.node.chunks.report(lost).await.map_err(|e| e.to_string())?;
         // Forget the metadata records of chunks unreferenced for longer than the grace period.
@@ -80,8 +81,10 @@ impl GcWorker {
             }
         }
         let reaped = self.reap_handles().await?;
-        let summary =
-            format!("deleted {} chunks, forgot {forgotten} records, closed {reaped} expired handles", deleted.len());
+        let summary = format!(
+            "deleted {} chunk copies and shards, forgot {forgotten} records, closed {reaped} expired handles",
+            deleted.len()
+        );
         Ok(PassReport { summary, items: deleted.len() as u64, bytes: 0 })
     }
 }

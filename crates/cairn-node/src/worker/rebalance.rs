@@ -18,7 +18,7 @@ use crate::ledger::View;
 use crate::peers::PeerState;
 use crate::Node;
 use cairn_core::placement::{place, Candidate};
-use cairn_core::wire::{HolderChange, NodeState, WorkerSettings};
+use cairn_core::wire::{HolderChange, NodeState, Part, WorkerSettings};
 use cairn_core::ChunkId;
 use cairn_meta::ChunkRecord;
 use futures::future::BoxFuture;
@@ -120,6 +120,7 @@ impl RebalanceWorker {
             let pick = candidates.iter().find(|(id, rec)| {
                 !moved_ids.contains(id)
                     && rec.refs > 0
+                    && replicated(rec)
                     && rec.holds(src.id)
                     && !rec.holds(dst.id)
                     && view.assess(rec).healthy()
@@ -173,6 +174,9 @@ impl RebalanceWorker {
             if self.settings().paused {
                 break;
             }
+            if !replicated(rec) {
+                continue;
+            }
             let target = view.assess(rec).target;
             let up: Vec<Candidate> = rec
                 .nodes()
@@ -209,6 +213,12 @@ impl RebalanceWorker {
             .await?;
         self.node.chunks.delete_copy(src.id, id).await
     }
+}
+
+/// True if the chunk is kept as copies only: the moves and trims here are of copies (the
+/// shards of erasure-coded chunks are placed by writes and repair; issue 13).
+fn replicated(rec: &ChunkRecord) -> bool {
+    rec.policy.and_then(cairn_core::Policy::ec).is_none() && rec.holders.iter().all(|h| h.part == Part::Copy)
 }
 
 impl Worker for RebalanceWorker {

@@ -9,14 +9,17 @@
 //! already holding the chunk, fetch it from a readable holder and verify it as they store it;
 //! only then is the new copy recorded in the ledger, so a chunk counts as healthy again only
 //! once its new copy is verified. Transfers are paced by the worker's bandwidth setting.
-//! Copies on draining nodes are deleted once their chunk is at policy without them, so a
-//! drain ends with the node holding nothing.
+//! An erasure-coded chunk gets its missing shards rebuilt on this node from K others (or
+//! encoded from a copy, which converts a replicated chunk), each stored on a node that holds
+//! no shard of it yet where there is one. Surplus parts (see [`crate::ledger`]: copies on
+//! draining nodes, copies of a chunk now kept as shards and the reverse) are deleted once
+//! their chunk is at policy without them, so a drain ends with the node holding nothing.
 
 use super::{PassReport, Throttle, Worker};
 use crate::ledger::{Standing, View};
 use crate::Node;
 use cairn_core::placement::{place, Candidate};
-use cairn_core::wire::{HolderChange, WorkerSettings};
+use cairn_core::wire::{HolderChange, Shard, WorkerSettings};
 use cairn_core::ChunkId;
 use cairn_meta::ChunkRecord;
 use futures::future::BoxFuture;
@@ -63,8 +66,7 @@ impl RepairWorker {
         let lost = work.iter().filter(|(s, _, _)| s.unavailable()).count();
         work.retain(|(s, _, _)| !s.unavailable());
         if work.is_empty() {
-            let summary =
-                format!("nothing to repair; released {released} drained copies; {lost} chunks have no readable copy");
+            let summary = format!("nothing to repair; released {released} surplus parts; {lost} chunks cannot be read");
             return Ok(PassReport { summary, items: released, bytes: 0 });
         }
         // Most endangered first: fewest copies that count now, then fewest kept.
@@ -84,44 +86,73 @@ impl RepairWorker {
         let copies: u64 = results.iter().map(|r| r.0).sum();
         let bytes: u64 = results.iter().map(|r| r.1).sum();
         let summary = format!(
-            "{total} chunks below policy: made {copies} verified copies ({bytes} bytes); released {released} drained copies; {lost} chunks have no readable copy"
+            "{total} chunks below policy: made {copies} verified copies or shards ({bytes} bytes); released {released} surplus parts; {lost} chunks cannot be read"
         );
         Ok(PassReport { summary, items: copies + released, bytes })
     }
 
-    /// Deletes the copies draining nodes hold of chunks that are at policy without them:
-    /// draining moves data off a node, and it keeps serving reads (from its peers) meanwhile.
+    /// Deletes the surplus parts of chunks at policy: copies and shards on draining nodes
+    /// (draining moves data off a node, and it keeps serving reads meanwhile), and parts the
+    /// policy does not use.
     async fn release_drained(&self, view: &View, ledger: &[(ChunkId, ChunkRecord)]) -> u64 {
-        let members: BTreeSet<u64> = self.node.members().into_iter().map(|(id, _)| id).collect();
         let mut released = 0;
         for (id, rec) in ledger {
             if self.settings().paused {
                 break;
             }
-            if !view.assess(rec).healthy() {
-                continue;
-            }
-            for h in &rec.nodes().collect::<Vec<u64>>() {
-                let copy = view.copy_on(*h);
-                if !copy.readable || copy.counts {
-                    continue;
-                }
-                if !members.contains(h) {
-                    continue;
-                }
-                match self.node.chunks.delete_copy(*h, *id).await {
+            for h in view.surplus(rec) {
+                match self.node.chunks.delete_part(h.node, *id, h.part).await {
                     Ok(()) => released += 1,
-                    Err(e) => tracing::warn!(chunk = %id, node = h, "releasing a drained copy failed: {e}"),
+                    Err(e) => tracing::warn!(chunk = %id, node = h.node, "releasing a surplus part failed: {e}"),
                 }
             }
         }
         released
     }
 
+    /// Rebuilds the shards an erasure-coded chunk lacks; returns (shards made, bytes).
+    async fn repair_shards(&self, plan: &Plan, id: ChunkId, rec: &ChunkRecord, (k, m): (usize, usize)) -> (u64, u64) {
+        let code = Shard { index: 0, k: k as u8, m: m as u8 };
+        let kept: BTreeSet<u8> = rec
+            .holders
+            .iter()
+            .filter(|h| plan.view.copy_on(h.node).kept)
+            .filter_map(|h| rec.shard_of_policy(h.part))
+            .collect();
+        let missing: Vec<u8> = (0..(k + m) as u8).filter(|i| !kept.contains(i)).collect();
+        // Nodes with no shard of this chunk first, in placement order; then the others.
+        let ranked = place(&id, &plan.candidates, plan.candidates.len());
+        if ranked.is_empty() || missing.is_empty() {
+            return (0, 0);
+        }
+        let (fresh, used): (Vec<u64>, Vec<u64>) = ranked.into_iter().partition(|n| !rec.holds(*n));
+        let order: Vec<u64> = fresh.into_iter().chain(used).collect();
+        let targets: Vec<(u8, u64)> = missing.iter().enumerate().map(|(j, i)| (*i, order[j % order.len()])).collect();
+        let shard_len = rec.len.div_ceil(k as u32) as u64;
+        plan.throttle.lock().await.take(shard_len * (k + targets.len()) as u64).await;
+        match self.node.chunks.rebuild_shards(id, rec, code, &targets).await {
+            Ok(added) => {
+                let made = added.len() as u64;
+                if let Err(e) = self.node.chunks.report(added).await {
+                    tracing::warn!(chunk = %id, "could not record rebuilt shards: {e}");
+                    return (0, 0);
+                }
+                (made, made * shard_len)
+            }
+            Err(e) => {
+                tracing::warn!(chunk = %id, "rebuilding shards failed: {e}");
+                (0, 0)
+            }
+        }
+    }
+
     /// Adds the copies one chunk lacks; returns (copies made, bytes copied).
     async fn repair(&self, plan: &Plan, s: Standing, id: ChunkId, rec: ChunkRecord) -> (u64, u64) {
         if self.settings().paused {
             return (0, 0);
+        }
+        if let Some(km) = rec.policy.and_then(cairn_core::Policy::ec) {
+            return self.repair_shards(plan, id, &rec, km).await;
         }
         // Sources: readable holders, those that count (active, up) first.
         let mut sources: Vec<(bool, u64)> = Vec::new();
@@ -138,7 +169,7 @@ impl RepairWorker {
             if added.len() == need {
                 break;
             }
-            if rec.holds(target) {
+            if rec.holders.iter().any(|h| h.node == target && h.part == cairn_core::wire::Part::Copy) {
                 continue;
             }
             plan.throttle.lock().await.take(rec.len as u64).await;

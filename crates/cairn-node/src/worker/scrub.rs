@@ -1,7 +1,8 @@
 //! The scrub worker: every node re-reads and re-hashes its own chunks on a schedule.
 //!
 //! A pass reads every local chunk at a bounded rate (the worker's bandwidth setting, default
-//! [`DEFAULT_RATE`]) and checks its BLAKE3. A corrupt file is moved to the store's quarantine
+//! [`DEFAULT_RATE`]) and checks its BLAKE3 (a shard of an erasure-coded chunk: its CRC32C,
+//! since a shard's bytes hash to nothing the ledger knows). A corrupt file is moved to the store's quarantine
 //! and the ledger told that this node no longer holds the chunk; repair then restores the copy
 //! elsewhere. The pass ends by reconciling the ledger with the disk: chunks the ledger
 //! credits to this node that are not here are reported missing, and referenced chunks that
@@ -11,7 +12,7 @@
 use super::{PassReport, Throttle, Worker};
 use crate::Node;
 use cairn_chunk::ChunkError;
-use cairn_core::wire::{HolderChange, WorkerSettings};
+use cairn_core::wire::{HolderChange, Part, WorkerSettings};
 use cairn_core::ChunkId;
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,16 +49,20 @@ impl ScrubWorker {
             if self.settings().paused {
                 return Ok(PassReport::note("paused"));
             }
-            let (store, id) = (store.clone(), c.id);
-            match tokio::task::spawn_blocking(move || store.get(&id)).await.map_err(|e| e.to_string())? {
+            let (store, id, part) = (store.clone(), c.id, c.part);
+            let read = move || match part {
+                Part::Copy => store.get(&id),
+                Part::Shard(s) => store.get_shard(&id, s),
+            };
+            match tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())? {
                 Ok(data) => {
                     bytes += data.len() as u64;
-                    good.insert(c.id, data.len() as u32);
+                    good.insert((c.id, c.part), data.len() as u32);
                     throttle.take(data.len() as u64).await;
                 }
                 Err(ChunkError::Corrupt { why, .. }) => {
                     // Quarantined and reported at once: repair need not wait for the pass.
-                    self.node.chunks.quarantine(c.id, &why).await;
+                    self.node.chunks.quarantine(c.id, c.part, &why).await;
                     corrupt.push(c.id);
                 }
                 // Deleted meanwhile (GC, drain): nothing to check.
@@ -76,31 +81,34 @@ impl ScrubWorker {
         Ok(PassReport { summary, items: (good.len() + corrupt.len()) as u64, bytes })
     }
 
-    /// Compares the ledger's view of this node with the chunks verified here.
-    async fn reconcile(&self, good: &BTreeMap<ChunkId, u32>) -> Result<Vec<HolderChange>, String> {
+    /// Compares the ledger's view of this node with the copies and shards verified here
+    /// (`good`: their lengths).
+    async fn reconcile(&self, good: &BTreeMap<(ChunkId, Part), u32>) -> Result<Vec<HolderChange>, String> {
         self.node.meta.read_barrier().await.map_err(|e| e.to_string())?;
         let me = self.node.id;
         // What the ledger credits here (through its per-node index), and the records of the
-        // good chunks found here: the cost is this disk's chunks, not the whole ledger.
-        let credited: BTreeSet<ChunkId> = self
+        // good parts found here: the cost is this disk's chunks, not the whole ledger.
+        let credited: BTreeSet<(ChunkId, Part)> = self
             .node
             .chunks_on(me)
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
             .filter(|(_, r)| r.refs > 0)
-            .map(|(id, _)| id)
+            .flat_map(|(id, r)| r.holders.into_iter().filter(|h| h.node == me).map(move |h| (id, h.part)))
             .collect();
-        let uncredited: Vec<(ChunkId, u32)> =
-            good.iter().filter(|(id, _)| !credited.contains(id)).map(|(id, len)| (*id, *len)).collect();
+        let uncredited: Vec<((ChunkId, Part), u32)> =
+            good.iter().filter(|(key, _)| !credited.contains(key)).map(|(key, len)| (*key, *len)).collect();
         let referenced = self
             .node
             .meta
             .read_local(move |txn| {
                 let mut out = Vec::new();
-                for (id, len) in uncredited {
-                    if cairn_meta::chunk_record(txn, &id)?.is_some_and(|r| r.refs > 0) {
-                        out.push((id, len));
+                for ((id, part), len) in uncredited {
+                    match cairn_meta::chunk_record(txn, &id)? {
+                        // A shard's record carries the chunk's length; a copy is its own.
+                        Some(r) if r.refs > 0 => out.push((id, part, if part == Part::Copy { len } else { r.len })),
+                        _ => {}
                     }
                 }
                 Ok(out)
@@ -109,23 +117,17 @@ impl ScrubWorker {
             .map_err(|e| e.to_string())?;
         let mut changes: Vec<HolderChange> = referenced
             .into_iter()
-            .map(|(id, len)| HolderChange { part: cairn_core::wire::Part::Copy, id, node: me, len, held: true })
+            .map(|(id, part, len)| HolderChange { part, id, node: me, len, held: true })
             .collect();
         // Credited but not verified in this pass: missing, unless stored since the listing.
-        let unverified: Vec<ChunkId> = credited.into_iter().filter(|id| !good.contains_key(id)).collect();
+        let unverified: Vec<(ChunkId, Part)> = credited.into_iter().filter(|key| !good.contains_key(key)).collect();
         let store = self.node.chunks.store.clone();
         let missing = tokio::task::spawn_blocking(move || {
-            unverified.into_iter().filter(|id| !store.contains(id).unwrap_or(true)).collect::<Vec<_>>()
+            unverified.into_iter().filter(|(id, part)| !store.contains(id, *part).unwrap_or(true)).collect::<Vec<_>>()
         })
         .await
         .map_err(|e| e.to_string())?;
-        changes.extend(missing.into_iter().map(|id| HolderChange {
-            part: cairn_core::wire::Part::Copy,
-            id,
-            node: me,
-            len: 0,
-            held: false,
-        }));
+        changes.extend(missing.into_iter().map(|(id, part)| HolderChange { part, id, node: me, len: 0, held: false }));
         Ok(changes)
     }
 }
