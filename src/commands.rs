@@ -477,6 +477,14 @@ async fn status(c: &AsyncClient, json: bool) -> Result<()> {
         "chunks: {} healthy, {} under-replicated, {} unavailable, {} bytes at risk",
         ch["healthy"], ch["under_replicated"], ch["unavailable"], ch["bytes_at_risk"]
     );
+    for p in v["policies"].as_array().into_iter().flatten() {
+        let (stored, raw) = (p["stored"].as_u64().unwrap_or(0), p["raw"].as_u64().unwrap_or(0));
+        let ratio = if stored == 0 { 0.0 } else { raw as f64 / stored as f64 };
+        println!(
+            "policy {}: {stored} bytes stored, {raw} bytes raw ({ratio:.2}x)",
+            p["policy"].as_str().unwrap_or("?")
+        );
+    }
     print_workers(&v);
     for m in mounts {
         println!("mount {m} (on this machine)");

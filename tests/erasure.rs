@@ -3,7 +3,7 @@
 //! scrub and rebuilt, lost shards rebuilt by repair; `cairn fsck` agrees with the disks.
 
 mod common;
-use common::{data, http, start_cluster_with, wait_for, TestNode};
+use common::{cluster, data, http, start_cluster_with, wait_for, TestNode};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,6 +75,26 @@ fn an_ec_file_lives_as_shards_and_reads_back_through_losses() {
     }
     assert_eq!(shards, 10);
     assert_eq!(fsck(&nodes[0]), 0, "every chunk has all its shards");
+
+    // Mixed policies: status and metrics show what each keeps and what it costs on disk.
+    let hot = data(14, 1 << 20);
+    put(&nodes[0], "/hot", hot.clone());
+    assert_eq!(fsck(&nodes[0]), 0);
+    let shard = |len: u64| len.div_ceil(3);
+    let ec_raw = 5 * (shard(4 << 20) + shard((1 << 20) + 7));
+    let policies = cluster(&nodes[0])["policies"].clone();
+    let of = |p: &str| policies.as_array().unwrap().iter().find(|u| u["policy"] == p).cloned().unwrap();
+    assert_eq!(
+        (of("ec:3+2")["stored"].as_u64(), of("ec:3+2")["raw"].as_u64()),
+        (Some(body.len() as u64), Some(ec_raw))
+    );
+    assert_eq!((of("replicas:3")["stored"].as_u64(), of("replicas:3")["raw"].as_u64()), (Some(1 << 20), Some(3 << 20)));
+    assert!(nodes[0]
+        .ok(&["status"])
+        .contains(&format!("policy ec:3+2: {} bytes stored, {ec_raw} bytes raw (1.67x)", body.len())));
+    let metrics = http().get(format!("{}/metrics", nodes[0].url)).send().unwrap().text().unwrap();
+    let line = format!("cairn_policy_bytes{{policy=\"ec:3+2\",kind=\"raw\"}} {ec_raw}");
+    assert!(metrics.contains(&line), "{line} not in {metrics}");
     for n in &nodes {
         assert_eq!(get(n, "/cold/f"), body, "read through {}", n.url);
     }

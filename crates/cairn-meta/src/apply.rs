@@ -358,8 +358,8 @@ impl Tx<'_> {
     }
 
     /// Replaces chunk record `before` by `after` (`None`: absent), keeping the `hold_counts`
-    /// and `unreferenced` indexes and the referenced-chunk counters (`chunks`, `chunk_bytes`)
-    /// equal to the records.
+    /// and `unreferenced` indexes, the referenced-chunk counters (`chunks`, `chunk_bytes`)
+    /// and the per-policy usage counters equal to the records.
     pub(crate) fn put_chunk(
         &mut self,
         id: &ChunkId,
@@ -393,6 +393,9 @@ impl Tx<'_> {
                 let v = self.counters.get(name)?.map_or(0, |v| v.value());
                 self.counters.insert(name, v.saturating_add_signed(d))?;
             }
+        }
+        for (name, d) in crate::usage::delta(before, after) {
+            crate::usage::bump(&mut self.counters, &name, d)?;
         }
         match after {
             Some(rec) => drop(self.chunks.insert(id.0.as_slice(), encode(rec).as_slice())?),

@@ -23,8 +23,13 @@ impl Tx<'_> {
         rec: &mut ChunkRecord,
         holders: Vec<Holder>,
     ) -> Result<()> {
-        let gone: Vec<u64> = rec.nodes().filter(|n| !holders.iter().any(|h| h.node == *n)).collect();
-        let new: Vec<u64> = holders.iter().map(|h| h.node).filter(|n| !rec.holds(*n)).collect();
+        // By node, once each: one node may hold several parts (shards on a small cluster).
+        let mut gone: Vec<u64> = rec.nodes().filter(|n| !holders.iter().any(|h| h.node == *n)).collect();
+        let mut new: Vec<u64> = holders.iter().map(|h| h.node).filter(|n| !rec.holds(*n)).collect();
+        gone.sort_unstable();
+        gone.dedup();
+        new.sort_unstable();
+        new.dedup();
         for n in &gone {
             self.holdings.remove((*n, id.0.as_slice()))?;
             self.count_held(*n, -1)?;

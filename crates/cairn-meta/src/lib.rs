@@ -27,6 +27,7 @@ mod namespace;
 mod query;
 mod snapshot;
 mod tables;
+mod usage;
 
 pub use apply::{apply, apply_all, apply_all_except, apply_committed};
 pub use data::CONCAT_MAX;
@@ -40,6 +41,7 @@ pub use query::{
 };
 pub use snapshot::{export, import, validate};
 pub use tables::{init, ChunkRecord, Holder, META_FORMAT, ROOT_INO, WORKER_NAMES};
+pub use usage::{policy_usage, PolicyUsage};
 
 use cairn_core::ErrorCode;
 

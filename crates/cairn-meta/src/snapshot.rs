@@ -417,5 +417,7 @@ pub fn import(txn: &WriteTransaction, input: impl Read) -> Result<()> {
             Row::Grave(dir, name, ino) => drop(graves.insert((dir, name.as_str()), ino)?),
         }
     }
-    Ok(())
+    drop(counters);
+    drop(chunks);
+    crate::usage::count_once(txn)
 }

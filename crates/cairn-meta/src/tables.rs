@@ -178,7 +178,8 @@ pub fn init(txn: &WriteTransaction) -> Result<()> {
         }
         (found, _) => return Err(crate::MetaError::Format { found: found.unwrap_or(1), want: META_FORMAT }),
     }
-    Ok(())
+    drop((inodes, counters));
+    crate::usage::count_once(txn)
 }
 
 /// The `counters` key of the number of chunks node `n` holds a part of.

@@ -132,3 +132,40 @@ fn files_below_lists_chunked_files_in_order() {
     assert_eq!(names, ["/d/e/y", "/d/x"]);
     assert!(cairn_meta::files_below(&db.begin_read().unwrap(), &path("/missing")).unwrap().is_err());
 }
+
+#[test]
+fn shards_count_by_index_and_usage_follows_the_records() {
+    let (_d, db) = db();
+    let c = ChunkId::of(b"striped");
+    let shard = |index| Part::Shard(cairn_core::wire::Shard { index, k: 2, m: 1 });
+    let put = |node, index, held| HolderChange { id: c, node, part: shard(index), len: 100, held };
+    // Node 1 holds two shards (a small cluster): its chunk is counted once for it.
+    run(&db, 1, ClusterCommand::ChunkHolders { changes: vec![put(1, 0, true), put(1, 2, true), put(2, 1, true)] });
+    run(&db, 2, ClientCommand::SetDirPolicy { at: at("/"), policy: Some(Policy::Ec { k: 2, m: 1 }), chunk_size: None });
+    commit(&db, "/f", c);
+    let txn = db.begin_read().unwrap();
+    let counts: Vec<(u64, u64)> = cairn_meta::held_counts(&txn).unwrap().into_iter().collect();
+    assert_eq!(counts, vec![(1, 1), (2, 1)]);
+    let rec = cairn_meta::chunk_record(&txn, &c).unwrap().unwrap();
+    assert_eq!((rec.useful(), rec.want()), (3, 3));
+    assert!(cairn_meta::chunks_below(&txn, 3).unwrap().is_empty(), "three distinct shards of three");
+    let usage = cairn_meta::policy_usage(&txn).unwrap();
+    assert_eq!(usage, vec![cairn_meta::PolicyUsage { policy: "ec:2+1".into(), stored: 100, raw: 150 }]);
+    drop(txn);
+    // A copy beside the shards is a part the policy does not use: listed until released.
+    run(&db, 3, ClusterCommand::ChunkHolders { changes: vec![held(c, 3, true)] });
+    let txn = db.begin_read().unwrap();
+    assert_eq!(cairn_meta::chunks_above(&txn, 3).unwrap().len(), 1);
+    assert_eq!(cairn_meta::policy_usage(&txn).unwrap()[0].raw, 250);
+    drop(txn);
+    // Node 1 forgotten: both its shards go, and its count with them.
+    run(&db, 4, ClusterCommand::ForgetNode { node: 1 });
+    let txn = db.begin_read().unwrap();
+    let counts: Vec<(u64, u64)> = cairn_meta::held_counts(&txn).unwrap().into_iter().collect();
+    assert_eq!(counts, vec![(2, 1), (3, 1)]);
+    assert_eq!(cairn_meta::policy_usage(&txn).unwrap()[0].raw, 150);
+    drop(txn);
+    // The file deleted: nothing is kept at any policy.
+    run(&db, 5, ClientCommand::Remove { at: at("/f"), recursive: false });
+    assert!(cairn_meta::policy_usage(&db.begin_read().unwrap()).unwrap().is_empty());
+}

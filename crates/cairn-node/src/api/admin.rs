@@ -119,6 +119,17 @@ pub async fn metrics(State(st): State<AppState>) -> Result<Response, HttpError> 
     let at_risk = Gauge::<i64>::default();
     at_risk.set(summary.bytes_at_risk as i64);
     reg.register("bytes_at_risk", "Bytes of chunks below policy or unreadable", at_risk);
+    let usage = Family::<Vec<(String, String)>, Gauge>::default();
+    for u in node.meta.read_local(cairn_meta::policy_usage).await? {
+        for (kind, v) in [("stored", u.stored), ("raw", u.raw)] {
+            usage.get_or_create(&vec![("policy".into(), u.policy.clone()), ("kind".into(), kind.into())]).set(v as i64);
+        }
+    }
+    reg.register(
+        "policy_bytes",
+        "Bytes kept per redundancy policy: stored (what files hold) and raw (on the disks)",
+        usage,
+    );
     let info = node.info();
     let space = Family::<Vec<(String, String)>, Gauge>::default();
     for (kind, v) in [("capacity", info.capacity), ("used", info.used), ("free", info.free)] {

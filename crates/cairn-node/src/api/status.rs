@@ -61,6 +61,7 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<Value>, HttpErro
             "purged": m.purged.map(|l| l.index),
         },
         "chunks": view.summarize(&ledger),
+        "policies": node.meta.read_local(cairn_meta::policy_usage).await?,
         "workers": node.worker_status(),
         "uptime_secs": node.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
     })))
