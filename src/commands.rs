@@ -163,6 +163,26 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
         }
         Cmd::Status { secret: false } => status(&c, json).await,
         Cmd::Fsck { path } => fsck(&c, &path, json).await,
+        Cmd::Archive { path, ec, no_pipeline } => {
+            let v = c.archive(&path, &ec, !no_pipeline).await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!(
+                    "archived {} files ({} chunks, {} bytes, {} shards) in {:.2} s, {}",
+                    v["files"],
+                    v["chunks"],
+                    v["bytes"],
+                    v["shards"],
+                    v["seconds"].as_f64().unwrap_or(0.0),
+                    if v["pipelined"] == true { "pipelined on the copy holders" } else { "centralised" }
+                );
+                for s in v["skipped"].as_array().into_iter().flatten() {
+                    println!("skipped (changed meanwhile, run again): {}", s.as_str().unwrap_or(""));
+                }
+            }
+            Ok(())
+        }
         Cmd::Node { cmd } => {
             let v = match cmd {
                 NodeCmd::Drain { id } => c.node_op(&id, "drain", false).await?,

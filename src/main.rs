@@ -152,6 +152,18 @@ enum Cmd {
     },
     /// Measure write and read throughput against a node, beside this disk's raw speed.
     Bench(bench::BenchArgs),
+    /// Convert the replicated files at or below PATH to an erasure code: shards made where
+    /// the copies are, one commit per file, copies released once the shards are in place.
+    Archive {
+        /// File or directory in cairn.
+        path: String,
+        /// The code, `K+M` (e.g. 4+2, 10+4).
+        #[arg(long)]
+        ec: String,
+        /// Encode on the node this command talks to alone (the centralised baseline).
+        #[arg(long)]
+        no_pipeline: bool,
+    },
     /// List files with chunks below their policy; exit code 6 if there are any.
     Fsck {
         /// Subtree to check (default /).

@@ -157,3 +157,82 @@ fn bad_policies_and_shard_messages_are_refused() {
         assert_eq!(r.status().as_u16(), 400, "{bad}");
     }
 }
+
+/// Shard files of `node` of code `code` (e.g. `2+1`).
+fn shards_of(node: &TestNode, code: &str) -> usize {
+    parts_on(node).1.iter().filter(|p| p.to_str().unwrap().ends_with(code)).count()
+}
+
+#[test]
+fn replicated_files_are_archived_while_read_and_an_interrupted_archive_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut nodes = start_cluster_with(4, FAST);
+    nodes[0].ok(&["mkdir", "/warm"]);
+    let (a, b, c) = (data(21, 9 << 20), data(22, 5 << 20), data(23, 24 << 20));
+    put(&nodes[0], "/warm/a", a.clone());
+    put(&nodes[0], "/warm/b", b.clone());
+    put(&nodes[0], "/warm/c", c.clone());
+    assert_eq!(fsck(&nodes[0]), 0);
+
+    // A reader keeps reading /warm/a while it is archived: every read is whole and right.
+    let (stop, bad, reads) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let reader = {
+        let (url, a, stop, bad, reads) = (nodes[2].url.clone(), a.clone(), stop.clone(), bad.clone(), reads.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let r = http().get(format!("{url}/v1/fs/warm/a")).send().unwrap();
+                if !r.status().is_success() || r.bytes().unwrap().as_ref() != a.as_slice() {
+                    bad.store(true, Ordering::Relaxed);
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let out = nodes[1].ok(&["archive", "/warm/a", "--ec", "2+1"]);
+    assert!(out.contains("archived 1 files (3 chunks") && out.contains("pipelined"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&nodes[1].ok(&["archive", "/warm/b", "--ec", "2+1", "--no-pipeline", "--json"])).unwrap();
+    assert_eq!((v["files"].as_u64(), v["chunks"].as_u64(), v["pipelined"].as_bool()), (Some(1), Some(2), Some(false)));
+    // The copies go once the shards are at policy: five chunks, three shards each.
+    wait_for("the archived files' copies to be released", Duration::from_secs(60), || {
+        nodes.iter().map(|n| shards_of(n, "2+1")).sum::<usize>() == 15
+            && nodes.iter().map(|n| parts_on(n).0.len()).sum::<usize>() == 6 * 3
+            && fsck(&nodes[0]) == 0
+    });
+    wait_for("a few reads during and after", Duration::from_secs(30), || reads.load(Ordering::Relaxed) >= 3);
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(!bad.load(Ordering::Relaxed), "a read during the archive returned other bytes");
+    assert_eq!((get(&nodes[3], "/warm/a"), get(&nodes[0], "/warm/b")), (a.clone(), b.clone()));
+    let policies = cluster(&nodes[0])["policies"].clone();
+    let ec = policies.as_array().unwrap().iter().find(|u| u["policy"] == "ec:2+1").cloned().unwrap();
+    assert_eq!(ec["stored"].as_u64(), Some(14 << 20), "{policies}");
+
+    // The node running an archive is killed part way: nothing is lost, and archiving again
+    // (through another node) finishes the job.
+    let mut child = std::process::Command::new(common::bin())
+        .arg("--node")
+        .arg(&nodes[3].url)
+        .arg("--data")
+        .arg(&nodes[3].data)
+        .args(["archive", "/warm/c", "--ec", "2+1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the archive to store its first shards", Duration::from_secs(30), || {
+        nodes.iter().map(|n| shards_of(n, "2+1")).sum::<usize>() > 15
+    });
+    nodes[3].kill();
+    let _ = child.wait();
+    assert_eq!(get(&nodes[0], "/warm/c"), c, "the file reads the same after the kill");
+    let out = nodes[0].ok(&["archive", "/warm/c", "--ec", "2+1"]);
+    assert!(out.contains("archived 1 files"), "{out}");
+    assert_eq!(get(&nodes[1], "/warm/c"), c);
+    wait_for("the last copies on live nodes to be released", Duration::from_secs(60), || {
+        nodes[..3].iter().map(|n| parts_on(n).0.len()).sum::<usize>() == 0 && fsck(&nodes[0]) == 0
+    });
+    assert_eq!(get(&nodes[2], "/warm/c"), c);
+}

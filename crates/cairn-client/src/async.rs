@@ -334,6 +334,15 @@ impl AsyncClient {
         self.json(req).await
     }
 
+    /// Converts the replicated files at or below `path` to the erasure code `ec` (`K+M`)
+    /// (`POST /v1/archive`, admin keys only), by the copy holders or, without `pipeline`,
+    /// by the node alone; the answer says what was done.
+    pub async fn archive(&self, path: &str, ec: &str, pipeline: bool) -> Result<serde_json::Value> {
+        let url = self.endpoint("/v1/archive", &[])?;
+        let body = serde_json::json!({ "path": path, "ec": ec, "pipeline": pipeline });
+        self.json(self.backend.http().post(url).json(&body)).await
+    }
+
     /// Makes an access key (`POST /v1/keys`, admin keys only): `spec` is
     /// `{"name", "read", "write", "admin", "prefixes"}`; the answer carries the secret, shown
     /// this once.

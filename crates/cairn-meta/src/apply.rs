@@ -226,6 +226,7 @@ impl Tx<'_> {
             ClusterCommand::ForgetChunks { ids, before } => tx.forget_chunks(ids, *before),
             ClusterCommand::ChunkHolders { changes } => tx.chunk_holders(changes),
             ClusterCommand::ForgetNode { node } => tx.forget_node(*node),
+            ClusterCommand::Archive { ino, version, policy } => tx.archive(*ino, *version, *policy),
             ClusterCommand::SetNodeState { node, state } => {
                 txn.open_table(NODES)?.insert(*node, encode(state).as_slice())?;
                 Ok(Ok(Reply::Done))

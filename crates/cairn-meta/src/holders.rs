@@ -5,10 +5,10 @@
 //! per-node index (`holdings`: which chunks each node holds) equal to the records.
 
 use crate::apply::Tx;
-use crate::tables::{get_chunk, ChunkRecord, Holder};
+use crate::tables::{fail, get_chunk, get_inode, ChunkRecord, Holder};
 use crate::Result;
-use cairn_core::wire::{ApplyResult, HolderChange, Reply};
-use cairn_core::ChunkId;
+use cairn_core::wire::{ApplyResult, Content, HolderChange, InodeKind, Reply};
+use cairn_core::{ChunkId, ErrorCode, Policy};
 use redb::ReadableTable;
 
 impl Tx<'_> {
@@ -81,6 +81,39 @@ impl Tx<'_> {
             changed += 1;
         }
         Ok(Ok(Reply::Count(changed)))
+    }
+
+    /// Switches file `ino` at `version` to erasure-coded `policy` (see
+    /// `ClusterCommand::Archive`).
+    pub(crate) fn archive(&mut self, ino: u64, version: u64, policy: Policy) -> Result<ApplyResult> {
+        if policy.ec().is_none() {
+            return Ok(fail(ErrorCode::InvalidArgument, format!("{policy} is not an erasure code")));
+        }
+        let mut inode = match get_inode(&self.inodes, ino)? {
+            Some(i) if i.kind == InodeKind::File => i,
+            Some(_) => return Ok(fail(ErrorCode::InvalidArgument, format!("inode {ino} is not a file"))),
+            None => return Ok(fail(ErrorCode::NotFound, format!("inode {ino} does not exist"))),
+        };
+        if inode.version != version {
+            let msg = format!("inode {ino} changed (version {} now, {version} archived)", inode.version);
+            return Ok(fail(ErrorCode::Conflict, msg));
+        }
+        let mut ids: Vec<ChunkId> = match &inode.content {
+            Content::Extents(e) => cairn_core::extent::chunks(e).collect(),
+            _ => Vec::new(),
+        };
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let Some(before) = get_chunk(&self.chunks, &id)? else { continue };
+            let mut rec = before.clone();
+            rec.policy = Some(if rec.refs <= 1 { policy } else { rec.policy.map_or(policy, |p| p.stronger(policy)) });
+            self.put_chunk(&id, Some(&before), Some(&rec))?;
+        }
+        inode.policy = Some(policy);
+        inode.ctime = self.now;
+        self.put_inode(&inode)?;
+        Ok(Ok(Reply::Inode(inode)))
     }
 
     /// Drops `node` from the holders of every chunk it holds (found through the index).

@@ -219,22 +219,29 @@ impl View {
     }
 
     /// The parts of a chunk at policy that may be deleted (see the module doc): on a member
-    /// that can still be reached, either not used by the policy, or on a node whose parts
-    /// do not count (draining). None unless the chunk is at policy without them.
+    /// that can still be reached, either not used by the policy, on a node whose parts do
+    /// not count (draining), or a second counting holder of one shard. None unless the chunk
+    /// is at policy without them.
     pub fn surplus(&self, rec: &ChunkRecord) -> Vec<cairn_meta::Holder> {
         if !self.assess(rec).healthy() {
             return Vec::new();
         }
         let ec = rec.policy.and_then(Policy::ec).is_some();
-        rec.holders
-            .iter()
-            .filter(|h| self.members.contains_key(&h.node) && self.copy_on(h.node).readable)
-            .filter(|h| {
-                let used = if ec { rec.shard_of_policy(h.part).is_some() } else { h.part == Part::Copy };
-                !used || !self.copy_on(h.node).counts
-            })
-            .copied()
-            .collect()
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for h in rec.holders.iter().filter(|h| self.members.contains_key(&h.node) && self.copy_on(h.node).readable) {
+            let counts = self.copy_on(h.node).counts;
+            let surplus = match rec.shard_of_policy(h.part) {
+                // One counting holder per shard is enough: a second one is surplus.
+                Some(i) if ec => !counts || !seen.insert(i),
+                _ if ec => true,
+                _ => h.part != Part::Copy || !counts,
+            };
+            if surplus {
+                out.push(*h);
+            }
+        }
+        out
     }
 
     /// How a copy on node `id` stands.

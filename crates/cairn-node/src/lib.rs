@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod archive;
 pub mod chunks;
 mod cluster;
 pub mod code;

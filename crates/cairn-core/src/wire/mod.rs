@@ -511,6 +511,18 @@ pub enum ClusterCommand {
         /// The key's name.
         name: String,
     },
+    /// Switch file `ino`, still at `version`, to erasure-coded `policy` in one step: the
+    /// file's policy and its chunks' become `policy` (a chunk other files share keeps the
+    /// stronger of the two). Shards missing then are made by the archiving node (or repair);
+    /// the copies become surplus, released once the chunk has all its shards.
+    Archive {
+        /// The file.
+        ino: u64,
+        /// The version it had when the archive looked at it (`conflict` if it changed since).
+        version: u64,
+        /// The `ec:K+M` policy.
+        policy: Policy,
+    },
 }
 
 /// One fact for the durability ledger: `node` holds a verified `part` of chunk `id` of `len`

@@ -162,6 +162,33 @@ pub async fn metrics(State(st): State<AppState>) -> Result<Response, HttpError> 
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
 }
 
+/// Body of `POST /v1/archive`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveRequest {
+    /// The file or directory to archive (everything below it).
+    path: String,
+    /// The code: `ec:K+M` (or `K+M`).
+    ec: String,
+    /// Encode on the copy holders (default) or on this node only (`false`, the baseline).
+    #[serde(default = "yes")]
+    pipeline: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/archive` (admin): convert the replicated files at or below `path` to the
+/// erasure code `ec`; answers with what it did.
+pub async fn archive(State(st): State<AppState>, Json(req): Json<ArchiveRequest>) -> Result<Json<Value>, HttpError> {
+    let path: cairn_core::FsPath = req.path.parse()?;
+    let text = if req.ec.starts_with("ec:") { req.ec.clone() } else { format!("ec:{}", req.ec) };
+    let policy = cairn_core::Policy::parse(&text)?;
+    let report = st.node.archive(path, policy, req.pipeline).await?;
+    Ok(Json(serde_json::to_value(report).map_err(|e| invalid(e.to_string()))?))
+}
+
 /// `POST /v1/code/run`: check a coding plan (JSON, see docs/formats.md) and run it; answers
 /// with the chunks its WRITE steps stored and its result streams.
 pub async fn code_run(State(st): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, HttpError> {

@@ -143,6 +143,7 @@ mod tests {
         assert_eq!(need(Method::PUT, "/v1/chunks/ab"), (Access::Write, None));
         assert_eq!(need(Method::POST, "/v1/workers/repair"), (Access::Admin, None));
         assert_eq!(need(Method::POST, "/v1/code/run"), (Access::Admin, None));
+        assert_eq!(need(Method::POST, "/v1/archive"), (Access::Admin, None));
         assert_eq!(need(Method::GET, "/metrics"), (Access::Admin, None));
         assert_eq!(need(Method::GET, "/v1/keys"), (Access::Admin, None));
         assert_eq!(need(Method::POST, "/v1/locks"), (Access::Write, Some(vec![])));

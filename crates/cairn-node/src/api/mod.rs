@@ -78,6 +78,7 @@ pub fn routers(node: Arc<Node>) -> (Router, Router) {
         .route("/v1/fsck", get(admin::fsck))
         .route("/v1/nodes/{id}", post(admin::node_op))
         .route("/v1/workers/{name}", post(admin::worker_op))
+        .route("/v1/archive", post(admin::archive))
         .route("/v1/code/run", post(admin::code_run).layer(DefaultBodyLimit::max(crate::code::MAX_PLAN_BYTES)))
         .route("/metrics", get(admin::metrics))
         .route("/v1/keys", post(keys::create).get(keys::list))

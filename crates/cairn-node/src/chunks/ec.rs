@@ -144,7 +144,14 @@ impl ChunkService {
     }
 
     /// Has node `to` (maybe this one) store a shard.
-    async fn put_shard_at(&self, to: u64, id: ChunkId, shard: Shard, len: u32, data: Bytes) -> Result<(), ApiError> {
+    pub(super) async fn put_shard_at(
+        &self,
+        to: u64,
+        id: ChunkId,
+        shard: Shard,
+        len: u32,
+        data: Bytes,
+    ) -> Result<(), ApiError> {
         if to == self.id {
             return self.put_shard_local(id, shard, len, data).await;
         }
@@ -349,7 +356,7 @@ impl ChunkService {
 }
 
 /// The K + M shards of `chunk`: its K data shards, then the parity.
-fn encode(chunk: &[u8], k: usize, m: usize) -> Result<Vec<Bytes>, ApiError> {
+pub(super) fn encode(chunk: &[u8], k: usize, m: usize) -> Result<Vec<Bytes>, ApiError> {
     let stripe = Stripe::new(chunk.len() as u64, k).map_err(gf_err)?;
     let rs = ReedSolomon::new(k, m).map_err(gf_err)?;
     let data = stripe.split(chunk).map_err(gf_err)?;

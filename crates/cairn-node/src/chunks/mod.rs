@@ -6,6 +6,7 @@
 //! are up (`replication`: down a chain, or fanned out) and keeps room (`space`). It reaches
 //! the other nodes through the metadata's membership and the peer transport.
 
+mod archive;
 mod ec;
 mod replication;
 mod space;

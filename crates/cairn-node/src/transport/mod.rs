@@ -108,6 +108,18 @@ pub enum PeerRequest {
         #[serde(skip)]
         data: Bytes,
     },
+    /// Encode shards of chunk `id` (code `k`+`m`) from this node's own copy and store each
+    /// on its node (archival); answered with the (index, node) pairs stored.
+    EncodeShards {
+        /// The chunk.
+        id: ChunkId,
+        /// Data shards of the code.
+        k: u8,
+        /// Parity shards of the code.
+        m: u8,
+        /// (shard index, node to store it on), at most 48.
+        jobs: Vec<(u8, u64)>,
+    },
     /// Bytes `from..to` of a shard from this node's own store (the whole shard CRC-checked
     /// first).
     GetShard {
@@ -189,6 +201,8 @@ pub enum PeerReply {
     Present(bool),
     /// The length of the chunk copied.
     Copied(u32),
+    /// The shards an `EncodeShards` stored: (index, node).
+    Encoded(Vec<(u8, u64)>),
     /// The chunks a node's programs of a coding plan stored: (program, chunk, length).
     PlanDone(Vec<(String, ChunkId, u64)>),
     /// Done.
@@ -233,6 +247,7 @@ impl PeerRequest {
             PeerRequest::DeleteChunk { .. } => "delete-chunk",
             PeerRequest::PutShard { .. } => "put-shard",
             PeerRequest::GetShard { .. } => "get-shard",
+            PeerRequest::EncodeShards { .. } => "encode-shards",
             PeerRequest::PlanRun { .. } => "plan-run",
             PeerRequest::PlanPush { .. } => "plan-push",
             PeerRequest::PlanPull { .. } => "plan-pull",

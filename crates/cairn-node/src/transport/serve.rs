@@ -40,6 +40,15 @@ pub async fn handle(node: &Arc<Node>, req: PeerRequest) -> Result<PeerReply, Api
             node.chunks.put_shard_local(id, shard, len, data).await?;
             PeerReply::Stored(vec![node.id])
         }
+        PeerRequest::EncodeShards { id, k, m, jobs } => {
+            let members: BTreeSet<u64> = node.members().into_iter().map(|(id, _)| id).collect();
+            if let Some((_, stranger)) = jobs.iter().find(|(_, n)| !members.contains(n)) {
+                let msg = format!("shard target node {stranger} is not a member of this cluster");
+                return Err(ApiError::new(ErrorCode::InvalidArgument, msg));
+            }
+            let code = cairn_core::wire::Shard { index: 0, k, m };
+            PeerReply::Encoded(node.chunks.encode_here(id, code, &jobs).await?)
+        }
         PeerRequest::GetShard { id, shard, from, to } => {
             let data = node.chunks.get_shard_local(id, shard, from, to).await?;
             node.chunks.served_one();
