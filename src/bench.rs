@@ -70,6 +70,15 @@ pub struct BenchArgs {
     /// decode (ec:4+2, 6+3, 10+4) of 1 MiB shards on every kernel this CPU runs, beside memcpy.
     #[arg(long, conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata", "locks", "fuse", "s3"])]
     gf: bool,
+    /// Instead: archive this much (e.g. 256MiB) of replicated files to ec:4+2 on a 4-node
+    /// cluster started in the scratch directory, pipelined on the copy holders and then
+    /// centralised on one node, every node's link paced to --peer-rate.
+    #[arg(long, value_parser = parse_size,
+          conflicts_with_all = ["size", "embedded", "cold", "repair", "metadata", "locks", "fuse", "s3", "gf"])]
+    archive: Option<u64>,
+    /// With --archive: each node's outgoing link speed in bytes per second.
+    #[arg(long, value_parser = parse_size, default_value = "32MiB", requires = "archive")]
+    peer_rate: u64,
 }
 
 /// Empties the page cache (after writing dirty pages back), so the next reads hit the disk.
@@ -213,6 +222,9 @@ pub async fn run(conn: crate::commands::Connection, no_short_circuit: bool, args
     }
     if args.gf {
         return crate::bench_gf::run();
+    }
+    if let Some(total) = args.archive {
+        return crate::bench_archive::run(&args.scratch, total, args.peer_rate).await;
     }
     if args.locks {
         return crate::bench_locks::run(&args.scratch, args.files.unwrap_or(4000)).await;

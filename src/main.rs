@@ -6,6 +6,7 @@
 
 mod attrs;
 mod bench;
+mod bench_archive;
 mod bench_fuse;
 mod bench_gf;
 mod bench_locks;

@@ -47,6 +47,9 @@ pub struct UpArgs {
     /// Bytes this node may hold, e.g. 100GiB [default: its disk's size].
     #[arg(long, env = "CAIRN_CAPACITY", value_parser = crate::bench::parse_size)]
     capacity: Option<u64>,
+    /// Bytes per second this node sends to other nodes as data, e.g. 50MiB [default: unlimited].
+    #[arg(long, env = "CAIRN_PEER_RATE", value_parser = crate::bench::parse_size)]
+    peer_rate: Option<u64>,
     /// Start a local cluster of this many nodes (node K in <data>/node-K on the base port + K).
     #[arg(long, env = "CAIRN_NODES")]
     nodes: Option<usize>,
@@ -142,6 +145,9 @@ fn config(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if args.capacity.is_some() {
         c.capacity = args.capacity;
+    }
+    if let Some(r) = args.peer_rate {
+        c.peer_rate = r;
     }
     if args.secret.is_some() {
         c.secret = args.secret;

@@ -47,6 +47,10 @@ pub struct NodeConfig {
     /// Bytes this node may hold (default: the size of its disk). Set it when several nodes
     /// share one disk.
     pub capacity: Option<u64>,
+    /// Bytes per second this node sends to the other nodes as chunk, shard and stream data
+    /// (0: unlimited): a link of that speed, for tests and benchmarks of bandwidth-bound
+    /// work, or to keep a node's traffic off a shared network.
+    pub peer_rate: u64,
     /// The cluster secret to present when joining.
     pub secret: Option<String>,
     /// How long a node may be down before its chunks are copied elsewhere.
@@ -101,6 +105,7 @@ impl Default for NodeConfig {
             join: None,
             zone: "default".into(),
             capacity: None,
+            peer_rate: 0,
             secret: None,
             repair_delay: Duration::from_secs(600),
             repair_interval: Duration::from_secs(5),

@@ -172,5 +172,6 @@ pub async fn peer_message(State(st): State<AppState>, body: Bytes) -> Result<Res
     attach(req.payload_mut(), payload, name)?;
     let mut answer = crate::transport::serve::handle(&st.node, req).await;
     let payload = answer.as_mut().ok().and_then(|r| r.payload_mut()).map(std::mem::take).unwrap_or_default();
+    st.node.chunks.link.send(payload.len()).await;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame_body(&answer, payload)).into_response())
 }

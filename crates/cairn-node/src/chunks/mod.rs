@@ -54,6 +54,8 @@ pub struct ChunkService {
     served: AtomicU64,
     /// Bytes of chunk writes admitted but not yet stored (see `check_room`).
     reserved: Arc<AtomicU64>,
+    /// This node's outgoing data link (`peer_rate`).
+    pub(crate) link: crate::transport::link::Link,
 }
 
 impl ChunkService {
@@ -67,7 +69,8 @@ impl ChunkService {
         peers: Arc<Peers>,
     ) -> Self {
         let (served, reserved) = (AtomicU64::new(0), Arc::new(AtomicU64::new(0)));
-        ChunkService { id, url, config, store, meta, peers, served, reserved }
+        let link = crate::transport::link::Link::new(config.peer_rate);
+        ChunkService { id, url, config, store, meta, peers, served, reserved, link }
     }
 
     /// Counts one chunk read served.
@@ -75,8 +78,10 @@ impl ChunkService {
         self.served.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sends `req` to member `to` and waits for the answer (the message's own timeout).
-    async fn ask(&self, to: u64, req: PeerRequest) -> Result<PeerReply, CallError> {
+    /// Sends `req` to member `to` (its data paced by this node's link) and waits for the
+    /// answer (the message's own timeout).
+    async fn ask(&self, to: u64, mut req: PeerRequest) -> Result<PeerReply, CallError> {
+        self.link.send(req.payload_mut().map_or(0, |p| p.len())).await;
         self.meta.ask(to, req, None).await
     }
 

@@ -9,6 +9,7 @@
 
 pub mod calls;
 pub mod http;
+pub mod link;
 pub mod mem;
 pub mod serve;
 
