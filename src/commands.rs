@@ -210,6 +210,12 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
                 .map_err(|_| UsageError(format!("{policy:?}: versions:N takes a number")))?;
             show(&c.set_versions(&path, n).await?, &path, json)
         }
+        Cmd::Policy { cmd: PolicyCmd::Set { path, policy, chunk_size: None } } if policy.starts_with("archive:") => {
+            let rule = cairn_core::policy::ArchiveRule::parse(&policy).map_err(|e| ClientError::Api(e.into()))?;
+            let text = rule.to_string();
+            let mode = cairn_core::wire::XattrMode::Any;
+            show(&c.set_xattr(&path, cairn_core::policy::ARCHIVE_XATTR, text.as_bytes(), mode).await?, &path, json)
+        }
         Cmd::Policy { cmd: PolicyCmd::Set { path, policy, chunk_size } } => {
             let p = Policy::parse(&policy).map_err(|e| ClientError::Api(e.into()))?;
             let cs = chunk_size
@@ -221,10 +227,17 @@ pub async fn run(conn: Connection, json: bool, no_short_circuit: bool, cmd: Cmd)
             let inode = c.stat(&path).await?;
             let policy = inode.policy.map(|p| p.to_string()).unwrap_or_else(|| "inherited".into());
             let chunk = inode.chunk_size.map(|c| c.to_string()).unwrap_or_else(|| "inherited".into());
+            let archive = match c.get_xattr(&path, cairn_core::policy::ARCHIVE_XATTR).await {
+                Ok(v) => Some(String::from_utf8_lossy(&v).into_owned()),
+                Err(e) if e.code() == cairn_core::ErrorCode::NotFound => None,
+                Err(e) => return Err(e.into()),
+            };
             if json {
-                println!("{}", serde_json::json!({ "path": path, "policy": policy, "chunk_size": chunk }));
+                let v = serde_json::json!({ "path": path, "policy": policy, "chunk_size": chunk, "archive": archive });
+                println!("{v}");
             } else {
-                println!("{path}: {policy}, chunk size {chunk}");
+                let archive = archive.map(|a| format!(", {a}")).unwrap_or_default();
+                println!("{path}: {policy}, chunk size {chunk}{archive}");
             }
             Ok(())
         }

@@ -176,7 +176,7 @@ enum Cmd {
         #[command(subcommand)]
         cmd: commands::NodeCmd,
     },
-    /// Pause, resume or throttle background workers (repair, scrub, rebalance, gc) cluster-wide.
+    /// Pause, resume or throttle background workers (repair, scrub, rebalance, gc, archive) cluster-wide.
     Worker {
         #[command(subcommand)]
         cmd: commands::WorkerCmd,

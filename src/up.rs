@@ -47,6 +47,9 @@ pub struct UpArgs {
     /// Bytes this node may hold, e.g. 100GiB [default: its disk's size].
     #[arg(long, env = "CAIRN_CAPACITY", value_parser = crate::bench::parse_size)]
     capacity: Option<u64>,
+    /// How often the archive worker applies directories' archive rules [default: 10m].
+    #[arg(long, env = "CAIRN_ARCHIVE_INTERVAL", value_parser = humantime::parse_duration)]
+    archive_interval: Option<Duration>,
     /// Bytes per second this node sends to other nodes as data, e.g. 50MiB [default: unlimited].
     #[arg(long, env = "CAIRN_PEER_RATE", value_parser = crate::bench::parse_size)]
     peer_rate: Option<u64>,
@@ -145,6 +148,9 @@ fn config(data: Option<PathBuf>, args: UpArgs) -> anyhow::Result<NodeConfig> {
     }
     if args.capacity.is_some() {
         c.capacity = args.capacity;
+    }
+    if let Some(i) = args.archive_interval {
+        c.archive_interval = i;
     }
     if let Some(r) = args.peer_rate {
         c.peer_rate = r;

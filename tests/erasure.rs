@@ -182,8 +182,8 @@ fn replicated_files_are_archived_while_read_and_an_interrupted_archive_loses_not
         let (url, a, stop, bad, reads) = (nodes[2].url.clone(), a.clone(), stop.clone(), bad.clone(), reads.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let r = http().get(format!("{url}/v1/fs/warm/a")).send().unwrap();
-                if !r.status().is_success() || r.bytes().unwrap().as_ref() != a.as_slice() {
+                let whole = http().get(format!("{url}/v1/fs/warm/a")).send().ok().filter(|r| r.status().is_success());
+                if whole.and_then(|r| r.bytes().ok()).is_none_or(|b| b.as_ref() != a.as_slice()) {
                     bad.store(true, Ordering::Relaxed);
                 }
                 reads.fetch_add(1, Ordering::Relaxed);
@@ -191,10 +191,12 @@ fn replicated_files_are_archived_while_read_and_an_interrupted_archive_loses_not
         })
     };
     let out = nodes[1].ok(&["archive", "/warm/a", "--ec", "2+1"]);
-    assert!(out.contains("archived 1 files (3 chunks") && out.contains("pipelined"), "{out}");
+    // (Repair may encode a chunk itself once the file is switched: the archive then skips it.)
+    assert!(out.contains("archived 1 files (") && out.contains("pipelined"), "{out}");
     let v: serde_json::Value =
         serde_json::from_str(&nodes[1].ok(&["archive", "/warm/b", "--ec", "2+1", "--no-pipeline", "--json"])).unwrap();
-    assert_eq!((v["files"].as_u64(), v["chunks"].as_u64(), v["pipelined"].as_bool()), (Some(1), Some(2), Some(false)));
+    assert_eq!((v["files"].as_u64(), v["pipelined"].as_bool()), (Some(1), Some(false)), "{v}");
+    assert!(v["chunks"].as_u64().unwrap() <= 2, "{v}");
     // The copies go once the shards are at policy: five chunks, three shards each.
     wait_for("the archived files' copies to be released", Duration::from_secs(60), || {
         nodes.iter().map(|n| shards_of(n, "2+1")).sum::<usize>() == 15
@@ -235,4 +237,29 @@ fn replicated_files_are_archived_while_read_and_an_interrupted_archive_loses_not
         nodes[..3].iter().map(|n| parts_on(n).0.len()).sum::<usize>() == 0 && fsck(&nodes[0]) == 0
     });
     assert_eq!(get(&nodes[2], "/warm/c"), c);
+}
+
+#[test]
+fn an_archive_rule_converts_the_files_older_than_its_age() {
+    let node = TestNode::start(&["--archive-interval", "300ms", "--repair-interval", "300ms"]);
+    node.ok(&["mkdir", "/logs"]);
+    node.ok(&["mkdir", "/logs/keep"]);
+    node.ok(&["policy", "set", "/logs", "archive:ec:2+1 after 2s"]);
+    // The nearest rule wins: files below /logs/keep wait a day.
+    node.ok(&["policy", "set", "/logs/keep", "archive:ec:2+1 after 1d"]);
+    assert!(node.ok(&["policy", "get", "/logs"]).contains("archive:ec:2+1 after 2s"));
+    for bad in ["archive:replicas:3 after 1d", "archive:ec:2+1", "archive:ec:2+1 after 3 weeks"] {
+        assert!(!node.cli(&["policy", "set", "/logs", bad]).status.success(), "{bad} was accepted");
+    }
+    let (a, b) = (data(31, 300_000), data(32, 300_000));
+    put(&node, "/logs/a", a.clone());
+    put(&node, "/logs/keep/b", b.clone());
+    assert!(!node.ok(&["policy", "get", "/logs/a"]).contains("ec:2+1"), "not archived while young");
+    wait_for("the rule to archive /logs/a", Duration::from_secs(30), || {
+        node.ok(&["policy", "get", "/logs/a"]).contains("ec:2+1") && parts_on(&node).0.len() == 1
+    });
+    assert_eq!(shards_of(&node, "2+1"), 3, "one chunk, three shards");
+    assert!(!node.ok(&["policy", "get", "/logs/keep/b"]).contains("ec:2+1"), "a day has not passed for b");
+    assert_eq!((get(&node, "/logs/a"), get(&node, "/logs/keep/b")), (a, b));
+    assert_eq!(fsck(&node), 0);
 }

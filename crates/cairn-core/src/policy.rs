@@ -115,9 +115,81 @@ impl fmt::Display for Policy {
     }
 }
 
+/// The directory extended attribute holding an [`ArchiveRule`] (its text form).
+pub const ARCHIVE_XATTR: &str = "user.cairn.archive";
+
+/// `archive:ec:K+M after T`, a directory's rule that files below it whose content is older
+/// than `after` are converted to the erasure code `policy` (by the leader's archive worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveRule {
+    /// The `ec:K+M` policy files are archived to.
+    pub policy: Policy,
+    /// How long after its last modification a file is archived.
+    pub after: std::time::Duration,
+}
+
+impl ArchiveRule {
+    /// Parses `ec:K+M after T` (with or without a leading `archive:`), T a whole number of
+    /// seconds, minutes, hours or days: `30s`, `15m`, `12h`, `7d`.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let bad = || Error::InvalidPolicy(s.chars().take(64).collect());
+        let rest = s.strip_prefix("archive:").unwrap_or(s);
+        let (code, after) = rest.split_once(" after ").ok_or_else(bad)?;
+        let policy = Policy::parse(code.trim()).map_err(|_| bad())?;
+        if policy.ec().is_none() {
+            return Err(bad());
+        }
+        let after = after.trim();
+        let unit = match after.chars().last().ok_or_else(bad)? {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let digits = &after[..after.len() - 1];
+        if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        Ok(ArchiveRule { policy, after: std::time::Duration::from_secs(n * unit) })
+    }
+}
+
+impl fmt::Display for ArchiveRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.after.as_secs();
+        let (n, unit) = match s {
+            _ if s.is_multiple_of(86_400) && s > 0 => (s / 86_400, 'd'),
+            _ if s.is_multiple_of(3600) && s > 0 => (s / 3600, 'h'),
+            _ if s.is_multiple_of(60) && s > 0 => (s / 60, 'm'),
+            _ => (s, 's'),
+        };
+        write!(f, "archive:{} after {n}{unit}", self.policy)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_rules_parse_and_display() {
+        let r = ArchiveRule::parse("archive:ec:10+4 after 7d").unwrap();
+        assert_eq!((r.policy, r.after.as_secs()), (Policy::Ec { k: 10, m: 4 }, 7 * 86_400));
+        assert_eq!(r.to_string(), "archive:ec:10+4 after 7d");
+        assert_eq!(ArchiveRule::parse("ec:2+1 after 90s").unwrap().to_string(), "archive:ec:2+1 after 90s");
+        for bad in [
+            "ec:4+2",
+            "replicas:3 after 1d",
+            "ec:4+2 after",
+            "ec:4+2 after 7w",
+            "ec:4+2 after -1d",
+            "ec:4+2 after 9999999999d",
+        ] {
+            assert!(ArchiveRule::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_and_displays() {

@@ -36,8 +36,9 @@ pub use keys::{access_key, access_keys};
 pub use locks::locks;
 pub use namespace::LINK_MAX;
 pub use query::{
-    chunk_record, chunk_totals, chunks_above, chunks_below, chunks_of_node, expired_handles, files_below, held_counts,
-    ledger, node_state, orphans, query, unreferenced_chunks, worker_settings, FileChunks,
+    chunk_record, chunk_totals, chunks_above, chunks_below, chunks_of_node, dirs_with_xattr, expired_handles,
+    files_below, files_under, held_counts, ledger, node_state, orphans, query, unreferenced_chunks, worker_settings,
+    FileChunks,
 };
 pub use snapshot::{export, import, validate};
 pub use tables::{init, ChunkRecord, Holder, META_FORMAT, ROOT_INO, WORKER_NAMES};

@@ -1,8 +1,9 @@
 //! Read-only queries over a consistent read transaction.
 
 use crate::tables::{
-    get_chunk, get_dir, get_node_state, get_worker, inherited, linked_inode, resolve, walk, ChunkRecord, Walk, CHUNKS,
-    COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED, WORKERS, XATTRS,
+    get_chunk, get_dir, get_inode, get_node_state, get_worker, inherited, linked_inode, resolve, walk, ChunkRecord,
+    Walk, CHUNKS, COUNTERS, DIRENTS, HANDLES, HOLDINGS, HOLD_COUNTS, INODES, NODES, ORPHANS, UNREFERENCED, WORKERS,
+    XATTRS,
 };
 use crate::Result;
 use cairn_core::codec::decode;
@@ -181,6 +182,39 @@ pub fn chunks_of_node(txn: &ReadTransaction, node: u64) -> Result<Vec<(ChunkId, 
 
 /// A file and the chunks it references.
 pub type FileChunks = (FsPath, Vec<ChunkId>);
+
+/// The directories that carry extended attribute `name`, with its value (a scan of every
+/// extended attribute: for rules set on a few directories, read by a background worker).
+pub fn dirs_with_xattr(txn: &ReadTransaction, name: &str) -> Result<Vec<(u64, Vec<u8>)>> {
+    let inodes = txn.open_table(INODES)?;
+    let mut out = Vec::new();
+    for r in txn.open_table(XATTRS)?.iter()? {
+        let (k, v) = r?;
+        let (ino, n) = k.value();
+        if n == name && get_inode(&inodes, ino)?.is_some_and(|i| i.kind == InodeKind::Dir) {
+            out.push((ino, v.value().to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// The chunked files below directory `dir`, not descending into the directories in `skip`.
+pub fn files_under(txn: &ReadTransaction, dir: u64, skip: &std::collections::BTreeSet<u64>) -> Result<Vec<Inode>> {
+    let inodes = txn.open_table(INODES)?;
+    let dirents = txn.open_table(DIRENTS)?;
+    let (mut out, mut stack) = (Vec::new(), vec![dir]);
+    while let Some(d) = stack.pop() {
+        for r in dirents.range((d, "")..(d + 1, ""))? {
+            let child = linked_inode(&inodes, r?.1.value())?;
+            match child.kind {
+                InodeKind::Dir if !skip.contains(&child.ino) => stack.push(child.ino),
+                InodeKind::File if child.chunk_ids().next().is_some() => out.push(child),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Every chunked file at or below `path`, with its chunks, in path order.
 pub fn files_below(txn: &ReadTransaction, path: &FsPath) -> Result<Result<Vec<FileChunks>, ApiError>> {

@@ -127,7 +127,7 @@ impl ChunkRecord {
 }
 
 /// The workers whose settings may be changed.
-pub const WORKER_NAMES: [&str; 4] = ["repair", "scrub", "rebalance", "gc"];
+pub const WORKER_NAMES: [&str; 5] = ["repair", "scrub", "rebalance", "gc", "archive"];
 
 /// Creates the tables and the root directory if they do not exist yet. Deterministic.
 /// Refuses a database written in another metadata format.

@@ -11,7 +11,7 @@
 
 use crate::Node;
 use cairn_core::placement::place;
-use cairn_core::wire::{ClusterCommand, Content, InodeKind, Part, Query, QueryReply, Shard, Target};
+use cairn_core::wire::{ClusterCommand, Inode, InodeKind, Part, Query, QueryReply, Shard, Target};
 use cairn_core::{ApiError, ChunkId, ErrorCode, FsPath, Policy};
 use cairn_meta::ChunkRecord;
 use serde::Serialize;
@@ -39,6 +39,46 @@ pub struct ArchiveReport {
 }
 
 impl Node {
+    /// Switches one file (as `inode` shows it; `name` for the report) to `policy` and gives
+    /// its chunks their shards, adding to `report`.
+    pub(crate) async fn archive_file(
+        &self,
+        inode: &Inode,
+        name: &str,
+        policy: Policy,
+        pipelined: bool,
+        report: &mut ArchiveReport,
+    ) -> Result<(), ApiError> {
+        let Some((k, m)) = policy.ec() else {
+            return Err(ApiError::new(ErrorCode::InvalidArgument, format!("{policy} is not an erasure code (ec:K+M)")));
+        };
+        let code = Shard { index: 0, k: k as u8, m: m as u8 };
+        let cmd = ClusterCommand::Archive { ino: inode.ino, version: inode.version, policy };
+        match self.write(cmd).await {
+            Ok(_) => report.files += 1,
+            Err(e) if e.code == ErrorCode::Conflict => {
+                report.skipped.push(format!("{name}: {}", e.message));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        let mut ids: Vec<_> = inode.chunk_ids().collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let Some(rec) = self.chunks.record(id).await else {
+                return Err(ApiError::new(ErrorCode::Internal, format!("chunk {id} of {name} has no record")));
+            };
+            let (added, bytes) = self.archive_one(id, &rec, code, pipelined).await?;
+            if added > 0 {
+                report.shards += added;
+                report.chunks += 1;
+                report.bytes += bytes;
+            }
+        }
+        Ok(())
+    }
+
     /// Gives chunk `id` the shards of `code` it lacks; (shards stored, chunk bytes).
     async fn archive_one(
         &self,
@@ -82,45 +122,20 @@ impl Node {
         policy: Policy,
         pipelined: bool,
     ) -> Result<ArchiveReport, ApiError> {
-        let Some((k, m)) = policy.ec() else {
+        if policy.ec().is_none() {
             return Err(ApiError::new(ErrorCode::InvalidArgument, format!("{policy} is not an erasure code (ec:K+M)")));
-        };
-        let code = Shard { index: 0, k: k as u8, m: m as u8 };
+        }
         let started = Instant::now();
         self.meta.read_barrier().await?;
         let below = path.clone();
         let files = self.meta.read_local(move |txn| cairn_meta::files_below(txn, &below)).await??;
         let mut report = ArchiveReport { pipelined, ..ArchiveReport::default() };
         for (p, _) in files {
-            let inode = match self.meta.query(Query::Stat(Target::Path(p.clone()))).await? {
-                QueryReply::Inode(i) if i.kind == InodeKind::File => i,
+            match self.meta.query(Query::Stat(Target::Path(p.clone()))).await? {
+                QueryReply::Inode(i) if i.kind == InodeKind::File => {
+                    self.archive_file(&i, &p.to_string(), policy, pipelined, &mut report).await?
+                }
                 _ => continue,
-            };
-            let cmd = ClusterCommand::Archive { ino: inode.ino, version: inode.version, policy };
-            match self.write(cmd).await {
-                Ok(_) => report.files += 1,
-                Err(e) if e.code == ErrorCode::Conflict => {
-                    report.skipped.push(format!("{p}: {}", e.message));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            let mut ids: Vec<_> = match &inode.content {
-                Content::Extents(e) => cairn_core::extent::chunks(e).collect(),
-                _ => Vec::new(),
-            };
-            ids.sort();
-            ids.dedup();
-            for id in ids {
-                let Some(rec) = self.chunks.record(id).await else {
-                    return Err(ApiError::new(ErrorCode::Internal, format!("chunk {id} of {p} has no record")));
-                };
-                let (added, bytes) = self.archive_one(id, &rec, code, pipelined).await?;
-                if added > 0 {
-                    report.shards += added;
-                    report.chunks += 1;
-                    report.bytes += bytes;
-                }
             }
         }
         report.seconds = started.elapsed().as_secs_f64();

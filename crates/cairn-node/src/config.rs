@@ -59,6 +59,9 @@ pub struct NodeConfig {
     /// How often the repair and rebalance workers look for work.
     #[serde(with = "human")]
     pub repair_interval: Duration,
+    /// How often the archive worker applies directories' archive rules.
+    #[serde(with = "human")]
+    pub archive_interval: Duration,
     /// How often the scrub worker re-reads every local chunk.
     #[serde(with = "human")]
     pub scrub_interval: Duration,
@@ -110,6 +113,7 @@ impl Default for NodeConfig {
             repair_delay: Duration::from_secs(600),
             repair_interval: Duration::from_secs(5),
             scrub_interval: Duration::from_secs(24 * 3600),
+            archive_interval: Duration::from_secs(600),
             body_timeout: Duration::from_secs(60),
             tls_cert: None,
             tls_key: None,

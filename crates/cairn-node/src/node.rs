@@ -12,7 +12,10 @@ use crate::transport::http::HttpTransport;
 use crate::transport::mem::MemNet;
 use crate::transport::{PeerNet, Transport};
 use crate::worker::uploads::UploadsWorker;
-use crate::worker::{gc::GcWorker, rebalance::RebalanceWorker, repair::RepairWorker, scrub::ScrubWorker, WorkerHandle};
+use crate::worker::{
+    archive::ArchiveWorker, gc::GcWorker, rebalance::RebalanceWorker, repair::RepairWorker, scrub::ScrubWorker,
+    WorkerHandle,
+};
 use crate::{NodeConfig, NodeError};
 use cairn_chunk::{ChunkStore, FsChunkStore};
 use cairn_core::wire::{ClusterCommand, NodeState, WorkerSettings};
@@ -269,6 +272,7 @@ impl Node {
             WorkerHandle::spawn(Arc::new(RepairWorker::new(node.clone())), c.repair_interval, stop.subscribe()),
             WorkerHandle::spawn(Arc::new(ScrubWorker::new(node.clone())), c.scrub_interval, stop.subscribe()),
             WorkerHandle::spawn(Arc::new(RebalanceWorker::new(node.clone())), c.repair_interval, stop.subscribe()),
+            WorkerHandle::spawn(Arc::new(ArchiveWorker::new(node.clone())), c.archive_interval, stop.subscribe()),
             WorkerHandle::spawn(
                 Arc::new(UploadsWorker::new(node.clone())),
                 (c.s3_upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600)),

@@ -86,8 +86,8 @@ impl ChunkService {
         .await
         .map_err(internal)??;
         let candidates = self.candidates(None);
-        if candidates.is_empty() && self.any_node_full() {
-            return Err(ApiError::new(ErrorCode::NoSpace, format!("chunk {id}: every node that is up is full")));
+        if candidates.is_empty() {
+            return Err(self.nowhere(id));
         }
         let ranked = cairn_core::placement::place(&id, &candidates, candidates.len());
         if ranked.is_empty() {

@@ -93,7 +93,7 @@ impl ChunkService {
                 let used = self.store.used_bytes();
                 (cap, used, cap.saturating_sub(used).min(avail))
             }
-            None => (total, total.saturating_sub(avail), avail),
+            None => (total, total.saturating_sub(avail), avail.saturating_sub(space::METADATA_RESERVE)),
         };
         let chunks_served = self.served.load(Ordering::Relaxed);
         NodeInfo {

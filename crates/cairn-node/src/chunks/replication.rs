@@ -94,8 +94,8 @@ impl ChunkService {
         }
         let wanted = policy.copies().clamp(1, self.meta.members().len().max(1));
         let candidates = self.candidates(None);
-        if candidates.is_empty() && self.any_node_full() {
-            return Err(ApiError::new(ErrorCode::NoSpace, format!("chunk {id}: every node that is up is full")));
+        if candidates.is_empty() {
+            return Err(self.nowhere(id));
         }
         let mut ranked = cairn_core::placement::place(&id, &candidates, candidates.len()).into_iter();
         let (mut stored, mut last_error) = (Vec::new(), None);

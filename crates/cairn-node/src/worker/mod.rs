@@ -2,10 +2,11 @@
 //!
 //! Each worker does its job in passes; a [`WorkerHandle`] runs passes every interval until the
 //! node stops and records what the passes did, for `cairn status`, `GET /v1/cluster` and
-//! `/metrics`. Workers that move bytes (repair, scrub, rebalance, gc) read their settings from
+//! `/metrics`. Workers that move bytes (repair, scrub, rebalance, gc, archive) read their settings from
 //! the metadata, so `cairn worker pause|resume|throttle` holds on every node and survives
 //! restarts; a paused worker skips its passes and stops a running one between items.
 
+pub mod archive;
 pub mod gc;
 pub mod rebalance;
 pub mod repair;
