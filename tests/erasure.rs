@@ -263,3 +263,29 @@ fn an_archive_rule_converts_the_files_older_than_its_age() {
     assert_eq!((get(&node, "/logs/a"), get(&node, "/logs/keep/b")), (a, b));
     assert_eq!(fsck(&node), 0);
 }
+
+#[test]
+fn rebalance_moves_shards_to_a_new_node() {
+    let fast = [FAST, &["--capacity", "64MiB"][..]].concat();
+    let mut nodes = start_cluster_with(3, &fast);
+    nodes[0].ok(&["mkdir", "/s"]);
+    nodes[0].ok(&["policy", "set", "/s", "ec:2+1"]);
+    let files: Vec<Vec<u8>> = (0..8).map(|i| data(40 + i, 4 << 20)).collect();
+    for (i, body) in files.iter().enumerate() {
+        put(&nodes[0], &format!("/s/f{i}"), body.clone());
+    }
+    let secret = nodes[0].ok(&["status", "--secret"]).trim().to_string();
+    let join = [&["--join", nodes[0].url.as_str(), "--secret", secret.as_str()][..], &fast[..]].concat();
+    nodes.push(TestNode::start(&join));
+    wait_for("shards to move to the new node", Duration::from_secs(60), || shards_of(&nodes[3], "2+1") >= 3);
+    // Moved, not copied: three shards per chunk (once no move is half done).
+    wait_for("every chunk at policy with three shards", Duration::from_secs(30), || {
+        fsck(&nodes[0]) == 0 && nodes.iter().map(|n| shards_of(n, "2+1")).sum::<usize>() == 24
+    });
+    for (i, body) in files.iter().enumerate() {
+        assert_eq!(&get(&nodes[3], &format!("/s/f{i}")), body);
+    }
+    for n in &nodes {
+        n.assert_space_matches_disk();
+    }
+}

@@ -296,6 +296,23 @@ impl ChunkService {
         Ok(Bytes::from(out))
     }
 
+    /// Moves `shard` of chunk `id` (of `len` bytes) from node `from` to node `to`: copied
+    /// (its CRC checked where it is read and written), recorded, then deleted from `from`.
+    pub(crate) async fn move_shard(
+        &self,
+        id: ChunkId,
+        len: u32,
+        shard: Shard,
+        from: u64,
+        to: u64,
+    ) -> Result<(), ApiError> {
+        let size = stripe(shard, len)?.shard as u32;
+        let data = self.get_shard_from(from, id, shard, 0, size).await?;
+        self.put_shard_at(to, id, shard, len, data).await?;
+        self.report(vec![HolderChange { part: Part::Shard(shard), id, node: to, len, held: true }]).await?;
+        self.delete_part(from, id, Part::Shard(shard)).await
+    }
+
     /// Rebuilds the shards `missing` (index and the node to store it on) of chunk `id`, kept
     /// as code `code`: decoded on this node from K other shards, or encoded afresh from a
     /// copy where too few shards can be read; each is stored on its node. Returns the

@@ -1,4 +1,5 @@
-//! The rebalance worker: moves chunk copies from the fullest to the emptiest nodes.
+//! The rebalance worker: moves chunk copies and shards from the fullest to the emptiest
+//! nodes.
 //!
 //! It runs on the metadata leader only. A pass compares every up, active node's fill
 //! (used / capacity) with the cluster's mean fill; while the fullest node is more than
@@ -8,7 +9,9 @@
 //! coarse: a move that overshoots would be undone by the next pass), and never putting two
 //! copies in one zone that were in two before. A move is copy (verified by the receiver) -> ledger records the new
 //! holder -> the old holder deletes its copy and reports it gone: readers find the chunk
-//! throughout, and it never has fewer verified copies than before. The same worker deletes
+//! throughout, and it never has fewer verified copies than before. A shard of an
+//! erasure-coded chunk moves the same way, to a node holding no part of that chunk. The
+//! same worker deletes
 //! surplus copies (more than the target on nodes that are up), keeping the ones placement
 //! ranks first.
 
@@ -18,7 +21,7 @@ use crate::ledger::View;
 use crate::peers::PeerState;
 use crate::Node;
 use cairn_core::placement::{place, Candidate};
-use cairn_core::wire::{HolderChange, NodeState, Part, WorkerSettings};
+use cairn_core::wire::{HolderChange, NodeState, Part, Shard, WorkerSettings};
 use cairn_core::ChunkId;
 use cairn_meta::ChunkRecord;
 use futures::future::BoxFuture;
@@ -120,14 +123,18 @@ impl RebalanceWorker {
             let pick = candidates.iter().find(|(id, rec)| {
                 !moved_ids.contains(id)
                     && rec.refs > 0
-                    && replicated(rec)
+                    && (replicated(rec) || shard_on(rec, src.id).is_some())
                     && rec.holds(src.id)
                     && !rec.holds(dst.id)
                     && view.assess(rec).healthy()
                     && (dst.zone == src.zone || !rec.nodes().any(|h| zone_of.get(&h).is_some_and(|z| *z == dst.zone)))
             });
             let Some((id, rec)) = pick else { break };
-            let len = rec.len as u64;
+            let shard = shard_on(rec, src.id);
+            let len = match shard {
+                Some(s) => (rec.len as u64).div_ceil(s.k as u64).max(1),
+                None => rec.len as u64,
+            };
             let dst_after = fill_percent(dst.used + len, dst.capacity);
             // Never past the hard limit, and never overshooting the band on the other side
             // (the next pass would move the chunk straight back).
@@ -136,7 +143,11 @@ impl RebalanceWorker {
             }
             moved_ids.insert(*id);
             throttle.take(len).await;
-            if let Err(e) = self.move_copy(*id, &src, &dst).await {
+            let moved = match shard {
+                Some(s) => self.node.chunks.move_shard(*id, rec.len, s, src.id, dst.id).await,
+                None => self.move_copy(*id, &src, &dst).await,
+            };
+            if let Err(e) = moved {
                 tracing::warn!(chunk = %id, from = src.id, to = dst.id, "rebalance move failed: {e}");
                 continue;
             }
@@ -150,7 +161,7 @@ impl RebalanceWorker {
             moves += 1;
             bytes += len;
         }
-        let summary = format!("moved {moves} copies ({bytes} bytes), deleted {trimmed} surplus copies");
+        let summary = format!("moved {moves} copies or shards ({bytes} bytes), deleted {trimmed} surplus copies");
         Ok(PassReport { summary, items: moves + trimmed, bytes })
     }
 
@@ -215,10 +226,18 @@ impl RebalanceWorker {
     }
 }
 
-/// True if the chunk is kept as copies only: the moves and trims here are of copies (the
-/// shards of erasure-coded chunks are placed by writes and repair; issue 13).
+/// True if the chunk is kept as copies only (trims are of copies; surplus shards are
+/// released by repair).
 fn replicated(rec: &ChunkRecord) -> bool {
     rec.policy.and_then(cairn_core::Policy::ec).is_none() && rec.holders.iter().all(|h| h.part == Part::Copy)
+}
+
+/// The shard of its policy's code that `node` holds of an erasure-coded chunk, if any.
+fn shard_on(rec: &ChunkRecord, node: u64) -> Option<Shard> {
+    rec.holders.iter().filter(|h| h.node == node && rec.shard_of_policy(h.part).is_some()).find_map(|h| match h.part {
+        Part::Shard(s) => Some(s),
+        Part::Copy => None,
+    })
 }
 
 impl Worker for RebalanceWorker {
