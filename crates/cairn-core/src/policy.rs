@@ -59,6 +59,14 @@ impl Policy {
         Ok(Policy::Ec { k, m })
     }
 
+    /// True if [`Policy::parse`] could have made it (a policy decoded from bytes may not be).
+    pub fn is_valid(self) -> bool {
+        match self {
+            Policy::Replicas(n) => (1..=MAX_REPLICAS).contains(&n),
+            Policy::Ec { k, m } => (1..=MAX_DATA_SHARDS).contains(&k) && (1..=MAX_PARITY_SHARDS).contains(&m),
+        }
+    }
+
     /// How many parts (copies or shards) this policy keeps of each chunk.
     pub fn copies(self) -> usize {
         match self {
@@ -216,6 +224,8 @@ mod tests {
         for good in ["ec:4+2", "ec:6+3", "ec:10+4", "ec:1+1", "ec:32+16"] {
             assert_eq!(Policy::parse(good).unwrap().to_string(), good);
         }
+        assert!(!Policy::Ec { k: 0, m: 2 }.is_valid() && !Policy::Replicas(0).is_valid());
+        assert!(Policy::parse("ec:32+16").unwrap().is_valid());
         let ec = Policy::parse("ec:4+2").unwrap();
         assert_eq!((ec.copies(), ec.needed(), ec.tolerates(), ec.ec()), (6, 4, 2, Some((4, 2))));
     }

@@ -86,8 +86,8 @@ impl Tx<'_> {
     /// Switches file `ino` at `version` to erasure-coded `policy` (see
     /// `ClusterCommand::Archive`).
     pub(crate) fn archive(&mut self, ino: u64, version: u64, policy: Policy) -> Result<ApplyResult> {
-        if policy.ec().is_none() {
-            return Ok(fail(ErrorCode::InvalidArgument, format!("{policy} is not an erasure code")));
+        if policy.ec().is_none() || !policy.is_valid() {
+            return Ok(fail(ErrorCode::InvalidArgument, format!("{policy} is not an erasure code cairn keeps")));
         }
         let mut inode = match get_inode(&self.inodes, ino)? {
             Some(i) if i.kind == InodeKind::File => i,

@@ -279,6 +279,9 @@ impl Tx<'_> {
                 return Ok(fail(ErrorCode::InvalidArgument, msg));
             }
         }
+        if let Some(p) = policy.filter(|p| !p.is_valid()) {
+            return Ok(fail(ErrorCode::InvalidArgument, format!("{p} is not a policy cairn keeps")));
+        }
         let mut inode = check!(resolve(&self.inodes, &self.dirents, at)?);
         if inode.kind != InodeKind::Dir {
             return Ok(fail(ErrorCode::NotADirectory, format!("{at} is not a directory")));

@@ -165,6 +165,12 @@ fn shards_count_by_index_and_usage_follows_the_records() {
     assert_eq!(counts, vec![(2, 1), (3, 1)]);
     assert_eq!(cairn_meta::policy_usage(&txn).unwrap()[0].raw, 150);
     drop(txn);
+    // A policy no parser makes (decoded from bytes) is refused.
+    let txn = db.begin_write().unwrap();
+    let cmd: Command =
+        ClientCommand::SetDirPolicy { at: at("/"), policy: Some(Policy::Ec { k: 0, m: 1 }), chunk_size: None }.into();
+    assert!(cairn_meta::apply(&txn, 5, &cmd).unwrap().is_err(), "ec:0+1 refused");
+    drop(txn);
     // The file deleted: nothing is kept at any policy.
     run(&db, 5, ClientCommand::Remove { at: at("/f"), recursive: false });
     assert!(cairn_meta::policy_usage(&db.begin_read().unwrap()).unwrap().is_empty());

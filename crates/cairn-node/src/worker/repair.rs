@@ -151,7 +151,7 @@ impl RepairWorker {
         if self.settings().paused {
             return (0, 0);
         }
-        if let Some(km) = rec.policy.and_then(cairn_core::Policy::ec) {
+        if let Some(km) = rec.policy.filter(|p| p.is_valid()).and_then(cairn_core::Policy::ec) {
             return self.repair_shards(plan, id, &rec, km).await;
         }
         // Sources: readable holders, those that count (active, up) first.
